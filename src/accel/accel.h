@@ -1,0 +1,130 @@
+/*
+ * The accelerator interface: the one place hvmm talks to a hypervisor API.
+ * A backend (KVM today; WHP and a per-VTL second address space later)
+ * implements struct accel_ops. Devices never see it; the VM and the vCPU run
+ * loop do.
+ *
+ * Threading: partition-level calls (memory, irq) may be made from any thread;
+ * vCPU calls only from that vCPU's thread, except accel_vcpu_kick().
+ */
+#ifndef HVMM_ACCEL_ACCEL_H
+#define HVMM_ACCEL_ACCEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "x86/regs.h"
+
+struct accel;
+struct accel_vcpu;
+
+enum accel_exit_reason {
+	ACCEL_EXIT_IO,          /* port I/O: io.* valid; for reads fill io.data */
+	ACCEL_EXIT_MMIO,        /* mmio.* valid; for reads fill mmio.data */
+	ACCEL_EXIT_MSR_READ,    /* msr.index; set msr.data and msr.error */
+	ACCEL_EXIT_MSR_WRITE,   /* msr.index, msr.data; set msr.error to #GP */
+	ACCEL_EXIT_HLT,         /* guest halted with no interrupt source */
+	ACCEL_EXIT_SHUTDOWN,    /* triple fault */
+	ACCEL_EXIT_RESET,       /* backend-detected reset request */
+	ACCEL_EXIT_INTERRUPTED, /* accel_vcpu_kick() or a signal */
+	ACCEL_EXIT_FAILURE,     /* unrecoverable: fail.* describes it */
+};
+
+struct accel_exit {
+	enum accel_exit_reason reason;
+	union {
+		struct {
+			uint16_t port;
+			uint8_t size;     /* 1, 2, 4 */
+			bool write;
+			uint32_t count;   /* rep count, >= 1 */
+			uint8_t *data;    /* count * size bytes, backend-owned */
+		} io;
+		struct {
+			uint64_t gpa;
+			uint8_t size;
+			bool write;
+			uint8_t *data;    /* 8 bytes, backend-owned */
+		} mmio;
+		struct {
+			uint32_t index;
+			uint64_t data;
+			bool error;       /* set by the handler: inject #GP */
+		} msr;
+		struct {
+			char what[96];    /* one-line description */
+			uint8_t insn[16]; /* bytes at RIP, if known */
+			uint8_t insn_len;
+		} fail;
+	};
+};
+
+/* Capabilities and quirks of the host hypervisor the core must know about. */
+struct accel_info {
+	/* Guest ring 0 runs through an instruction emulator (KVM on PVM). */
+	bool ring0_emulated;
+	bool has_hyperv;      /* in-kernel Hyper-V emulation available */
+	const char *name;
+};
+
+struct accel_config {
+	unsigned nvcpus;
+	/* MSRs the core wants to see as ACCEL_EXIT_MSR_* (e.g. Hyper-V's). */
+	const uint32_t *trap_msrs;
+	size_t ntrap_msrs;
+	/* Ranges of MSR indexes to trap, [first, last] pairs. */
+	const uint32_t (*trap_msr_ranges)[2];
+	size_t ntrap_msr_ranges;
+};
+
+/* CPUID entry as programmed into a vCPU. */
+struct accel_cpuid_entry {
+	uint32_t function, index;
+	bool index_significant;
+	uint32_t eax, ebx, ecx, edx;
+};
+
+struct accel_ops {
+	const char *name;
+	/* Opens the hypervisor; 0 or -errno (-ENODEV when absent). */
+	int (*create)(const struct accel_config *cfg, struct accel **out);
+	void (*destroy)(struct accel *a);
+	void (*get_info)(struct accel *a, struct accel_info *info);
+
+	/* Maps host memory at a guest physical address. slot is caller-chosen. */
+	int (*map_memory)(struct accel *a, unsigned slot, uint64_t gpa,
+			  uint64_t size, void *hva, bool readonly);
+	int (*unmap_memory)(struct accel *a, unsigned slot);
+
+	/* Supported CPUID as the host hypervisor reports it. *n in/out. */
+	int (*get_supported_cpuid)(struct accel *a, struct accel_cpuid_entry *e,
+				   size_t *n);
+
+	/* Sets a GSI's level on the in-kernel interrupt controller. */
+	int (*irq_line)(struct accel *a, unsigned gsi, int level);
+	/* Delivers an MSI (address/data as a device would write them). */
+	int (*signal_msi)(struct accel *a, uint64_t addr, uint32_t data);
+
+	int (*vcpu_create)(struct accel *a, unsigned index, struct accel_vcpu **out);
+	void (*vcpu_destroy)(struct accel_vcpu *v);
+	int (*vcpu_set_cpuid)(struct accel_vcpu *v, const struct accel_cpuid_entry *e,
+			      size_t n);
+	/* Runs until an exit the core must handle. 0 or -errno. */
+	int (*vcpu_run)(struct accel_vcpu *v, struct accel_exit *exit);
+	int (*vcpu_get_regs)(struct accel_vcpu *v, struct x86_regs *r);
+	int (*vcpu_set_regs)(struct accel_vcpu *v, const struct x86_regs *r);
+	int (*vcpu_get_sregs)(struct accel_vcpu *v, struct x86_sregs *s);
+	int (*vcpu_set_sregs)(struct accel_vcpu *v, const struct x86_sregs *s);
+	int (*vcpu_get_msr)(struct accel_vcpu *v, uint32_t index, uint64_t *val);
+	int (*vcpu_set_msr)(struct accel_vcpu *v, uint32_t index, uint64_t val);
+	int (*vcpu_inject_nmi)(struct accel_vcpu *v);
+	/* Makes vcpu_run return ACCEL_EXIT_INTERRUPTED soon. Any thread. */
+	void (*vcpu_kick)(struct accel_vcpu *v);
+	/* Initial (power-on) register state for a BSP or AP. */
+	int (*vcpu_reset)(struct accel_vcpu *v);
+};
+
+extern const struct accel_ops accel_kvm_ops;
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * Private state of the KVM backend, shared by kvm.c and kvm_pvm.c.
+ */
+#ifndef HVMM_ACCEL_KVM_H
+#define HVMM_ACCEL_KVM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "accel/accel.h"
+
+#define KVM_ACCEL_MAX_SLOTS 32
+
+struct kvm_slot {
+	uint64_t gpa, size;
+	void *hva;
+	bool used;
+};
+
+struct kvm_accel {
+	int kvm_fd, vm_fd;
+	size_t run_size;
+	bool pvm;        /* kvm_pvm: guest ring 0 is emulated; quirks on */
+	bool has_hyperv;
+	struct kvm_slot slots[KVM_ACCEL_MAX_SLOTS];
+};
+
+struct kvm_vcpu {
+	struct kvm_accel *k;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;     /* the thread that created it runs it */
+	bool pending_msr;     /* the last exit was an MSR exit to complete */
+	/* PVM syscall fix-up (kvm_pvm.c) */
+	uint64_t lstar;
+	bool bp_armed;
+	uint64_t pvm_syscalls, pvm_fixups;
+};
+
+void *kvm_gpa_to_hva(struct kvm_accel *k, uint64_t gpa, uint64_t len);
+int kvm_vcpu_get_regs(struct kvm_vcpu *v, struct x86_regs *r);
+int kvm_vcpu_set_regs(struct kvm_vcpu *v, const struct x86_regs *r);
+int kvm_vcpu_get_sregs(struct kvm_vcpu *v, struct x86_sregs *s);
+int kvm_vcpu_set_sregs(struct kvm_vcpu *v, const struct x86_sregs *s);
+int kvm_vcpu_get_msr(struct kvm_vcpu *v, uint32_t index, uint64_t *val);
+int kvm_vcpu_set_msr(struct kvm_vcpu *v, uint32_t index, uint64_t val);
+
+/* kvm_pvm.c: each returns true when it handled the exit (resume the guest). */
+int kvm_pvm_vcpu_init(struct kvm_vcpu *v);
+bool kvm_pvm_handle_msr(struct kvm_vcpu *v);
+bool kvm_pvm_handle_debug(struct kvm_vcpu *v);
+bool kvm_pvm_handle_emulation_failure(struct kvm_vcpu *v);
+
+#endif

@@ -1,0 +1,204 @@
+/*
+ * Work-arounds for KVM on PVM (module kvm_pvm), where guest ring 0 runs
+ * through KVM's instruction emulator. Facts: shared/docs/pvm-notes.md.
+ *
+ *  - `syscall` from guest ring 3 lands at LSTAR with CS/SS still at the user
+ *    selectors. We trap writes of LSTAR, put a hardware execute breakpoint on
+ *    it, and on the debug exit load the kernel CS/SS from STAR and apply
+ *    SFMASK, as the CPU should have.
+ *  - Instructions the emulator lacks end in an emulation failure. The ones a
+ *    Linux guest reaches even with CPUID trimmed (int3, clac/stac, fwait,
+ *    xgetbv, rdtscp) are emulated here.
+ * None of this is active on hardware KVM.
+ */
+#include "accel/kvm.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "core/log.h"
+
+#define DR7_L0 (1ULL << 0)
+#define DR7_FIXED_1 (1ULL << 10)
+
+static int arm_syscall_bp(struct kvm_vcpu *v)
+{
+	struct kvm_guest_debug dbg;
+	memset(&dbg, 0, sizeof(dbg));
+	dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+	dbg.arch.debugreg[0] = v->lstar;
+	dbg.arch.debugreg[7] = DR7_FIXED_1 | DR7_L0; /* RW0=00 (exec), LEN0=00 */
+	if (ioctl(v->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
+		return -errno;
+	v->bp_armed = true;
+	return 0;
+}
+
+int kvm_pvm_vcpu_init(struct kvm_vcpu *v)
+{
+	v->lstar = 0;
+	v->bp_armed = false;
+	return 0;
+}
+
+bool kvm_pvm_handle_msr(struct kvm_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	if (run->exit_reason != KVM_EXIT_X86_WRMSR || run->msr.index != MSR_LSTAR)
+		return false;
+	uint64_t val = run->msr.data;
+	/* Host-initiated writes bypass the filter. */
+	if (kvm_vcpu_set_msr(v, MSR_LSTAR, val) < 0) {
+		run->msr.error = 1;
+		return true;
+	}
+	run->msr.error = 0;
+	v->lstar = val;
+	int ret = arm_syscall_bp(v);
+	if (ret < 0)
+		log_error("vCPU %u: cannot set the syscall breakpoint: %s", v->index,
+			  strerror(-ret));
+	return true;
+}
+
+static void kernel_seg(struct x86_segment *s, uint16_t sel, bool code)
+{
+	*s = (struct x86_segment){
+		.base = 0, .limit = 0xffffffff, .selector = sel,
+		.type = code ? 0xb : 0x3, .present = 1, .dpl = 0,
+		.db = code ? 0 : 1, .s = 1, .l = code ? 1 : 0, .g = 1,
+	};
+}
+
+bool kvm_pvm_handle_debug(struct kvm_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	if (!v->bp_armed || run->debug.arch.pc != v->lstar)
+		return false;
+
+	struct x86_regs r;
+	struct x86_sregs s;
+	uint64_t star = 0, sfmask = 0;
+	if (kvm_vcpu_get_regs(v, &r) < 0 || kvm_vcpu_get_sregs(v, &s) < 0)
+		return false;
+	if (s.cs.dpl == 3) {
+		if (kvm_vcpu_get_msr(v, MSR_STAR, &star) < 0 ||
+		    kvm_vcpu_get_msr(v, MSR_SYSCALL_MASK, &sfmask) < 0)
+			return false;
+		uint16_t cs = (uint16_t)((star >> 32) & 0xfffc);
+		kernel_seg(&s.cs, cs, true);
+		kernel_seg(&s.ss, (uint16_t)(cs + 8), false);
+		if (kvm_vcpu_set_sregs(v, &s) < 0)
+			return false;
+		r.rflags &= ~sfmask;
+		v->pvm_fixups++;
+	}
+	v->pvm_syscalls++;
+	/* RF: do not hit the same breakpoint again on resume. */
+	r.rflags |= X86_RFLAGS_RF;
+	return kvm_vcpu_set_regs(v, &r) == 0;
+}
+
+static int inject_exception(struct kvm_vcpu *v, unsigned vector)
+{
+	struct kvm_vcpu_events ev;
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	ev.exception.injected = 1;
+	ev.exception.nr = (uint8_t)vector;
+	ev.exception.has_error_code = 0;
+	ev.exception.error_code = 0;
+	ev.flags = 0;
+	if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Copies up to 15 bytes at the guest's RIP. Returns the count, 0 if none. */
+static unsigned fetch_insn(struct kvm_vcpu *v, uint64_t rip, uint8_t *buf)
+{
+	struct kvm_run *run = v->run;
+	if (run->emulation_failure.ndata >= 3 &&
+	    (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
+		unsigned n = run->emulation_failure.insn_size;
+		if (n > 15)
+			n = 15;
+		memcpy(buf, run->emulation_failure.insn_bytes, n);
+		return n;
+	}
+	struct kvm_translation tr = { .linear_address = rip };
+	if (ioctl(v->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+		return 0;
+	/* Stay within the page: the next one may map elsewhere. */
+	unsigned n = 15;
+	if ((tr.physical_address & 0xfff) + n > 0x1000)
+		n = 0x1000 - (unsigned)(tr.physical_address & 0xfff);
+	const void *p = kvm_gpa_to_hva(v->k, tr.physical_address, n);
+	if (!p)
+		return 0;
+	memcpy(buf, p, n);
+	return n;
+}
+
+bool kvm_pvm_handle_emulation_failure(struct kvm_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	struct x86_regs r;
+	uint8_t insn[15];
+
+	if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION)
+		return false;
+	if (kvm_vcpu_get_regs(v, &r) < 0)
+		return false;
+	unsigned n = fetch_insn(v, r.rip, insn);
+	if (n == 0)
+		return false;
+
+	if (insn[0] == 0xcc) { /* int3: a trap; #BP is reported after it */
+		r.rip += 1;
+		return kvm_vcpu_set_regs(v, &r) == 0 && inject_exception(v, 3) == 0;
+	}
+	if (insn[0] == 0x9b) { /* fwait: no unmasked x87 exceptions pending */
+		r.rip += 1;
+		return kvm_vcpu_set_regs(v, &r) == 0;
+	}
+	if (n >= 3 && insn[0] == 0x0f && insn[1] == 0x01) {
+		switch (insn[2]) {
+		case 0xca: /* clac */
+			r.rflags &= ~X86_RFLAGS_AC;
+			r.rip += 3;
+			return kvm_vcpu_set_regs(v, &r) == 0;
+		case 0xcb: /* stac */
+			r.rflags |= X86_RFLAGS_AC;
+			r.rip += 3;
+			return kvm_vcpu_set_regs(v, &r) == 0;
+		case 0xd0: { /* xgetbv */
+			struct kvm_xcrs xcrs;
+			if ((uint32_t)r.rcx != 0 || ioctl(v->fd, KVM_GET_XCRS, &xcrs) < 0)
+				return false;
+			uint64_t xcr0 = 1;
+			for (unsigned i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
+				if (xcrs.xcrs[i].xcr == 0)
+					xcr0 = xcrs.xcrs[i].value;
+			r.rax = (uint32_t)xcr0;
+			r.rdx = (uint32_t)(xcr0 >> 32);
+			r.rip += 3;
+			return kvm_vcpu_set_regs(v, &r) == 0;
+		}
+		case 0xf9: { /* rdtscp */
+			uint64_t tsc, aux = 0;
+			if (kvm_vcpu_get_msr(v, 0x10, &tsc) < 0)
+				return false;
+			(void)kvm_vcpu_get_msr(v, 0xc0000103, &aux);
+			r.rax = (uint32_t)tsc;
+			r.rdx = (uint32_t)(tsc >> 32);
+			r.rcx = (uint32_t)aux;
+			r.rip += 3;
+			return kvm_vcpu_set_regs(v, &r) == 0;
+		}
+		}
+	}
+	return false;
+}
