@@ -1,0 +1,264 @@
+/*
+ * Command-line parsing with getopt_long, OpenVMM's spellings. Defaults as in
+ * OpenVMM: 1 processor, 1 GB, COM1 on the console, reset action "reset",
+ * shutdown and crash actions "halt".
+ */
+#include "core/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#ifndef HVMM_VERSION
+#define HVMM_VERSION "0.1.0"
+#endif
+
+static enum cli_result cli_fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum cli_result cli_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return CLI_ERROR;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	static const struct { const char *suffix; unsigned shift; } units[] = {
+		{ "", 0 }, { "b", 0 },
+		{ "k", 10 }, { "kb", 10 }, { "kib", 10 },
+		{ "m", 20 }, { "mb", 20 }, { "mib", 20 },
+		{ "g", 30 }, { "gb", 30 }, { "gib", 30 },
+		{ "t", 40 }, { "tb", 40 }, { "tib", 40 },
+	};
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcasecmp(end, units[i].suffix))
+			continue;
+		if (units[i].shift && v > (UINT64_MAX >> units[i].shift))
+			return -ERANGE;
+		*out = (uint64_t)v << units[i].shift;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int parse_guest_action(const char *s, struct guest_action *out)
+{
+	if (!strcmp(s, "reset")) {
+		*out = (struct guest_action){ GUEST_ACTION_RESET, 0 };
+		return 0;
+	}
+	if (!strcmp(s, "halt")) {
+		*out = (struct guest_action){ GUEST_ACTION_HALT, 0 };
+		return 0;
+	}
+	if (!strcmp(s, "exit")) {
+		*out = (struct guest_action){ GUEST_ACTION_EXIT, 0 };
+		return 0;
+	}
+	if (!strncmp(s, "exit:", 5) && isdigit((unsigned char)s[5])) {
+		char *end;
+		errno = 0;
+		long code = strtol(s + 5, &end, 10);
+		if (*end || errno || code < 0 || code > 255)
+			return -EINVAL;
+		*out = (struct guest_action){ GUEST_ACTION_EXIT, (int)code };
+		return 0;
+	}
+	return -EINVAL;
+}
+
+void cli_usage(FILE *f)
+{
+	fputs(
+"usage: hvmm [OPTIONS]\n"
+"\n"
+"Runs a virtual machine on KVM with OpenVMM's command line.\n"
+"\n"
+"Core:\n"
+"  -p, --processors N        number of virtual processors [1]\n"
+"  -m, --memory SIZE         guest memory, e.g. 512MB, 2GB [1GB]\n"
+"\n"
+"Linux direct boot:\n"
+"  -k, --kernel FILE         bzImage or uncompressed 64-bit ELF vmlinux\n"
+"  -r, --initrd FILE         initramfs (gzip, xz, lzma, lz4, zstd or plain cpio)\n"
+"  -c, --cmdline STR         extra kernel command line (repeatable, joined with\n"
+"                            spaces; hvmm puts `panic=-1` first and\n"
+"                            `console=ttyS0` when a COM port is `console`)\n"
+"\n"
+"Serial ports (16550A; COM1 0x3F8/IRQ4, COM2 0x2F8/IRQ3, COM3 0x3E8/IRQ4,\n"
+"COM4 0x2E8/IRQ3):\n"
+"  --com1 SERIAL .. --com4 SERIAL\n"
+"                            SERIAL is none | console | stderr | file=PATH |\n"
+"                            listen=PATH | listen=tcp:IP:PORT |\n"
+"                            term[=PROGRAM][,name=TITLE]\n"
+"                            [com1=console, others none]\n"
+"\n"
+"Lifecycle (ACTION is reset | halt | exit[:CODE]):\n"
+"  --guest-reset-action ACTION     on a guest reboot [reset]\n"
+"  --guest-shutdown-action ACTION  on a guest power-off [halt]\n"
+"  --guest-crash-action ACTION     on a triple fault [halt]\n"
+"\n"
+"  -h, --help                print this help and exit\n"
+"  -V, --version             print the version and exit\n"
+"\n"
+"Environment: HVMM_LOG=error|warn|info|debug sets the log level.\n"
+"See docs/CLI.md for details.\n", f);
+}
+
+enum {
+	OPT_COM1 = 0x100, OPT_COM2, OPT_COM3, OPT_COM4,
+	OPT_RESET_ACTION, OPT_SHUTDOWN_ACTION, OPT_CRASH_ACTION,
+};
+
+static const struct option long_opts[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ "processors", required_argument, NULL, 'p' },
+	{ "memory", required_argument, NULL, 'm' },
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "initrd", required_argument, NULL, 'r' },
+	{ "cmdline", required_argument, NULL, 'c' },
+	{ "com1", required_argument, NULL, OPT_COM1 },
+	{ "com2", required_argument, NULL, OPT_COM2 },
+	{ "com3", required_argument, NULL, OPT_COM3 },
+	{ "com4", required_argument, NULL, OPT_COM4 },
+	{ "guest-reset-action", required_argument, NULL, OPT_RESET_ACTION },
+	{ "guest-shutdown-action", required_argument, NULL, OPT_SHUTDOWN_ACTION },
+	{ "guest-crash-action", required_argument, NULL, OPT_CRASH_ACTION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int append_cmdline(struct hvmm_config *cfg, const char *s)
+{
+	size_t old = cfg->cmdline ? strlen(cfg->cmdline) : 0;
+	char *p = realloc(cfg->cmdline, old + strlen(s) + 2);
+	if (!p)
+		return -ENOMEM;
+	if (old)
+		p[old++] = ' ';
+	strcpy(p + old, s);
+	cfg->cmdline = p;
+	return 0;
+}
+
+/* Name of the option at argv[optind-1], for error messages. */
+static const char *opt_name(char **argv, int idx)
+{
+	return idx > 0 ? argv[idx - 1] : "?";
+}
+
+enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
+			  char *err, size_t errlen)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->processors = 1;
+	cfg->memory = 1ULL << 30;
+	cfg->reset_action = (struct guest_action){ GUEST_ACTION_RESET, 0 };
+	cfg->shutdown_action = (struct guest_action){ GUEST_ACTION_HALT, 0 };
+	cfg->crash_action = (struct guest_action){ GUEST_ACTION_HALT, 0 };
+
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":hVp:m:k:r:c:", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			cli_usage(stdout);
+			return CLI_EXIT_SUCCESS;
+		case 'V':
+			printf("hvmm %s\n", HVMM_VERSION);
+			return CLI_EXIT_SUCCESS;
+		case 'p': {
+			char *end;
+			errno = 0;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (!isdigit((unsigned char)*optarg) || *end || errno || n == 0 ||
+			    n > CLI_MAX_PROCESSORS)
+				return cli_fail(err, errlen,
+						"invalid --processors '%s': expected 1 to %u",
+						optarg, CLI_MAX_PROCESSORS);
+			cfg->processors = (unsigned)n;
+			break;
+		}
+		case 'm': {
+			uint64_t sz;
+			int ret = parse_size(optarg, &sz);
+			if (ret < 0)
+				return cli_fail(err, errlen,
+						"invalid --memory '%s': expected a size like 512MB or 2GB",
+						optarg);
+			if (sz < CLI_MIN_MEMORY || sz > CLI_MAX_MEMORY)
+				return cli_fail(err, errlen,
+						"invalid --memory '%s': must be between 2MB and 1TB",
+						optarg);
+			if (sz % 4096)
+				return cli_fail(err, errlen,
+						"invalid --memory '%s': must be a multiple of 4KB",
+						optarg);
+			cfg->memory = sz;
+			break;
+		}
+		case 'k':
+			cfg->kernel = optarg;
+			break;
+		case 'r':
+			cfg->initrd = optarg;
+			break;
+		case 'c':
+			if (append_cmdline(cfg, optarg) < 0)
+				return cli_fail(err, errlen, "out of memory");
+			break;
+		case OPT_COM1: case OPT_COM2: case OPT_COM3: case OPT_COM4:
+			cfg->com[c - OPT_COM1] = optarg;
+			break;
+		case OPT_RESET_ACTION: case OPT_SHUTDOWN_ACTION: case OPT_CRASH_ACTION: {
+			struct guest_action *a = c == OPT_RESET_ACTION ? &cfg->reset_action :
+				c == OPT_SHUTDOWN_ACTION ? &cfg->shutdown_action :
+				&cfg->crash_action;
+			if (parse_guest_action(optarg, a) < 0)
+				return cli_fail(err, errlen,
+						"invalid %s '%s': expected reset, halt or exit[:CODE]",
+						opt_name(argv, optind), optarg);
+			break;
+		}
+		case ':':
+			return cli_fail(err, errlen, "option %s needs a value",
+					opt_name(argv, optind));
+		default:
+			if (optopt && optopt < 0x100)
+				return cli_fail(err, errlen, "unknown option '-%c'", optopt);
+			return cli_fail(err, errlen, "unknown option '%s'",
+					opt_name(argv, optind));
+		}
+	}
+	if (optind < argc)
+		return cli_fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+	if (!cfg->kernel)
+		return cli_fail(err, errlen,
+				"no guest to boot: give a kernel with -k/--kernel");
+	if (cfg->initrd && !cfg->kernel)
+		return cli_fail(err, errlen, "--initrd needs --kernel");
+	return CLI_OK;
+}
+
+void cli_free(struct hvmm_config *cfg)
+{
+	free(cfg->cmdline);
+	cfg->cmdline = NULL;
+}

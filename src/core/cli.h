@@ -1,0 +1,58 @@
+/*
+ * hvmm's command line: OpenVMM's flags (shared/docs/openvmm-cli-flags.md)
+ * for the parts hvmm implements. Parsing only checks grammar and ranges;
+ * files are opened later. Every error is one line naming the problem.
+ */
+#ifndef HVMM_CORE_CLI_H
+#define HVMM_CORE_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLI_MAX_PROCESSORS 240
+#define CLI_MIN_MEMORY (2ULL << 20)
+#define CLI_MAX_MEMORY (1ULL << 40)
+#define CLI_NUM_COM 4
+
+enum guest_action_kind { GUEST_ACTION_RESET, GUEST_ACTION_HALT, GUEST_ACTION_EXIT };
+
+struct guest_action {
+	enum guest_action_kind kind;
+	int code; /* exit status for GUEST_ACTION_EXIT */
+};
+
+struct hvmm_config {
+	unsigned processors;
+	uint64_t memory;
+	const char *kernel;
+	const char *initrd;
+	char *cmdline;          /* the -c strings joined with spaces (malloc'd) */
+	const char *com[CLI_NUM_COM]; /* serial specs; NULL = default */
+	struct guest_action reset_action, shutdown_action, crash_action;
+};
+
+enum cli_result { CLI_OK = 0, CLI_EXIT_SUCCESS = 1, CLI_ERROR = -1 };
+
+/*
+ * Parses argv into cfg (defaults first). CLI_EXIT_SUCCESS after --help or
+ * --version was printed to stdout; CLI_ERROR with a message in err.
+ */
+enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
+			  char *err, size_t errlen);
+void cli_free(struct hvmm_config *cfg);
+
+/*
+ * Sizes as OpenVMM writes them: a number with an optional binary suffix
+ * K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB (any case); no suffix = bytes.
+ * 0 or -EINVAL / -ERANGE.
+ */
+int parse_size(const char *s, uint64_t *out);
+
+/* reset | halt | exit[:CODE]. 0 or -EINVAL. */
+int parse_guest_action(const char *s, struct guest_action *out);
+
+void cli_usage(FILE *f);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * The PC-compatible platform hvmm presents to a Linux-direct guest: ACPI
+ * tables (x86/acpi.c) at 0xE0000, ACPI PM fixed hardware and reset ports
+ * (dev/pm.c), the CMOS RTC (dev/rtc.c) and up to four 16550A UARTs
+ * (dev/uart.c) on their backends. The interrupt controllers (LAPIC, IOAPIC,
+ * PIC) and the PIT are in the KVM kernel module.
+ */
+#include "core/devices.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/chardev.h"
+#include "core/log.h"
+#include "core/vm.h"
+#include "dev/pm.h"
+#include "dev/rtc.h"
+#include "dev/uart.h"
+#include "x86/acpi.h"
+
+static const struct {
+	uint16_t port;
+	unsigned irq;
+} com_ports[CLI_NUM_COM] = {
+	{ 0x3f8, 4 }, { 0x2f8, 3 }, { 0x3e8, 4 }, { 0x2e8, 3 },
+};
+
+struct vm_devices {
+	struct pm pm;
+	bool pm_ok;
+	struct rtc rtc;
+	bool rtc_ok;
+	struct uart *uart[CLI_NUM_COM];
+};
+
+bool devices_com_is_console(const struct vm *vm, unsigned i)
+{
+	return i < CLI_NUM_COM && vm->com && vm->com[i] &&
+	       chardev_backend(vm->com[i]) == CHARDEV_CONSOLE;
+}
+
+static int add_acpi(struct vm *vm, uint64_t *rsdp_gpa)
+{
+	struct acpi_config ac = { .ncpus = vm->nvcpus };
+	for (unsigned i = 0; i < CLI_NUM_COM; i++)
+		ac.com_present[i] = vm->com && vm->com[i];
+	void *buf = gmem_map(&vm->mem, ACPI_TABLES_GPA, ACPI_TABLES_MAX);
+	if (!buf) {
+		log_error("no guest RAM for the ACPI tables at 0x%x", ACPI_TABLES_GPA);
+		return -ENOMEM;
+	}
+	long n = acpi_build(&ac, buf, ACPI_TABLES_MAX, ACPI_TABLES_GPA);
+	if (n < 0) {
+		log_error("cannot build the ACPI tables: %s", strerror((int)-n));
+		return (int)n;
+	}
+	*rsdp_gpa = ACPI_TABLES_GPA;
+	return 0;
+}
+
+int devices_create(struct vm *vm, uint64_t *rsdp_gpa)
+{
+	struct vm_devices *d = calloc(1, sizeof(*d));
+	int ret;
+	if (!d)
+		return -ENOMEM;
+	vm->dev = d;
+
+	struct irq_line sci = vm_irq_line(vm, PM_SCI_IRQ);
+	ret = pm_init(&d->pm, &sci, &vm->events);
+	if (ret < 0)
+		goto fail;
+	d->pm_ok = true;
+	ret = pm_register(&d->pm, &vm->pio);
+	if (ret < 0)
+		goto fail;
+
+	struct rtc_config rc = {
+		.ram_below_4g = gmem_low_end(&vm->mem),
+		.ram_above_4g = vm->mem.size - gmem_low_end(&vm->mem),
+		.ncpus = vm->nvcpus,
+	};
+	struct irq_line rtc_irq = vm_irq_line(vm, RTC_IRQ);
+	ret = rtc_init(&d->rtc, &rc, &rtc_irq);
+	if (ret < 0)
+		goto fail;
+	d->rtc_ok = true;
+	ret = rtc_register(&d->rtc, &vm->pio);
+	if (ret < 0)
+		goto fail;
+
+	for (unsigned i = 0; i < CLI_NUM_COM; i++) {
+		if (!vm->com || !vm->com[i])
+			continue;
+		struct irq_line irq = vm_irq_line(vm, com_ports[i].irq);
+		ret = uart_create(&irq, vm->com[i], &d->uart[i]);
+		if (ret < 0)
+			goto fail;
+		ret = uart_register(d->uart[i], &vm->pio, com_ports[i].port);
+		if (ret < 0)
+			goto fail;
+	}
+
+	ret = add_acpi(vm, rsdp_gpa);
+	if (ret < 0)
+		goto fail;
+	return 0;
+fail:
+	if (ret != -ENOMEM)
+		log_error("cannot create the platform devices: %s", strerror(-ret));
+	return ret;
+}
+
+void devices_destroy(struct vm *vm)
+{
+	struct vm_devices *d = vm->dev;
+	if (!d)
+		return;
+	for (unsigned i = 0; i < CLI_NUM_COM; i++)
+		if (d->uart[i])
+			uart_destroy(d->uart[i]);
+	if (d->rtc_ok)
+		rtc_destroy(&d->rtc);
+	if (d->pm_ok)
+		pm_destroy(&d->pm);
+	free(d);
+	vm->dev = NULL;
+}

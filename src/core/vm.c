@@ -1,0 +1,567 @@
+/*
+ * VM assembly and lifecycle. vm_run() builds a fresh partition (memory,
+ * accelerator, devices, ACPI tables, kernel), starts one thread per vCPU and
+ * waits for a lifecycle event. Power-off, reset and crash are then handled
+ * per --guest-shutdown-action, --guest-reset-action and --guest-crash-action;
+ * a reset tears the partition down and builds it again (serial backends and
+ * their connections survive).
+ */
+#include "core/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/devices.h"
+#include "core/log.h"
+#include "x86/cpuid.h"
+#include "x86/linux_boot.h"
+
+#define MAX_KERNEL_FILE (512u << 20)
+
+static const char *const event_names[] = { "power-off", "reset", "crash" };
+
+static int read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return -EFBIG;
+	}
+	size_t n = (size_t)st.st_size;
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	size_t done = 0;
+	while (done < n) {
+		ssize_t r = read(fd, buf + done, n - done);
+		if (r <= 0) {
+			int e = r < 0 ? -errno : -EIO;
+			free(buf);
+			close(fd);
+			return e;
+		}
+		done += (size_t)r;
+	}
+	close(fd);
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static const char *file_error(int err)
+{
+	switch (err) {
+	case -EINVAL: return "not a regular file";
+	case -EFBIG: return "file too large";
+	default: return strerror(-err);
+	}
+}
+
+/* OpenVMM's Linux-direct command line: panic=-1, console, then -c. */
+static char *build_cmdline(const struct vm *vm, const struct hvmm_config *cfg)
+{
+	char console[32] = "";
+	for (unsigned i = 0; i < CLI_NUM_COM; i++) {
+		if (devices_com_is_console(vm, i)) {
+			snprintf(console, sizeof(console), " console=ttyS%u", i);
+			break;
+		}
+	}
+	const char *user = cfg->cmdline ? cfg->cmdline : "";
+	size_t len = strlen("panic=-1") + strlen(console) + 1 + strlen(user) + 1;
+	char *s = malloc(len);
+	if (!s)
+		return NULL;
+	snprintf(s, len, "panic=-1%s%s%s", console, *user ? " " : "", user);
+	return s;
+}
+
+int vm_prepare(struct vm *vm, const struct hvmm_config *cfg, struct evloop *loop,
+	       struct chardev **com)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->loop = loop;
+	vm->com = com;
+	vm->ops = &accel_kvm_ops;
+	vm->nvcpus = cfg->processors;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+
+	int ret = read_file(cfg->kernel, MAX_KERNEL_FILE, &vm->kernel, &vm->kernel_len);
+	if (ret < 0) {
+		log_error("cannot read kernel '%s': %s", cfg->kernel, file_error(ret));
+		return ret;
+	}
+	if (cfg->initrd) {
+		ret = read_file(cfg->initrd, cfg->memory, &vm->initrd, &vm->initrd_len);
+		if (ret < 0) {
+			log_error("cannot read initrd '%s': %s", cfg->initrd,
+				  ret == -EFBIG ? "larger than guest memory" : file_error(ret));
+			return ret;
+		}
+	}
+	vm->quit_status = -1;
+	vm->cmdline = build_cmdline(vm, cfg);
+	if (!vm->cmdline)
+		return -ENOMEM;
+	return 0;
+}
+
+void vm_release(struct vm *vm)
+{
+	free(vm->kernel);
+	free(vm->initrd);
+	free(vm->cmdline);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_cond_destroy(&vm->cond);
+}
+
+static void kick_all(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		struct vm_vcpu *v = &vm->vcpus[i];
+		if (v->av && v->started)
+			vm->ops->vcpu_kick(v->av);
+	}
+}
+
+void vm_request(struct vm *vm, enum vm_event ev)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pending |= 1u << ev;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_quit(struct vm *vm, int status)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->quit_status = status;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static void event_raise(void *opaque, enum vm_event ev)
+{
+	vm_request(opaque, ev);
+}
+
+static void irq_set(void *opaque, unsigned gsi, int level)
+{
+	struct vm *vm = opaque;
+	int ret = vm->ops->irq_line(vm->accel, gsi, level);
+	if (ret < 0)
+		log_guest("cannot set GSI %u to %d: %s", gsi, level, strerror(-ret));
+}
+
+struct irq_line vm_irq_line(struct vm *vm, unsigned gsi)
+{
+	return (struct irq_line){ .set = irq_set, .opaque = vm, .gsi = gsi };
+}
+
+static void dump_vcpu(struct vm_vcpu *v)
+{
+	struct x86_regs r;
+	struct x86_sregs s;
+	const struct accel_ops *ops = v->vm->ops;
+	if (ops->vcpu_get_regs(v->av, &r) < 0 || ops->vcpu_get_sregs(v->av, &s) < 0) {
+		log_error("vCPU %u: registers unavailable", v->index);
+		return;
+	}
+	log_error("vCPU %u: rip=%016" PRIx64 " rsp=%016" PRIx64 " rflags=%08" PRIx64
+		  " cs=%04x(dpl %u) ss=%04x", v->index, r.rip, r.rsp, r.rflags,
+		  s.cs.selector, s.cs.dpl, s.ss.selector);
+	log_error("  rax=%016" PRIx64 " rbx=%016" PRIx64 " rcx=%016" PRIx64
+		  " rdx=%016" PRIx64, r.rax, r.rbx, r.rcx, r.rdx);
+	log_error("  rsi=%016" PRIx64 " rdi=%016" PRIx64 " rbp=%016" PRIx64
+		  " r8 =%016" PRIx64, r.rsi, r.rdi, r.rbp, r.r8);
+	log_error("  r9 =%016" PRIx64 " r10=%016" PRIx64 " r11=%016" PRIx64
+		  " r12=%016" PRIx64, r.r9, r.r10, r.r11, r.r12);
+	log_error("  r13=%016" PRIx64 " r14=%016" PRIx64 " r15=%016" PRIx64,
+		  r.r13, r.r14, r.r15);
+	log_error("  cr0=%016" PRIx64 " cr2=%016" PRIx64 " cr3=%016" PRIx64
+		  " cr4=%016" PRIx64 " efer=%" PRIx64, s.cr0, s.cr2, s.cr3, s.cr4, s.efer);
+	log_error("  gdt=%016" PRIx64 "/%x idt=%016" PRIx64 "/%x", s.gdt.base,
+		  s.gdt.limit, s.idt.base, s.idt.limit);
+}
+
+static void handle_io(struct vm_vcpu *v, struct accel_exit *e)
+{
+	struct vm *vm = v->vm;
+	v->exits_io++;
+	for (uint32_t i = 0; i < e->io.count; i++) {
+		uint8_t *d = e->io.data + (size_t)i * e->io.size;
+		bool ok = e->io.write ? iobus_write(&vm->pio, e->io.port, d, e->io.size)
+				      : iobus_read(&vm->pio, e->io.port, d, e->io.size);
+		if (!ok && log_level >= LOG_DEBUG)
+			log_guest("vCPU %u: unhandled port %s 0x%x size %u", v->index,
+				  e->io.write ? "write" : "read", e->io.port, e->io.size);
+	}
+}
+
+static void handle_mmio(struct vm_vcpu *v, struct accel_exit *e)
+{
+	struct vm *vm = v->vm;
+	v->exits_mmio++;
+	if (e->mmio.size == 0 || e->mmio.size > 8) {
+		log_guest("vCPU %u: MMIO access of %u bytes ignored", v->index, e->mmio.size);
+		return;
+	}
+	bool ok = e->mmio.write ? iobus_write(&vm->mmio, e->mmio.gpa, e->mmio.data, e->mmio.size)
+				: iobus_read(&vm->mmio, e->mmio.gpa, e->mmio.data, e->mmio.size);
+	if (!ok)
+		log_guest("vCPU %u: MMIO %s at unmapped 0x%" PRIx64 " (size %u)", v->index,
+			  e->mmio.write ? "write" : "read", e->mmio.gpa, e->mmio.size);
+}
+
+static void handle_msr(struct vm_vcpu *v, struct accel_exit *e)
+{
+	v->exits_msr++;
+	/* No synthetic MSRs yet: what KVM does not know is a #GP, as on hardware. */
+	e->msr.error = true;
+	if (e->reason == ACCEL_EXIT_MSR_READ)
+		e->msr.data = 0;
+	log_guest("vCPU %u: %s of unknown MSR 0x%x: #GP", v->index,
+		  e->reason == ACCEL_EXIT_MSR_READ ? "read" : "write", e->msr.index);
+}
+
+static void vcpu_failed(struct vm_vcpu *v, struct accel_exit *e)
+{
+	struct vm *vm = v->vm;
+	log_error("vCPU %u stopped: %s", v->index, e->fail.what);
+	if (e->fail.insn_len) {
+		char hex[3 * 16 + 1] = "";
+		for (unsigned i = 0; i < e->fail.insn_len && i < 16; i++)
+			snprintf(hex + 3 * i, sizeof(hex) - 3 * i, "%02x ", e->fail.insn[i]);
+		log_error("  instruction bytes at rip: %s", hex);
+	}
+	dump_vcpu(v);
+	pthread_mutex_lock(&vm->lock);
+	vm->failed = true;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* Set up the BSP for the Linux 64-bit entry. */
+static int setup_bsp(struct vm_vcpu *v, uint64_t entry)
+{
+	struct vm *vm = v->vm;
+	struct x86_regs r;
+	struct x86_sregs s;
+	int ret = vm->ops->vcpu_get_sregs(v->av, &s);
+	if (ret < 0)
+		return ret;
+	ret = linux_boot_setup_cpu(&vm->mem, entry, &r, &s);
+	if (ret < 0)
+		return ret;
+	ret = vm->ops->vcpu_set_sregs(v->av, &s);
+	if (ret < 0)
+		return ret;
+	return vm->ops->vcpu_set_regs(v->av, &r);
+}
+
+static int setup_cpuid(struct vm_vcpu *v)
+{
+	struct vm *vm = v->vm;
+	struct accel_cpuid_entry e[CPUID_MAX_ENTRIES];
+	size_t n = CPUID_MAX_ENTRIES;
+	int ret = vm->ops->get_supported_cpuid(vm->accel, e, &n);
+	if (ret < 0)
+		return ret;
+	struct cpuid_config cc = {
+		.vcpu_index = v->index,
+		.nvcpus = vm->nvcpus,
+		.ring0_emulated = vm->info.ring0_emulated,
+	};
+	cpuid_fixup(e, &n, &cc);
+	return vm->ops->vcpu_set_cpuid(v->av, e, n);
+}
+
+struct vcpu_start {
+	struct vm_vcpu *v;
+	uint64_t entry;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int status; /* 1 = pending, 0 = ok, <0 = error */
+};
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu_start *st = arg;
+	struct vm_vcpu *v = st->v;
+	struct vm *vm = v->vm;
+	char name[16];
+
+	snprintf(name, sizeof(name), "vcpu%u", v->index);
+	pthread_setname_np(pthread_self(), name);
+
+	/* KVM vCPUs are kicked with a signal to the thread that runs them. */
+	int ret = vm->ops->vcpu_create(vm->accel, v->index, &v->av);
+	if (ret == 0)
+		ret = setup_cpuid(v);
+	if (ret == 0 && v->index == 0)
+		ret = setup_bsp(v, st->entry);
+	pthread_mutex_lock(&st->lock);
+	st->status = ret;
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+	if (ret < 0)
+		return NULL;
+	/* st is gone now; wait for the go signal. */
+	pthread_mutex_lock(&vm->lock);
+	while (!v->started && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+
+	struct accel_exit e;
+	memset(&e, 0, sizeof(e));
+	while (!atomic_load(&vm->stopping)) {
+		ret = vm->ops->vcpu_run(v->av, &e);
+		if (ret < 0) {
+			snprintf(e.fail.what, sizeof(e.fail.what), "KVM_RUN failed: %s",
+				 strerror(-ret));
+			e.fail.insn_len = 0;
+			vcpu_failed(v, &e);
+			break;
+		}
+		switch (e.reason) {
+		case ACCEL_EXIT_IO:
+			handle_io(v, &e);
+			break;
+		case ACCEL_EXIT_MMIO:
+			handle_mmio(v, &e);
+			break;
+		case ACCEL_EXIT_MSR_READ:
+		case ACCEL_EXIT_MSR_WRITE:
+			handle_msr(v, &e);
+			break;
+		case ACCEL_EXIT_HLT:
+		case ACCEL_EXIT_INTERRUPTED:
+			break;
+		case ACCEL_EXIT_SHUTDOWN:
+			log_warn("vCPU %u: triple fault", v->index);
+			dump_vcpu(v);
+			vm_request(vm, VM_EVENT_CRASH);
+			goto out;
+		case ACCEL_EXIT_RESET:
+			vm_request(vm, VM_EVENT_RESET);
+			goto out;
+		case ACCEL_EXIT_FAILURE:
+			vcpu_failed(v, &e);
+			goto out;
+		}
+	}
+out:
+	pthread_mutex_lock(&vm->lock);
+	vm->running_vcpus--;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+static int start_vcpu_thread(struct vm *vm, unsigned i, uint64_t entry)
+{
+	struct vm_vcpu *v = &vm->vcpus[i];
+	struct vcpu_start st = { .v = v, .entry = entry, .status = 1 };
+	pthread_mutex_init(&st.lock, NULL);
+	pthread_cond_init(&st.cond, NULL);
+	v->vm = vm;
+	v->index = i;
+	int ret = pthread_create(&v->thread, NULL, vcpu_thread, &st);
+	if (ret) {
+		pthread_mutex_destroy(&st.lock);
+		pthread_cond_destroy(&st.cond);
+		return -ret;
+	}
+	pthread_mutex_lock(&st.lock);
+	while (st.status == 1)
+		pthread_cond_wait(&st.cond, &st.lock);
+	pthread_mutex_unlock(&st.lock);
+	ret = st.status;
+	pthread_mutex_destroy(&st.lock);
+	pthread_cond_destroy(&st.cond);
+	if (ret < 0) {
+		pthread_join(v->thread, NULL);
+		v->thread = 0;
+	}
+	return ret;
+}
+
+/* Stops and joins every vCPU thread, destroys the partition. */
+static void teardown(struct vm *vm)
+{
+	atomic_store(&vm->stopping, true);
+	pthread_mutex_lock(&vm->lock);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	/* Kick until every thread has left KVM_RUN. */
+	for (;;) {
+		pthread_mutex_lock(&vm->lock);
+		unsigned running = vm->running_vcpus;
+		pthread_mutex_unlock(&vm->lock);
+		if (!running)
+			break;
+		kick_all(vm);
+		usleep(1000);
+	}
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		struct vm_vcpu *v = &vm->vcpus[i];
+		if (v->thread)
+			pthread_join(v->thread, NULL);
+		if (v->av)
+			vm->ops->vcpu_destroy(v->av);
+	}
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	devices_destroy(vm);
+	if (vm->accel)
+		vm->ops->destroy(vm->accel);
+	vm->accel = NULL;
+	gmem_destroy(&vm->mem);
+	memset(&vm->pio, 0, sizeof(vm->pio));
+	memset(&vm->mmio, 0, sizeof(vm->mmio));
+}
+
+static int build(struct vm *vm)
+{
+	const struct hvmm_config *cfg = vm->cfg;
+	char err[256];
+	int ret;
+
+	atomic_store(&vm->stopping, false);
+	vm->failed = false;
+	vm->pending = 0;
+	vm->events = (struct vm_event_sink){ .raise = event_raise, .opaque = vm };
+
+	ret = gmem_init(&vm->mem, cfg->memory);
+	if (ret < 0) {
+		log_error("cannot allocate %" PRIu64 " bytes of guest memory: %s",
+			  cfg->memory, strerror(-ret));
+		return ret;
+	}
+	struct accel_config ac = { .nvcpus = vm->nvcpus };
+	ret = vm->ops->create(&ac, &vm->accel);
+	if (ret < 0) {
+		if (ret == -ENOENT || ret == -ENODEV)
+			log_error("/dev/kvm is not available: %s (is KVM enabled on this host?)",
+				  strerror(-ret));
+		else if (ret == -EACCES || ret == -EPERM)
+			log_error("/dev/kvm: permission denied (add yourself to the kvm group)");
+		else
+			log_error("cannot create the KVM partition: %s", strerror(-ret));
+		return ret;
+	}
+	vm->ops->get_info(vm->accel, &vm->info);
+	for (unsigned i = 0; i < vm->mem.nregions; i++) {
+		struct gmem_region *r = &vm->mem.regions[i];
+		ret = vm->ops->map_memory(vm->accel, i, r->gpa, r->size, r->hva, false);
+		if (ret < 0) {
+			log_error("cannot map guest memory: %s", strerror(-ret));
+			return ret;
+		}
+	}
+
+	uint64_t rsdp = 0;
+	ret = devices_create(vm, &rsdp);
+	if (ret < 0)
+		return ret;
+
+	struct linux_boot_config bc = {
+		.kernel = vm->kernel, .kernel_len = vm->kernel_len,
+		.initrd = vm->initrd, .initrd_len = vm->initrd_len,
+		.cmdline = vm->cmdline, .rsdp_gpa = rsdp,
+	};
+	struct linux_boot_info bi;
+	ret = linux_boot_load(&vm->mem, &bc, &bi, err, sizeof(err));
+	if (ret < 0) {
+		log_error("%s", err);
+		vm->config_error = true;
+		return ret;
+	}
+	log_debug("kernel at 0x%" PRIx64 "-0x%" PRIx64 " entry 0x%" PRIx64
+		  " (%s, payload %s), initrd %" PRIu64 " bytes (%s) at 0x%" PRIx64,
+		  bi.kernel_start, bi.kernel_end, bi.entry, bi.bzimage ? "bzImage" : "ELF",
+		  bi.kernel_compression, bi.initrd_size, bi.initrd_compression, bi.initrd_gpa);
+
+	vm->vcpus = calloc(vm->nvcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		ret = start_vcpu_thread(vm, i, bi.entry);
+		if (ret < 0) {
+			log_error("cannot create vCPU %u: %s", i, strerror(-ret));
+			return ret;
+		}
+		pthread_mutex_lock(&vm->lock);
+		vm->running_vcpus++;
+		pthread_mutex_unlock(&vm->lock);
+	}
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vm->vcpus[i].started = true;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+int vm_run(struct vm *vm)
+{
+	for (;;) {
+		int ret = build(vm);
+		if (ret < 0) {
+			teardown(vm);
+			return vm->config_error ? 2 : 1;
+		}
+		pthread_mutex_lock(&vm->lock);
+		while (!vm->pending && !vm->failed && vm->running_vcpus &&
+		       vm->quit_status < 0)
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		unsigned pending = vm->pending;
+		bool failed = vm->failed;
+		int quit = vm->quit_status;
+		pthread_mutex_unlock(&vm->lock);
+		teardown(vm);
+
+		if (quit >= 0)
+			return quit;
+		if (failed)
+			return 1;
+		if (!pending) {
+			log_error("all vCPUs stopped");
+			return 1;
+		}
+		enum vm_event ev = (pending & (1u << VM_EVENT_CRASH)) ? VM_EVENT_CRASH :
+				   (pending & (1u << VM_EVENT_POWEROFF)) ? VM_EVENT_POWEROFF :
+				   VM_EVENT_RESET;
+		const struct guest_action *a = ev == VM_EVENT_CRASH ? &vm->cfg->crash_action :
+			ev == VM_EVENT_POWEROFF ? &vm->cfg->shutdown_action :
+			&vm->cfg->reset_action;
+		switch (a->kind) {
+		case GUEST_ACTION_RESET:
+			log_info("guest %s: resetting the VM", event_names[ev]);
+			continue;
+		case GUEST_ACTION_EXIT:
+			log_info("guest %s: exiting with status %d", event_names[ev], a->code);
+			return a->code;
+		case GUEST_ACTION_HALT:
+			log_info("guest %s: VM halted", event_names[ev]);
+			return ev == VM_EVENT_CRASH ? 1 : 0;
+		}
+	}
+}
