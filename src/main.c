@@ -45,6 +45,10 @@ static void *signal_thread(void *arg)
 	int sig;
 	pthread_setname_np(pthread_self(), "signals");
 	while (sigwait(&ctx->set, &sig) == 0) {
+		if (sig == SIGQUIT) {
+			vm_dump_vcpus(ctx->vm);
+			continue;
+		}
 		log_info("stopping on signal %d (%s)", sig, strsignal(sig));
 		vm_quit(ctx->vm, 128 + sig);
 	}
@@ -93,6 +97,7 @@ int main(int argc, char **argv)
 	sigaddset(&sctx.set, SIGINT);
 	sigaddset(&sctx.set, SIGTERM);
 	sigaddset(&sctx.set, SIGHUP);
+	sigaddset(&sctx.set, SIGQUIT);
 	pthread_sigmask(SIG_BLOCK, &sctx.set, NULL);
 
 	struct evloop *loop = evloop_create();

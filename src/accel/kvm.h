@@ -53,5 +53,20 @@ int kvm_pvm_vcpu_init(struct kvm_vcpu *v);
 bool kvm_pvm_handle_msr(struct kvm_vcpu *v);
 bool kvm_pvm_handle_debug(struct kvm_vcpu *v);
 bool kvm_pvm_handle_emulation_failure(struct kvm_vcpu *v);
+/* Injects exception `vector` (with CR2 for #PF). */
+bool kvm_pvm_inject(struct kvm_vcpu *v, unsigned vector, bool has_err, uint32_t err,
+		    uint64_t cr2);
+/*
+ * Copies guest linear memory through the guest's page tables; -EFAULT with
+ * the faulting address and #PF error code when a page is absent/read-only.
+ */
+int kvm_pvm_linear_access(struct kvm_vcpu *v, uint64_t la, void *buf, size_t len,
+			  bool write, uint64_t *fault, uint32_t *pferr);
+/* kvm_pvm_insn.c: popcnt, cmpxchg16b at r->rip. */
+bool kvm_pvm_emulate_insn(struct kvm_vcpu *v, struct x86_regs *r,
+			  const uint8_t *insn, unsigned n);
+/* kvm_pvm_xsave.c: xsave/xsaveopt/xrstor/xgetbv/xsetbv at r->rip. */
+bool kvm_pvm_emulate_xsave(struct kvm_vcpu *v, struct x86_regs *r,
+			   const uint8_t *insn, unsigned n);
 
 #endif

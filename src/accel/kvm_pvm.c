@@ -8,7 +8,7 @@
  *    SFMASK, as the CPU should have.
  *  - Instructions the emulator lacks end in an emulation failure. The ones a
  *    Linux guest reaches even with CPUID trimmed (int3, clac/stac, fwait,
- *    xgetbv, rdtscp) are emulated here.
+ *    rdtscp) are emulated here; the XSAVE family in kvm_pvm_xsave.c.
  * None of this is active on hardware KVM.
  */
 #include "accel/kvm.h"
@@ -174,19 +174,6 @@ bool kvm_pvm_handle_emulation_failure(struct kvm_vcpu *v)
 			r.rflags |= X86_RFLAGS_AC;
 			r.rip += 3;
 			return kvm_vcpu_set_regs(v, &r) == 0;
-		case 0xd0: { /* xgetbv */
-			struct kvm_xcrs xcrs;
-			if ((uint32_t)r.rcx != 0 || ioctl(v->fd, KVM_GET_XCRS, &xcrs) < 0)
-				return false;
-			uint64_t xcr0 = 1;
-			for (unsigned i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
-				if (xcrs.xcrs[i].xcr == 0)
-					xcr0 = xcrs.xcrs[i].value;
-			r.rax = (uint32_t)xcr0;
-			r.rdx = (uint32_t)(xcr0 >> 32);
-			r.rip += 3;
-			return kvm_vcpu_set_regs(v, &r) == 0;
-		}
 		case 0xf9: { /* rdtscp */
 			uint64_t tsc, aux = 0;
 			if (kvm_vcpu_get_msr(v, 0x10, &tsc) < 0)
@@ -200,5 +187,6 @@ bool kvm_pvm_handle_emulation_failure(struct kvm_vcpu *v)
 		}
 		}
 	}
-	return false;
+	return kvm_pvm_emulate_xsave(v, &r, insn, n) ||
+	       kvm_pvm_emulate_insn(v, &r, insn, n);
 }

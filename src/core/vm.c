@@ -157,6 +157,17 @@ void vm_quit(struct vm *vm, int status)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+void vm_dump_vcpus(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++) {
+		atomic_store(&vm->vcpus[i].dump_requested, true);
+		if (vm->vcpus[i].av && vm->vcpus[i].started)
+			vm->ops->vcpu_kick(vm->vcpus[i].av);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
 static void event_raise(void *opaque, enum vm_event ev)
 {
 	vm_request(opaque, ev);
@@ -353,6 +364,12 @@ static void *vcpu_thread(void *arg)
 			break;
 		case ACCEL_EXIT_HLT:
 		case ACCEL_EXIT_INTERRUPTED:
+			if (atomic_exchange(&v->dump_requested, false)) {
+				log_info("vCPU %u: io exits %" PRIu64 ", mmio %" PRIu64
+					 ", msr %" PRIu64, v->index, v->exits_io,
+					 v->exits_mmio, v->exits_msr);
+				dump_vcpu(v);
+			}
 			break;
 		case ACCEL_EXIT_SHUTDOWN:
 			log_warn("vCPU %u: triple fault", v->index);

@@ -32,6 +32,7 @@ struct vm_vcpu {
 	pthread_t thread;
 	struct accel_vcpu *av;
 	bool started;
+	atomic_bool dump_requested; /* print registers at the next exit */
 	uint64_t exits_io, exits_mmio, exits_msr;
 };
 
@@ -80,6 +81,9 @@ void vm_request(struct vm *vm, enum vm_event ev);
 
 /* Stops the VM at once and makes vm_run() return status. Any thread. */
 void vm_quit(struct vm *vm, int status);
+
+/* Prints every vCPU's registers (host SIGQUIT). Any thread. */
+void vm_dump_vcpus(struct vm *vm);
 
 /* An interrupt line wired to the accelerator's GSI. */
 struct irq_line vm_irq_line(struct vm *vm, unsigned gsi);

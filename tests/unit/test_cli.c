@@ -1,4 +1,5 @@
 /* Unit tests: command-line grammar, sizes, actions and their error messages. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -2,6 +2,7 @@
  * Unit tests: host-side decompression round trips for every supported
  * format, trailing data, truncated and corrupt input, and the output cap.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
