@@ -36,6 +36,7 @@ struct kvm_vcpu {
 	bool pending_msr;     /* the last exit was an MSR exit to complete */
 	/* PVM syscall fix-up (kvm_pvm.c) */
 	uint64_t lstar;
+	uint64_t pf_handler;  /* where the breakpoint sits */
 	bool bp_armed;
 	uint64_t pvm_syscalls, pvm_fixups;
 };

@@ -3,9 +3,10 @@
  * through KVM's instruction emulator. Facts: shared/docs/pvm-notes.md.
  *
  *  - `syscall` from guest ring 3 lands at LSTAR with CS/SS still at the user
- *    selectors. We trap writes of LSTAR, put a hardware execute breakpoint on
- *    it, and on the debug exit load the kernel CS/SS from STAR and apply
- *    SFMASK, as the CPU should have.
+ *    selectors; the fetch then faults (#PF at LSTAR from ring 3). We trap
+ *    writes of LSTAR, put a hardware execute breakpoint on the guest's #PF
+ *    handler and, when the fault is that one, discard it and enter LSTAR in
+ *    ring 0 with STAR's selectors and SFMASK applied, as the CPU should have.
  *  - Instructions the emulator lacks end in an emulation failure. The ones a
  *    Linux guest reaches even with CPUID trimmed (int3, clac/stac, fwait,
  *    rdtscp) are emulated here; the XSAVE family in kvm_pvm_xsave.c.
@@ -23,15 +24,39 @@
 #define DR7_L0 (1ULL << 0)
 #define DR7_FIXED_1 (1ULL << 10)
 
+/*
+ * Arms an execute breakpoint on the guest's #PF handler (IDT vector 14).
+ * Guest ring 0 runs through KVM's emulator, which honours breakpoints, so
+ * every #PF delivery reaches hvmm first; kvm_pvm_handle_debug() recognises
+ * the ones a broken syscall produced.
+ */
 static int arm_syscall_bp(struct kvm_vcpu *v)
 {
+	struct x86_sregs s;
+	uint8_t gate[16];
+	uint64_t fault;
+	uint32_t pferr;
+	int ret = kvm_vcpu_get_sregs(v, &s);
+	if (ret < 0)
+		return ret;
+	if (s.idt.limit < 14 * 16 + 15)
+		return -ENOENT;
+	ret = kvm_pvm_linear_access(v, s.idt.base + 14 * 16, gate, sizeof(gate), false,
+				    &fault, &pferr);
+	if (ret < 0)
+		return ret;
+	uint64_t handler = (uint64_t)gate[0] | (uint64_t)gate[1] << 8 |
+			   (uint64_t)gate[6] << 16 | (uint64_t)gate[7] << 24 |
+			   (uint64_t)gate[8] << 32 | (uint64_t)gate[9] << 40 |
+			   (uint64_t)gate[10] << 48 | (uint64_t)gate[11] << 56;
 	struct kvm_guest_debug dbg;
 	memset(&dbg, 0, sizeof(dbg));
 	dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
-	dbg.arch.debugreg[0] = v->lstar;
+	dbg.arch.debugreg[0] = handler;
 	dbg.arch.debugreg[7] = DR7_FIXED_1 | DR7_L0; /* RW0=00 (exec), LEN0=00 */
 	if (ioctl(v->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
 		return -errno;
+	v->pf_handler = handler;
 	v->bp_armed = true;
 	return 0;
 }
@@ -57,6 +82,9 @@ bool kvm_pvm_handle_msr(struct kvm_vcpu *v)
 	run->msr.error = 0;
 	v->lstar = val;
 	int ret = arm_syscall_bp(v);
+	log_debug("vCPU %u: LSTAR = 0x%llx, #PF handler breakpoint %s (0x%llx)",
+		  v->index, (unsigned long long)val, ret < 0 ? "failed" : "armed",
+		  (unsigned long long)v->pf_handler);
 	if (ret < 0)
 		log_error("vCPU %u: cannot set the syscall breakpoint: %s", v->index,
 			  strerror(-ret));
@@ -72,18 +100,34 @@ static void kernel_seg(struct x86_segment *s, uint16_t sel, bool code)
 	};
 }
 
+/*
+ * A debug exit at the #PF handler. If the fault is the one a broken syscall
+ * causes (ring-3 fetch at LSTAR, CR2 == LSTAR), undo the exception delivery
+ * and finish the syscall as the CPU should have: kernel CS/SS from STAR,
+ * RFLAGS masked by SFMASK, user RSP kept, RCX/R11 as syscall left them.
+ * Other page faults continue into the handler.
+ */
 bool kvm_pvm_handle_debug(struct kvm_vcpu *v)
 {
 	struct kvm_run *run = v->run;
-	if (!v->bp_armed || run->debug.arch.pc != v->lstar)
+	if (!v->bp_armed || run->debug.arch.pc != v->pf_handler) {
+		log_debug("vCPU %u: debug exit at 0x%llx (exception %u)", v->index,
+			  (unsigned long long)run->debug.arch.pc, run->debug.arch.exception);
 		return false;
-
+	}
 	struct x86_regs r;
 	struct x86_sregs s;
-	uint64_t star = 0, sfmask = 0;
 	if (kvm_vcpu_get_regs(v, &r) < 0 || kvm_vcpu_get_sregs(v, &s) < 0)
 		return false;
-	if (s.cs.dpl == 3) {
+	uint64_t frame[6]; /* error code, RIP, CS, RFLAGS, RSP, SS */
+	uint64_t fault;
+	uint32_t pferr;
+	bool syscall = false;
+	if (kvm_pvm_linear_access(v, r.rsp, frame, sizeof(frame), false, &fault,
+				  &pferr) == 0)
+		syscall = frame[1] == v->lstar && (frame[2] & 3) == 3 && s.cr2 == v->lstar;
+	if (syscall) {
+		uint64_t star = 0, sfmask = 0;
 		if (kvm_vcpu_get_msr(v, MSR_STAR, &star) < 0 ||
 		    kvm_vcpu_get_msr(v, MSR_SYSCALL_MASK, &sfmask) < 0)
 			return false;
@@ -92,12 +136,24 @@ bool kvm_pvm_handle_debug(struct kvm_vcpu *v)
 		kernel_seg(&s.ss, (uint16_t)(cs + 8), false);
 		if (kvm_vcpu_set_sregs(v, &s) < 0)
 			return false;
-		r.rflags &= ~sfmask;
+		r.rip = v->lstar;
+		r.rsp = frame[4];
+		r.rflags = (frame[3] & ~sfmask & ~X86_RFLAGS_RF) | 0x2;
 		v->pvm_fixups++;
+		if (v->pvm_fixups <= 3 || (v->pvm_fixups & (v->pvm_fixups - 1)) == 0)
+			log_debug("vCPU %u: syscall #%llu fixed up (nr %llu, user rsp 0x%llx)",
+				  v->index, (unsigned long long)v->pvm_fixups,
+				  (unsigned long long)r.rax, (unsigned long long)frame[4]);
+	} else {
+		v->pvm_syscalls++;
+		if ((v->pvm_syscalls & (v->pvm_syscalls - 1)) == 0)
+			log_debug("vCPU %u: page fault #%llu at 0x%llx rip 0x%llx err 0x%llx",
+				  v->index, (unsigned long long)v->pvm_syscalls,
+				  (unsigned long long)s.cr2, (unsigned long long)frame[1],
+				  (unsigned long long)frame[0]);
+		/* A genuine #PF: let the handler run without re-trapping. */
+		r.rflags |= X86_RFLAGS_RF;
 	}
-	v->pvm_syscalls++;
-	/* RF: do not hit the same breakpoint again on resume. */
-	r.rflags |= X86_RFLAGS_RF;
 	return kvm_vcpu_set_regs(v, &r) == 0;
 }
 

@@ -157,10 +157,14 @@ static int append_cmdline(struct hvmm_config *cfg, const char *s)
 	return 0;
 }
 
-/* Name of the option at argv[optind-1], for error messages. */
-static const char *opt_name(char **argv, int idx)
+/* "--name" or "-c" of the option getopt_long just returned. */
+static const char *opt_label(int c, int longindex, char *buf, size_t len)
 {
-	return idx > 0 ? argv[idx - 1] : "?";
+	if (longindex >= 0)
+		snprintf(buf, len, "--%s", long_opts[longindex].name);
+	else
+		snprintf(buf, len, "-%c", c);
+	return buf;
 }
 
 enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
@@ -175,8 +179,9 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 
 	optind = 1;
 	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, ":hVp:m:k:r:c:", long_opts, NULL)) != -1) {
+	int c, li = -1;
+	char label[64];
+	while ((c = getopt_long(argc, argv, ":hVp:m:k:r:c:", long_opts, &li)) != -1) {
 		switch (c) {
 		case 'h':
 			cli_usage(stdout);
@@ -234,18 +239,22 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			if (parse_guest_action(optarg, a) < 0)
 				return cli_fail(err, errlen,
 						"invalid %s '%s': expected reset, halt or exit[:CODE]",
-						opt_name(argv, optind), optarg);
+						opt_label(c, li, label, sizeof(label)), optarg);
 			break;
 		}
 		case ':':
+			/* optopt holds the short letter or the long option's value */
+			if (optopt > 0 && optopt < 0x100)
+				return cli_fail(err, errlen, "option -%c needs a value", optopt);
 			return cli_fail(err, errlen, "option %s needs a value",
-					opt_name(argv, optind));
+					argv[optind - 1]);
 		default:
-			if (optopt && optopt < 0x100)
+			if (optopt > 0 && optopt < 0x100)
 				return cli_fail(err, errlen, "unknown option '-%c'", optopt);
 			return cli_fail(err, errlen, "unknown option '%s'",
-					opt_name(argv, optind));
+					argv[optind - 1]);
 		}
+		li = -1;
 	}
 	if (optind < argc)
 		return cli_fail(err, errlen, "unexpected argument '%s'", argv[optind]);

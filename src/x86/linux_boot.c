@@ -196,24 +196,28 @@ static int load_bzimage(struct gmem *m, const uint8_t *img, size_t len,
 	info->kernel_compression = decomp_name(f);
 	info->protocol = version;
 	info->bzimage = true;
-	if (f == DECOMP_NONE)
-		return load_elf(m, payload, plen, info, err, errlen);
-
-	/* The build appends the uncompressed size (LE32) to every format. */
-	size_t want = rd32(payload + plen - 4);
-	uint8_t *elf;
-	size_t elf_len, used;
-	int ret = decomp_stream(f, payload, plen, want ? want : m->size, &elf,
-				&elf_len, &used);
-	if (ret == -ENOTSUP)
-		return fail(err, errlen, ret,
-			    "bzImage payload is %s-compressed, which hvmm cannot unpack "
-			    "(supported: gzip, xz, lzma, lz4, zstd)", decomp_name(f));
-	if (ret < 0)
-		return fail(err, errlen, ret, "cannot decompress the %s bzImage payload: %s",
-			    decomp_name(f), strerror(-ret));
-	ret = load_elf(m, elf, elf_len, info, err, errlen);
-	free(elf);
+	int ret;
+	if (f == DECOMP_NONE) {
+		ret = load_elf(m, payload, plen, info, err, errlen);
+	} else {
+		/* The build appends the uncompressed size (LE32) to every format. */
+		size_t want = rd32(payload + plen - 4);
+		uint8_t *elf;
+		size_t elf_len, used;
+		ret = decomp_stream(f, payload, plen, want ? want : m->size, &elf,
+				    &elf_len, &used);
+		if (ret == -ENOTSUP)
+			return fail(err, errlen, ret,
+				    "bzImage payload is %s-compressed, which hvmm cannot "
+				    "unpack (supported: gzip, xz, lzma, lz4, zstd)",
+				    decomp_name(f));
+		if (ret < 0)
+			return fail(err, errlen, ret,
+				    "cannot decompress the %s bzImage payload: %s",
+				    decomp_name(f), strerror(-ret));
+		ret = load_elf(m, elf, elf_len, info, err, errlen);
+		free(elf);
+	}
 	if (ret < 0)
 		return ret;
 	/* The kernel uses init_size bytes from its start (bss, brk, page tables). */

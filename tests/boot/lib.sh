@@ -1,0 +1,91 @@
+# Helpers for hvmm's end-to-end tests (sourced by tests/boot/*.sh).
+#
+# Each test is a bash script that exits 0 (pass), 1 (fail) or 77 (skipped,
+# with the reason on stderr). It runs hvmm with a real guest, talks to it
+# through a serial backend, and checks what comes back. Logs go to
+# $HVMM_TEST_OUT/<test>/ so a failure can be read afterwards.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${HVMM_BUILD:-$ROOT/build}
+HVMM=$BUILD/hvmm
+CACHE=${HVMM_CACHE:-$ROOT/.cache}
+TEST_NAME=$(basename "$0" .sh)
+OUT=${HVMM_TEST_OUT:-$BUILD/test-output}/$TEST_NAME
+mkdir -p "$OUT"
+
+log() { echo "[$TEST_NAME] $*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+skip() { log "SKIP: $*"; exit 77; }
+
+need_kvm() {
+	[ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] ||
+		skip "/dev/kvm is not available on this host"
+}
+
+# Kernel and initrd of a suite: minimal (fast) or debian (slow).
+guest_files() {
+	case "$1" in
+	minimal) KERNEL=$CACHE/guest/minimal/bzImage; INITRD=$CACHE/guest/minimal/initrd.img ;;
+	debian) KERNEL=$CACHE/guest/debian/vmlinuz; INITRD=$CACHE/guest/debian/initrd.img ;;
+	*) fail "unknown guest $1" ;;
+	esac
+	[ -f "$KERNEL" ] && [ -f "$INITRD" ] ||
+		fail "guest '$1' is not built: run scripts/guest.sh $1"
+}
+
+# wait_for FILE REGEX TIMEOUT_S [PID]: waits until FILE has a line matching
+# REGEX; fails early when PID exits first.
+wait_for() {
+	local file=$1 re=$2 t=$3 pid=${4:-}
+	local end=$((SECONDS + t))
+	while [ $SECONDS -lt $end ]; do
+		grep -qE -- "$re" "$file" 2>/dev/null && return 0
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+			grep -qE -- "$re" "$file" 2>/dev/null && return 0
+			return 1
+		fi
+		sleep 1
+	done
+	return 1
+}
+
+# Starts hvmm in the background with COM1 on the console, stdin from a fifo
+# ($OUT/in) and output in $OUT/console.log. Sets HVMM_PID; send with send.
+start_console_vm() {
+	rm -f "$OUT/in" "$OUT/console.log" "$OUT/status"
+	mkfifo "$OUT/in"
+	(
+		"$HVMM" "$@" <"$OUT/in" >"$OUT/console.log" 2>&1
+		echo $? >"$OUT/status"
+	) &
+	HVMM_PID=$!
+	exec {FIFO_FD}>"$OUT/in"
+}
+
+send() { printf '%s\n' "$*" >&"$FIFO_FD"; }
+
+# wait_exit TIMEOUT_S: waits for the VM started by start_console_vm to end;
+# sets STATUS.
+wait_exit() {
+	local end=$((SECONDS + $1))
+	while [ $SECONDS -lt $end ]; do
+		if [ -f "$OUT/status" ]; then
+			STATUS=$(cat "$OUT/status")
+			return 0
+		fi
+		sleep 1
+	done
+	STATUS=timeout
+	return 1
+}
+
+stop_vm() {
+	[ -n "${HVMM_PID:-}" ] || return 0
+	pkill -TERM -P "$HVMM_PID" 2>/dev/null
+	kill "$HVMM_PID" 2>/dev/null
+	wait "$HVMM_PID" 2>/dev/null
+	[ -n "${FIFO_FD:-}" ] && exec {FIFO_FD}>&-
+	HVMM_PID=
+}
+trap stop_vm EXIT
