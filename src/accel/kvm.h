@@ -38,6 +38,7 @@ struct kvm_vcpu {
 	uint64_t lstar;
 	uint64_t pf_handler;  /* where the breakpoint sits */
 	bool bp_armed;
+	bool stepping;        /* single-stepping over the #PF breakpoint */
 	uint64_t pvm_syscalls, pvm_fixups;
 };
 

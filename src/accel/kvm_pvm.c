@@ -25,6 +25,28 @@
 #define DR7_FIXED_1 (1ULL << 10)
 
 /*
+ * Either the breakpoint on the #PF handler, or (stepping over it) a single
+ * step with the breakpoint off.
+ */
+static int set_debug(struct kvm_vcpu *v, bool step)
+{
+	struct kvm_guest_debug dbg;
+	memset(&dbg, 0, sizeof(dbg));
+	dbg.control = KVM_GUESTDBG_ENABLE;
+	if (step) {
+		dbg.control |= KVM_GUESTDBG_SINGLESTEP;
+	} else {
+		dbg.control |= KVM_GUESTDBG_USE_HW_BP;
+		dbg.arch.debugreg[0] = v->pf_handler;
+		dbg.arch.debugreg[7] = DR7_FIXED_1 | DR7_L0; /* RW0=00 (exec), LEN0=00 */
+	}
+	if (ioctl(v->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
+		return -errno;
+	v->stepping = step;
+	return 0;
+}
+
+/*
  * Arms an execute breakpoint on the guest's #PF handler (IDT vector 14).
  * Guest ring 0 runs through KVM's emulator, which honours breakpoints, so
  * every #PF delivery reaches hvmm first; kvm_pvm_handle_debug() recognises
@@ -49,16 +71,9 @@ static int arm_syscall_bp(struct kvm_vcpu *v)
 			   (uint64_t)gate[6] << 16 | (uint64_t)gate[7] << 24 |
 			   (uint64_t)gate[8] << 32 | (uint64_t)gate[9] << 40 |
 			   (uint64_t)gate[10] << 48 | (uint64_t)gate[11] << 56;
-	struct kvm_guest_debug dbg;
-	memset(&dbg, 0, sizeof(dbg));
-	dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
-	dbg.arch.debugreg[0] = handler;
-	dbg.arch.debugreg[7] = DR7_FIXED_1 | DR7_L0; /* RW0=00 (exec), LEN0=00 */
-	if (ioctl(v->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
-		return -errno;
 	v->pf_handler = handler;
 	v->bp_armed = true;
-	return 0;
+	return set_debug(v, false);
 }
 
 int kvm_pvm_vcpu_init(struct kvm_vcpu *v)
@@ -110,6 +125,8 @@ static void kernel_seg(struct x86_segment *s, uint16_t sel, bool code)
 bool kvm_pvm_handle_debug(struct kvm_vcpu *v)
 {
 	struct kvm_run *run = v->run;
+	if (v->stepping) /* stepped past the handler's first instruction */
+		return set_debug(v, false) == 0;
 	if (!v->bp_armed || run->debug.arch.pc != v->pf_handler) {
 		log_debug("vCPU %u: debug exit at 0x%llx (exception %u)", v->index,
 			  (unsigned long long)run->debug.arch.pc, run->debug.arch.exception);
@@ -144,17 +161,20 @@ bool kvm_pvm_handle_debug(struct kvm_vcpu *v)
 			log_debug("vCPU %u: syscall #%llu fixed up (nr %llu, user rsp 0x%llx)",
 				  v->index, (unsigned long long)v->pvm_fixups,
 				  (unsigned long long)r.rax, (unsigned long long)frame[4]);
-	} else {
-		v->pvm_syscalls++;
-		if ((v->pvm_syscalls & (v->pvm_syscalls - 1)) == 0)
-			log_debug("vCPU %u: page fault #%llu at 0x%llx rip 0x%llx err 0x%llx",
-				  v->index, (unsigned long long)v->pvm_syscalls,
-				  (unsigned long long)s.cr2, (unsigned long long)frame[1],
-				  (unsigned long long)frame[0]);
-		/* A genuine #PF: let the handler run without re-trapping. */
-		r.rflags |= X86_RFLAGS_RF;
+		return kvm_vcpu_set_regs(v, &r) == 0;
 	}
-	return kvm_vcpu_set_regs(v, &r) == 0;
+	v->pvm_syscalls++;
+	if ((v->pvm_syscalls & (v->pvm_syscalls - 1)) == 0)
+		log_debug("vCPU %u: page fault #%llu at 0x%llx rip 0x%llx err 0x%llx",
+			  v->index, (unsigned long long)v->pvm_syscalls,
+			  (unsigned long long)s.cr2, (unsigned long long)frame[1],
+			  (unsigned long long)frame[0]);
+	/*
+	 * A genuine #PF: step over the breakpoint, then re-arm it. (Resuming
+	 * with RFLAGS.RF set through KVM_SET_REGS instead left kvm_pvm
+	 * retrying a faulting `rep stos` forever.)
+	 */
+	return set_debug(v, true) == 0;
 }
 
 static int inject_exception(struct kvm_vcpu *v, unsigned vector)
