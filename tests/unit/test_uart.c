@@ -701,6 +701,68 @@ static void test_null_chardev(void **state)
 	assert_int_equal(atomic_load(&f.redundant), 0);
 }
 
+/*
+ * A VM reset destroys and recreates the UART on the same chardev while the
+ * host keeps typing and reading. Rebuild it many times under traffic: no
+ * callback may reach a freed UART (run under ASan/TSan to see it).
+ */
+struct typist {
+	int fd;
+	atomic_bool stop;
+};
+
+static void *typist_thread(void *arg)
+{
+	struct typist *t = arg;
+	char buf[64];
+	memset(buf, 'k', sizeof(buf));
+	while (!atomic_load(&t->stop)) {
+		if (write(t->fd, buf, sizeof(buf)) < 0 && errno != EAGAIN)
+			break;
+		sched_yield();
+	}
+	return NULL;
+}
+
+static void *drain_thread(void *arg)
+{
+	struct typist *t = arg;
+	char buf[4096];
+	while (!atomic_load(&t->stop))
+		if (read(t->fd, buf, sizeof(buf)) <= 0)
+			sched_yield();
+	return NULL;
+}
+
+static void test_recreate_under_traffic(void **state)
+{
+	struct harness *h = *state;
+	fcntl(h->in_w, F_SETFL, O_NONBLOCK);
+	fcntl(h->out_r, F_SETFL, O_NONBLOCK);
+	struct typist in = { h->in_w, false }, out = { h->out_r, false };
+	pthread_t ti, to;
+	assert_int_equal(pthread_create(&ti, NULL, typist_thread, &in), 0);
+	assert_int_equal(pthread_create(&to, NULL, drain_thread, &out), 0);
+	struct irq_line line = { fake_irq_set, &h->irq, UART_COM1_IRQ };
+	for (int round = 0; round < 200; round++) {
+		wr(h, UART_FCR, UART_FCR_FE);
+		wr(h, UART_IER, UART_IER_ERBFI | UART_IER_ETBEI);
+		for (int i = 0; i < 64; i++) {
+			if (rd(h, UART_LSR) & UART_LSR_THRE)
+				wr(h, UART_THR, 'o');
+			if (rd(h, UART_LSR) & UART_LSR_DR)
+				assert_int_equal(rd(h, UART_RBR), 'k');
+		}
+		uart_destroy(h->u);
+		atomic_store(&h->irq.level, 0); /* the new UART starts low */
+		assert_int_equal(uart_create(&line, h->cd, &h->u), 0);
+	}
+	atomic_store(&in.stop, true);
+	atomic_store(&out.stop, true);
+	pthread_join(ti, NULL);
+	pthread_join(to, NULL);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -715,6 +777,7 @@ int main(void)
 		T(test_fifo_clear_and_disable),
 		T(test_tx_slow_reader_no_loss),
 		T(test_odd_accesses),
+		T(test_recreate_under_traffic),
 		cmocka_unit_test(test_null_chardev),
 	};
 #undef T
