@@ -65,6 +65,12 @@ static void trim_for_emulated_ring0(struct accel_cpuid_entry *e, size_t *n)
 			l->edx &= ~BIT(27); /* RDTSCP */
 		if (l->function == 0xd) /* no XSAVE state components */
 			l->eax = l->ebx = l->ecx = l->edx = 0;
+		/*
+		 * KVM paravirt features that make hypercalls: VMCALL hangs on
+		 * PVM, so no PV unhalt (7), PV IPIs (11) or PV yield (13).
+		 */
+		if (l->function == 0x40000001)
+			l->eax &= ~(BIT(7) | BIT(11) | BIT(13));
 	}
 }
 

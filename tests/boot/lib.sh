@@ -10,7 +10,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${HVMM_BUILD:-$ROOT/build}
 HVMM=$BUILD/hvmm
 CACHE=${HVMM_CACHE:-$ROOT/.cache}
-TEST_NAME=$(basename "$0" .sh)
+TEST_NAME=${HVMM_TEST_NAME:-$(basename "$0" .sh)}
 OUT=${HVMM_TEST_OUT:-$BUILD/test-output}/$TEST_NAME
 mkdir -p "$OUT"
 
