@@ -134,7 +134,7 @@ void vm_release(struct vm *vm)
 
 static void kick_all(struct vm *vm)
 {
-	for (unsigned i = 0; i < vm->nvcpus; i++) {
+	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++) {
 		struct vm_vcpu *v = &vm->vcpus[i];
 		if (v->av && v->started)
 			vm->ops->vcpu_kick(v->av);
@@ -437,7 +437,7 @@ static void teardown(struct vm *vm)
 		kick_all(vm);
 		usleep(1000);
 	}
-	for (unsigned i = 0; i < vm->nvcpus; i++) {
+	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++) {
 		struct vm_vcpu *v = &vm->vcpus[i];
 		if (v->thread)
 			pthread_join(v->thread, NULL);

@@ -1,0 +1,42 @@
+#!/bin/bash
+# Bad user input: one line on stderr naming the problem, exit status 2, no
+# crash. Needs no /dev/kvm: hvmm rejects the input before creating a VM.
+source "$(dirname "$0")/lib.sh"
+G=$BUILD/tests/guests/hello.elf
+expect_err() { # regex args...
+	local re=$1
+	shift
+	local err st
+	err=$("$HVMM" "$@" 2>&1 >/dev/null </dev/null)
+	st=$?
+	[ "$st" = 2 ] || fail "hvmm $*: exit $st, expected 2 ($err)"
+	[ "$(printf '%s\n' "$err" | grep -c .)" = 1 ] || fail "hvmm $*: not one line: $err"
+	printf '%s\n' "$err" | grep -qE -- "$re" || fail "hvmm $*: '$err' does not match /$re/"
+	log "ok: $* -> $err"
+}
+printf 'garbage' >"$OUT/garbage.bin"
+head -c 4096 /dev/urandom >"$OUT/random.bin"
+expect_err "unknown option '--bogus'" -k "$G" --bogus
+expect_err "invalid --memory '12XB'" -k "$G" -m 12XB
+expect_err "invalid --processors '0'" -k "$G" -p 0
+expect_err "needs a value" -k
+expect_err "no guest to boot" -m 1GB
+expect_err "cannot read kernel '/nonexistent'" -k /nonexistent
+expect_err "cannot read kernel '/tmp': not a regular file" -k /tmp
+expect_err "cannot read initrd" -k "$G" -r /nonexistent
+expect_err "invalid --com2" -k "$G" --com2 bogus
+expect_err "invalid --com1: .*port" -k "$G" --com1 listen=tcp:127.0.0.1
+expect_err "invalid --com3" -k "$G" --com3 file=
+expect_err "only one serial port can use 'console'" -k "$G" --com1 console --com2 console
+expect_err "invalid --guest-crash-action 'boom'" -k "$G" --guest-crash-action boom
+if [ -c /dev/kvm ]; then
+	expect_err "neither a bzImage nor" -k "$OUT/garbage.bin" --com1 none
+	expect_err "neither a bzImage nor" -k "$OUT/random.bin" --com1 none
+	expect_err "initrd: unrecognised data" -k "$G" -r "$OUT/random.bin" --com1 none
+	if [ -f "$CACHE/guest/minimal/vmlinux" ]; then
+		expect_err "outside guest RAM" -k "$CACHE/guest/minimal/vmlinux" -m 8MB --com1 none
+	fi
+fi
+"$HVMM" --help | grep -q -- '--guest-crash-action' || fail "--help lacks flags"
+"$HVMM" --version | grep -q '^hvmm ' || fail "--version"
+log "ok: all bad inputs rejected"

@@ -1,0 +1,29 @@
+#!/bin/bash
+# The freestanding test guests under hvmm: each must print
+# "GUEST-RESULT: N passed, 0 failed" with N > 0 and power off (exit 0).
+source "$(dirname "$0")/lib.sh"
+need_kvm
+G=$BUILD/tests/guests
+rc=0
+run_guest() { # name args...
+	local name=$1
+	shift
+	local log=$OUT/$name.log
+	timeout 300 "$HVMM" -k "$G/$name.elf" -m 64MB --com1 stderr "$@" >"$log" 2>&1
+	local st=$?
+	local res
+	res=$(grep -a '^GUEST-RESULT:' "$log" | tail -1)
+	if [ "$st" != 0 ] || ! echo "$res" | grep -qE 'GUEST-RESULT: [1-9][0-9]* passed, 0 failed'; then
+		log "FAIL: $name (exit $st, '${res:-no result}'); log $log"
+		grep -a 'FAIL\|FATAL\|error' "$log" | head -5 >&2
+		rc=1
+	else
+		log "ok: $name: $res"
+	fi
+}
+run_guest hello
+run_guest uart
+run_guest ring3 -c r3iters=10000000 -c r0iters=2000
+run_guest pio_bench -c iters=2000 -c r0iters=200
+run_guest hello -p 2
+exit $rc
