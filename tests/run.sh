@@ -87,6 +87,35 @@ else
 	result "build asan" 1
 fi
 
+echo "== fuzz harnesses (libFuzzer, ASan+UBSan), ${HVMM_FUZZ_SECONDS:-20} s each"
+if CC=clang build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
+	-Dc_args=-fsanitize=fuzzer-no-link -Db_lundef=false -Dbuildtype=debug; then
+	for h in build-fuzz/tests/fuzz/fuzz_*; do
+		[ -x "$h" ] || continue
+		name=$(basename "$h")
+		corpus=$HVMM_TEST_OUT/corpus/$name
+		mkdir -p "$corpus"
+		# seeds: our own test guest and a few compressed samples
+		if [ "$name" = fuzz_linux_boot ] && [ -f build/tests/guests/hello.elf ]; then
+			{ printf '\x00\x40\x00\x00'; cat build/tests/guests/hello.elf; } >"$corpus/seed-elf"
+		fi
+		if [ "$name" = fuzz_decompress ]; then
+			for z in gzip xz zstd; do
+				printf 'hvmm seed %.0s' {1..50} | $z -c | { printf '\x01'; cat; } >"$corpus/seed-$z" 2>/dev/null
+			done
+		fi
+		if (cd "$HVMM_TEST_OUT" && "$ROOT/$h" -max_total_time="${HVMM_FUZZ_SECONDS:-20}" \
+			-rss_limit_mb=2048 -print_final_stats=0 "$corpus" >"$HVMM_TEST_OUT/$name.log" 2>&1); then
+			result "$name ($(grep -o 'Done [0-9]* runs' "$HVMM_TEST_OUT/$name.log"))" 0
+		else
+			result "$name" 1
+			grep -A15 'ERROR' "$HVMM_TEST_OUT/$name.log" | head -30
+		fi
+	done
+else
+	result "build fuzz" 1
+fi
+
 echo "== test guests and real-Linux boots"
 TESTS=(tests/boot/guest-*.sh tests/boot/cli-*.sh tests/boot/minimal-*.sh)
 [ "$FAST" = 1 ] || TESTS+=(tests/boot/debian-*.sh)

@@ -431,27 +431,34 @@ int kvm_vcpu_set_sregs(struct kvm_vcpu *v, const struct x86_sregs *s)
 	return 0;
 }
 
+/* struct kvm_msrs ends in a flexible array: one entry, laid out by hand. */
+union kvm_one_msr {
+	struct kvm_msrs hdr;
+	uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+};
+
 int kvm_vcpu_get_msr(struct kvm_vcpu *v, uint32_t index, uint64_t *val)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { .hdr.nmsrs = 1, .e.index = index };
+	union kvm_one_msr m;
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.hdr.entries[0].index = index;
 	int n = ioctl(v->fd, KVM_GET_MSRS, &m);
 	if (n < 0)
 		return -errno;
 	if (n != 1)
 		return -EINVAL;
-	*val = m.e.data;
+	*val = m.hdr.entries[0].data;
 	return 0;
 }
 
 int kvm_vcpu_set_msr(struct kvm_vcpu *v, uint32_t index, uint64_t val)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { .hdr.nmsrs = 1, .e.index = index, .e.data = val };
+	union kvm_one_msr m;
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.hdr.entries[0].index = index;
+	m.hdr.entries[0].data = val;
 	int n = ioctl(v->fd, KVM_SET_MSRS, &m);
 	if (n < 0)
 		return -errno;

@@ -177,7 +177,7 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 	cfg->shutdown_action = (struct guest_action){ GUEST_ACTION_HALT, 0 };
 	cfg->crash_action = (struct guest_action){ GUEST_ACTION_HALT, 0 };
 
-	optind = 1;
+	optind = 0; /* 0, not 1: glibc then resets its state from earlier calls */
 	opterr = 0;
 	int c, li = -1;
 	char label[64];

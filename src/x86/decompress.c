@@ -43,6 +43,9 @@ const char *decomp_name(enum decomp_format f)
 	return (unsigned)f < sizeof(names) / sizeof(names[0]) ? names[f] : "?";
 }
 
+/* Decoder working memory a file may ask for (xz/lzma dictionaries). */
+#define DECOMP_MEMLIMIT (256ULL << 20)
+
 /* Growable output buffer capped at max. */
 struct obuf {
 	uint8_t *p;
@@ -123,8 +126,9 @@ static int unxz(const uint8_t *in, size_t inlen, struct obuf *o, size_t *consume
 		bool alone)
 {
 	lzma_stream s = LZMA_STREAM_INIT;
-	lzma_ret lr = alone ? lzma_alone_decoder(&s, UINT64_MAX)
-			    : lzma_stream_decoder(&s, UINT64_MAX, 0);
+	/* A hostile header can ask for a huge dictionary: cap the decoder. */
+	lzma_ret lr = alone ? lzma_alone_decoder(&s, DECOMP_MEMLIMIT)
+			    : lzma_stream_decoder(&s, DECOMP_MEMLIMIT, 0);
 	if (lr != LZMA_OK)
 		return -ENOMEM;
 	int ret = 0;
@@ -165,6 +169,8 @@ static int unlz4_legacy(const uint8_t *in, size_t inlen, struct obuf *o,
 			size_t *consumed)
 {
 	size_t pos = 4; /* magic checked by the caller */
+	if (inlen < 4)
+		return -EINVAL;
 	while (inlen - pos >= 4) {
 		uint32_t csize = le32(in + pos);
 		if (csize == LZ4_LEGACY_MAGIC) { /* next frame of a concatenation */
@@ -204,6 +210,7 @@ static int unzstd(const uint8_t *in, size_t inlen, struct obuf *o, size_t *consu
 	if (!d)
 		return -ENOMEM;
 	ZSTD_initDStream(d);
+	ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 27); /* 128 MiB, the default */
 	ZSTD_inBuffer ib = { in, inlen, 0 };
 	int ret = 0;
 	for (;;) {

@@ -105,6 +105,9 @@ static void test_detect(void **state)
 	assert_int_equal(decomp_detect((const uint8_t *)"\x1f", 1), DECOMP_NONE);
 	uint8_t *out;
 	size_t a, b;
+	/* regression (found by fuzz_decompress): input shorter than the magic */
+	assert_int_equal(decomp_stream(DECOMP_LZ4_LEGACY, (const uint8_t *)"\x02\x21", 2,
+				       100, &out, &a, &b), -EINVAL);
 	assert_int_equal(decomp_stream(DECOMP_BZIP2, (const uint8_t *)"BZh9", 4, 100, &out,
 				       &a, &b), -ENOTSUP);
 }
