@@ -20,6 +20,7 @@
 #include "core/devices.h"
 #include "core/log.h"
 #include "x86/cpuid.h"
+#include "x86/kcache.h"
 #include "x86/linux_boot.h"
 
 #define MAX_KERNEL_FILE (512u << 20)
@@ -503,6 +504,7 @@ static int build(struct vm *vm)
 		.kernel = vm->kernel, .kernel_len = vm->kernel_len,
 		.initrd = vm->initrd, .initrd_len = vm->initrd_len,
 		.cmdline = vm->cmdline, .rsdp_gpa = rsdp,
+		.cache_dir = kcache_default_dir(),
 	};
 	struct linux_boot_info bi;
 	ret = linux_boot_load(&vm->mem, &bc, &bi, err, sizeof(err));
@@ -512,9 +514,9 @@ static int build(struct vm *vm)
 		return ret;
 	}
 	log_debug("kernel at 0x%" PRIx64 "-0x%" PRIx64 " entry 0x%" PRIx64
-		  " (%s, payload %s), initrd %" PRIu64 " bytes (%s) at 0x%" PRIx64,
+		  " (%s, payload %s%s), initrd %" PRIu64 " bytes (%s) at 0x%" PRIx64,
 		  bi.kernel_start, bi.kernel_end, bi.entry, bi.bzimage ? "bzImage" : "ELF",
-		  bi.kernel_compression, bi.initrd_size, bi.initrd_compression, bi.initrd_gpa);
+		  bi.kernel_compression, bi.from_cache ? " from cache" : "", bi.initrd_size, bi.initrd_compression, bi.initrd_gpa);
 
 	vm->vcpus = calloc(vm->nvcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)

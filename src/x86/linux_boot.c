@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "x86/decompress.h"
+#include "x86/kcache.h"
 
 /* struct boot_params offsets (arch/x86/include/uapi/asm/bootparam.h) */
 #define BP_ACPI_RSDP_ADDR   0x070
@@ -168,8 +169,8 @@ static int load_elf(struct gmem *m, const uint8_t *img, size_t len,
 
 /* Decompresses and loads a bzImage; hdr receives its setup header bytes. */
 static int load_bzimage(struct gmem *m, const uint8_t *img, size_t len,
-			uint8_t *zp, struct linux_boot_info *info, char *err,
-			size_t errlen)
+			uint8_t *zp, const char *cache_dir, struct linux_boot_info *info,
+			char *err, size_t errlen)
 {
 	if (len < BP_HDR_END)
 		return fail(err, errlen, -EINVAL, "bzImage truncated");
@@ -204,8 +205,17 @@ static int load_bzimage(struct gmem *m, const uint8_t *img, size_t len,
 		size_t want = rd32(payload + plen - 4);
 		uint8_t *elf;
 		size_t elf_len, used;
-		ret = decomp_stream(f, payload, plen, want ? want : m->size, &elf,
-				    &elf_len, &used);
+		uint64_t key = cache_dir ? kcache_hash(payload, plen) : 0;
+		if (cache_dir && kcache_load(cache_dir, key, plen, want, m->size, &elf,
+					     &elf_len) == 0) {
+			info->from_cache = true;
+			ret = 0;
+		} else {
+			ret = decomp_stream(f, payload, plen, want ? want : m->size, &elf,
+					    &elf_len, &used);
+			if (ret == 0 && cache_dir)
+				(void)kcache_store(cache_dir, key, plen, elf, elf_len);
+		}
 		if (ret == -ENOTSUP)
 			return fail(err, errlen, ret,
 				    "bzImage payload is %s-compressed, which hvmm cannot "
@@ -368,7 +378,7 @@ int linux_boot_load(struct gmem *m, const struct linux_boot_config *cfg,
 		wr32(zp + BP_INITRD_ADDR_MAX, 0x7fffffff);
 		wr32(zp + BP_CMDLINE_SIZE, 2047);
 	} else if (klen > BP_HEADER + 4 && rd32(k + BP_HEADER) == HDRS_MAGIC) {
-		ret = load_bzimage(m, k, klen, zp, info, err, errlen);
+		ret = load_bzimage(m, k, klen, zp, cfg->cache_dir, info, err, errlen);
 		if (ret < 0)
 			return ret;
 	} else {

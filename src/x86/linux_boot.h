@@ -52,6 +52,8 @@ struct linux_boot_config {
 	size_t initrd_len;
 	const char *cmdline;
 	uint64_t rsdp_gpa; /* 0: none */
+	/* Directory caching decompressed bzImage payloads (x86/kcache.h); NULL: none. */
+	const char *cache_dir;
 };
 
 struct linux_boot_info {
@@ -59,6 +61,7 @@ struct linux_boot_info {
 	uint64_t kernel_start, kernel_end;
 	uint64_t initrd_gpa, initrd_size;
 	bool bzimage;
+	bool from_cache;           /* payload came from the kcache */
 	const char *kernel_compression;   /* "none", "lz4", ... */
 	const char *initrd_compression;
 	uint16_t protocol;         /* boot protocol version of a bzImage */
