@@ -24,7 +24,7 @@ done
 
 PASS=0 FAIL=0 SKIP=0
 FAILED=()
-JOBS=${HVMM_TEST_JOBS:-2}
+JOBS=${HVMM_TEST_JOBS:-3}
 export HVMM_TEST_OUT=$ROOT/build/test-output
 mkdir -p "$HVMM_TEST_OUT"
 
@@ -117,8 +117,10 @@ else
 fi
 
 echo "== test guests and real-Linux boots"
-TESTS=(tests/boot/guest-*.sh tests/boot/cli-*.sh tests/boot/minimal-*.sh)
+# Longest first, so the slow Debian boots overlap everything else.
+TESTS=()
 [ "$FAST" = 1 ] || TESTS+=(tests/boot/debian-*.sh)
+TESTS+=(tests/boot/minimal-*.sh tests/boot/guest-*.sh tests/boot/cli-*.sh)
 if [ ! -c /dev/kvm ]; then
 	echo "SKIP: /dev/kvm is absent: every test that runs a VM is skipped" >&2
 fi

@@ -1,14 +1,15 @@
 #!/bin/bash
-# The minimal kernel, 1 vCPU and 512 MB: boots to /init, runs commands typed
+# A kernel (minimal by default; GUEST=debian for the stock Debian cloud
+# kernel), NCPU vCPUs and MEM_MB of RAM: boots to /init, runs commands typed
 # on the console (stdin is a pipe), reports the configured CPU count and
 # memory, and `poweroff -f` makes hvmm exit 0.
 source "$(dirname "$0")/lib.sh"
 need_kvm
-guest_files minimal
+guest_files "${GUEST:-minimal}"
 NCPU=${NCPU:-1}
 MEM_MB=${MEM_MB:-512}
 start_console_vm -k "$KERNEL" -r "$INITRD" -p "$NCPU" -m "${MEM_MB}MB"
-wait_for "$OUT/console.log" '^HVMM-INIT-OK' 600 "$HVMM_PID" ||
+wait_for "$OUT/console.log" '^HVMM-INIT-OK' "${BOOT_TIMEOUT:-900}" "$HVMM_PID" ||
 	fail "no HVMM-INIT-OK marker (see $OUT/console.log)"
 wait_for "$OUT/console.log" 'root@hvmm-guest' 120 "$HVMM_PID" || fail "no shell prompt"
 send 'echo "NPROC=$(nproc)"; grep MemTotal /proc/meminfo; echo "CONSOLE=$(cat /sys/class/tty/console/active)"'
@@ -22,6 +23,9 @@ lo=$((MEM_MB * 1024 * 85 / 100)) hi=$((MEM_MB * 1024))
 [ -n "$memkb" ] && [ "$memkb" -ge "$lo" ] && [ "$memkb" -le "$hi" ] ||
 	fail "MemTotal ${memkb:-?} kB is not within ${lo}-${hi} kB for -m ${MEM_MB}MB"
 grep -q '^CONSOLE=ttyS0' "$OUT/console.log" || fail "console is not ttyS0"
+grep -q 'Linux version' "$OUT/console.log" || fail "no kernel banner"
+[ "${GUEST:-minimal}" != debian ] || grep -q 'Linux version .*-cloud-amd64' "$OUT/console.log" ||
+	fail "not the Debian cloud kernel"
 send 'poweroff -f'
 wait_exit 120 || fail "hvmm did not exit after poweroff"
 [ "$STATUS" = 0 ] || fail "hvmm exited with $STATUS after poweroff, expected 0"
