@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "backend/chardev.h"
 #include "core/log.h"
@@ -31,6 +34,8 @@ struct vm_devices {
 	bool pm_ok;
 	struct rtc rtc;
 	bool rtc_ok;
+	int rtc_timer;            /* timerfd for the RTC's next interrupt, or -1 */
+	struct evloop *loop;
 	struct uart *uart[CLI_NUM_COM];
 };
 
@@ -59,12 +64,41 @@ static int add_acpi(struct vm *vm, uint64_t *rsdp_gpa)
 	return 0;
 }
 
+/* Arms the timer for the RTC's next periodic/alarm/update event. */
+static void rtc_timer_arm(void *opaque)
+{
+	struct vm_devices *d = opaque;
+	int64_t ns = rtc_next_event_ns(&d->rtc);
+	struct itimerspec its = { 0 };
+	if (ns >= 0) {
+		if (ns == 0)
+			ns = 1; /* 0 would disarm */
+		its.it_value.tv_sec = ns / 1000000000;
+		its.it_value.tv_nsec = ns % 1000000000;
+	}
+	if (d->rtc_timer >= 0)
+		timerfd_settime(d->rtc_timer, 0, &its, NULL);
+}
+
+static void rtc_timer_fired(void *opaque, int fd, uint32_t events)
+{
+	struct vm_devices *d = opaque;
+	uint64_t n;
+	(void)events;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	rtc_service(&d->rtc);
+	rtc_timer_arm(d);
+}
+
 int devices_create(struct vm *vm, uint64_t *rsdp_gpa)
 {
 	struct vm_devices *d = calloc(1, sizeof(*d));
 	int ret;
 	if (!d)
 		return -ENOMEM;
+	d->rtc_timer = -1;
+	d->loop = vm->loop;
 	vm->dev = d;
 
 	struct irq_line sci = vm_irq_line(vm, PM_SCI_IRQ);
@@ -80,6 +114,8 @@ int devices_create(struct vm *vm, uint64_t *rsdp_gpa)
 		.ram_below_4g = gmem_low_end(&vm->mem),
 		.ram_above_4g = vm->mem.size - gmem_low_end(&vm->mem),
 		.ncpus = vm->nvcpus,
+		.kick = rtc_timer_arm,
+		.kick_opaque = d,
 	};
 	struct irq_line rtc_irq = vm_irq_line(vm, RTC_IRQ);
 	ret = rtc_init(&d->rtc, &rc, &rtc_irq);
@@ -89,6 +125,17 @@ int devices_create(struct vm *vm, uint64_t *rsdp_gpa)
 	ret = rtc_register(&d->rtc, &vm->pio);
 	if (ret < 0)
 		goto fail;
+	/* RTC interrupts (IRQ 8): a timerfd on the event loop. */
+	d->rtc_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (d->rtc_timer < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	if (vm->loop) {
+		ret = evloop_add_fd(vm->loop, d->rtc_timer, EPOLLIN, rtc_timer_fired, d);
+		if (ret < 0)
+			goto fail;
+	}
 
 	for (unsigned i = 0; i < CLI_NUM_COM; i++) {
 		if (!vm->com || !vm->com[i])
@@ -120,6 +167,11 @@ void devices_destroy(struct vm *vm)
 	for (unsigned i = 0; i < CLI_NUM_COM; i++)
 		if (d->uart[i])
 			uart_destroy(d->uart[i]);
+	if (d->rtc_timer >= 0) {
+		if (d->loop)
+			evloop_del_fd(d->loop, d->rtc_timer);
+		close(d->rtc_timer);
+	}
 	if (d->rtc_ok)
 		rtc_destroy(&d->rtc);
 	if (d->pm_ok)
