@@ -57,7 +57,7 @@ meson_suite() { # label builddir
 build() { # dir, meson args...
 	local dir=$1
 	shift
-	if [ ! -d "$dir" ]; then
+	if [ ! -f "$dir/build.ninja" ]; then
 		meson setup "$dir" "$@" >"$HVMM_TEST_OUT/setup-$(basename "$dir").log" 2>&1 || {
 			cat "$HVMM_TEST_OUT/setup-$(basename "$dir").log"; return 1; }
 	fi
