@@ -91,7 +91,7 @@ echo "== fuzz harnesses (libFuzzer, ASan+UBSan), ${HVMM_FUZZ_SECONDS:-20} s each
 if CC=clang build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
 	-Dc_args=-fsanitize=fuzzer-no-link -Db_lundef=false -Dbuildtype=debug; then
 	for h in build-fuzz/tests/fuzz/fuzz_*; do
-		[ -x "$h" ] || continue
+		[ -f "$h" ] && [ -x "$h" ] || continue
 		name=$(basename "$h")
 		corpus=$HVMM_TEST_OUT/corpus/$name
 		mkdir -p "$corpus"
