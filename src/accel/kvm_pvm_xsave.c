@@ -1,5 +1,5 @@
 /*
- * XSAVE-family emulation for KVM on PVM (Intel SDM vol. 1 chapter 13,
+ * XSAVE-family (and LDMXCSR/STMXCSR) emulation for KVM on PVM (Intel SDM vol. 1 chapter 13,
  * "Managing State Using the XSAVE Feature Set"). kvm_pvm forces XSAVE
  * visible to the guest (its user space runs natively with the host's XCR0,
  * so the guest kernel must switch the full state), but KVM's instruction
@@ -307,6 +307,63 @@ out:
 	return ok;
 }
 
+/* ldmxcsr m32 / stmxcsr m32 (kernel_fpu_begin loads the default MXCSR). */
+static bool emulate_mxcsr(struct kvm_vcpu *v, struct x86_regs *r,
+			  const struct x86_insn *in, bool load)
+{
+	uint64_t fs = 0, gs = 0, fault;
+	uint32_t pferr, val;
+	if (in->seg != X86_SEG_NONE) {
+		struct x86_sregs s;
+		if (kvm_vcpu_get_sregs(v, &s) < 0)
+			return false;
+		fs = s.fs.base;
+		gs = s.gs.base;
+	}
+	uint64_t ea = x86_insn_ea(in, r, fs, gs);
+	uint8_t *kbuf = calloc(1, layout.kvm_size);
+	bool ok = false;
+	if (!kbuf || get_xsave(v, kbuf) < 0)
+		goto out;
+	int ret;
+	if (load) {
+		ret = kvm_pvm_linear_access(v, ea, &val, 4, false, &fault, &pferr);
+		if (ret == -EFAULT) {
+			ok = kvm_pvm_inject(v, 14, true, pferr, fault);
+			goto out;
+		}
+		uint32_t mask;
+		memcpy(&mask, kbuf + 28, 4);
+		if (!mask)
+			mask = 0xffbf;
+		if (ret < 0)
+			goto out;
+		if (val & ~mask) {
+			ok = kvm_pvm_inject(v, 13, true, 0, 0);
+			goto out;
+		}
+		memcpy(kbuf + 24, &val, 4);
+		uint64_t bv = rd64(kbuf + XSAVE_HDR_OFF) | 2; /* keep MXCSR */
+		memcpy(kbuf + XSAVE_HDR_OFF, &bv, 8);
+		if (set_xsave(v, kbuf) < 0)
+			goto out;
+	} else {
+		memcpy(&val, kbuf + 24, 4);
+		ret = kvm_pvm_linear_access(v, ea, &val, 4, true, &fault, &pferr);
+		if (ret == -EFAULT) {
+			ok = kvm_pvm_inject(v, 14, true, pferr, fault);
+			goto out;
+		}
+		if (ret < 0)
+			goto out;
+	}
+	r->rip += in->len;
+	ok = kvm_vcpu_set_regs(v, r) == 0;
+out:
+	free(kbuf);
+	return ok;
+}
+
 /* xgetbv / xsetbv: ECX selects the XCR. */
 static bool emulate_xcr(struct kvm_vcpu *v, struct x86_regs *r, bool set, unsigned len)
 {
@@ -357,6 +414,9 @@ bool kvm_pvm_emulate_xsave(struct kvm_vcpu *v, struct x86_regs *r,
 	if (in.opcode != 0xae || !in.mem || in.rep || in.opsize)
 		return false;
 	switch (in.reg) {
+	case 2: /* ldmxcsr */
+	case 3: /* stmxcsr */
+		return emulate_mxcsr(v, r, &in, in.reg == 2);
 	case 4: /* xsave */
 	case 6: /* xsaveopt: same architectural result */
 		return emulate_xsave_rstor(v, r, &in, XS_XSAVE);
