@@ -109,7 +109,6 @@ int main(int argc, char **argv)
 
 	struct chardev *com[CLI_NUM_COM] = { NULL };
 	struct vm vm;
-	bool vm_ready = false;
 	for (unsigned i = 0; i < CLI_NUM_COM; i++) {
 		if (!present[i])
 			continue;
@@ -123,7 +122,6 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out_vm;
 	}
-	vm_ready = true;
 	sctx.vm = &vm;
 	pthread_t sig_thread;
 	if (pthread_create(&sig_thread, NULL, signal_thread, &sctx) == 0)
@@ -131,7 +129,6 @@ int main(int argc, char **argv)
 
 	status = vm_run(&vm);
 out_vm:
-	(void)vm_ready;
 	vm_release(&vm);
 out:
 	for (unsigned i = 0; i < CLI_NUM_COM; i++)

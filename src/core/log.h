@@ -41,4 +41,12 @@ void log_ratelimited(struct log_ratelimit *rl, enum log_level lvl,
 		log_ratelimited(&rl__, LOG_WARN, __VA_ARGS__);             \
 	} while (0)
 
+/* The same at debug level: ordinary guest behaviour worth seeing when asked. */
+#define log_guest_debug(...)                                               \
+	do {                                                               \
+		static struct log_ratelimit rl__;                          \
+		if (log_level >= LOG_DEBUG)                                \
+			log_ratelimited(&rl__, LOG_DEBUG, __VA_ARGS__);    \
+	} while (0)
+
 #endif

@@ -221,8 +221,8 @@ static void handle_io(struct vm_vcpu *v, struct accel_exit *e)
 		uint8_t *d = e->io.data + (size_t)i * e->io.size;
 		bool ok = e->io.write ? iobus_write(&vm->pio, e->io.port, d, e->io.size)
 				      : iobus_read(&vm->pio, e->io.port, d, e->io.size);
-		if (!ok && log_level >= LOG_DEBUG)
-			log_guest("vCPU %u: unhandled port %s 0x%x size %u", v->index,
+		if (!ok)
+			log_guest_debug("vCPU %u: unhandled port %s 0x%x size %u", v->index,
 				  e->io.write ? "write" : "read", e->io.port, e->io.size);
 	}
 }
@@ -249,7 +249,7 @@ static void handle_msr(struct vm_vcpu *v, struct accel_exit *e)
 	e->msr.error = true;
 	if (e->reason == ACCEL_EXIT_MSR_READ)
 		e->msr.data = 0;
-	log_guest("vCPU %u: %s of unknown MSR 0x%x: #GP", v->index,
+	log_guest_debug("vCPU %u: %s of unknown MSR 0x%x: #GP", v->index,
 		  e->reason == ACCEL_EXIT_MSR_READ ? "read" : "write", e->msr.index);
 }
 
@@ -486,6 +486,8 @@ static int build(struct vm *vm)
 		return ret;
 	}
 	vm->ops->get_info(vm->accel, &vm->info);
+	log_debug("accelerator: %s%s", vm->info.name,
+		  vm->info.ring0_emulated ? " (guest ring 0 emulated: PVM work-arounds on)" : "");
 	for (unsigned i = 0; i < vm->mem.nregions; i++) {
 		struct gmem_region *r = &vm->mem.regions[i];
 		ret = vm->ops->map_memory(vm->accel, i, r->gpa, r->size, r->hva, false);
