@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,18 +93,15 @@ static char *build_cmdline(const struct vm *vm, const struct hvmm_config *cfg)
 	return s;
 }
 
-int vm_prepare(struct vm *vm, const struct hvmm_config *cfg, struct evloop *loop,
-	       struct chardev **com)
+/*
+ * Reads the kernel and initrd. Done at every boot (the files are small next
+ * to the guest and this keeps their copies out of hvmm's resident memory
+ * while the guest runs); vm_prepare() does it once first to report errors
+ * before any VM exists.
+ */
+static int load_images(struct vm *vm)
 {
-	memset(vm, 0, sizeof(*vm));
-	vm->cfg = cfg;
-	vm->loop = loop;
-	vm->com = com;
-	vm->ops = &accel_kvm_ops;
-	vm->nvcpus = cfg->processors;
-	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->cond, NULL);
-
+	const struct hvmm_config *cfg = vm->cfg;
 	int ret = read_file(cfg->kernel, MAX_KERNEL_FILE, &vm->kernel, &vm->kernel_len);
 	if (ret < 0) {
 		log_error("cannot read kernel '%s': %s", cfg->kernel, file_error(ret));
@@ -117,6 +115,33 @@ int vm_prepare(struct vm *vm, const struct hvmm_config *cfg, struct evloop *loop
 			return ret;
 		}
 	}
+	return 0;
+}
+
+static void free_images(struct vm *vm)
+{
+	free(vm->kernel);
+	free(vm->initrd);
+	vm->kernel = vm->initrd = NULL;
+	vm->kernel_len = vm->initrd_len = 0;
+}
+
+int vm_prepare(struct vm *vm, const struct hvmm_config *cfg, struct evloop *loop,
+	       struct chardev **com)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->loop = loop;
+	vm->com = com;
+	vm->ops = &accel_kvm_ops;
+	vm->nvcpus = cfg->processors;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+
+	int ret = load_images(vm);
+	if (ret < 0)
+		return ret;
+	free_images(vm); /* read again at each boot; see build() */
 	vm->quit_status = -1;
 	vm->cmdline = build_cmdline(vm, cfg);
 	if (!vm->cmdline)
@@ -126,8 +151,7 @@ int vm_prepare(struct vm *vm, const struct hvmm_config *cfg, struct evloop *loop
 
 void vm_release(struct vm *vm)
 {
-	free(vm->kernel);
-	free(vm->initrd);
+	free_images(vm);
 	free(vm->cmdline);
 	pthread_mutex_destroy(&vm->lock);
 	pthread_cond_destroy(&vm->cond);
@@ -502,6 +526,11 @@ static int build(struct vm *vm)
 	if (ret < 0)
 		return ret;
 
+	ret = load_images(vm);
+	if (ret < 0) {
+		vm->config_error = true;
+		return ret;
+	}
 	struct linux_boot_config bc = {
 		.kernel = vm->kernel, .kernel_len = vm->kernel_len,
 		.initrd = vm->initrd, .initrd_len = vm->initrd_len,
@@ -510,6 +539,9 @@ static int build(struct vm *vm)
 	};
 	struct linux_boot_info bi;
 	ret = linux_boot_load(&vm->mem, &bc, &bi, err, sizeof(err));
+	free_images(vm);
+	/* Give the decompression buffers back to the system, not the heap. */
+	malloc_trim(0);
 	if (ret < 0) {
 		log_error("%s", err);
 		vm->config_error = true;
