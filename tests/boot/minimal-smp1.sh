@@ -8,7 +8,8 @@ need_kvm
 guest_files "${GUEST:-minimal}"
 NCPU=${NCPU:-1}
 MEM_MB=${MEM_MB:-512}
-start_console_vm -k "$KERNEL" -r "$INITRD" -p "$NCPU" -m "${MEM_MB}MB"
+# shellcheck disable=SC2086 # HVMM_EXTRA_ARGS is a word list
+start_console_vm -k "$KERNEL" -r "$INITRD" -p "$NCPU" -m "${MEM_MB}MB" ${HVMM_EXTRA_ARGS:-}
 wait_for "$OUT/console.log" '^HVMM-INIT-OK' "${BOOT_TIMEOUT:-900}" "$HVMM_PID" ||
 	fail "no HVMM-INIT-OK marker (see $OUT/console.log)"
 wait_for "$OUT/console.log" 'root@hvmm-guest' 120 "$HVMM_PID" || fail "no shell prompt"
