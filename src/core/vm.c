@@ -211,29 +211,29 @@ struct irq_line vm_irq_line(struct vm *vm, unsigned gsi)
 	return (struct irq_line){ .set = irq_set, .opaque = vm, .gsi = gsi };
 }
 
-static void dump_vcpu(struct vm_vcpu *v)
+static void dump_vcpu(struct vm_vcpu *v, enum log_level lvl)
 {
 	struct x86_regs r;
 	struct x86_sregs s;
 	const struct accel_ops *ops = v->vm->ops;
 	if (ops->vcpu_get_regs(v->av, &r) < 0 || ops->vcpu_get_sregs(v->av, &s) < 0) {
-		log_error("vCPU %u: registers unavailable", v->index);
+		log_msg(lvl, "vCPU %u: registers unavailable", v->index);
 		return;
 	}
-	log_error("vCPU %u: rip=%016" PRIx64 " rsp=%016" PRIx64 " rflags=%08" PRIx64
+	log_msg(lvl, "vCPU %u: rip=%016" PRIx64 " rsp=%016" PRIx64 " rflags=%08" PRIx64
 		  " cs=%04x(dpl %u) ss=%04x", v->index, r.rip, r.rsp, r.rflags,
 		  s.cs.selector, s.cs.dpl, s.ss.selector);
-	log_error("  rax=%016" PRIx64 " rbx=%016" PRIx64 " rcx=%016" PRIx64
+	log_msg(lvl, "  rax=%016" PRIx64 " rbx=%016" PRIx64 " rcx=%016" PRIx64
 		  " rdx=%016" PRIx64, r.rax, r.rbx, r.rcx, r.rdx);
-	log_error("  rsi=%016" PRIx64 " rdi=%016" PRIx64 " rbp=%016" PRIx64
+	log_msg(lvl, "  rsi=%016" PRIx64 " rdi=%016" PRIx64 " rbp=%016" PRIx64
 		  " r8 =%016" PRIx64, r.rsi, r.rdi, r.rbp, r.r8);
-	log_error("  r9 =%016" PRIx64 " r10=%016" PRIx64 " r11=%016" PRIx64
+	log_msg(lvl, "  r9 =%016" PRIx64 " r10=%016" PRIx64 " r11=%016" PRIx64
 		  " r12=%016" PRIx64, r.r9, r.r10, r.r11, r.r12);
-	log_error("  r13=%016" PRIx64 " r14=%016" PRIx64 " r15=%016" PRIx64,
+	log_msg(lvl, "  r13=%016" PRIx64 " r14=%016" PRIx64 " r15=%016" PRIx64,
 		  r.r13, r.r14, r.r15);
-	log_error("  cr0=%016" PRIx64 " cr2=%016" PRIx64 " cr3=%016" PRIx64
+	log_msg(lvl, "  cr0=%016" PRIx64 " cr2=%016" PRIx64 " cr3=%016" PRIx64
 		  " cr4=%016" PRIx64 " efer=%" PRIx64, s.cr0, s.cr2, s.cr3, s.cr4, s.efer);
-	log_error("  gdt=%016" PRIx64 "/%x idt=%016" PRIx64 "/%x", s.gdt.base,
+	log_msg(lvl, "  gdt=%016" PRIx64 "/%x idt=%016" PRIx64 "/%x", s.gdt.base,
 		  s.gdt.limit, s.idt.base, s.idt.limit);
 }
 
@@ -287,7 +287,7 @@ static void vcpu_failed(struct vm_vcpu *v, struct accel_exit *e)
 			snprintf(hex + 3 * i, sizeof(hex) - 3 * i, "%02x ", e->fail.insn[i]);
 		log_error("  instruction bytes at rip: %s", hex);
 	}
-	dump_vcpu(v);
+	dump_vcpu(v, LOG_ERROR);
 	pthread_mutex_lock(&vm->lock);
 	vm->failed = true;
 	pthread_cond_broadcast(&vm->cond);
@@ -393,12 +393,12 @@ static void *vcpu_thread(void *arg)
 				log_info("vCPU %u: io exits %" PRIu64 ", mmio %" PRIu64
 					 ", msr %" PRIu64, v->index, v->exits_io,
 					 v->exits_mmio, v->exits_msr);
-				dump_vcpu(v);
+				dump_vcpu(v, LOG_INFO);
 			}
 			break;
 		case ACCEL_EXIT_SHUTDOWN:
 			log_warn("vCPU %u: triple fault", v->index);
-			dump_vcpu(v);
+			dump_vcpu(v, LOG_ERROR);
 			vm_request(vm, VM_EVENT_CRASH);
 			goto out;
 		case ACCEL_EXIT_RESET:
