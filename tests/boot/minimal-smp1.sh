@@ -28,11 +28,11 @@ grep -q 'Linux version' "$OUT/console.log" || fail "no kernel banner"
 [ "${GUEST:-minimal}" != debian ] || grep -q 'Linux version .*-cloud-amd64' "$OUT/console.log" ||
 	fail "not the Debian cloud kernel"
 # RTC alarm interrupt (IRQ 8) through rtc-cmos: arm it 1 s ahead, wait.
-send 'echo +1 > /sys/class/rtc/rtc0/wakealarm; sleep 3; echo "RTCIRQ=$(grep -c . /sys/class/rtc/rtc0/wakealarm) $(grep rtc0 /proc/interrupts | tr -s " ")"'
+send 'echo +1 > /sys/class/rtc/rtc0/wakealarm; sleep 3; echo "RTCIRQ=$(grep -c . /sys/class/rtc/rtc0/wakealarm) $(grep rtc0 /proc/interrupts | awk "{s=0; for (i = 2; i <= NF; i++) if (\$i ~ /^[0-9]+\$/) s += \$i; print s}")"'
 wait_for "$OUT/console.log" '^RTCIRQ=' 120 "$HVMM_PID" || fail "RTC query did not answer"
 rtcline=$(grep '^RTCIRQ=' "$OUT/console.log" | tr -d '\r' | head -1)
-# the alarm fired: wakealarm is cleared and rtc0 counted an interrupt
-echo "$rtcline" | grep -qE '^RTCIRQ=0 +[0-9]+: +[1-9]' || fail "RTC alarm interrupt not seen: $rtcline"
+# the alarm fired: wakealarm is cleared and rtc0 counted interrupts (any CPU)
+echo "$rtcline" | grep -qE '^RTCIRQ=0 [1-9][0-9]*$' || fail "RTC alarm interrupt not seen: $rtcline"
 send 'poweroff -f'
 wait_exit 120 || fail "hvmm did not exit after poweroff"
 [ "$STATUS" = 0 ] || fail "hvmm exited with $STATUS after poweroff, expected 0"
