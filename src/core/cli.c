@@ -117,7 +117,8 @@ void cli_usage(FILE *f)
 "  -h, --help                print this help and exit\n"
 "  -V, --version             print the version and exit\n"
 "\n"
-"Environment: HVMM_LOG=error|warn|info|debug sets the log level.\n"
+"Environment: HVMM_LOG=error|warn|info|debug sets the log level;\n"
+"HVMM_CACHE_DIR is where decompressed kernels are cached (empty: off).\n"
 "See docs/CLI.md for details.\n", f);
 }
 
