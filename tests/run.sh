@@ -104,8 +104,12 @@ if CC=clang build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
 				printf 'hvmm seed %.0s' {1..50} | $z -c | { printf '\x01'; cat; } >"$corpus/seed-$z" 2>/dev/null
 			done
 		fi
+		# inputs that once crashed a harness are replayed every run
+		regress=()
+		[ -d "$ROOT/tests/fuzz/regressions/$name" ] && regress=("$ROOT/tests/fuzz/regressions/$name")
 		if (cd "$HVMM_TEST_OUT" && "$ROOT/$h" -max_total_time="${HVMM_FUZZ_SECONDS:-20}" \
-			-rss_limit_mb=2048 -print_final_stats=0 "$corpus" >"$HVMM_TEST_OUT/$name.log" 2>&1); then
+			-rss_limit_mb=2048 -print_final_stats=0 "$corpus" "${regress[@]}" \
+			>"$HVMM_TEST_OUT/$name.log" 2>&1); then
 			result "$name ($(grep -o 'Done [0-9]* runs' "$HVMM_TEST_OUT/$name.log"))" 0
 		else
 			result "$name" 1
