@@ -29,6 +29,10 @@ expect_err "invalid --com1: .*port" -k "$G" --com1 listen=tcp:127.0.0.1
 expect_err "invalid --com3" -k "$G" --com3 file=
 expect_err "only one serial port can use 'console'" -k "$G" --com1 console --com2 console
 expect_err "invalid --guest-crash-action 'boom'" -k "$G" --guest-crash-action boom
+# Backends that cannot be opened: before any VM exists, so no /dev/kvm needed.
+expect_err "serial file=/nonexistent/dir/f" -k "$G" --com2 file=/nonexistent/dir/f
+expect_err "serial listen=/nonexistent/dir/s" -k "$G" --com2 listen=/nonexistent/dir/s
+DISPLAY= WAYLAND_DISPLAY= expect_err "no graphical display" -k "$G" --com2 term,name=T
 if [ -c /dev/kvm ]; then
 	expect_err "neither a bzImage nor" -k "$OUT/garbage.bin" --com1 none
 	expect_err "neither a bzImage nor" -k "$OUT/random.bin" --com1 none
