@@ -64,7 +64,11 @@ bool kvm_pvm_inject(struct kvm_vcpu *v, unsigned vector, bool has_err, uint32_t 
  */
 int kvm_pvm_linear_access(struct kvm_vcpu *v, uint64_t la, void *buf, size_t len,
 			  bool write, uint64_t *fault, uint32_t *pferr);
-/* kvm_pvm_insn.c: popcnt, cmpxchg16b at r->rip. */
+struct x86_insn;
+/* Linear address of a decoded memory operand (FS/GS bases applied). */
+bool kvm_pvm_insn_ea(struct kvm_vcpu *v, const struct x86_regs *r,
+		     const struct x86_insn *in, uint64_t *ea);
+/* kvm_pvm_insn.c: popcnt, lsl, cmpxchg16b at r->rip. */
 bool kvm_pvm_emulate_insn(struct kvm_vcpu *v, struct x86_regs *r,
 			  const uint8_t *insn, unsigned n);
 /* kvm_pvm_xsave.c: xsave/xsaveopt/xrstor/xgetbv/xsetbv at r->rip. */

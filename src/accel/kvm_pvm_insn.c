@@ -32,17 +32,19 @@ static bool finish(struct kvm_vcpu *v, struct x86_regs *r, const struct x86_insn
 	return kvm_vcpu_set_regs(v, r) == 0;
 }
 
-static uint64_t seg_base(struct kvm_vcpu *v, enum x86_seg_override seg, bool *ok)
+bool kvm_pvm_insn_ea(struct kvm_vcpu *v, const struct x86_regs *r,
+		     const struct x86_insn *in, uint64_t *ea)
 {
-	*ok = true;
-	if (seg == X86_SEG_NONE)
-		return 0;
-	struct x86_sregs s;
-	if (kvm_vcpu_get_sregs(v, &s) < 0) {
-		*ok = false;
-		return 0;
+	uint64_t fs = 0, gs = 0;
+	if (in->seg != X86_SEG_NONE) {
+		struct x86_sregs s;
+		if (kvm_vcpu_get_sregs(v, &s) < 0)
+			return false;
+		fs = s.fs.base;
+		gs = s.gs.base;
 	}
-	return seg == X86_SEG_FS ? s.fs.base : s.gs.base;
+	*ea = x86_insn_ea(in, r, fs, gs);
+	return true;
 }
 
 static bool emulate_popcnt(struct kvm_vcpu *v, struct x86_regs *r, const struct x86_insn *in)
@@ -50,14 +52,11 @@ static bool emulate_popcnt(struct kvm_vcpu *v, struct x86_regs *r, const struct 
 	unsigned width = in->rex_w ? 8 : in->opsize ? 2 : 4;
 	uint64_t src = 0;
 	if (in->mem) {
-		bool ok;
-		uint64_t base = seg_base(v, in->seg, &ok);
-		if (!ok)
-			return false;
-		uint64_t fault;
+		uint64_t ea, fault;
 		uint32_t pferr;
-		int ret = kvm_pvm_linear_access(v, x86_insn_ea(in, r, base, base), &src,
-						width, false, &fault, &pferr);
+		if (!kvm_pvm_insn_ea(v, r, in, &ea))
+			return false;
+		int ret = kvm_pvm_linear_access(v, ea, &src, width, false, &fault, &pferr);
 		if (ret == -EFAULT)
 			return kvm_pvm_inject(v, 14, true, pferr, fault);
 		if (ret < 0)
@@ -82,11 +81,9 @@ static bool emulate_popcnt(struct kvm_vcpu *v, struct x86_regs *r, const struct 
 static bool emulate_cmpxchg16b(struct kvm_vcpu *v, struct x86_regs *r,
 			       const struct x86_insn *in)
 {
-	bool ok;
-	uint64_t base = seg_base(v, in->seg, &ok);
-	if (!ok)
+	uint64_t la;
+	if (!kvm_pvm_insn_ea(v, r, in, &la))
 		return false;
-	uint64_t la = x86_insn_ea(in, r, base, base);
 	if (la & 15)
 		return kvm_pvm_inject(v, 13, true, 0, 0);
 	struct kvm_translation tr = { .linear_address = la };
@@ -119,14 +116,11 @@ static bool emulate_lsl(struct kvm_vcpu *v, struct x86_regs *r, const struct x86
 {
 	uint16_t sel;
 	if (in->mem) {
-		bool ok;
-		uint64_t base = seg_base(v, in->seg, &ok);
-		uint64_t fault;
+		uint64_t ea, fault;
 		uint32_t pferr;
-		if (!ok)
+		if (!kvm_pvm_insn_ea(v, r, in, &ea))
 			return false;
-		int ret = kvm_pvm_linear_access(v, x86_insn_ea(in, r, base, base), &sel, 2,
-						false, &fault, &pferr);
+		int ret = kvm_pvm_linear_access(v, ea, &sel, 2, false, &fault, &pferr);
 		if (ret == -EFAULT)
 			return kvm_pvm_inject(v, 14, true, pferr, fault);
 		if (ret < 0)

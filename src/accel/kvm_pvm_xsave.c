@@ -189,17 +189,9 @@ enum { XS_XSAVE, XS_XSAVEC, XS_XRSTOR };
 static bool emulate_xsave_rstor(struct kvm_vcpu *v, struct x86_regs *r,
 				const struct x86_insn *in, int op)
 {
-	uint64_t xcr0, fs = 0, gs = 0;
-	if (get_xcr0(v, &xcr0) < 0)
+	uint64_t xcr0, ea;
+	if (get_xcr0(v, &xcr0) < 0 || !kvm_pvm_insn_ea(v, r, in, &ea))
 		return false;
-	if (in->seg != X86_SEG_NONE) {
-		struct x86_sregs s;
-		if (kvm_vcpu_get_sregs(v, &s) < 0)
-			return false;
-		fs = s.fs.base;
-		gs = s.gs.base;
-	}
-	uint64_t ea = x86_insn_ea(in, r, fs, gs);
 	uint64_t rfbm = xcr0 & ((r->rdx << 32) | (uint32_t)r->rax);
 	if (ea & 63)
 		return kvm_pvm_inject(v, 13, true, 0, 0);
@@ -311,16 +303,10 @@ out:
 static bool emulate_mxcsr(struct kvm_vcpu *v, struct x86_regs *r,
 			  const struct x86_insn *in, bool load)
 {
-	uint64_t fs = 0, gs = 0, fault;
+	uint64_t ea, fault;
 	uint32_t pferr, val;
-	if (in->seg != X86_SEG_NONE) {
-		struct x86_sregs s;
-		if (kvm_vcpu_get_sregs(v, &s) < 0)
-			return false;
-		fs = s.fs.base;
-		gs = s.gs.base;
-	}
-	uint64_t ea = x86_insn_ea(in, r, fs, gs);
+	if (!kvm_pvm_insn_ea(v, r, in, &ea))
+		return false;
 	uint8_t *kbuf = calloc(1, layout.kvm_size);
 	bool ok = false;
 	if (!kbuf || get_xsave(v, kbuf) < 0)
