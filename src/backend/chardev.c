@@ -53,6 +53,13 @@ struct chardev {
 	int escape;      /* byte value or -1 */
 	void (*escape_fn)(void *opaque);
 	void *escape_opaque;
+	/* Input diverted away from the device (interactive console). */
+	const struct chardev_ops *divert_ops;
+	void *divert_opaque;
+	/* Input injected for the device (console `i TEXT`), sent first. */
+	uint8_t inj_buf[CHARDEV_INBUF];
+	size_t inj_len;
+	bool inj_paused;
 
 	int kickfd;
 	bool kick_pending;
@@ -209,7 +216,8 @@ static void chardev_fd_cb(void *opaque, int fd, uint32_t events);
 static bool chardev_want_in(const struct chardev *cd)
 {
 	return cd->in_fd >= 0 && !cd->in_eof && !cd->in_paused &&
-	       !cd->in_len && cd->ops && cd->ops->input && !cd->closing;
+	       !cd->in_len && !cd->closing &&
+	       (cd->divert_ops || (cd->ops && cd->ops->input));
 }
 
 static void chardev_watch_one(struct chardev *cd, int fd, bool pollable,
@@ -373,13 +381,43 @@ static void chardev_read_input(struct chardev *cd)
 }
 
 /* Hand held input to the device. Lock held; dropped around callbacks. */
+/* Injected input goes to the device whatever mode input is in. Lock held. */
+static void chardev_feed_injected(struct chardev *cd)
+{
+	while (cd->inj_len && !cd->inj_paused && !cd->closing && cd->ops &&
+	       cd->ops->input) {
+		size_t (*input)(void *, const uint8_t *, size_t) =
+			cd->ops->input;
+		void *op = cd->ops_opaque;
+		uint8_t chunk[256];
+		size_t len = cd->inj_len < sizeof(chunk) ? cd->inj_len : sizeof(chunk);
+		memcpy(chunk, cd->inj_buf, len);
+		cd->cb_running = true;
+		pthread_mutex_unlock(&cd->lock);
+		size_t took = input(op, chunk, len);
+		pthread_mutex_lock(&cd->lock);
+		cd->cb_running = false;
+		pthread_cond_broadcast(&cd->cb_done);
+		if (took > len)
+			took = len;
+		memmove(cd->inj_buf, cd->inj_buf + took, cd->inj_len - took);
+		cd->inj_len -= took;
+		if (took < len)
+			cd->inj_paused = true;
+	}
+}
+
 static void chardev_feed(struct chardev *cd)
 {
-	while (cd->in_len && !cd->in_paused && !cd->closing && cd->ops &&
-	       cd->ops->input) {
+	chardev_feed_injected(cd);
+	while (cd->in_len && !cd->in_paused && !cd->closing) {
+		bool diverted = cd->divert_ops != NULL;
+		const struct chardev_ops *ops = diverted ? cd->divert_ops : cd->ops;
+		if (!ops || !ops->input)
+			break;
 		const uint8_t *p = cd->in_buf + cd->in_off;
 		size_t len = cd->in_len;
-		if (cd->escape >= 0 && cd->escape_fn) {
+		if (!diverted && cd->escape >= 0 && cd->escape_fn) {
 			const uint8_t *e = memchr(p, cd->escape, len);
 			if (e == p) {
 				void (*fn)(void *) = cd->escape_fn;
@@ -397,9 +435,8 @@ static void chardev_feed(struct chardev *cd)
 			if (e)
 				len = (size_t)(e - p);
 		}
-		size_t (*input)(void *, const uint8_t *, size_t) =
-			cd->ops->input;
-		void *op = cd->ops_opaque;
+		size_t (*input)(void *, const uint8_t *, size_t) = ops->input;
+		void *op = diverted ? cd->divert_opaque : cd->ops_opaque;
 		cd->cb_running = true;
 		pthread_mutex_unlock(&cd->lock);
 		size_t took = input(op, p, len);
@@ -423,6 +460,7 @@ static void chardev_service(struct chardev *cd)
 	if (cd->resume_req) {
 		cd->resume_req = false;
 		cd->in_paused = false;
+		cd->inj_paused = false;
 	}
 	/* Nothing to wait for on a regular file: just try again. */
 	if (!cd->out_pollable)
@@ -896,6 +934,34 @@ void chardev_set_escape(struct chardev *cd, int byte, void (*fn)(void *opaque),
 	cd->escape_fn = fn;
 	cd->escape_opaque = opaque;
 	pthread_mutex_unlock(&cd->lock);
+}
+
+void chardev_divert_input(struct chardev *cd, const struct chardev_ops *ops,
+			  void *opaque)
+{
+	pthread_mutex_lock(&cd->lock);
+	cd->divert_ops = ops;
+	cd->divert_opaque = opaque;
+	/* A pause belonged to whoever took input before; the new taker decides. */
+	cd->in_paused = false;
+	if (!evloop_in_thread(cd->loop))
+		while (cd->cb_running)
+			pthread_cond_wait(&cd->cb_done, &cd->lock);
+	chardev_kick_locked(cd);
+	pthread_mutex_unlock(&cd->lock);
+}
+
+size_t chardev_inject_input(struct chardev *cd, const void *buf, size_t len)
+{
+	pthread_mutex_lock(&cd->lock);
+	size_t room = sizeof(cd->inj_buf) - cd->inj_len;
+	if (len > room)
+		len = room;
+	memcpy(cd->inj_buf + cd->inj_len, buf, len);
+	cd->inj_len += len;
+	chardev_kick_locked(cd);
+	pthread_mutex_unlock(&cd->lock);
+	return len;
 }
 
 enum chardev_backend chardev_backend(const struct chardev *cd)

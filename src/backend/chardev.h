@@ -172,6 +172,22 @@ void chardev_resume_input(struct chardev *cd);
 void chardev_set_escape(struct chardev *cd, int byte, void (*fn)(void *opaque),
 			void *opaque);
 
+/*
+ * Sends host input to ops instead of the attached device (and without the
+ * escape byte check) until called again with ops NULL: the interactive
+ * console's command mode. Input that arrives meanwhile is not seen by the
+ * device. Any thread; from another thread it waits for a running callback.
+ */
+void chardev_divert_input(struct chardev *cd, const struct chardev_ops *ops,
+			  void *opaque);
+
+/*
+ * Queues bytes for the device as if they came from the host (console
+ * `i TEXT`), ahead of host input and regardless of diversion. Returns how
+ * many bytes fitted (a 4 KiB queue). Any thread.
+ */
+size_t chardev_inject_input(struct chardev *cd, const void *buf, size_t len);
+
 enum chardev_backend chardev_backend(const struct chardev *cd);
 /* Bound TCP port of a listen=tcp: backend, or -ENOTSUP. */
 int chardev_tcp_port(struct chardev *cd);
