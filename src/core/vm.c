@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/devices.h"
@@ -180,6 +181,80 @@ void vm_quit(struct vm *vm, int status)
 	vm->quit_status = status;
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_reset(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->host_reset = true;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+int vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (atomic_load(&vm->paused)) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EALREADY;
+	}
+	atomic_store(&vm->paused, true);
+	kick_all(vm);
+	/* Wait (bounded) until every running vCPU has parked. */
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 5;
+	int ret = 0;
+	while (vm->vcpus && vm->parked_vcpus < vm->running_vcpus && ret == 0) {
+		kick_all(vm);
+		ret = pthread_cond_timedwait(&vm->cond, &vm->lock, &deadline);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return ret ? -ETIMEDOUT : 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	bool was = atomic_exchange(&vm->paused, false);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return was ? 0 : -EALREADY;
+}
+
+int vm_nmi(struct vm *vm, unsigned index)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->vcpus || index >= vm->nvcpus) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EINVAL;
+	}
+	struct vm_vcpu *v = &vm->vcpus[index];
+	atomic_store(&v->nmi_requested, true);
+	if (v->av && v->started)
+		vm->ops->vcpu_kick(v->av);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+/* vCPU thread: park while the VM is paused, then do requested injections. */
+static void vcpu_service_requests(struct vm_vcpu *v)
+{
+	struct vm *vm = v->vm;
+	if (atomic_load(&vm->paused)) {
+		pthread_mutex_lock(&vm->lock);
+		vm->parked_vcpus++;
+		pthread_cond_broadcast(&vm->cond);
+		while (atomic_load(&vm->paused) && !atomic_load(&vm->stopping))
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		vm->parked_vcpus--;
+		pthread_mutex_unlock(&vm->lock);
+	}
+	if (atomic_exchange(&v->nmi_requested, false)) {
+		int ret = vm->ops->vcpu_inject_nmi(v->av);
+		if (ret < 0)
+			log_warn("vCPU %u: cannot inject NMI: %s", v->index, strerror(-ret));
+	}
 }
 
 void vm_dump_vcpus(struct vm *vm)
@@ -368,6 +443,9 @@ static void *vcpu_thread(void *arg)
 	struct accel_exit e;
 	memset(&e, 0, sizeof(e));
 	while (!atomic_load(&vm->stopping)) {
+		vcpu_service_requests(v);
+		if (atomic_load(&vm->stopping))
+			break;
 		ret = vm->ops->vcpu_run(v->av, &e);
 		if (ret < 0) {
 			snprintf(e.fail.what, sizeof(e.fail.what), "KVM_RUN failed: %s",
@@ -487,6 +565,8 @@ static int build(struct vm *vm)
 	int ret;
 
 	atomic_store(&vm->stopping, false);
+	atomic_store(&vm->paused, false);
+	vm->parked_vcpus = 0;
 	vm->failed = false;
 	vm->pending = 0;
 	vm->events = (struct vm_event_sink){ .raise = event_raise, .opaque = vm };
@@ -583,8 +663,10 @@ int vm_run(struct vm *vm)
 		}
 		pthread_mutex_lock(&vm->lock);
 		while (!vm->pending && !vm->failed && vm->running_vcpus &&
-		       vm->quit_status < 0)
+		       vm->quit_status < 0 && !vm->host_reset)
 			pthread_cond_wait(&vm->cond, &vm->lock);
+		bool host_reset = vm->host_reset;
+		vm->host_reset = false;
 		unsigned pending = vm->pending;
 		bool failed = vm->failed;
 		int quit = vm->quit_status;
@@ -595,6 +677,10 @@ int vm_run(struct vm *vm)
 			return quit;
 		if (failed)
 			return 1;
+		if (host_reset && !pending) {
+			log_info("resetting the VM (host request)");
+			continue;
+		}
 		if (!pending) {
 			log_error("all vCPUs stopped");
 			return 1;

@@ -33,6 +33,7 @@ struct vm_vcpu {
 	struct accel_vcpu *av;
 	bool started;
 	atomic_bool dump_requested; /* print registers at the next exit */
+	atomic_bool nmi_requested;  /* inject an NMI at the next exit */
 	uint64_t exits_io, exits_mmio, exits_msr;
 };
 
@@ -65,6 +66,9 @@ struct vm {
 	int quit_status;        /* >= 0: the host asked to quit with it */
 	atomic_bool stopping;   /* vCPU threads must leave their loops */
 	unsigned running_vcpus;
+	bool host_reset;        /* the host asked for a reset (console) */
+	atomic_bool paused;     /* vCPUs must park (console `p`) */
+	unsigned parked_vcpus;  /* vCPUs parked while paused */
 };
 
 /* Reads the kernel/initrd files; chardevs are owned by the caller. */
@@ -81,6 +85,17 @@ void vm_request(struct vm *vm, enum vm_event ev);
 
 /* Stops the VM at once and makes vm_run() return status. Any thread. */
 void vm_quit(struct vm *vm, int status);
+
+/* Resets the VM whatever --guest-reset-action says (console). Any thread. */
+void vm_reset(struct vm *vm);
+
+/* Stops every vCPU until vm_resume(). 0, -EALREADY, -ETIMEDOUT. Any thread. */
+int vm_pause(struct vm *vm);
+/* 0 or -EALREADY when not paused. Any thread. */
+int vm_resume(struct vm *vm);
+
+/* Injects an NMI into vCPU `index`. 0 or -EINVAL. Any thread. */
+int vm_nmi(struct vm *vm, unsigned index);
 
 /* Prints every vCPU's registers (host SIGQUIT). Any thread. */
 void vm_dump_vcpus(struct vm *vm);
