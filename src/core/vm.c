@@ -547,8 +547,11 @@ static void teardown(struct vm *vm)
 		if (v->av)
 			vm->ops->vcpu_destroy(v->av);
 	}
+	/* Under the lock: console and signal requests look at vm->vcpus. */
+	pthread_mutex_lock(&vm->lock);
 	free(vm->vcpus);
 	vm->vcpus = NULL;
+	pthread_mutex_unlock(&vm->lock);
 	devices_destroy(vm);
 	if (vm->accel)
 		vm->ops->destroy(vm->accel);
@@ -632,9 +635,12 @@ static int build(struct vm *vm)
 		  bi.kernel_start, bi.kernel_end, bi.entry, bi.bzimage ? "bzImage" : "ELF",
 		  bi.kernel_compression, bi.from_cache ? " from cache" : "", bi.initrd_size, bi.initrd_compression, bi.initrd_gpa);
 
-	vm->vcpus = calloc(vm->nvcpus, sizeof(*vm->vcpus));
-	if (!vm->vcpus)
+	struct vm_vcpu *vcpus = calloc(vm->nvcpus, sizeof(*vm->vcpus));
+	if (!vcpus)
 		return -ENOMEM;
+	pthread_mutex_lock(&vm->lock);
+	vm->vcpus = vcpus;
+	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
 		ret = start_vcpu_thread(vm, i, bi.entry);
 		if (ret < 0) {
