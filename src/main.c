@@ -11,12 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "backend/chardev.h"
 #include "core/cli.h"
+#include "core/console.h"
 #include "core/evloop.h"
 #include "core/log.h"
 #include "core/vm.h"
+#include "core/vmbus_glue.h"
+
+/* Seconds a guest gets to shut down after SIGTERM before hvmm stops it. */
+#define SHUTDOWN_TIMEOUT_DEFAULT 30
 
 static void set_log_level(void)
 {
@@ -36,24 +42,136 @@ static void set_log_level(void)
 struct signal_ctx {
 	sigset_t set;
 	struct vm *vm;
+	unsigned shutdown_timeout; /* seconds */
 };
 
-/* Host signals become an orderly stop of the VM on the main thread. */
+static unsigned shutdown_timeout(void)
+{
+	const char *s = getenv("HVMM_SHUTDOWN_TIMEOUT");
+	if (!s || !*s)
+		return SHUTDOWN_TIMEOUT_DEFAULT;
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+	if (*end || v > 86400) {
+		log_warn("HVMM_SHUTDOWN_TIMEOUT='%s' is not a number of seconds; using %u",
+			 s, SHUTDOWN_TIMEOUT_DEFAULT);
+		return SHUTDOWN_TIMEOUT_DEFAULT;
+	}
+	return (unsigned)v;
+}
+
+/*
+ * Host signals become an orderly stop of the VM on the main thread. SIGTERM
+ * first asks the guest to power off through the shutdown integration
+ * service (--hv) and stops the VM only if the guest has not done so within
+ * the timeout; a second SIGTERM, SIGINT or SIGHUP stops it at once.
+ */
 static void *signal_thread(void *arg)
 {
 	struct signal_ctx *ctx = arg;
-	int sig;
+	bool shutting_down = false;
+	struct timespec deadline = { 0 };
 	pthread_setname_np(pthread_self(), "signals");
-	while (sigwait(&ctx->set, &sig) == 0) {
+	for (;;) {
+		int sig;
+		if (shutting_down) {
+			struct timespec now, left;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left.tv_sec = deadline.tv_sec - now.tv_sec;
+			left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
+			if (left.tv_nsec < 0) {
+				left.tv_nsec += 1000000000L;
+				left.tv_sec--;
+			}
+			if (left.tv_sec < 0)
+				left.tv_sec = left.tv_nsec = 0;
+			sig = sigtimedwait(&ctx->set, NULL, &left);
+			if (sig < 0 && errno == EAGAIN) {
+				log_warn("the guest did not shut down within %u s; stopping it",
+					 ctx->shutdown_timeout);
+				vm_quit(ctx->vm, 128 + SIGTERM);
+				shutting_down = false;
+				continue;
+			}
+		} else if (sigwait(&ctx->set, &sig) != 0) {
+			sig = -1;
+		}
+		if (sig < 0)
+			continue;
 		if (sig == SIGQUIT) {
 			vm_dump_vcpus(ctx->vm);
 			continue;
+		}
+		if (sig == SIGTERM && !shutting_down) {
+			int ret = vmbus_glue_request_shutdown(ctx->vm, false);
+			if (ret == 0) {
+				log_info("SIGTERM: asked the guest to shut down (stopping it in %u s "
+					 "if it does not)", ctx->shutdown_timeout);
+				clock_gettime(CLOCK_MONOTONIC, &deadline);
+				deadline.tv_sec += ctx->shutdown_timeout;
+				shutting_down = true;
+				continue;
+			}
 		}
 		log_info("stopping on signal %d (%s)", sig, strsignal(sig));
 		vm_quit(ctx->vm, 128 + sig);
 	}
 	return NULL;
 }
+
+/* The interactive console's view of the VM. */
+static void con_quit(void *opaque)
+{
+	vm_quit(opaque, 0);
+}
+
+static void con_reset(void *opaque)
+{
+	vm_reset(opaque);
+}
+
+static int con_pause(void *opaque)
+{
+	return vm_pause(opaque);
+}
+
+static int con_resume(void *opaque)
+{
+	return vm_resume(opaque);
+}
+
+static int con_nmi(void *opaque)
+{
+	return vm_nmi(opaque, 0);
+}
+
+static int con_shutdown(void *opaque, bool reboot, bool force)
+{
+	(void)force;
+	return vmbus_glue_request_shutdown(opaque, reboot);
+}
+
+static void con_kvp(void *opaque, struct console *con)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return;
+	vmbus_glue_kvp_print(opaque, f);
+	fclose(f);
+	if (len)
+		console_printf(con, "%s", buf);
+	else
+		console_printf(con, "no key/value pairs reported by the guest\n");
+	free(buf);
+}
+
+static const struct console_vm_ops console_ops = {
+	.quit = con_quit, .reset = con_reset, .pause = con_pause,
+	.resume = con_resume, .nmi = con_nmi, .shutdown = con_shutdown,
+	.kvp = con_kvp,
+};
 
 int main(int argc, char **argv)
 {
@@ -122,12 +240,23 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out_vm;
 	}
+	struct console *con = NULL;
+	for (unsigned i = 0; i < CLI_NUM_COM; i++) {
+		if (com[i] && specs[i].backend == CHARDEV_CONSOLE &&
+		    console_create(com[i], &console_ops, &vm, &con) < 0) {
+			log_error("cannot create the interactive console");
+			status = 1;
+			goto out_vm;
+		}
+	}
 	sctx.vm = &vm;
+	sctx.shutdown_timeout = shutdown_timeout();
 	pthread_t sig_thread;
 	if (pthread_create(&sig_thread, NULL, signal_thread, &sctx) == 0)
 		pthread_detach(sig_thread);
 
 	status = vm_run(&vm);
+	console_destroy(con);
 out_vm:
 	vm_release(&vm);
 out:
