@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(
 	build-essential clang meson ninja-build pkg-config
-	liblz4-dev libzstd-dev liblzma-dev zlib1g-dev libcmocka-dev
+	liblz4-dev libzstd-dev liblzma-dev zlib1g-dev libcmocka-dev liburing-dev
 	libclang-rt-14-dev llvm
 	acpica-tools busybox-static cpio lz4 zstd xz-utils kmod
 	linux-source-6.1 flex bison bc libelf-dev libssl-dev
