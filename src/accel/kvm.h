@@ -74,5 +74,23 @@ bool kvm_pvm_emulate_insn(struct kvm_vcpu *v, struct x86_regs *r,
 /* kvm_pvm_xsave.c: xsave/xsaveopt/xrstor/xgetbv/xsetbv at r->rip. */
 bool kvm_pvm_emulate_xsave(struct kvm_vcpu *v, struct x86_regs *r,
 			   const uint8_t *insn, unsigned n);
+/*
+ * The vCPU's XSAVE image as KVM_GET_XSAVE(2) gives it (standard format):
+ * its size (>= 4096), a component's offset from host CPUID 0xD (0 if none),
+ * get/set, and XCR0.
+ */
+size_t kvm_pvm_xsave_size(struct kvm_vcpu *v);
+uint32_t kvm_pvm_xsave_offset(struct kvm_vcpu *v, unsigned comp);
+int kvm_pvm_get_xsave(struct kvm_vcpu *v, uint8_t *buf);
+int kvm_pvm_set_xsave(struct kvm_vcpu *v, const uint8_t *buf);
+int kvm_pvm_get_xcr0(struct kvm_vcpu *v, uint64_t *xcr0);
+/*
+ * kvm_pvm_simd.c: SSE/AVX/AVX-512 integer instructions at r->rip (those the
+ * Linux kernel runs in ring 0: BLAKE2s), then any that directly follow
+ * them, against the vCPU's XSAVE state. Returns false, changing nothing, if
+ * the first instruction is not one it emulates.
+ */
+bool kvm_pvm_emulate_simd(struct kvm_vcpu *v, struct x86_regs *r,
+			  const uint8_t *insn, unsigned n);
 
 #endif

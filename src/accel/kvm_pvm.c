@@ -9,7 +9,9 @@
  *    ring 0 with STAR's selectors and SFMASK applied, as the CPU should have.
  *  - Instructions the emulator lacks end in an emulation failure. The ones a
  *    Linux guest reaches even with CPUID trimmed (int3, clac/stac, fwait,
- *    rdtscp) are emulated here; the XSAVE family in kvm_pvm_xsave.c.
+ *    rdtscp) are emulated here; the XSAVE family in kvm_pvm_xsave.c,
+ *    popcnt/lsl/cmpxchg16b in kvm_pvm_insn.c, SSE/AVX/AVX-512 integer
+ *    instructions (BLAKE2s) in kvm_pvm_simd.c.
  * None of this is active on hardware KVM.
  */
 #include "accel/kvm.h"
@@ -264,5 +266,6 @@ bool kvm_pvm_handle_emulation_failure(struct kvm_vcpu *v)
 		}
 	}
 	return kvm_pvm_emulate_xsave(v, &r, insn, n) ||
-	       kvm_pvm_emulate_insn(v, &r, insn, n);
+	       kvm_pvm_emulate_insn(v, &r, insn, n) ||
+	       kvm_pvm_emulate_simd(v, &r, insn, n);
 }

@@ -99,6 +99,34 @@ static int get_xcr0(struct kvm_vcpu *v, uint64_t *xcr0)
 	return 0;
 }
 
+size_t kvm_pvm_xsave_size(struct kvm_vcpu *v)
+{
+	layout_init(v);
+	return layout.kvm_size;
+}
+
+uint32_t kvm_pvm_xsave_offset(struct kvm_vcpu *v, unsigned comp)
+{
+	layout_init(v);
+	return comp >= 2 && comp < XSAVE_MAX_COMPONENTS ? layout.off[comp] : 0;
+}
+
+int kvm_pvm_get_xsave(struct kvm_vcpu *v, uint8_t *buf)
+{
+	layout_init(v);
+	return get_xsave(v, buf);
+}
+
+int kvm_pvm_set_xsave(struct kvm_vcpu *v, const uint8_t *buf)
+{
+	return set_xsave(v, buf);
+}
+
+int kvm_pvm_get_xcr0(struct kvm_vcpu *v, uint64_t *xcr0)
+{
+	return get_xcr0(v, xcr0);
+}
+
 bool kvm_pvm_inject(struct kvm_vcpu *v, unsigned vector, bool has_err, uint32_t err,
 		   uint64_t cr2)
 {
