@@ -18,8 +18,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (in.base > 15 || in.index > 15 || in.base < -1 || in.index < -1)
 			abort();
 		(void)x86_insn_ea(&in, &r, 1, 2);
+		if (in.map > 3 || in.vl > 2 || in.vvvv > 31 || in.evex_aaa > 7 ||
+		    x86_insn_vreg(&in) > 31 || x86_insn_vrm(&in) > 31 ||
+		    (in.enc != X86_ENC_LEGACY && (in.map < 1 || in.rex_w != !!(in.rex & 8))))
+			abort();
+		if (in.enc != X86_ENC_EVEX && (in.disp8 || in.evex_aaa || in.evex_z ||
+					       in.evex_b || in.vvvv > 15 || in.vl > 1))
+			abort();
 		(void)x86_insn_reg(&in);
 		(void)x86_insn_rm_reg(&in);
+		x86_insn_evex_disp8n(&in, 64);
+		(void)x86_insn_ea(&in, &r, 1, 2);
 	}
 	return 0;
 }
