@@ -40,6 +40,7 @@ struct kvm_vcpu {
 	bool bp_armed;
 	bool stepping;        /* single-stepping over the #PF breakpoint */
 	uint64_t pvm_syscalls, pvm_fixups;
+	uint64_t pvm_simd_exits, pvm_simd_insns; /* kvm_pvm_simd.c */
 };
 
 void *kvm_gpa_to_hva(struct kvm_accel *k, uint64_t gpa, uint64_t len);

@@ -871,6 +871,12 @@ bool kvm_pvm_emulate_simd(struct kvm_vcpu *v, struct x86_regs *r, const uint8_t 
 		free(c.st.kbuf);
 		return false;
 	}
+	v->pvm_simd_exits++;
+	v->pvm_simd_insns += done;
+	if ((v->pvm_simd_exits & (v->pvm_simd_exits - 1)) == 0)
+		log_debug("vCPU %u: vector emulation: %llu exits, %llu instructions (rip 0x%llx)",
+			  v->index, (unsigned long long)v->pvm_simd_exits,
+			  (unsigned long long)v->pvm_simd_insns, (unsigned long long)r->rip);
 	if (c.st.dirty && vstate_store(v, &c.st) < 0)
 		ok = false;
 	free(c.st.kbuf);
