@@ -858,7 +858,8 @@ bool kvm_pvm_emulate_simd(struct kvm_vcpu *v, struct x86_regs *r, const uint8_t 
 	enum step s = exec_one(&c, &in);
 	while (s == STEP_DONE) {
 		r->rip += in.len;
-		if (++done >= SIMD_BATCH_MAX || v->stepping)
+		/* One at a time while someone single-steps (hvmm or the guest). */
+		if (++done >= SIMD_BATCH_MAX || v->stepping || (r->rflags & X86_RFLAGS_TF))
 			break;
 		/* The next instruction, if it is one of ours too. */
 		unsigned got = fetch(&c, r->rip, buf);
