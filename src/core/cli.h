@@ -31,6 +31,9 @@ struct hvmm_config {
 	char *cmdline;          /* the -c strings joined with spaces (malloc'd) */
 	const char *com[CLI_NUM_COM]; /* serial specs; NULL = default */
 	struct guest_action reset_action, shutdown_action, crash_action;
+	bool hv;                    /* --hv: Hyper-V enlightenments (src/hv) */
+	bool no_vmbus;              /* --no-vmbus: Hyper-V without VMBus */
+	uint32_t vmbus_max_version; /* --vmbus-max-version: major<<16|minor; 0 = newest */
 };
 
 enum cli_result { CLI_OK = 0, CLI_EXIT_SUCCESS = 1, CLI_ERROR = -1 };
@@ -52,6 +55,9 @@ int parse_size(const char *s, uint64_t *out);
 
 /* reset | halt | exit[:CODE]. 0 or -EINVAL. */
 int parse_guest_action(const char *s, struct guest_action *out);
+
+/* VMBus version as `5.2` or a number (0x50002 / 327682). 0 or -EINVAL. */
+int parse_vmbus_version(const char *s, uint32_t *out);
 
 void cli_usage(FILE *f);
 

@@ -24,7 +24,9 @@
 #include "core/vmevent.h"
 
 struct chardev;
+struct hv;
 struct vm_devices;
+struct vmbus_glue;
 
 struct vm_vcpu {
 	struct vm *vm;
@@ -50,6 +52,8 @@ struct vm {
 	struct vm_vcpu *vcpus;
 	unsigned nvcpus;
 	struct vm_event_sink events;
+	struct hv *hv;             /* Hyper-V state (src/hv); NULL without --hv */
+	struct vmbus_glue *vmbus;  /* owned by core/vmbus_glue.c; NULL without VMBus */
 
 	/* Kernel and initrd file contents, read once and reused on reset. */
 	uint8_t *kernel;
