@@ -1,6 +1,6 @@
 /*
- * libFuzzer harness: the command line and serial-spec parsers on arbitrary
- * arguments (NUL-separated in the input).
+ * libFuzzer harness: the command line, serial-spec and disk-spec parsers on
+ * arbitrary arguments (NUL-separated in the input).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/chardev.h"
+#include "backend/disk.h"
 #include "core/cli.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -31,6 +32,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cli_free(&cfg);
 	struct chardev_spec spec;
 	chardev_spec_parse(buf, &spec, err, sizeof(err));
+	struct disk_cli_spec disk;
+	if (disk_cli_spec_parse(buf, &disk, err, sizeof(err)) == 0)
+		disk_cli_spec_free(&disk);
 	free(buf);
 	return 0;
 }
