@@ -119,6 +119,11 @@ struct accel_ops {
 	int (*vcpu_get_msr)(struct accel_vcpu *v, uint32_t index, uint64_t *val);
 	int (*vcpu_set_msr)(struct accel_vcpu *v, uint32_t index, uint64_t val);
 	int (*vcpu_inject_nmi)(struct accel_vcpu *v);
+	/* Injects exception `vector` (not #PF) before the next instruction. */
+	int (*vcpu_inject_exception)(struct accel_vcpu *v, unsigned vector, bool has_err,
+				     uint32_t err);
+	/* The guest TSC frequency in kHz. 0 or -errno. */
+	int (*vcpu_get_tsc_khz)(struct accel_vcpu *v, uint32_t *khz);
 	/* Makes vcpu_run return ACCEL_EXIT_INTERRUPTED soon. Any thread. */
 	void (*vcpu_kick)(struct accel_vcpu *v);
 	/* Initial (power-on) register state for a BSP or AP. */

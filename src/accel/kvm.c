@@ -475,6 +475,24 @@ static int kvm_vcpu_inject_nmi(struct accel_vcpu *av)
 	return 0;
 }
 
+static int kvm_vcpu_inject_exception(struct accel_vcpu *av, unsigned vector, bool has_err,
+				     uint32_t err)
+{
+	if (vector == 14 || vector > 31)
+		return -EINVAL;
+	return kvm_pvm_inject((struct kvm_vcpu *)av, vector, has_err, err, 0) ? 0 : -EIO;
+}
+
+static int kvm_vcpu_get_tsc_khz(struct accel_vcpu *av, uint32_t *khz)
+{
+	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	int r = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+	if (r <= 0)
+		return r < 0 ? -errno : -ENODATA;
+	*khz = (uint32_t)r;
+	return 0;
+}
+
 static void kvm_vcpu_kick(struct accel_vcpu *av)
 {
 	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
@@ -667,6 +685,8 @@ const struct accel_ops accel_kvm_ops = {
 	.vcpu_get_msr = op_get_msr,
 	.vcpu_set_msr = op_set_msr,
 	.vcpu_inject_nmi = kvm_vcpu_inject_nmi,
+	.vcpu_inject_exception = kvm_vcpu_inject_exception,
+	.vcpu_get_tsc_khz = kvm_vcpu_get_tsc_khz,
 	.vcpu_kick = kvm_vcpu_kick,
 	.vcpu_reset = kvm_vcpu_reset,
 };

@@ -83,6 +83,30 @@ int parse_guest_action(const char *s, struct guest_action *out)
 	return -EINVAL;
 }
 
+int parse_vmbus_version(const char *s, uint32_t *out)
+{
+	char *end;
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	const char *dot = strchr(s, '.');
+	if (dot) {
+		unsigned long major = strtoul(s, &end, 10);
+		if (errno || end != dot || major > 0xffff || !isdigit((unsigned char)dot[1]))
+			return -EINVAL;
+		unsigned long minor = strtoul(dot + 1, &end, 10);
+		if (errno || *end || minor > 0xffff)
+			return -EINVAL;
+		*out = (uint32_t)(major << 16 | minor);
+	} else {
+		unsigned long long v = strtoull(s, &end, 0);
+		if (errno || *end || v > 0xffffffffull)
+			return -EINVAL;
+		*out = (uint32_t)v;
+	}
+	return *out ? 0 : -EINVAL;
+}
+
 void cli_usage(FILE *f)
 {
 	fputs(
@@ -112,7 +136,14 @@ void cli_usage(FILE *f)
 "Lifecycle (ACTION is reset | halt | exit[:CODE]):\n"
 "  --guest-reset-action ACTION     on a guest reboot [reset]\n"
 "  --guest-shutdown-action ACTION  on a guest power-off [halt]\n"
-"  --guest-crash-action ACTION     on a triple fault [halt]\n"
+"  --guest-crash-action ACTION     on a triple fault or a guest panic [halt]\n"
+"\n"
+"Hyper-V:\n"
+"  --hv                      Hyper-V enlightenments (HV#1: synthetic MSRs,\n"
+"                            hypercalls, SynIC, timers, crash MSRs) and VMBus\n"
+"  --no-vmbus                with --hv: no VMBus (no ACPI VMBus device)\n"
+"  --vmbus-max-version V     newest VMBus version offered, as 5.2 or a number\n"
+"                            (0x50002) [newest]\n"
 "\n"
 "  -h, --help                print this help and exit\n"
 "  -V, --version             print the version and exit\n"
@@ -125,6 +156,7 @@ void cli_usage(FILE *f)
 enum {
 	OPT_COM1 = 0x100, OPT_COM2, OPT_COM3, OPT_COM4,
 	OPT_RESET_ACTION, OPT_SHUTDOWN_ACTION, OPT_CRASH_ACTION,
+	OPT_HV, OPT_NO_VMBUS, OPT_VMBUS_MAX_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -142,6 +174,9 @@ static const struct option long_opts[] = {
 	{ "guest-reset-action", required_argument, NULL, OPT_RESET_ACTION },
 	{ "guest-shutdown-action", required_argument, NULL, OPT_SHUTDOWN_ACTION },
 	{ "guest-crash-action", required_argument, NULL, OPT_CRASH_ACTION },
+	{ "hv", no_argument, NULL, OPT_HV },
+	{ "no-vmbus", no_argument, NULL, OPT_NO_VMBUS },
+	{ "vmbus-max-version", required_argument, NULL, OPT_VMBUS_MAX_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -243,6 +278,18 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 						opt_label(c, li, label, sizeof(label)), optarg);
 			break;
 		}
+		case OPT_HV:
+			cfg->hv = true;
+			break;
+		case OPT_NO_VMBUS:
+			cfg->no_vmbus = true;
+			break;
+		case OPT_VMBUS_MAX_VERSION:
+			if (parse_vmbus_version(optarg, &cfg->vmbus_max_version) < 0)
+				return cli_fail(err, errlen,
+						"invalid --vmbus-max-version '%s': expected MAJOR.MINOR "
+						"like 5.2 or a number like 0x50002", optarg);
+			break;
 		case ':':
 			/* optopt holds the short letter or the long option's value */
 			if (optopt > 0 && optopt < 0x100)
@@ -262,6 +309,12 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 	if (!cfg->kernel)
 		return cli_fail(err, errlen,
 				"no guest to boot: give a kernel with -k/--kernel");
+	if (cfg->no_vmbus && !cfg->hv)
+		return cli_fail(err, errlen, "--no-vmbus needs --hv");
+	if (cfg->vmbus_max_version && !cfg->hv)
+		return cli_fail(err, errlen, "--vmbus-max-version needs --hv");
+	if (cfg->vmbus_max_version && cfg->no_vmbus)
+		return cli_fail(err, errlen, "--vmbus-max-version conflicts with --no-vmbus");
 	if (cfg->initrd && !cfg->kernel)
 		return cli_fail(err, errlen, "--initrd needs --kernel");
 	return CLI_OK;

@@ -47,7 +47,10 @@ bool devices_com_is_console(const struct vm *vm, unsigned i)
 
 static int add_acpi(struct vm *vm, uint64_t *rsdp_gpa)
 {
-	struct acpi_config ac = { .ncpus = vm->nvcpus };
+	struct acpi_config ac = {
+		.ncpus = vm->nvcpus,
+		.vmbus = vm->cfg->hv && !vm->cfg->no_vmbus,
+	};
 	for (unsigned i = 0; i < CLI_NUM_COM; i++)
 		ac.com_present[i] = vm->com && vm->com[i];
 	void *buf = gmem_map(&vm->mem, ACPI_TABLES_GPA, ACPI_TABLES_MAX);

@@ -18,9 +18,12 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <x86intrin.h>
 
 #include "core/devices.h"
 #include "core/log.h"
+#include "core/vmbus_glue.h"
+#include "hv/hv.h"
 #include "x86/cpuid.h"
 #include "x86/kcache.h"
 #include "x86/linux_boot.h"
@@ -312,10 +315,43 @@ static void dump_vcpu(struct vm_vcpu *v, enum log_level lvl)
 		  s.gdt.limit, s.idt.base, s.idt.limit);
 }
 
+/*
+ * The hypercall page's `out HV_HYPERCALL_PORT, al`: KVM has completed the
+ * instruction (RIP is past it); RCX/RDX/R8 carry the call, RAX the result.
+ */
+static void handle_hypercall(struct vm_vcpu *v)
+{
+	struct vm *vm = v->vm;
+	struct x86_regs r;
+	struct x86_sregs s;
+	if (vm->ops->vcpu_get_regs(v->av, &r) < 0 || vm->ops->vcpu_get_sregs(v->av, &s) < 0) {
+		log_warn("vCPU %u: cannot read registers for a hypercall", v->index);
+		return;
+	}
+	struct hv_hypercall hc = {
+		.control = r.rcx, .input = r.rdx, .output = r.r8,
+		.cpl = s.cs.selector & 3,
+		.long_mode = s.cs.l && (s.efer & (1ull << 10)), /* EFER.LMA */
+	};
+	if (hv_hypercall(vm->hv, v->index, &hc) == HV_HYPERCALL_INJECT_UD) {
+		if (vm->ops->vcpu_inject_exception(v->av, 6, false, 0) < 0)
+			log_warn("vCPU %u: cannot inject #UD for a hypercall", v->index);
+		return;
+	}
+	r.rax = hc.result;
+	if (vm->ops->vcpu_set_regs(v->av, &r) < 0)
+		log_warn("vCPU %u: cannot write a hypercall result", v->index);
+}
+
 static void handle_io(struct vm_vcpu *v, struct accel_exit *e)
 {
 	struct vm *vm = v->vm;
 	v->exits_io++;
+	if (e->io.port == HV_HYPERCALL_PORT && vm->hv) {
+		if (e->io.write && e->io.count == 1)
+			handle_hypercall(v);
+		return;
+	}
 	for (uint32_t i = 0; i < e->io.count; i++) {
 		uint8_t *d = e->io.data + (size_t)i * e->io.size;
 		bool ok = e->io.write ? iobus_write(&vm->pio, e->io.port, d, e->io.size)
@@ -344,7 +380,14 @@ static void handle_mmio(struct vm_vcpu *v, struct accel_exit *e)
 static void handle_msr(struct vm_vcpu *v, struct accel_exit *e)
 {
 	v->exits_msr++;
-	/* No synthetic MSRs yet: what KVM does not know is a #GP, as on hardware. */
+	if (v->vm->hv && hv_msr_owned(e->msr.index)) {
+		int ret = e->reason == ACCEL_EXIT_MSR_READ ?
+			hv_msr_read(v->vm->hv, v->index, e->msr.index, &e->msr.data) :
+			hv_msr_write(v->vm->hv, v->index, e->msr.index, e->msr.data);
+		e->msr.error = ret < 0;
+		return;
+	}
+	/* What KVM does not know is a #GP, as on hardware. */
 	e->msr.error = true;
 	if (e->reason == ACCEL_EXIT_MSR_READ)
 		e->msr.data = 0;
@@ -399,9 +442,48 @@ static int setup_cpuid(struct vm_vcpu *v)
 		.vcpu_index = v->index,
 		.nvcpus = vm->nvcpus,
 		.ring0_emulated = vm->info.ring0_emulated,
+		.hv = vm->hv != NULL,
 	};
 	cpuid_fixup(e, &n, &cc);
 	return vm->ops->vcpu_set_cpuid(v->av, e, n);
+}
+
+/* Guest TSC as the guest sees it, from any thread (hv reference time). */
+static uint64_t vm_read_guest_tsc(void *opaque)
+{
+	struct vm *vm = opaque;
+	return __rdtsc() + (uint64_t)vm->tsc_offset;
+}
+
+static int vm_signal_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+	struct vm *vm = opaque;
+	return vm->ops->signal_msi(vm->accel, addr, data);
+}
+
+/*
+ * On vCPU 0 before anything runs: learn the guest TSC's frequency and its
+ * offset from the host TSC, and start reference time at 0.
+ */
+static void hv_clock_setup(struct vm_vcpu *v)
+{
+	struct vm *vm = v->vm;
+	uint32_t khz = 0;
+	if (vm->ops->vcpu_get_tsc_khz(v->av, &khz) < 0 || !khz)
+		log_warn("cannot read the guest TSC frequency; assuming 1 GHz");
+	uint64_t best = UINT64_MAX;
+	for (int i = 0; i < 5; i++) {
+		uint64_t guest, t1 = __rdtsc();
+		if (vm->ops->vcpu_get_msr(v->av, 0x10 /* IA32_TSC */, &guest) < 0)
+			break;
+		uint64_t t2 = __rdtsc();
+		if (t2 - t1 < best) {
+			best = t2 - t1;
+			vm->tsc_offset = (int64_t)(guest - (t1 + (t2 - t1) / 2));
+		}
+	}
+	hv_set_tsc_hz(vm->hv, (uint64_t)khz * 1000);
+	log_debug("hv: guest TSC %u kHz, offset from host %" PRId64, khz, vm->tsc_offset);
 }
 
 struct vcpu_start {
@@ -428,6 +510,8 @@ static void *vcpu_thread(void *arg)
 		ret = setup_cpuid(v);
 	if (ret == 0 && v->index == 0)
 		ret = setup_bsp(v, st->entry);
+	if (ret == 0 && v->index == 0 && vm->hv)
+		hv_clock_setup(v);
 	pthread_mutex_lock(&st->lock);
 	st->status = ret;
 	pthread_cond_signal(&st->cond);
@@ -552,6 +636,10 @@ static void teardown(struct vm *vm)
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	pthread_mutex_unlock(&vm->lock);
+	if (vm->hv && !vm->cfg->no_vmbus)
+		vmbus_glue_destroy(vm);
+	hv_destroy(vm->hv);
+	vm->hv = NULL;
 	devices_destroy(vm);
 	if (vm->accel)
 		vm->ops->destroy(vm->accel);
@@ -580,7 +668,12 @@ static int build(struct vm *vm)
 			  cfg->memory, strerror(-ret));
 		return ret;
 	}
+	static const uint32_t hv_msrs[][2] = { { HV_MSR_FIRST, HV_MSR_LAST } };
 	struct accel_config ac = { .nvcpus = vm->nvcpus };
+	if (cfg->hv) {
+		ac.trap_msr_ranges = hv_msrs;
+		ac.ntrap_msr_ranges = 1;
+	}
 	ret = vm->ops->create(&ac, &vm->accel);
 	if (ret < 0) {
 		if (ret == -ENOENT || ret == -ENODEV)
@@ -600,6 +693,20 @@ static int build(struct vm *vm)
 		ret = vm->ops->map_memory(vm->accel, i, r->gpa, r->size, r->hva, false);
 		if (ret < 0) {
 			log_error("cannot map guest memory: %s", strerror(-ret));
+			return ret;
+		}
+	}
+
+	if (cfg->hv) {
+		struct hv_platform hp = {
+			.mem = &vm->mem, .nvps = vm->nvcpus,
+			.read_tsc = vm_read_guest_tsc, .signal_msi = vm_signal_msi,
+			.opaque = vm, .events = &vm->events, .timer_thread = true,
+		};
+		vm->tsc_offset = 0;
+		ret = hv_create(&hp, &vm->hv);
+		if (ret < 0) {
+			log_error("cannot create the Hyper-V state: %s", strerror(-ret));
 			return ret;
 		}
 	}
@@ -650,6 +757,12 @@ static int build(struct vm *vm)
 		pthread_mutex_lock(&vm->lock);
 		vm->running_vcpus++;
 		pthread_mutex_unlock(&vm->lock);
+	}
+	/* After vCPU 0 set up reference time, before any vCPU runs. */
+	if (vm->hv && !cfg->no_vmbus) {
+		ret = vmbus_glue_create(vm);
+		if (ret < 0)
+			return ret;
 	}
 	pthread_mutex_lock(&vm->lock);
 	for (unsigned i = 0; i < vm->nvcpus; i++)

@@ -54,6 +54,7 @@ struct vm {
 	struct vm_event_sink events;
 	struct hv *hv;             /* Hyper-V state (src/hv); NULL without --hv */
 	struct vmbus_glue *vmbus;  /* owned by core/vmbus_glue.c; NULL without VMBus */
+	int64_t tsc_offset;        /* guest TSC - host TSC (for hv's reference time) */
 
 	/* Kernel and initrd file contents, read once and reused on reset. */
 	uint8_t *kernel;

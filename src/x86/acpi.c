@@ -134,6 +134,25 @@ static void acpi_dsdt_rtc(struct aml *a)
 	aml_end(a);
 }
 
+/*
+ * Hyper-V's VMBus device as Linux's hv_vmbus matches it (_HID "VMBus"). It
+ * must have a _CRS even without resources: hv_vmbus walks it and fails the
+ * probe when it is missing. No MMIO window: hvmm offers no device that
+ * allocates VMBus MMIO.
+ */
+static void acpi_dsdt_vmbus(struct aml *a)
+{
+	aml_device(a, "VMBS");
+	aml_name_string(a, "_HID", "VMBus");
+	aml_name_int(a, "_UID", 0);
+	aml_name_string(a, "_DDN", "VMBUS");
+	aml_sta(a, AML_STA_DEFAULT);
+	aml_name(a, "_CRS");
+	aml_restemplate(a);
+	aml_end(a);
+	aml_end(a);
+}
+
 /* The DSDT body; 0 or -errno. */
 static int acpi_dsdt_aml(const struct acpi_config *cfg, struct aml *a)
 {
@@ -150,6 +169,8 @@ static int acpi_dsdt_aml(const struct acpi_config *cfg, struct aml *a)
 	acpi_dsdt_cpus(a, cfg->ncpus);
 	acpi_dsdt_com(a, cfg);
 	acpi_dsdt_rtc(a);
+	if (cfg->vmbus)
+		acpi_dsdt_vmbus(a);
 	aml_end(a);
 
 	if (cfg->dsdt_extra)

@@ -258,6 +258,7 @@ _Static_assert(sizeof(struct acpi_madt_local_apic_nmi) == 6, "NMI entry");
 struct acpi_config {
 	unsigned ncpus;                   /* 1..ACPI_MAX_CPUS */
 	bool com_present[ACPI_NUM_COM];   /* COM1..COM4 */
+	bool vmbus;                       /* \_SB.VMBS, Hyper-V's VMBus device */
 	/*
 	 * Optional: adds devices to the DSDT. Called at the root of the
 	 * definition block after the built-in objects (\_S5, \_SB with CPUs,

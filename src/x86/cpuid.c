@@ -10,6 +10,8 @@
 
 #include <string.h>
 
+#include "hv/hv.h"
+
 #define BIT(n) (1u << (n))
 
 struct accel_cpuid_entry *cpuid_find(struct accel_cpuid_entry *e, size_t n,
@@ -74,6 +76,28 @@ static void trim_for_emulated_ring0(struct accel_cpuid_entry *e, size_t *n)
 	}
 }
 
+/*
+ * Hyper-V instead of KVM: Linux picks the detector with the highest score,
+ * and KVM's finds "KVMKVMKVM" at any base 0x40000000-0x4000FF00, so every
+ * hypervisor leaf goes before the Hyper-V ones are added.
+ */
+static void add_hyperv_leaves(struct accel_cpuid_entry *e, size_t *n,
+			      const struct cpuid_config *cfg)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < *n; i++)
+		if (e[i].function < 0x40000000u || e[i].function > 0x4000FFFFu)
+			e[w++] = e[i];
+	*n = w;
+	size_t room = CPUID_MAX_ENTRIES > w ? CPUID_MAX_ENTRIES - w : 0;
+	if (hv_cpuid_leaves(cfg->nvcpus, e + w, &room) == 0)
+		*n = w + room;
+	/* Invariant TSC (0x80000007 EDX[8]): TSC_INVARIANT_CONTROL promises it. */
+	struct accel_cpuid_entry *l = cpuid_find(e, *n, 0x80000007, 0);
+	if (l)
+		l->edx |= BIT(8);
+}
+
 void cpuid_fixup(struct accel_cpuid_entry *e, size_t *n, const struct cpuid_config *cfg)
 {
 	struct accel_cpuid_entry *l;
@@ -115,4 +139,6 @@ void cpuid_fixup(struct accel_cpuid_entry *e, size_t *n, const struct cpuid_conf
 	}
 	if (cfg->ring0_emulated)
 		trim_for_emulated_ring0(e, n);
+	if (cfg->hv)
+		add_hyperv_leaves(e, n, cfg);
 }

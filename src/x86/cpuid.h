@@ -16,10 +16,12 @@
 struct cpuid_config {
 	unsigned vcpu_index, nvcpus;
 	bool ring0_emulated; /* trim features the PVM emulator lacks */
+	bool hv;             /* --hv: Hyper-V leaves, no KVM signature */
 };
 
 /*
- * Adjusts the supported set e[0..*n) in place for one vCPU. *n may shrink.
+ * Adjusts the supported set e[0..*n) in place for one vCPU. *n may shrink,
+ * or grow with cfg->hv (e[] must then hold CPUID_MAX_ENTRIES).
  */
 void cpuid_fixup(struct accel_cpuid_entry *e, size_t *n, const struct cpuid_config *cfg);
 
