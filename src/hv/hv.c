@@ -13,8 +13,8 @@
 static uint64_t tsc_scale(uint64_t tsc_hz)
 {
 	__extension__ typedef unsigned __int128 u128;
-	if (tsc_hz < 10000000ull) /* below 10 MHz the scale would not fit */
-		tsc_hz = 10000000ull;
+	if (tsc_hz <= 10000000ull) /* at or below 10 MHz the scale does not fit */
+		tsc_hz = 10000001ull;
 	return (uint64_t)(((u128)10000000ull << 64) / tsc_hz);
 }
 

@@ -72,6 +72,9 @@ struct hv;  /* the partition's Hyper-V state; vm->hv (NULL without --hv) */
 #define HV_X64_MSR_STIMER0_COUNT        0x400000B1
 #define HV_X64_MSR_STIMER3_COUNT        0x400000B7
 #define HV_X64_MSR_CRASH_P0             0x40000100
+#define HV_X64_MSR_CRASH_P1             0x40000101
+#define HV_X64_MSR_CRASH_P2             0x40000102
+#define HV_X64_MSR_CRASH_P3             0x40000103
 #define HV_X64_MSR_CRASH_P4             0x40000104
 #define HV_X64_MSR_CRASH_CTL            0x40000105
 #define HV_X64_MSR_TSC_INVARIANT_CONTROL 0x40000118

@@ -4,7 +4,8 @@
  * (shared/docs/hyperv-linux-guest.md §1 and §9): vendor "Microsoft Hv",
  * interface "Hv#1", the partition privileges hvmm implements, the EOI hint
  * (bit 9: KVM's in-kernel LAPIC cannot auto-EOI) and never a root-partition
- * privilege.
+ * privilege. Feature choices: §9 of that document, plus the synthetic
+ * timers (hv_stimer.c) and without TSC_INVARIANT (see below).
  */
 #include "hv/hv_impl.h"
 
@@ -53,7 +54,13 @@ int hv_cpuid_leaves(unsigned nvps, struct accel_cpuid_entry *e, size_t *n)
 	e[3].eax = HV_MSR_TIME_REF_COUNT_AVAILABLE | HV_MSR_SYNIC_AVAILABLE |
 		   HV_MSR_SYNTIMER_AVAILABLE | HV_MSR_HYPERCALL_AVAILABLE |
 		   HV_MSR_VP_INDEX_AVAILABLE | HV_MSR_REFERENCE_TSC_AVAILABLE |
-		   HV_ACCESS_FREQUENCY_MSRS | HV_ACCESS_TSC_INVARIANT;
+		   HV_ACCESS_FREQUENCY_MSRS;
+	/*
+	 * Not HV_ACCESS_TSC_INVARIANT: with it Linux demotes the TSC page
+	 * clocksource below the raw TSC, and the raw TSC of a PVM guest is
+	 * read in ring 3 and ring 0 by different means. The TSC page then
+	 * is the clocksource and sched_clock (the TSC is marked unstable).
+	 */
 	/* Never CPU_MANAGEMENT (12: root), ACCESS_PARTITION_ID (1), 20, 22. */
 	e[3].ebx = HV_POST_MESSAGES | HV_SIGNAL_EVENTS;
 	e[3].edx = HV_FEATURE_FREQUENCY_MSRS_AVAILABLE |

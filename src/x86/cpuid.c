@@ -92,10 +92,6 @@ static void add_hyperv_leaves(struct accel_cpuid_entry *e, size_t *n,
 	size_t room = CPUID_MAX_ENTRIES > w ? CPUID_MAX_ENTRIES - w : 0;
 	if (hv_cpuid_leaves(cfg->nvcpus, e + w, &room) == 0)
 		*n = w + room;
-	/* Invariant TSC (0x80000007 EDX[8]): TSC_INVARIANT_CONTROL promises it. */
-	struct accel_cpuid_entry *l = cpuid_find(e, *n, 0x80000007, 0);
-	if (l)
-		l->edx |= BIT(8);
 }
 
 void cpuid_fixup(struct accel_cpuid_entry *e, size_t *n, const struct cpuid_config *cfg)
