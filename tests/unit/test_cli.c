@@ -135,6 +135,70 @@ static void test_errors(void **state)
 	expect_error("no guest to boot", "-m", "1GB", NULL);
 }
 
+static void test_hv_flags(void **state)
+{
+	(void)state;
+	struct hvmm_config cfg;
+	char err[256];
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-k", "k", NULL), CLI_OK);
+	assert_false(cfg.hv);
+	assert_false(cfg.no_vmbus);
+	assert_int_equal(cfg.vmbus_max_version, 0);
+	cli_free(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-k", "k", "--hv", NULL), CLI_OK);
+	assert_true(cfg.hv);
+	assert_false(cfg.no_vmbus);
+	cli_free(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-k", "k", "--hv", "--no-vmbus", NULL),
+			 CLI_OK);
+	assert_true(cfg.no_vmbus);
+	cli_free(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--hv", "-k", "k",
+			       "--vmbus-max-version", "5.2", NULL), CLI_OK);
+	assert_int_equal(cfg.vmbus_max_version, 0x50002);
+	cli_free(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--hv", "-k", "k",
+			       "--vmbus-max-version=0x40001", NULL), CLI_OK);
+	assert_int_equal(cfg.vmbus_max_version, 0x40001);
+	cli_free(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--hv", "-k", "k",
+			       "--vmbus-max-version", "196608", NULL), CLI_OK);
+	assert_int_equal(cfg.vmbus_max_version, 0x30000);
+	cli_free(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--hv", "-k", "k",
+			       "--vmbus-max-version", "0.13", NULL), CLI_OK);
+	assert_int_equal(cfg.vmbus_max_version, 13);
+	cli_free(&cfg);
+
+	uint32_t v;
+	assert_int_equal(parse_vmbus_version("3.0", &v), 0);
+	assert_int_equal(v, 0x30000);
+	static const char *const bad[] = {
+		"", "5.", ".2", "5.2.1", "x", "5.x", "-1", "0", "0.0", "65536.0", "1.65536",
+		"0x100000000", "5 .2", "+5.2",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (parse_vmbus_version(bad[i], &v) != -EINVAL)
+			fail_msg("'%s' accepted", bad[i]);
+	assert_int_equal(parse_vmbus_version(NULL, &v), -EINVAL);
+}
+
+static void test_hv_errors(void **state)
+{
+	(void)state;
+	expect_error("invalid --vmbus-max-version '5.x'", "--hv", "-k", "k",
+		     "--vmbus-max-version", "5.x", NULL);
+	expect_error("invalid --vmbus-max-version ''", "--hv", "-k", "k",
+		     "--vmbus-max-version=", NULL);
+	expect_error("needs a value", "--hv", "-k", "k", "--vmbus-max-version", NULL);
+	expect_error("--no-vmbus needs --hv", "-k", "k", "--no-vmbus", NULL);
+	expect_error("--vmbus-max-version needs --hv", "-k", "k",
+		     "--vmbus-max-version", "5.2", NULL);
+	expect_error("conflicts with --no-vmbus", "-k", "k", "--hv", "--no-vmbus",
+		     "--vmbus-max-version", "5.2", NULL);
+	expect_error("unknown option '--hv=1'", "-k", "k", "--hv=1", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -142,6 +206,8 @@ int main(void)
 		cmocka_unit_test(test_actions),
 		cmocka_unit_test(test_defaults_and_flags),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_hv_flags),
+		cmocka_unit_test(test_hv_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
