@@ -76,6 +76,11 @@ struct accel_config {
 	/* Ranges of MSR indexes to trap, [first, last] pairs. */
 	const uint32_t (*trap_msr_ranges)[2];
 	size_t ntrap_msr_ranges;
+	/*
+	 * The core reads registers at frequent exits (Hyper-V hypercalls): keep
+	 * a copy at every exit instead of a system call per read (KVM sync regs).
+	 */
+	bool fast_exit_regs;
 };
 
 /* CPUID entry as programmed into a vCPU. */
@@ -122,6 +127,14 @@ struct accel_ops {
 	/* Injects exception `vector` (not #PF) before the next instruction. */
 	int (*vcpu_inject_exception)(struct accel_vcpu *v, unsigned vector, bool has_err,
 				     uint32_t err);
+	/*
+	 * From an exit handler, before the next vcpu_run: the general registers
+	 * at the exit, the CPL and whether the vCPU is in 64-bit mode; and a new
+	 * RAX for when it resumes. Cheap with accel_config.fast_exit_regs.
+	 */
+	int (*vcpu_get_exit_regs)(struct accel_vcpu *v, struct x86_regs *r, unsigned *cpl,
+				  bool *long_mode);
+	int (*vcpu_set_exit_rax)(struct accel_vcpu *v, uint64_t rax);
 	/* The guest TSC frequency in kHz. 0 or -errno. */
 	int (*vcpu_get_tsc_khz)(struct accel_vcpu *v, uint32_t *khz);
 	/* Makes vcpu_run return ACCEL_EXIT_INTERRUPTED soon. Any thread. */

@@ -141,6 +141,11 @@ static int kvm_create(const struct accel_config *cfg, struct accel **out)
 		log_error("KVM_CAP_X86_USER_SPACE_MSR: %s", strerror(errno));
 		goto fail;
 	}
+	if (cfg->fast_exit_regs) {
+		int sr = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+		unsigned want = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+		k->sync_regs = sr > 0 && ((unsigned)sr & want) == want;
+	}
 	ret = set_msr_filter(k, cfg);
 	if (ret < 0) {
 		log_error("KVM_X86_SET_MSR_FILTER: %s", strerror(-ret));
@@ -292,6 +297,8 @@ static int kvm_vcpu_create(struct accel *a, unsigned index, struct accel_vcpu **
 		return ret;
 	}
 	v->thread = pthread_self();
+	if (k->sync_regs) /* KVM copies them out at every exit from now on */
+		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
 	if (k->pvm) {
 		int ret = kvm_pvm_vcpu_init(v);
 		if (ret < 0) {
@@ -481,6 +488,50 @@ static int kvm_vcpu_inject_exception(struct accel_vcpu *av, unsigned vector, boo
 	if (vector == 14 || vector > 31)
 		return -EINVAL;
 	return kvm_pvm_inject((struct kvm_vcpu *)av, vector, has_err, err, 0) ? 0 : -EIO;
+}
+
+static int kvm_vcpu_get_exit_regs(struct accel_vcpu *av, struct x86_regs *r, unsigned *cpl,
+				  bool *long_mode)
+{
+	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	if (!v->k->sync_regs) {
+		struct x86_sregs s;
+		int ret = kvm_vcpu_get_regs(v, r);
+		if (ret == 0)
+			ret = kvm_vcpu_get_sregs(v, &s);
+		if (ret < 0)
+			return ret;
+		*cpl = s.cs.selector & 3;
+		*long_mode = s.cs.l && (s.efer & (1ull << 10)); /* EFER.LMA */
+		return 0;
+	}
+	const struct kvm_regs *kr = &v->run->s.regs.regs;
+	const struct kvm_sregs *ks = &v->run->s.regs.sregs;
+	*r = (struct x86_regs){
+		kr->rax, kr->rbx, kr->rcx, kr->rdx, kr->rsi, kr->rdi, kr->rsp, kr->rbp,
+		kr->r8, kr->r9, kr->r10, kr->r11, kr->r12, kr->r13, kr->r14, kr->r15,
+		kr->rip, kr->rflags,
+	};
+	*cpl = ks->cs.selector & 3;
+	*long_mode = ks->cs.l && (ks->efer & (1ull << 10));
+	return 0;
+}
+
+static int kvm_vcpu_set_exit_rax(struct accel_vcpu *av, uint64_t rax)
+{
+	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	if (!v->k->sync_regs) {
+		struct x86_regs r;
+		int ret = kvm_vcpu_get_regs(v, &r);
+		if (ret < 0)
+			return ret;
+		r.rax = rax;
+		return kvm_vcpu_set_regs(v, &r);
+	}
+	/* KVM loads the whole synced set at the next KVM_RUN. */
+	v->run->s.regs.regs.rax = rax;
+	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+	return 0;
 }
 
 static int kvm_vcpu_get_tsc_khz(struct accel_vcpu *av, uint32_t *khz)
@@ -687,6 +738,8 @@ const struct accel_ops accel_kvm_ops = {
 	.vcpu_inject_nmi = kvm_vcpu_inject_nmi,
 	.vcpu_inject_exception = kvm_vcpu_inject_exception,
 	.vcpu_get_tsc_khz = kvm_vcpu_get_tsc_khz,
+	.vcpu_get_exit_regs = kvm_vcpu_get_exit_regs,
+	.vcpu_set_exit_rax = kvm_vcpu_set_exit_rax,
 	.vcpu_kick = kvm_vcpu_kick,
 	.vcpu_reset = kvm_vcpu_reset,
 };

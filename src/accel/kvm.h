@@ -24,6 +24,7 @@ struct kvm_accel {
 	size_t run_size;
 	bool pvm;        /* kvm_pvm: guest ring 0 is emulated; quirks on */
 	bool has_hyperv;
+	bool sync_regs;  /* kvm_run carries REGS and SREGS at every exit */
 	struct kvm_slot slots[KVM_ACCEL_MAX_SLOTS];
 };
 

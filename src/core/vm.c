@@ -316,30 +316,28 @@ static void dump_vcpu(struct vm_vcpu *v, enum log_level lvl)
 }
 
 /*
- * The hypercall page's `out HV_HYPERCALL_PORT, al`: KVM has completed the
- * instruction (RIP is past it); RCX/RDX/R8 carry the call, RAX the result.
+ * The hypercall page's `out HV_HYPERCALL_PORT, al`: KVM completes the
+ * instruction when the vCPU resumes; RCX/RDX/R8 carry the call, RAX gets
+ * the result (from the copy KVM keeps in kvm_run: no system call).
  */
 static void handle_hypercall(struct vm_vcpu *v)
 {
 	struct vm *vm = v->vm;
 	struct x86_regs r;
-	struct x86_sregs s;
-	if (vm->ops->vcpu_get_regs(v->av, &r) < 0 || vm->ops->vcpu_get_sregs(v->av, &s) < 0) {
+	struct hv_hypercall hc;
+	if (vm->ops->vcpu_get_exit_regs(v->av, &r, &hc.cpl, &hc.long_mode) < 0) {
 		log_warn("vCPU %u: cannot read registers for a hypercall", v->index);
 		return;
 	}
-	struct hv_hypercall hc = {
-		.control = r.rcx, .input = r.rdx, .output = r.r8,
-		.cpl = s.cs.selector & 3,
-		.long_mode = s.cs.l && (s.efer & (1ull << 10)), /* EFER.LMA */
-	};
+	hc.control = r.rcx;
+	hc.input = r.rdx;
+	hc.output = r.r8;
 	if (hv_hypercall(vm->hv, v->index, &hc) == HV_HYPERCALL_INJECT_UD) {
 		if (vm->ops->vcpu_inject_exception(v->av, 6, false, 0) < 0)
 			log_warn("vCPU %u: cannot inject #UD for a hypercall", v->index);
 		return;
 	}
-	r.rax = hc.result;
-	if (vm->ops->vcpu_set_regs(v->av, &r) < 0)
+	if (vm->ops->vcpu_set_exit_rax(v->av, hc.result) < 0)
 		log_warn("vCPU %u: cannot write a hypercall result", v->index);
 }
 
@@ -673,6 +671,7 @@ static int build(struct vm *vm)
 	if (cfg->hv) {
 		ac.trap_msr_ranges = hv_msrs;
 		ac.ntrap_msr_ranges = 1;
+		ac.fast_exit_regs = true;
 	}
 	ret = vm->ops->create(&ac, &vm->accel);
 	if (ret < 0) {

@@ -27,6 +27,8 @@ run_guest ring3 -c r3iters=10000000 -c r0iters=2000
 run_guest pio_bench -c iters=2000 -c r0iters=200
 run_guest hello -p 2
 run_guest emul
+# Hyper-V (--hv): CPUID, synthetic MSRs, hypercall statuses, SynIC timers.
+run_guest hvcall --hv -c iters=500 -c vmbusiters=50
 # On PVM hosts hvmm must hide CX16 from the guest (SLUB's cmpxchg16b).
 if [ -e /sys/module/kvm_pvm ]; then run_guest cpuid -c pvm=1; else run_guest cpuid; fi
 exit $rc

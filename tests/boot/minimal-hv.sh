@@ -1,0 +1,43 @@
+#!/bin/bash
+# The minimal kernel with --hv (NCPU vCPUs, default 1): Linux detects
+# Hyper-V, uses the reference TSC page as its clocksource and the synthetic
+# timer as its clock event device, every CPU reports its VP index through
+# the SynIC-backed hv_vmbus setup, and `poweroff -f` makes hvmm exit 0.
+# When hvmm's VMBus server answers, hv_vmbus logs the negotiated version.
+source "$(dirname "$0")/lib.sh"
+need_kvm
+guest_files minimal
+NCPU=${NCPU:-1}
+start_console_vm --hv -k "$KERNEL" -r "$INITRD" -p "$NCPU" -m 512MB
+wait_for "$OUT/console.log" '^HVMM-INIT-OK' "${BOOT_TIMEOUT:-900}" "$HVMM_PID" ||
+	fail "no HVMM-INIT-OK marker (see $OUT/console.log)"
+wait_for "$OUT/console.log" 'root@hvmm-guest' 120 "$HVMM_PID" || fail "no shell prompt"
+grep -q 'Hypervisor detected: Microsoft Hyper-V' "$OUT/console.log" ||
+	fail "the guest did not detect Hyper-V"
+grep -qi 'KVM' <(grep 'Hypervisor detected' "$OUT/console.log") &&
+	fail "the guest detected KVM"
+# Privileges, never the root partition's (EBX bit 12).
+grep -qE 'Hyper-V: privilege flags low 0x[0-9a-f]+, high 0x30,' "$OUT/console.log" ||
+	fail "unexpected Hyper-V privilege flags: $(grep 'privilege flags' "$OUT/console.log")"
+send 'echo "CS=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"; echo "CE=$(cat /sys/devices/system/clockevents/clockevent0/current_device)"; echo "NPROC=$(nproc)"'
+wait_for "$OUT/console.log" '^CS=' 120 "$HVMM_PID" || fail "clocksource query did not answer"
+wait_for "$OUT/console.log" '^NPROC=' 60 "$HVMM_PID" || fail "nproc did not answer"
+cs=$(grep '^CS=' "$OUT/console.log" | tr -d '\r' | head -1)
+ce=$(grep '^CE=' "$OUT/console.log" | tr -d '\r' | head -1)
+np=$(grep '^NPROC=' "$OUT/console.log" | tr -d '\r' | head -1)
+[ "$cs" = CS=hyperv_clocksource_tsc_page ] || fail "clocksource is ${cs#CS=}"
+[ "$np" = "NPROC=$NCPU" ] || fail "guest sees ${np#NPROC=} CPUs, expected $NCPU"
+# Time runs: two reads of the clock 2 s apart (sleep rides on the stimer).
+send 'a=$(cut -d. -f1 /proc/uptime); sleep 2; b=$(cut -d. -f1 /proc/uptime); echo "UPTIME_DELTA=$((b - a))"'
+wait_for "$OUT/console.log" '^UPTIME_DELTA=' 120 "$HVMM_PID" || fail "sleep did not return (timer interrupts?)"
+delta=$(sed -n 's/^UPTIME_DELTA=\([0-9]*\).*/\1/p' "$OUT/console.log" | head -1)
+[ "$delta" -ge 1 ] && [ "$delta" -le 4 ] || fail "2 s of sleep took ${delta}s of guest uptime"
+if grep -q 'hv_vmbus: Vmbus version' "$OUT/console.log"; then
+	log "$(grep -o 'hv_vmbus: Vmbus version:[0-9.]*' "$OUT/console.log" | head -1)"
+elif [ "${HV_REQUIRE_VMBUS:-0}" = 1 ]; then
+	fail "hv_vmbus did not negotiate a version"
+fi
+send 'poweroff -f'
+wait_exit 120 || fail "hvmm did not exit after poweroff"
+[ "$STATUS" = 0 ] || fail "hvmm exited with $STATUS after poweroff, expected 0"
+log "ok: $NCPU CPU(s), ${cs#CS=}, ${ce#CE=}"
