@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "hv/hv.h"
 
@@ -38,21 +39,26 @@
 #define HV_CRASH_CTL_CRASH_NOTIFY     (1ull << 63)
 #define HV_CRASH_MSG_MAX 4096u
 
-/* The message slot in the SIMP page (TLFS 11.9, HV_MESSAGE). */
+/*
+ * The message slot in the SIMP page (TLFS 11.9, HV_MESSAGE). Naturally
+ * aligned, so not packed: message_type and message_flags are accessed
+ * atomically.
+ */
 struct hv_message_header {
 	uint32_t message_type;
 	uint8_t payload_size;
 	uint8_t message_flags;   /* bit 0: msg_pending */
 	uint8_t reserved[2];
 	uint64_t sender;
-} __attribute__((packed));
+};
 _Static_assert(sizeof(struct hv_message_header) == 16, "HV_MESSAGE_HEADER");
+_Static_assert(offsetof(struct hv_message_header, message_flags) == 5, "message_flags");
 #define HV_MESSAGE_FLAG_PENDING 0x1
 
 struct hv_message {
 	struct hv_message_header hdr;
 	uint8_t payload[HV_MESSAGE_PAYLOAD_MAX];
-} __attribute__((packed));
+};
 _Static_assert(sizeof(struct hv_message) == HV_MESSAGE_SIZE, "HV_MESSAGE");
 
 /* HvMessageTimerExpired payload (TLFS 12.5.3). */
@@ -61,7 +67,7 @@ struct hv_timer_message_payload {
 	uint32_t reserved;
 	uint64_t expiration_time;
 	uint64_t delivery_time;
-} __attribute__((packed));
+};
 _Static_assert(sizeof(struct hv_timer_message_payload) == 24, "timer message");
 
 /* Messages waiting for one (VP, SINT) slot: a ring allocated on first use. */

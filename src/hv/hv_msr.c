@@ -8,6 +8,7 @@
 #include "hv/hv_impl.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -18,14 +19,16 @@ static const uint8_t hypercall_code[] = {
 	0xF3, 0x0F, 0x1E, 0xFA, 0xE6, HV_HYPERCALL_PORT, 0xC3,
 };
 
-/* HV_REFERENCE_TSC_PAGE (TLFS 12.7.2). */
+/* HV_REFERENCE_TSC_PAGE (TLFS 12.7.2); naturally aligned, so not packed
+ * (the sequence is accessed atomically). */
 struct hv_reference_tsc_page {
 	uint32_t tsc_sequence;
 	uint32_t reserved1;
 	uint64_t tsc_scale;
 	int64_t tsc_offset;
-} __attribute__((packed));
+};
 _Static_assert(sizeof(struct hv_reference_tsc_page) == 24, "reference TSC page");
+_Static_assert(offsetof(struct hv_reference_tsc_page, tsc_scale) == 8, "tsc_scale");
 
 bool hv_msr_owned(uint32_t index)
 {
