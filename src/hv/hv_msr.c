@@ -66,6 +66,8 @@ static void write_reference_tsc_page(struct hv *hv, uint64_t msr)
 	__atomic_store_n(&p->tsc_sequence, seq, __ATOMIC_SEQ_CST);
 }
 
+#define HV_CRASH_LINES 48
+
 static void report_crash(struct hv *hv)
 {
 	/* Copies under hv->lock (caller); the message is read from guest RAM. */
@@ -80,15 +82,19 @@ static void report_crash(struct hv *hv)
 		static char msg[HV_CRASH_MSG_MAX + 1];
 		if (len && gmem_read(hv->p.mem, gpa, msg, len) == 0) {
 			msg[len] = 0;
-			/* One log line per text line, printable characters only. */
+			/*
+			 * The kmsg tail ends with the panic: print its last
+			 * lines, one log line each, printable characters only.
+			 */
+			static char *lines[HV_CRASH_MSG_MAX + 1];
+			unsigned n = 0;
 			char *line = msg;
-			unsigned lines = 0;
 			for (char *c = msg; ; c++) {
 				if (*c == '\n' || *c == 0) {
 					char end = *c;
 					*c = 0;
-					if (*line && lines++ < 64)
-						log_error("guest crash message: %s", line);
+					if (*line)
+						lines[n++] = line;
 					if (!end)
 						break;
 					line = c + 1;
@@ -96,6 +102,8 @@ static void report_crash(struct hv *hv)
 					*c = '?';
 				}
 			}
+			for (unsigned i = n > HV_CRASH_LINES ? n - HV_CRASH_LINES : 0; i < n; i++)
+				log_error("guest crash message: %s", lines[i]);
 		} else if (len) {
 			log_error("guest crash message at 0x%" PRIx64 " (%" PRIu64
 				  " bytes) is not in RAM", gpa, len);

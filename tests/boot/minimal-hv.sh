@@ -26,12 +26,15 @@ cs=$(grep '^CS=' "$OUT/console.log" | tr -d '\r' | head -1)
 ce=$(grep '^CE=' "$OUT/console.log" | tr -d '\r' | head -1)
 np=$(grep '^NPROC=' "$OUT/console.log" | tr -d '\r' | head -1)
 [ "$cs" = CS=hyperv_clocksource_tsc_page ] || fail "clocksource is ${cs#CS=}"
+[ "$ce" = "CE=Hyper-V clockevent" ] || fail "clock event device is ${ce#CE=}"
 [ "$np" = "NPROC=$NCPU" ] || fail "guest sees ${np#NPROC=} CPUs, expected $NCPU"
 # Time runs: two reads of the clock 2 s apart (sleep rides on the stimer).
 send 'a=$(cut -d. -f1 /proc/uptime); sleep 2; b=$(cut -d. -f1 /proc/uptime); echo "UPTIME_DELTA=$((b - a))"'
 wait_for "$OUT/console.log" '^UPTIME_DELTA=' 120 "$HVMM_PID" || fail "sleep did not return (timer interrupts?)"
 delta=$(sed -n 's/^UPTIME_DELTA=\([0-9]*\).*/\1/p' "$OUT/console.log" | head -1)
-[ "$delta" -ge 1 ] && [ "$delta" -le 4 ] || fail "2 s of sleep took ${delta}s of guest uptime"
+# At least the 2 s asked for; the upper bound is loose because each command
+# costs seconds of emulated ring 0 on a loaded PVM host.
+[ "$delta" -ge 2 ] && [ "$delta" -le 30 ] || fail "2 s of sleep took ${delta}s of guest uptime"
 if grep -q 'hv_vmbus: Vmbus version' "$OUT/console.log"; then
 	log "$(grep -o 'hv_vmbus: Vmbus version:[0-9.]*' "$OUT/console.log" | head -1)"
 elif [ "${HV_REQUIRE_VMBUS:-0}" = 1 ]; then
