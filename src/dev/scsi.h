@@ -160,7 +160,8 @@ struct scsi_req {
 	uint8_t status;             /* SAM_STAT_* */
 	uint8_t sense_len;          /* 0, or SCSI_SENSE_LEN with CHECK CONDITION */
 	uint8_t sense[SCSI_SENSE_LEN];
-	uint32_t bytes_done;        /* data moved; residual = data_len - bytes_done */
+	uint32_t bytes_done;        /* data moved, also before an error;
+				       residual = data_len - bytes_done */
 	struct scsi_req_priv priv_;
 };
 
