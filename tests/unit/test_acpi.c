@@ -571,6 +571,64 @@ static void check_iasl(unsigned ncpus)
 	}
 }
 
+/* The DSDT of a build, found by its signature. */
+static struct acpi_table_header *find_dsdt(long n)
+{
+	for (long i = 0; i + 36 <= n; i += 4) {
+		struct acpi_table_header *h = (void *)(buf + i);
+		if (!memcmp(h->signature, "DSDT", 4) && i + (long)h->length <= n)
+			return h;
+	}
+	fail_msg("no DSDT");
+	return NULL;
+}
+
+static void test_vmbus_device(void **state)
+{
+	(void)state;
+	struct acpi_config cfg = { .ncpus = 2 };
+	long n = acpi_build(&cfg, buf, sizeof(buf), GPA);
+	assert_true(n > 0);
+	assert_int_equal(count_bytes(buf, (size_t)n, "VMBS", 4), 0);
+	assert_int_equal(count_bytes(buf, (size_t)n, "VMBus", 6), 0);
+	cfg.vmbus = true;
+	n = acpi_build(&cfg, buf, sizeof(buf), GPA);
+	assert_true(n > 0);
+	struct acpi_table_header *d = find_dsdt(n);
+	assert_int_equal(acpi_checksum(d, d->length), 0);
+	assert_int_equal(count_bytes((uint8_t *)d, d->length, "VMBS", 4), 1);
+	/* Name (_HID, "VMBus"): hv_vmbus matches it case-sensitively. */
+	static const uint8_t hid[] = { 0x08, '_', 'H', 'I', 'D', 0x0D, 'V', 'M', 'B', 'u', 's', 0 };
+	assert_int_equal(count_bytes((uint8_t *)d, d->length, hid, sizeof(hid)), 1);
+}
+
+static void test_iasl_vmbus(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_IASL();
+	char dir[] = "/tmp/hvmm-test-acpi-XXXXXX", s[256];
+	struct acpi_config cfg = { .ncpus = 1, .vmbus = true };
+	long n = acpi_build(&cfg, buf, sizeof(buf), GPA);
+	assert_true(n > 0);
+	struct acpi_table_header *d = find_dsdt(n);
+	assert_non_null(mkdtemp(dir));
+	write_file(dir, "DSDT.dat", d, d->length);
+	char *raw = disassemble(dir, "DSDT");
+	char *t = squash(raw);
+	free(raw);
+	/*
+	 * Under \_SB, with an empty _CRS (only the end tag, which iasl shows as
+	 * a buffer): Linux fails the probe without a _CRS.
+	 */
+	assert_has(t, "Device(VMBS){Name(_HID,\"VMBus\")Name(_UID,Zero)"
+		      "Name(_DDN,\"VMBUS\")Method(_STA,0,NotSerialized){Return(0x0F)}"
+		      "Name(_CRS,Buffer(0x02){0x79,0x87})}");
+	assert_has(t, "Scope(\\_SB){");
+	free(t);
+	snprintf(s, sizeof(s), "rm -rf '%s'", dir);
+	assert_int_equal(system(s), 0);
+}
+
 static void test_iasl_1cpu(void **state)
 {
 	(void)state;
@@ -593,6 +651,8 @@ int main(void)
 		cmocka_unit_test(test_max_cpus),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_dsdt_extra),
+		cmocka_unit_test(test_vmbus_device),
+		cmocka_unit_test(test_iasl_vmbus),
 		cmocka_unit_test(test_iasl_1cpu),
 		cmocka_unit_test(test_iasl_4cpu),
 	};

@@ -69,11 +69,49 @@ static void test_pvm_trim(void **state)
 	assert_int_equal(pv, 1u << 3); /* no PV unhalt, PV IPI, PV yield */
 }
 
+static void test_hyperv_leaves(void **state)
+{
+	(void)state;
+	struct accel_cpuid_entry e[CPUID_MAX_ENTRIES];
+	size_t n = host(e);
+	/* KVM's signature, also at a second base (Linux scans every 0x100). */
+	e[n++] = (struct accel_cpuid_entry){ .function = 0x40000000, .eax = 0x40000001,
+		.ebx = 0x4b4d564b, .ecx = 0x564b4d56, .edx = 0x4d };
+	e[n++] = (struct accel_cpuid_entry){ .function = 0x40000100, .eax = 0x40000101,
+		.ebx = 0x4b4d564b, .ecx = 0x564b4d56, .edx = 0x4d };
+	size_t before = n;
+	struct cpuid_config cfg = { .vcpu_index = 1, .nvcpus = 2, .hv = true,
+				    .ring0_emulated = true };
+	cpuid_fixup(e, &n, &cfg);
+	assert_int_equal(n, before - 3 + 11); /* 3 KVM leaves out, 11 Hyper-V in */
+	for (size_t i = 0; i < n; i++) {
+		assert_false(e[i].ebx == 0x4b4d564b && e[i].ecx == 0x564b4d56);
+		assert_false(e[i].function >= 0x4000000B && e[i].function <= 0x4000FFFF);
+	}
+	struct accel_cpuid_entry *l = cpuid_find(e, n, 0x40000000, 0);
+	assert_int_equal(l->eax, 0x4000000A);
+	assert_int_equal(l->ebx, 0x7263694D); /* "Micr" */
+	assert_int_equal(cpuid_find(e, n, 0x40000001, 0)->eax, 0x31237648);
+	assert_int_equal(cpuid_find(e, n, 0x40000005, 0)->eax, 2);
+	assert_null(cpuid_find(e, n, 0x40000100, 0));
+	/* The rest of the fix-ups still apply. */
+	assert_int_equal(cpuid_find(e, n, 1, 0)->ebx >> 24, 1);
+	assert_false(cpuid_find(e, n, 1, 0)->ecx & (1u << 13));
+
+	/* Without --hv the KVM leaves stay. */
+	n = host(e);
+	cfg.hv = false;
+	cpuid_fixup(e, &n, &cfg);
+	assert_null(cpuid_find(e, n, 0x40000000, 0));
+	assert_non_null(cpuid_find(e, n, 0x40000001, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_topology),
 		cmocka_unit_test(test_pvm_trim),
+		cmocka_unit_test(test_hyperv_leaves),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
