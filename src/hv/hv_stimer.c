@@ -15,13 +15,24 @@
 
 #include "core/log.h"
 
+/*
+ * Shortest period honoured (100 ns units): a guest asking for less would
+ * keep the timer thread busy; Linux uses one-shot timers.
+ */
+#define HV_STIMER_MIN_PERIOD 500
+
+static uint64_t period(const struct hv_stimer *t)
+{
+	return t->count < HV_STIMER_MIN_PERIOD ? HV_STIMER_MIN_PERIOD : t->count;
+}
+
 static void stimer_arm(struct hv *hv, struct hv_stimer *t)
 {
 	t->armed = false;
 	if (!(t->config & HV_STIMER_ENABLE) || t->count == 0)
 		return;
 	if (t->config & HV_STIMER_PERIODIC)
-		t->deadline = hv_time_ref_count(hv) + t->count;
+		t->deadline = hv_time_ref_count(hv) + period(t);
 	else
 		t->deadline = t->count;
 	t->armed = true;
@@ -82,9 +93,9 @@ static void stimer_fire(struct hv *hv, uint32_t vp, unsigned n, uint64_t now)
 			log_guest_debug("hv: VP %u STIMER%u expiry dropped (%d)", vp, n, ret);
 	}
 	if (t->config & HV_STIMER_PERIODIC) {
-		t->deadline += t->count;
+		t->deadline += period(t);
 		if (t->deadline <= now) /* missed periods are not replayed */
-			t->deadline = now + t->count;
+			t->deadline = now + period(t);
 	} else {
 		t->config &= ~HV_STIMER_ENABLE;
 		t->armed = false;

@@ -212,6 +212,21 @@ static void test_stimer_periodic_message(void **state)
 	fake_free(f);
 }
 
+static void test_stimer_min_period(void **state)
+{
+	(void)state;
+	struct fake *f = fake_new(1);
+	/* A 100 ns periodic timer fires at most every 50 us. */
+	wr(f, 0, STIMER_CNT(0), 1);
+	wr(f, 0, STIMER_CFG(0), CFG_ENABLE | CFG_PERIODIC | CFG_DIRECT | CFG_VECTOR(0x40));
+	for (unsigned i = 0; i < 100; i++) {
+		advance(f, 10);
+		hv_stimer_poll(f->hv, hv_time_ref_count(f->hv));
+	}
+	assert_int_equal(f->nmsi, 2); /* 1000 units: two periods of 500 */
+	fake_free(f);
+}
+
 static void test_stimer_bad_direct_vector(void **state)
 {
 	(void)state;
@@ -301,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_set_tsc_hz),
 		cmocka_unit_test(test_stimer_direct_oneshot),
 		cmocka_unit_test(test_stimer_periodic_message),
+		cmocka_unit_test(test_stimer_min_period),
 		cmocka_unit_test(test_stimer_bad_direct_vector),
 		cmocka_unit_test(test_crash_msrs),
 		cmocka_unit_test(test_crash_hostile_message),
