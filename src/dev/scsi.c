@@ -406,7 +406,8 @@ static void io_start(struct scsi_req *r, enum io_kind kind, uint64_t lba, uint64
 	p->left = n * p->lun->bs;
 	p->iov_idx = 0;
 	p->iov_off = 0;
-	r->bytes_done = 0;
+	if (kind == IO_READ || kind == IO_WRITE)
+		r->bytes_done = 0; /* counted per piece; others keep what they read */
 	io_submit_next(r);
 }
 
@@ -438,7 +439,6 @@ void scsi_start_unmap(struct scsi_req *r)
 	struct scsi_req_priv *p = &r->priv_;
 	p->kind = IO_UNMAP;
 	p->unmap_idx = 0;
-	r->bytes_done = 0;
 	io_submit_next(r);
 }
 

@@ -990,7 +990,8 @@ static void test_unmap(void **state)
 	lba[2] = 64;
 	cnt[2] = 3;
 	unmap_list(p, 3, lba, cnt);
-	expect_good(unmap(&t, p, 56, 56));
+	expect_good(unmap(&t, p, 56, 64));
+	assert_int_equal(req.bytes_done, 56); /* the parameter list */
 	assert_int_equal(disk_pread(t.d, now, 65536, 0), 0);
 	assert_memory_equal(now, pat, 8 * 512);
 	assert_true(all_zero(now + 8 * 512, 8 * 512));
@@ -1082,6 +1083,7 @@ static void test_write_same_verify(void **state)
 	fill(blk, 512, 42);
 	unsigned cl = rw_cdb(c, SCSI_WRITE_SAME_16, 100, 130, 0);
 	expect_good(run(&t, c, cl, SCSI_DIR_TO_DEV, blk, 512));
+	assert_int_equal(req.bytes_done, 512); /* one block of data-out */
 	assert_int_equal(disk_pread(t.d, now, 1 << 20, 0), 0);
 	for (unsigned i = 100; i < 230; i++)
 		assert_memory_equal(now + i * 512, blk, 512);
@@ -1100,6 +1102,7 @@ static void test_write_same_verify(void **state)
 	expect_good(run(&t, c, cl, SCSI_DIR_TO_DEV, blk, 512));
 	cl = rw_cdb(c, SCSI_WRITE_SAME_16, 600, 9, 0x01);
 	expect_good(run(&t, c, cl, SCSI_DIR_NONE, NULL, 0));
+	assert_int_equal(req.bytes_done, 0); /* NDOB: no data-out */
 	assert_int_equal(disk_pread(t.d, now, 1 << 20, 0), 0);
 	assert_true(all_zero(now + 400 * 512, 9 * 512));
 	assert_true(all_zero(now + 500 * 512, 9 * 512));
