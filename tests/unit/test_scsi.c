@@ -31,6 +31,9 @@ struct fake_disk {
 	struct disk d;
 	uint8_t *buf;
 	unsigned flushes, writes;
+	unsigned reqs;                  /* disk requests through queue_submit */
+	const struct iovec *last_iov;
+	unsigned last_iovcnt;
 	int fail_read, fail_write, fail_flush; /* -errno for the next one */
 };
 
@@ -85,9 +88,20 @@ static void fake_close(struct disk *d)
 	free(f);
 }
 
+/* Counts requests and records their iovecs; completes at the next reap. */
+static int fake_submit(struct disk_queue *q, struct disk_req *r)
+{
+	struct fake_disk *f = (struct fake_disk *)q->d;
+	f->reqs++;
+	f->last_iov = r->iov;
+	f->last_iovcnt = r->iovcnt;
+	disk_queue_finish(q, r, disk_run_sync(q->d, r));
+	return 0;
+}
+
 static const struct disk_backend_ops fake_ops = {
 	.pread = fake_pread, .pwrite = fake_pwrite, .flush = fake_flush,
-	.zero = fake_zero, .close = fake_close,
+	.zero = fake_zero, .close = fake_close, .queue_submit = fake_submit,
 };
 
 static struct fake_disk *fake_open(uint64_t size)
@@ -613,6 +627,48 @@ static void test_rw_split(void **state)
 	free(w);
 	free(r);
 	free(direct);
+	t_close(&t);
+}
+
+/* A page-split transfer within the advertised maximum is one disk request
+ * on the transport's own iovecs; a longer one goes in SCSI_SLICE_IOV pieces. */
+static void test_rw_requests(void **state)
+{
+	(void)state;
+	struct fake_disk *f = fake_open(4 << 20);
+	struct t t;
+	t_open_disk(&t, &f->d, false, false);
+	size_t len = SCSI_MAX_XFER_BYTES;
+	uint8_t *buf = malloc(700 * 4096), c[16];
+	fill(buf, 700 * 4096, 61);
+	/* A buffer starting 100 bytes into a page: DISK_MAX_IOV pieces. */
+	memset(&req, 0, sizeof(req));
+	req.cdb_len = (uint8_t)rw_cdb(req.cdb, SCSI_WRITE_10, 8, (uint32_t)(len / 512), 0);
+	req.dir = SCSI_DIR_TO_DEV;
+	req_iov[0] = (struct iovec){ buf, 3996 };
+	for (unsigned i = 1; i < DISK_MAX_IOV; i++)
+		req_iov[i] = (struct iovec){ buf + 3996 + (i - 1) * 4096ull, 4096 };
+	req_iov[DISK_MAX_IOV - 1].iov_len = 100;
+	req.iov = req_iov;
+	req.iovcnt = DISK_MAX_IOV;
+	req.data_len = (uint32_t)len;
+	req.done = req_done;
+	req_calls = 0;
+	scsi_lun_execute(t.lun, t.q, &req);
+	wait_done(&t);
+	expect_good(&req);
+	assert_int_equal(f->reqs, 1);
+	assert_ptr_equal(f->last_iov, req_iov);
+	assert_int_equal(f->last_iovcnt, DISK_MAX_IOV);
+	assert_memory_equal(f->buf + 8 * 512, buf, len);
+	/* 600 KiB in 600 iovecs: ceil(600 / SCSI_SLICE_IOV) requests. */
+	f->reqs = 0;
+	unsigned cl = rw_cdb(c, SCSI_READ_16, 8, 1200, 0);
+	memset(buf, 0, 700 * 4096);
+	expect_good(run_iov(&t, c, cl, SCSI_DIR_FROM_DEV, buf, 1200 * 512, 600, 1024));
+	assert_int_equal(f->reqs, (600 + SCSI_SLICE_IOV - 1) / SCSI_SLICE_IOV);
+	assert_memory_equal(buf, f->buf + 8 * 512, 1200 * 512);
+	free(buf);
 	t_close(&t);
 }
 
@@ -1526,6 +1582,7 @@ int main(void)
 		cmocka_unit_test(test_capacity),
 		cmocka_unit_test(test_rw_mem),
 		cmocka_unit_test(test_rw_split),
+		cmocka_unit_test(test_rw_requests),
 		cmocka_unit_test(test_rw_file_and_memdiff),
 		cmocka_unit_test(test_flush_and_errors),
 		cmocka_unit_test(test_read_only),
