@@ -12,8 +12,9 @@
  *   dvd    MMC-6 read-only CD/DVD-ROM, 2048-byte blocks, with the commands
  *          Linux's sr driver and udev's cdrom_id send: GET CONFIGURATION,
  *          READ TOC/PMA/ATIP (formats 0 and 1), GET EVENT STATUS
- *          NOTIFICATION (polled), READ DISC INFORMATION, MECHANISM STATUS,
- *          MODE SENSE page 0x2A, READ 10/12, SET CD SPEED.
+ *          NOTIFICATION (polled), READ DISC INFORMATION, READ TRACK
+ *          INFORMATION, MECHANISM STATUS, MODE SENSE page 0x2A, READ 10/12,
+ *          SET CD SPEED.
  *
  * Everything else ends in CHECK CONDITION with fixed-format sense data
  * (SPC-4 4.5.3). Every CDB field is guest-controlled and checked.
@@ -87,6 +88,7 @@
 #define SCSI_GET_CONFIGURATION    0x46
 #define SCSI_GET_EVENT_STATUS_NOTIFICATION 0x4a
 #define SCSI_READ_DISC_INFORMATION 0x51
+#define SCSI_READ_TRACK_INFORMATION 0x52
 #define SCSI_MODE_SELECT_10       0x55
 #define SCSI_MODE_SENSE_10        0x5a
 #define SCSI_READ_16              0x88
@@ -209,8 +211,10 @@ void scsi_lun_set_unit_attention(struct scsi_lun *lun, uint16_t asc_ascq);
 
 /*
  * REPORT LUNS for a bus: checks req's CDB (SPC-4 6.33), writes the list of
- * the n LUN numbers (single-level LUN format) and completes req. For a
- * transport to answer REPORT LUNS itself, whichever LUN it is addressed to.
+ * the n LUN numbers (single-level format: peripheral addressing below 256,
+ * flat space up to 16383; at most 256 listed) and completes req. For a
+ * transport to answer REPORT LUNS itself, whichever LUN it is addressed
+ * to (a LUN executing REPORT LUNS lists only itself).
  */
 void scsi_report_luns(struct scsi_req *req, const uint16_t *luns, unsigned n);
 

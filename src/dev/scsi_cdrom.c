@@ -5,8 +5,8 @@
  * Profile List, Core, Morphing, Removable Medium, Random Readable and
  * CD/DVD Read features), READ TOC/PMA/ATIP formats 0 and 1 (6.38, also
  * the old SCSI-2 format field in byte 9), GET EVENT STATUS NOTIFICATION,
- * polled, media class (6.7), READ DISC INFORMATION (6.31), MECHANISM
- * STATUS (6.11), SET CD SPEED (accepted, ignored), READ CAPACITY, and
+ * polled, media class (6.7), READ DISC INFORMATION (6.31), READ TRACK
+ * INFORMATION (6.34), MECHANISM STATUS (6.11), SET CD SPEED (accepted, ignored), READ CAPACITY, and
  * the capabilities mode page 0x2A (MMC-3 5.5.10; sr reads it to learn
  * what the drive can do). The medium is always present: a single data
  * track in one closed session.
@@ -235,6 +235,41 @@ static void read_disc_information(struct scsi_req *r)
 	scsi_reply(r, b, sizeof(b), scsi_get16(c + 7));
 }
 
+static void read_track_information(struct scsi_req *r)
+{
+	const uint8_t *c = r->cdb;
+	const struct scsi_lun *lun = r->priv_.lun;
+	uint32_t addr = scsi_get32(c + 2);
+	uint8_t b[36];
+	bool ok;
+	switch (c[1] & 0x03) {
+	case 0: /* the track holding LBA addr */
+		ok = addr < lun->blocks;
+		break;
+	case 1: /* track number: only track 1 (not the lead-in, not an open one) */
+	case 2: /* session number: its first track */
+		ok = addr == 1;
+		break;
+	default:
+		scsi_fail_cdb(r, 1);
+		return;
+	}
+	if (!ok) {
+		scsi_fail_cdb(r, 2);
+		return;
+	}
+	memset(b, 0, sizeof(b));
+	scsi_put16(b, sizeof(b) - 2);
+	b[2] = 1;    /* track */
+	b[3] = 1;    /* session */
+	b[5] = 0x04; /* data track, recorded uninterrupted */
+	b[6] = 0x01; /* data mode 1 */
+	scsi_put32(b + 8, 0);                          /* start */
+	scsi_put32(b + 24, (uint32_t)lun->blocks);     /* size */
+	scsi_put32(b + 28, (uint32_t)lun->blocks - 1); /* last recorded (LRA_V = 0) */
+	scsi_reply(r, b, sizeof(b), scsi_get16(c + 7));
+}
+
 static void mechanism_status(struct scsi_req *r)
 {
 	uint8_t b[8];
@@ -260,6 +295,9 @@ bool scsi_cdrom_execute(struct scsi_req *r)
 		return true;
 	case SCSI_READ_DISC_INFORMATION:
 		read_disc_information(r);
+		return true;
+	case SCSI_READ_TRACK_INFORMATION:
+		read_track_information(r);
 		return true;
 	case SCSI_MECHANISM_STATUS:
 		mechanism_status(r);

@@ -1551,6 +1551,28 @@ static void test_dvd(void **state)
 	di[1] = 1;
 	expect_bad_field(run_in(&t, di, 10), 1);
 
+	uint8_t ti[10] = { SCSI_READ_TRACK_INFORMATION, 1, 0, 0, 0, 1, 0, 0, 255, 0 };
+	r = run_in(&t, ti, 10);
+	expect_good(r);
+	assert_int_equal(r->bytes_done, 36);
+	assert_int_equal(in[0] << 8 | in[1], 34);
+	assert_int_equal(in[2], 1);
+	assert_int_equal(in[5] & 0x0f, 4);
+	assert_int_equal(be32(in + 24), 2048);
+	ti[1] = 0; /* by LBA */
+	ti[4] = 0x07;
+	ti[5] = 0xff;
+	expect_good(run_in(&t, ti, 10));
+	ti[4] = 0x08;
+	ti[5] = 0x00; /* LBA 2048: past the medium */
+	expect_bad_field(run_in(&t, ti, 10), 2);
+	ti[1] = 1;
+	ti[4] = 0;
+	ti[5] = 2; /* track 2 */
+	expect_bad_field(run_in(&t, ti, 10), 2);
+	ti[1] = 3;
+	expect_bad_field(run_in(&t, ti, 10), 1);
+
 	uint8_t mst[12] = { SCSI_MECHANISM_STATUS, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0 };
 	expect_good(run_in(&t, mst, 12));
 	assert_int_equal(req.bytes_done, 8);
