@@ -227,6 +227,40 @@ static void test_signal_event_routing(void **state)
 	fake_free(f);
 }
 
+/* A VMBus-like server answers from inside the hypercall (no hv lock held). */
+static struct fake *reply_fake;
+
+static uint16_t reply_post(void *o, uint32_t vp, uint32_t conn, uint32_t mtype,
+			   const void *payload, uint32_t len)
+{
+	(void)o;
+	(void)conn;
+	assert_int_equal(hv_synic_post_message(reply_fake->hv, vp, 2, mtype, payload, len), 0);
+	hv_synic_signal_event(reply_fake->hv, vp, 2, 5);
+	return HV_STATUS_SUCCESS;
+}
+
+static void test_reply_from_handler(void **state)
+{
+	(void)state;
+	struct fake *f = reply_fake = fake_new(2);
+	fake_synic_on(f, 1, 0x10000, 0x11000, 2, 0xF3);
+	hv_set_connection_handlers(f->hv, reply_post, NULL, NULL);
+	put_post(f, IN_GPA, 1, 1, 40);
+	assert_int_equal(call(f, 1, HVCALL_POST_MESSAGE, IN_GPA, 0), HV_STATUS_SUCCESS);
+	uint32_t type;
+	memcpy(&type, f->ram + 0x10000 + 512, 4);
+	assert_int_equal(type, 1);
+	assert_int_equal(f->ram[0x10000 + 512 + 4], 40);
+	assert_memory_equal(f->ram + 0x10000 + 512 + 16, f->ram + IN_GPA + 16, 40);
+	assert_int_equal(f->ram[0x11000 + 512], 1u << 5);
+	assert_int_equal(f->nmsi, 2);
+	/* No signal handler: HvSignalEvent reports an unknown connection. */
+	assert_int_equal(call(f, 0, FAST | HVCALL_SIGNAL_EVENT, 1, 0),
+			 HV_STATUS_INVALID_CONNECTION_ID);
+	fake_free(f);
+}
+
 static void test_table(void **state)
 {
 	(void)state;
@@ -256,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_input_block_checks),
 		cmocka_unit_test(test_post_message_checks_and_routing),
 		cmocka_unit_test(test_signal_event_routing),
+		cmocka_unit_test(test_reply_from_handler),
 		cmocka_unit_test(test_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
