@@ -60,8 +60,18 @@ struct vstate {
 	bool dirty;
 };
 
+#define SIMD_TLB_SIZE 8
+
+struct tlb_entry {
+	uint64_t vpage;  /* linear address >> 12 */
+	uint8_t *hva;    /* the page in hvmm, NULL if the entry is empty */
+	bool writable;
+};
+
 struct ctx {
 	struct kvm_vcpu *v;
+	struct tlb_entry tlb[SIMD_TLB_SIZE];
+	unsigned tlb_next;
 	struct x86_regs *r;
 	struct x86_sregs s;
 	struct vstate st;
@@ -155,28 +165,73 @@ static enum step fault(struct ctx *c, unsigned vector, bool has_err, uint32_t er
 	return STEP_FAULT;
 }
 
-/* Maps a kvm_pvm_linear_access() result to a step. */
-static enum step mem_result(struct ctx *c, int ret, uint64_t fault_la, uint32_t pferr)
+/*
+ * Guest linear memory through a small cache of page translations, valid
+ * for one exit (the guest cannot run meanwhile); a store empties it, in case
+ * it changed a page table. Every page is checked before any byte moves, so
+ * a fault leaves memory untouched. Pages that are not RAM (MMIO): not
+ * emulated.
+ */
+static enum step lin_page(struct ctx *c, uint64_t la, bool write, uint8_t **hva)
 {
-	if (ret == -EFAULT)
-		return fault(c, X86_PF, true, pferr, fault_la);
-	return ret < 0 ? STEP_UNSUPPORTED : STEP_DONE; /* MMIO: not emulated */
+	uint64_t vpage = la >> 12;
+	for (unsigned i = 0; i < SIMD_TLB_SIZE; i++) {
+		struct tlb_entry *e = &c->tlb[i];
+		if (e->hva && e->vpage == vpage && (!write || e->writable)) {
+			*hva = e->hva + (la & 0xfff);
+			return STEP_DONE;
+		}
+	}
+	struct kvm_translation tr = { .linear_address = la };
+	if (ioctl(c->v->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+		return fault(c, X86_PF, true, write ? PF_W : 0, la);
+	if (write && !tr.writeable)
+		return fault(c, X86_PF, true, PF_P | PF_W, la);
+	uint8_t *page = kvm_gpa_to_hva(c->v->k, tr.physical_address & ~0xfffULL, 4096);
+	if (!page)
+		return STEP_UNSUPPORTED;
+	struct tlb_entry *e = &c->tlb[c->tlb_next++ % SIMD_TLB_SIZE];
+	e->vpage = vpage;
+	e->hva = page;
+	e->writable = tr.writeable;
+	*hva = page + (la & 0xfff);
+	return STEP_DONE;
+}
+
+static enum step lin_access(struct ctx *c, uint64_t la, void *buf, size_t len, bool write)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t done = 0; done < len;) {
+			uint64_t a = la + done;
+			size_t chunk = 4096 - (a & 0xfff);
+			if (chunk > len - done)
+				chunk = len - done;
+			uint8_t *p;
+			enum step s = lin_page(c, a, write, &p);
+			if (s != STEP_DONE)
+				return s;
+			if (pass == 1) {
+				if (write)
+					memcpy(p, (const uint8_t *)buf + done, chunk);
+				else
+					memcpy((uint8_t *)buf + done, p, chunk);
+			}
+			done += chunk;
+		}
+	}
+	if (write)
+		memset(c->tlb, 0, sizeof(c->tlb));
+	return STEP_DONE;
 }
 
 static enum step mem_read(struct ctx *c, uint64_t la, void *buf, size_t len)
 {
-	uint64_t fl = 0;
-	uint32_t pferr = 0;
-	int ret = kvm_pvm_linear_access(c->v, la, buf, len, false, &fl, &pferr);
-	return mem_result(c, ret, fl, pferr);
+	return lin_access(c, la, buf, len, false);
 }
 
 static enum step mem_write(struct ctx *c, uint64_t la, const void *buf, size_t len)
 {
-	uint64_t fl = 0;
-	uint32_t pferr = 0;
-	int ret = kvm_pvm_linear_access(c->v, la, (void *)buf, len, true, &fl, &pferr);
-	return mem_result(c, ret, fl, pferr);
+	return lin_access(c, la, (void *)buf, len, true);
 }
 
 /* Whether [la, la+len) is writable RAM, without writing (masked stores). */
@@ -187,13 +242,10 @@ static enum step mem_check_write(struct ctx *c, uint64_t la, size_t len)
 		size_t chunk = 4096 - (a & 0xfff);
 		if (chunk > len - done)
 			chunk = len - done;
-		struct kvm_translation tr = { .linear_address = a };
-		if (ioctl(c->v->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
-			return fault(c, X86_PF, true, PF_W, a);
-		if (!tr.writeable)
-			return fault(c, X86_PF, true, PF_P | PF_W, a);
-		if (!kvm_gpa_to_hva(c->v->k, tr.physical_address, chunk))
-			return STEP_UNSUPPORTED;
+		uint8_t *p;
+		enum step s = lin_page(c, a, true, &p);
+		if (s != STEP_DONE)
+			return s;
 		done += chunk;
 	}
 	return STEP_DONE;
@@ -827,17 +879,20 @@ static enum step exec_one(struct ctx *c, struct x86_insn *in)
 	return STEP_UNSUPPORTED;
 }
 
-/* Up to 15 bytes at rip, stopping at an unmapped page. */
+/* Up to 15 bytes at rip, stopping at an unmapped page (no fault raised). */
 static unsigned fetch(struct ctx *c, uint64_t rip, uint8_t *buf)
 {
-	uint64_t fl;
-	uint32_t pferr;
-	if (kvm_pvm_linear_access(c->v, rip, buf, 15, false, &fl, &pferr) == 0)
-		return 15;
 	unsigned n = 0x1000 - (unsigned)(rip & 0xfff);
-	if (n < 15 && kvm_pvm_linear_access(c->v, rip, buf, n, false, &fl, &pferr) == 0)
+	if (n > 15)
+		n = 15;
+	uint8_t *p;
+	if (lin_page(c, rip, false, &p) != STEP_DONE)
+		return 0;
+	memcpy(buf, p, n);
+	if (n == 15 || lin_page(c, rip + n, false, &p) != STEP_DONE)
 		return n;
-	return 0;
+	memcpy(buf + n, p, 15 - n);
+	return 15;
 }
 
 bool kvm_pvm_emulate_simd(struct kvm_vcpu *v, struct x86_regs *r, const uint8_t *insn,
