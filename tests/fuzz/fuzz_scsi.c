@@ -4,7 +4,8 @@
  * against a small mem: disk as a writable disk, a read-only disk and a
  * DVD. Input: byte 0 picks the LUN; then records of
  *   {u8 cdb_len, u8 cdb[16], u8 dir, u16 data_len, u8 iov_piece}
- * where the data buffer (data-out contents included) is the bytes after
+ * (cdb_len bit 7: cdb[0] indexes the opcodes we implement, so most
+ * records reach a command's own checks) where the data buffer (data-out contents included) is the bytes after
  * the last record, split into iovecs of iov_piece+1 bytes (so transfers
  * with many small iovecs are split). Checks: every command completes
  * exactly once, with sense exactly when CHECK CONDITION, and never moves
@@ -26,6 +27,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define IOV_MAX 1024
 
 static int calls;
+
+static const uint8_t opcodes[] = {
+	SCSI_TEST_UNIT_READY, SCSI_REQUEST_SENSE, SCSI_READ_6, SCSI_WRITE_6, SCSI_INQUIRY,
+	SCSI_MODE_SELECT_6, SCSI_MODE_SENSE_6, SCSI_START_STOP_UNIT,
+	SCSI_PREVENT_ALLOW_MEDIUM_REMOVAL, SCSI_READ_CAPACITY_10, SCSI_READ_10, SCSI_WRITE_10,
+	SCSI_VERIFY_10, SCSI_SYNCHRONIZE_CACHE_10, SCSI_WRITE_SAME_10, SCSI_UNMAP,
+	SCSI_READ_TOC_PMA_ATIP, SCSI_GET_CONFIGURATION, SCSI_GET_EVENT_STATUS_NOTIFICATION,
+	SCSI_READ_DISC_INFORMATION, SCSI_READ_TRACK_INFORMATION, SCSI_MODE_SELECT_10,
+	SCSI_MODE_SENSE_10, SCSI_READ_16, SCSI_WRITE_16, SCSI_VERIFY_16,
+	SCSI_SYNCHRONIZE_CACHE_16, SCSI_WRITE_SAME_16, SCSI_SERVICE_ACTION_IN_16,
+	SCSI_REPORT_LUNS, SCSI_READ_12, SCSI_WRITE_12, SCSI_SET_CD_SPEED, SCSI_MECHANISM_STATUS,
+};
 
 static void done(struct scsi_req *r)
 {
@@ -61,8 +74,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < nrec; i++) {
 		const uint8_t *r = data + 1 + i * REC;
 		memset(&req, 0, sizeof(req));
-		req.cdb_len = r[0];
+		req.cdb_len = r[0] & 0x7f;
 		memcpy(req.cdb, r + 1, SCSI_CDB_MAX);
+		if (r[0] & 0x80)
+			req.cdb[0] = opcodes[r[1] % sizeof(opcodes)];
 		req.dir = (enum scsi_dir)(r[17] % 3);
 		uint32_t len = (uint32_t)r[18] << 8 | r[19];
 		if (r[17] & 0x80)
