@@ -1,0 +1,532 @@
+/*
+ * storvsp (see storvsp.h): the vstor protocol over one VMBus channel per
+ * controller, a worker thread per open channel, SCSI LUNs behind it.
+ * Packet layouts follow Linux's storvsc_drv.c: vstor_packet (64 bytes:
+ * operation, flags, status, then a 52-byte union) and vmscsi_request
+ * (length, srb/scsi status, path/target/lun, cdb length, sense length,
+ * direction, transfer length, 20-byte CDB/sense union, win8 extension).
+ */
+#include "dev/storvsp.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "backend/disk.h"
+#include "core/log.h"
+#include "dev/scsi.h"
+#include "vmbus/vmbus_channel.h"
+
+/* vstor operations */
+#define VSTOR_OPERATION_COMPLETE_IO 1
+#define VSTOR_OPERATION_REMOVE_DEVICE 2
+#define VSTOR_OPERATION_EXECUTE_SRB 3
+#define VSTOR_OPERATION_RESET_LUN 4
+#define VSTOR_OPERATION_RESET_ADAPTER 5
+#define VSTOR_OPERATION_RESET_BUS 6
+#define VSTOR_OPERATION_BEGIN_INITIALIZATION 7
+#define VSTOR_OPERATION_END_INITIALIZATION 8
+#define VSTOR_OPERATION_QUERY_PROTOCOL_VERSION 9
+#define VSTOR_OPERATION_QUERY_PROPERTIES 10
+#define VSTOR_OPERATION_ENUMERATE_BUS 11
+#define VSTOR_OPERATION_FCHBA_DATA 12
+#define VSTOR_OPERATION_CREATE_SUB_CHANNELS 13
+
+#define VSTOR_PACKET 64u       /* win8+ size */
+#define VSTOR_PACKET_WIN7 48u  /* without the win8 extension */
+#define VSTOR_STATUS_OK 0
+#define VSTOR_STATUS_FAIL 0xC0000001u
+
+/* vmscsi_request at vstor_packet + 12 */
+#define SRB 12
+#define SRB_LENGTH 0
+#define SRB_SRB_STATUS 2
+#define SRB_SCSI_STATUS 3
+#define SRB_PATH_ID 5
+#define SRB_TARGET_ID 6
+#define SRB_LUN 7
+#define SRB_CDB_LENGTH 8
+#define SRB_SENSE_LENGTH 9
+#define SRB_DATA_IN 10
+#define SRB_TRANSFER_LENGTH 12
+#define SRB_CDB 16
+#define SRB_CDB_SIZE 16
+#define SRB_SENSE_SIZE 20
+
+#define SRB_STATUS_SUCCESS 0x01
+#define SRB_STATUS_ERROR 0x04
+#define SRB_STATUS_INVALID_REQUEST 0x06
+#define SRB_STATUS_INVALID_LUN 0x20
+#define SRB_STATUS_AUTOSENSE_VALID 0x80
+
+#define WRITE_TYPE 0
+#define READ_TYPE 1
+
+#define STORVSP_MAX_TRANSFER (512u * 1024)
+#define STORVSP_DESC 16u /* vmpacket_descriptor */
+#define STORVSP_POOL 128u
+#define STORVSP_PKT_MAX 8192u
+#define STORVSP_MAX_PAGES (STORVSP_MAX_TRANSFER / 4096 + 1)
+
+/* Protocol versions Linux asks for, newest first (major << 8 | minor). */
+static const uint16_t versions[] = { 0x0602, 0x0600, 0x0501 };
+
+struct svq;
+
+struct svreq {
+	struct scsi_req sr;     /* first: the done callback casts back */
+	struct svq *q;
+	uint64_t trans_id;
+	uint8_t pkt[VSTOR_PACKET]; /* the request's vstor_packet, reused for the reply */
+	bool busy;
+	struct iovec iov[STORVSP_MAX_PAGES];
+	struct svreq *next_done;
+};
+
+struct svq {
+	struct storvsp *sv;
+	struct vmbus_channel *ch;
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+	int kick;                      /* eventfd: guest signalled or stop */
+	struct disk_queue *dq[STORVSP_MAX_LUNS];
+	struct svreq *pool;
+	unsigned free;
+	struct svreq *done_head, **done_tail; /* completions the ring had no room for */
+	uint32_t vmscsi_delta;         /* 16 before win8 */
+	uint8_t buf[STORVSP_PKT_MAX];
+};
+
+struct storvsp {
+	struct storvsp_config cfg;
+	struct storvsp_lun_config luns[STORVSP_MAX_LUNS];
+	struct scsi_lun *lun[STORVSP_MAX_LUNS]; /* by LUN number */
+	uint16_t lun_list[STORVSP_MAX_LUNS];
+	unsigned nluns;
+	struct svq q;                  /* the primary channel */
+};
+
+static uint16_t g16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t g32(const uint8_t *p) { return g16(p) | (uint32_t)g16(p + 2) << 16; }
+static uint64_t g64(const uint8_t *p) { return g32(p) | (uint64_t)g32(p + 4) << 32; }
+static void p16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void p32(uint8_t *p, uint32_t v) { p16(p, (uint16_t)v); p16(p + 2, (uint16_t)(v >> 16)); }
+
+/* ---- sending ------------------------------------------------------------ */
+
+static bool send_completion(struct svq *q, uint64_t trans_id, const uint8_t *pkt)
+{
+	int ret = vmbus_channel_send(q->ch, VMBUS_PACKET_COMP, 0, trans_id, NULL, 0, pkt,
+				     VSTOR_PACKET - q->vmscsi_delta);
+	if (ret == -EAGAIN)
+		return false;
+	if (ret < 0)
+		log_guest("storvsp: completion lost: %s", strerror(-ret));
+	return true;
+}
+
+static void reply_simple(struct svq *q, uint64_t trans_id, uint32_t status,
+			 const uint8_t *payload, size_t len)
+{
+	uint8_t pkt[VSTOR_PACKET] = { 0 };
+	p32(pkt, VSTOR_OPERATION_COMPLETE_IO);
+	p32(pkt + 8, status);
+	if (payload)
+		memcpy(pkt + 12, payload, len < VSTOR_PACKET - 12 ? len : VSTOR_PACKET - 12);
+	/* Control replies are rare and small: wait for room if we must. */
+	for (int i = 0; i < 1000 && !send_completion(q, trans_id, pkt); i++)
+		usleep(1000);
+}
+
+/* Finishes a request: fills the vmscsi_request part of its packet and sends. */
+static void req_finish(struct svreq *r, uint8_t srb_status)
+{
+	struct svq *q = r->q;
+	uint8_t *pkt = r->pkt;
+	uint8_t *srb = pkt + SRB;
+	p32(pkt, VSTOR_OPERATION_COMPLETE_IO);
+	p32(pkt + 4, 0);
+	p32(pkt + 8, VSTOR_STATUS_OK);
+	srb[SRB_SCSI_STATUS] = r->sr.status;
+	memset(srb + SRB_CDB, 0, SRB_SENSE_SIZE);
+	if (srb_status == SRB_STATUS_SUCCESS && r->sr.status == SAM_STAT_CHECK_CONDITION) {
+		unsigned n = r->sr.sense_len < SRB_SENSE_SIZE ? r->sr.sense_len : SRB_SENSE_SIZE;
+		memcpy(srb + SRB_CDB, r->sr.sense, n);
+		srb[SRB_SENSE_LENGTH] = (uint8_t)n;
+		srb_status = SRB_STATUS_ERROR | (n ? SRB_STATUS_AUTOSENSE_VALID : 0);
+	} else if (srb_status == SRB_STATUS_SUCCESS && r->sr.status != SAM_STAT_GOOD) {
+		srb_status = SRB_STATUS_ERROR;
+		srb[SRB_SENSE_LENGTH] = 0;
+	} else {
+		srb[SRB_SENSE_LENGTH] = 0;
+	}
+	srb[SRB_SRB_STATUS] = srb_status;
+	p32(srb + SRB_TRANSFER_LENGTH, srb_status == SRB_STATUS_SUCCESS ||
+	    (srb_status & ~SRB_STATUS_AUTOSENSE_VALID) == SRB_STATUS_ERROR ? r->sr.bytes_done : 0);
+	if (!send_completion(q, r->trans_id, pkt)) {
+		/* Ring full: keep it; the guest signals when it has read. */
+		r->next_done = NULL;
+		*q->done_tail = r;
+		q->done_tail = &r->next_done;
+		return;
+	}
+	r->busy = false;
+	q->free++;
+}
+
+static void flush_backlog(struct svq *q)
+{
+	while (q->done_head) {
+		struct svreq *r = q->done_head;
+		if (!send_completion(q, r->trans_id, r->pkt))
+			return;
+		q->done_head = r->next_done;
+		if (!q->done_head)
+			q->done_tail = &q->done_head;
+		r->busy = false;
+		q->free++;
+	}
+}
+
+static void scsi_done(struct scsi_req *sr)
+{
+	req_finish((struct svreq *)sr, SRB_STATUS_SUCCESS);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static struct svreq *req_get(struct svq *q)
+{
+	for (unsigned i = 0; i < STORVSP_POOL; i++) {
+		if (!q->pool[i].busy) {
+			q->pool[i].busy = true;
+			q->free--;
+			return &q->pool[i];
+		}
+	}
+	return NULL;
+}
+
+/* Maps a GPA-direct range (one range: len, offset, PFNs) to iovecs. */
+static int map_range(struct svq *q, struct svreq *r, const uint8_t *p, uint32_t avail,
+		     uint32_t *total)
+{
+	if (avail < 16 || g32(p + 4) != 1)  /* reserved, rangecount */
+		return -EINVAL;
+	uint32_t len = g32(p + 8), off = g32(p + 12);
+	if (off >= 4096 || len == 0 || len > STORVSP_MAX_TRANSFER)
+		return -EINVAL;
+	uint32_t npages = (off + len + 4095) / 4096;
+	if (npages > STORVSP_MAX_PAGES || 16 + 8ull * npages > avail)
+		return -EINVAL;
+	uint32_t left = len;
+	for (uint32_t i = 0; i < npages; i++) {
+		uint64_t pfn = g64(p + 16 + 8 * i);
+		uint32_t in = i == 0 ? off : 0;
+		uint32_t n = 4096 - in < left ? 4096 - in : left;
+		if (pfn >> 52)
+			return -EFAULT;
+		void *h = q->sv->cfg.map(q->sv->cfg.map_opaque, (pfn << 12) + in, n);
+		if (!h)
+			return -EFAULT;
+		r->iov[i] = (struct iovec){ h, n };
+		left -= n;
+	}
+	*total = npages;
+	return 0;
+}
+
+static void do_srb(struct svq *q, const struct vmbus_packet_info *info,
+		   const uint8_t *data, uint32_t dlen, struct svreq *r)
+{
+	const uint8_t *srb = r->pkt + SRB;
+	uint8_t cdb_len = srb[SRB_CDB_LENGTH];
+	uint8_t lun = srb[SRB_LUN];
+	memset(&r->sr, 0, sizeof(r->sr));
+	r->sr.done = scsi_done;
+	unsigned niov = 0;
+	if (info->type == VMBUS_PACKET_DATA_USING_GPA_DIRECT) {
+		uint32_t avail = info->data_offset - STORVSP_DESC;
+		if (map_range(q, r, data, avail, &niov) < 0) {
+			log_guest("storvsp: bad GPA range in SRB");
+			req_finish(r, SRB_STATUS_INVALID_REQUEST);
+			return;
+		}
+	}
+	(void)dlen;
+	if (srb[SRB_PATH_ID] != 0 || srb[SRB_TARGET_ID] != 0 || lun >= STORVSP_MAX_LUNS ||
+	    cdb_len == 0 || cdb_len > SRB_CDB_SIZE) {
+		req_finish(r, cdb_len > SRB_CDB_SIZE ? SRB_STATUS_INVALID_REQUEST :
+			   SRB_STATUS_INVALID_LUN);
+		return;
+	}
+	memcpy(r->sr.cdb, srb + SRB_CDB, cdb_len);
+	r->sr.cdb_len = cdb_len;
+	r->sr.iov = r->iov;
+	r->sr.iovcnt = niov;
+	r->sr.data_len = niov ? g32(srb + SRB_TRANSFER_LENGTH) : 0;
+	r->sr.dir = !niov ? SCSI_DIR_NONE :
+		    srb[SRB_DATA_IN] == READ_TYPE ? SCSI_DIR_FROM_DEV :
+		    srb[SRB_DATA_IN] == WRITE_TYPE ? SCSI_DIR_TO_DEV : SCSI_DIR_NONE;
+	if (r->sr.cdb[0] == SCSI_REPORT_LUNS) {
+		scsi_report_luns(&r->sr, q->sv->lun_list, q->sv->nluns);
+		return;
+	}
+	struct scsi_lun *l = q->sv->lun[lun];
+	if (!l) {
+		req_finish(r, SRB_STATUS_INVALID_LUN);
+		return;
+	}
+	scsi_lun_execute(l, q->dq[lun], &r->sr);
+}
+
+static void handle_packet(struct svq *q, const struct vmbus_packet_info *info, uint32_t len)
+{
+	const uint8_t *p = q->buf;
+	uint32_t plen = len - info->data_offset;
+	const uint8_t *pkt = p + info->data_offset;
+	if (plen < VSTOR_PACKET_WIN7 + 0u) {
+		log_guest("storvsp: short vstor packet (%u bytes)", plen);
+		return;
+	}
+	uint32_t op = g32(pkt);
+	switch (op) {
+	case VSTOR_OPERATION_EXECUTE_SRB: {
+		struct svreq *r = req_get(q);
+		if (!r)
+			return; /* cannot happen: the caller checked q->free */
+		r->trans_id = info->trans_id;
+		memset(r->pkt, 0, sizeof(r->pkt));
+		memcpy(r->pkt, pkt, plen < VSTOR_PACKET ? plen : VSTOR_PACKET);
+		do_srb(q, info, p + STORVSP_DESC, info->data_offset, r);
+		return;
+	}
+	case VSTOR_OPERATION_BEGIN_INITIALIZATION:
+	case VSTOR_OPERATION_END_INITIALIZATION:
+	case VSTOR_OPERATION_RESET_BUS:
+	case VSTOR_OPERATION_RESET_ADAPTER:
+	case VSTOR_OPERATION_RESET_LUN:
+		reply_simple(q, info->trans_id, VSTOR_STATUS_OK, NULL, 0);
+		return;
+	case VSTOR_OPERATION_QUERY_PROTOCOL_VERSION: {
+		uint16_t v = g16(pkt + 12);
+		bool ok = false;
+		for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
+			ok |= versions[i] == v;
+		/* Before win8 (5.1) the packet lacks the 16-byte extension. */
+		if (ok)
+			q->vmscsi_delta = v >= 0x0501 ? 0 : 16;
+		uint8_t ver[4];
+		p16(ver, v);
+		p16(ver + 2, 0);
+		reply_simple(q, info->trans_id, ok ? VSTOR_STATUS_OK : VSTOR_STATUS_FAIL, ver, 4);
+		return;
+	}
+	case VSTOR_OPERATION_QUERY_PROPERTIES: {
+		uint8_t props[24] = { 0 };
+		p16(props + 4, 0);                      /* max_channel_cnt: no sub-channels */
+		p32(props + 8, 0);                      /* flags: no multi-channel */
+		p32(props + 12, STORVSP_MAX_TRANSFER);  /* max_transfer_bytes */
+		reply_simple(q, info->trans_id, VSTOR_STATUS_OK, props, sizeof(props));
+		return;
+	}
+	default:
+		log_guest("storvsp: vstor operation %u not supported", op);
+		reply_simple(q, info->trans_id, VSTOR_STATUS_FAIL, NULL, 0);
+		return;
+	}
+}
+
+/* Reads what the pool has room for. */
+static void drain_ring(struct svq *q)
+{
+	for (unsigned n = 0; n < 256 && q->free && !q->done_head; n++) {
+		struct vmbus_packet_info info;
+		int ret = vmbus_channel_recv(q->ch, q->buf, sizeof(q->buf), &info);
+		if (ret == -EMSGSIZE) {
+			log_guest("storvsp: oversized packet dropped");
+			vmbus_channel_skip(q->ch);
+			continue;
+		}
+		if (ret < 0)
+			return;
+		if (info.type != VMBUS_PACKET_DATA_INBAND &&
+		    info.type != VMBUS_PACKET_DATA_USING_GPA_DIRECT) {
+			log_guest("storvsp: packet type %u ignored", info.type);
+			continue;
+		}
+		handle_packet(q, &info, (uint32_t)ret);
+	}
+}
+
+/* ---- the worker ----------------------------------------------------------- */
+
+static void *worker(void *arg)
+{
+	struct svq *q = arg;
+	struct storvsp *sv = q->sv;
+	char name[16];
+	snprintf(name, sizeof(name), "storvsp%u", sv->cfg.instance);
+	pthread_setname_np(pthread_self(), name);
+	struct pollfd pfd[1 + STORVSP_MAX_LUNS];
+	unsigned nfd = 0;
+	pfd[nfd++] = (struct pollfd){ .fd = q->kick, .events = POLLIN };
+	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++)
+		if (q->dq[i])
+			pfd[nfd++] = (struct pollfd){ .fd = disk_queue_eventfd(q->dq[i]),
+						      .events = POLLIN };
+	while (!atomic_load(&q->stop)) {
+		uint64_t v;
+		if (read(q->kick, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			break;
+		for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++)
+			if (q->dq[i])
+				disk_queue_complete(q->dq[i]);
+		flush_backlog(q);
+		drain_ring(q);
+		poll(pfd, nfd, 1000);
+	}
+	return NULL;
+}
+
+static void stop_queue(struct svq *q)
+{
+	if (!q->running)
+		return;
+	atomic_store(&q->stop, true);
+	uint64_t one = 1;
+	if (write(q->kick, &one, sizeof(one)) < 0)
+		log_warn("storvsp: cannot wake the worker");
+	pthread_join(q->thread, NULL);
+	/* Waits for I/O in flight; its completions go out while the ring is still mapped. */
+	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++) {
+		disk_queue_destroy(q->dq[i]);
+		q->dq[i] = NULL;
+	}
+	q->running = false;
+}
+
+/* ---- VMBus callbacks (server lock held) ------------------------------------ */
+
+static uint32_t sv_open(void *dev, struct vmbus_channel *ch)
+{
+	struct storvsp *sv = dev;
+	struct svq *q = &sv->q;
+	q->ch = ch;
+	q->vmscsi_delta = 0;
+	q->done_head = NULL;
+	q->done_tail = &q->done_head;
+	memset(q->pool, 0, sizeof(*q->pool) * STORVSP_POOL);
+	for (unsigned i = 0; i < STORVSP_POOL; i++)
+		q->pool[i].q = q;
+	q->free = STORVSP_POOL;
+	for (unsigned i = 0; i < sv->nluns; i++) {
+		uint16_t l = sv->lun_list[i];
+		if (disk_queue_create(sv->luns[l].disk, STORVSP_POOL, &q->dq[l]) < 0) {
+			for (unsigned j = 0; j < STORVSP_MAX_LUNS; j++) {
+				disk_queue_destroy(q->dq[j]);
+				q->dq[j] = NULL;
+			}
+			return 1;
+		}
+	}
+	atomic_store(&q->stop, false);
+	if (pthread_create(&q->thread, NULL, worker, q) != 0) {
+		for (unsigned j = 0; j < STORVSP_MAX_LUNS; j++) {
+			disk_queue_destroy(q->dq[j]);
+			q->dq[j] = NULL;
+		}
+		return 1;
+	}
+	q->running = true;
+	return 0;
+}
+
+static void sv_close(void *dev, struct vmbus_channel *ch)
+{
+	(void)ch;
+	struct storvsp *sv = dev;
+	stop_queue(&sv->q);
+}
+
+static void sv_notify(void *dev, struct vmbus_channel *ch)
+{
+	(void)ch;
+	struct storvsp *sv = dev;
+	uint64_t one = 1;
+	if (write(sv->q.kick, &one, sizeof(one)) < 0)
+		log_warn("storvsp: cannot wake the worker");
+}
+
+static const struct vmbus_device_ops sv_ops = {
+	.open = sv_open, .close = sv_close, .notify = sv_notify,
+};
+
+int storvsp_create(struct vmbus_server *srv, const struct storvsp_config *cfg,
+		   struct storvsp **out)
+{
+	if (cfg->nluns > STORVSP_MAX_LUNS || !cfg->map)
+		return -EINVAL;
+	struct storvsp *sv = calloc(1, sizeof(*sv));
+	if (!sv)
+		return -ENOMEM;
+	sv->cfg = *cfg;
+	sv->q.sv = sv;
+	sv->q.kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	sv->q.pool = calloc(STORVSP_POOL, sizeof(*sv->q.pool));
+	int ret = sv->q.kick < 0 || !sv->q.pool ? -ENOMEM : 0;
+	for (unsigned i = 0; ret == 0 && i < cfg->nluns; i++) {
+		const struct storvsp_lun_config *lc = &cfg->luns[i];
+		if (lc->lun >= STORVSP_MAX_LUNS || sv->lun[lc->lun]) {
+			ret = -EINVAL;
+			break;
+		}
+		struct scsi_lun_config sc = {
+			.dvd = lc->dvd, .read_only = lc->read_only, .lun = lc->lun,
+			.id = ((uint64_t)cfg->instance << 16) | lc->lun,
+		};
+		ret = scsi_lun_create(lc->disk, &sc, &sv->lun[lc->lun]);
+		if (ret == 0) {
+			sv->luns[lc->lun] = *lc;
+			sv->lun_list[sv->nluns++] = lc->lun;
+		}
+	}
+	struct vmbus_offer offer;
+	memset(&offer, 0, sizeof(offer));
+	if (ret == 0) {
+		char inst[40];
+		snprintf(inst, sizeof(inst), "ba6163d9-04a1-4d29-b605-72e2%08x", cfg->instance);
+		vmbus_guid_parse("ba6163d9-04a1-4d29-b605-72e2ffb1dc7f", &offer.if_type);
+		/* Our instance: the class GUID with the controller number at the end. */
+		vmbus_guid_parse(inst, &offer.if_instance);
+		offer.if_instance.b[0] ^= 0x5a; /* never equal to the class GUID */
+		struct vmbus_channel *ch;
+		ret = vmbus_offer(srv, &offer, &sv_ops, sv, &ch);
+	}
+	if (ret < 0) {
+		storvsp_destroy(sv);
+		return ret;
+	}
+	*out = sv;
+	return 0;
+}
+
+void storvsp_destroy(struct storvsp *sv)
+{
+	if (!sv)
+		return;
+	stop_queue(&sv->q);
+	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++)
+		scsi_lun_destroy(sv->lun[i]);
+	if (sv->q.kick >= 0)
+		close(sv->q.kick);
+	free(sv->q.pool);
+	free(sv);
+}
