@@ -12,7 +12,9 @@
  * Threading: vmbus_channel_send()/recv() on one channel may be called from
  * one sending thread and one receiving thread at the same time (the two
  * rings are independent). Callbacks are called with the server lock held:
- * they must not call vmbus_offer()/vmbus_rescind() and must not block.
+ * they must not call vmbus_offer(), vmbus_rescind(), vmbus_channel_gpadl_*()
+ * or vmbus_set_tl_connect_handler() (the lock is not recursive) and must not
+ * block; vmbus_channel_send()/recv()/skip()/send_space() are fine.
  */
 #ifndef HVMM_VMBUS_VMBUS_CHANNEL_H
 #define HVMM_VMBUS_VMBUS_CHANNEL_H
@@ -138,6 +140,19 @@ int vmbus_channel_gpadl_read(struct vmbus_channel *ch, uint32_t gpadl_id,
 			     uint64_t off, void *dst, size_t len);
 int vmbus_channel_gpadl_write(struct vmbus_channel *ch, uint32_t gpadl_id,
 			      uint64_t off, const void *src, size_t len);
+
+/*
+ * hv_sock: the guest's connect() to a host service arrives as
+ * TL_CONNECT_REQUEST {guest endpoint GUID, host service GUID}. A service
+ * answers by offering a channel (if_type = host_service, if_instance =
+ * guest_endpoint, user_defined[4] = 0) or by doing nothing (the guest's
+ * connect() times out). Called with the server lock held (see above).
+ * fn NULL: requests are ignored (the default).
+ */
+typedef void (*vmbus_tl_connect_fn)(void *opaque, const struct vmbus_guid *guest_endpoint,
+				    const struct vmbus_guid *host_service);
+void vmbus_set_tl_connect_handler(struct vmbus_server *srv, vmbus_tl_connect_fn fn,
+				  void *opaque);
 
 /* The VP the guest targets this channel's interrupts at. */
 uint32_t vmbus_channel_target_vp(const struct vmbus_channel *ch);

@@ -123,6 +123,8 @@ struct vmbus_server {
 	unsigned ngpadls;
 	uint64_t gpadl_pages; /* over all GPADLs */
 	uint8_t relid_used[(VMBUS_MAX_RELID + 1 + 7) / 8];
+	vmbus_tl_connect_fn tl_connect; /* hv_sock service, or NULL */
+	void *tl_connect_opaque;
 };
 
 void vmbus_lock(struct vmbus_server *srv);

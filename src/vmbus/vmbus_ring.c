@@ -62,7 +62,8 @@ int vmbus_rings_attach(struct vmbus_channel *ch, struct vmbus_gpadl *g,
 		       uint32_t downstream)
 {
 	/* [guest-to-host header, data...][host-to-guest header, data...] */
-	if (g->byte_count % VMBUS_PAGE || downstream < 2 || downstream + 2 > g->npages)
+	if (g->byte_count % VMBUS_PAGE || g->npages < 4 || downstream < 2 ||
+	    downstream > g->npages - 2)
 		return -EINVAL;
 	ch->in = (struct vmbus_ring){
 		.hdr = g->pages[0], .data = g->pages + 1, .npages = downstream - 1,
@@ -184,7 +185,8 @@ static void consume(struct vmbus_channel *ch, uint32_t total)
 		uint32_t used = write >= r->priv_index ? write - r->priv_index :
 			r->size - r->priv_index + write;
 		uint32_t used_before = used + total;
-		if (r->size - used >= pending && r->size - used_before < pending)
+		/* The guest's own rule (hv_pkt_iter_close): free space crossed it. */
+		if (r->size - used > pending && r->size - used_before <= pending)
 			ch->srv->host.signal_event(ch->srv->host.opaque, ch->target_vp, ch->relid);
 	}
 }
@@ -253,7 +255,8 @@ int vmbus_channel_send(struct vmbus_channel *ch, uint16_t type, uint16_t flags,
 	uint32_t used = write >= read ? write - read : r->size - read + write;
 	if (r->size - used <= need) {
 		/* Full: ask the guest to signal once `need` bytes are free. */
-		hdr_store(r, RING_PENDING_SEND_SZ, need + 1);
+		/* The guest signals once free space exceeds it (hv_pkt_iter_close). */
+		hdr_store(r, RING_PENDING_SEND_SZ, need);
 		atomic_thread_fence(memory_order_seq_cst);
 		read = hdr_load(r, RING_READ_INDEX);
 		if (read >= r->size || read % 8)

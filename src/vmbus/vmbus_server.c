@@ -254,7 +254,9 @@ static void gpadl_created(struct vmbus_server *srv, struct vmbus_gpadl *g, uint3
 static void on_gpadl_header(struct vmbus_server *srv, const uint8_t *m, size_t len)
 {
 	if (len < MSG_GPADL_HEADER_MIN) {
-		log_guest("vmbus: GPADL_HEADER of %zu bytes ignored", len);
+		log_guest("vmbus: GPADL_HEADER of %zu bytes refused", len);
+		if (len >= 16) /* relid and id are there: the guest waits for them */
+			gpadl_created(srv, NULL, vmbus_get32(m, 8), vmbus_get32(m, 12));
 		return;
 	}
 	uint32_t relid = vmbus_get32(m, 8), id = vmbus_get32(m, 12);
@@ -270,7 +272,7 @@ static void on_gpadl_header(struct vmbus_server *srv, const uint8_t *m, size_t l
 		why = "only one range per GPADL is supported";
 	else if (byte_count == 0 || byte_offset >= VMBUS_PAGE)
 		why = "bad range";
-	else if (range_buflen < 8 || (range_buflen - 8u) / 8u != npages)
+	else if (range_buflen < 8 || range_buflen % 8 || (range_buflen - 8u) / 8u != npages)
 		why = "range length does not match its byte count";
 	else if (npages > VMBUS_GPADL_MAX_PAGES ||
 		 srv->gpadl_pages + npages > VMBUS_GPADL_MAX_TOTAL ||
@@ -361,7 +363,10 @@ static void on_gpadl_teardown(struct vmbus_server *srv, const uint8_t *m, size_t
 static void on_open(struct vmbus_server *srv, const uint8_t *m, size_t len)
 {
 	if (len < MSG_OPENCHANNEL - 120) {
-		log_guest("vmbus: OPENCHANNEL of %zu bytes ignored", len);
+		log_guest("vmbus: OPENCHANNEL of %zu bytes refused", len);
+		if (len >= 16) /* relid and openid are there: the guest waits */
+			reply32(srv, CHANNELMSG_OPENCHANNEL_RESULT, MSG_OPENCHANNEL_RESULT,
+				vmbus_get32(m, 8), vmbus_get32(m, 12), 1);
 		return;
 	}
 	uint32_t relid = vmbus_get32(m, 8), openid = vmbus_get32(m, 12);
@@ -416,6 +421,12 @@ static void on_relid_released(struct vmbus_server *srv, const uint8_t *m, size_t
 	struct vmbus_channel *ch = find_channel(srv, vmbus_get32(m, 8));
 	if (ch && ch->rescinded) {
 		close_channel(ch);
+		/* The guest tears no GPADL down after a rescind: drop them here. */
+		for (struct vmbus_gpadl *g = srv->gpadls, *next; g; g = next) {
+			next = g->next;
+			if (g->relid == ch->relid)
+				free_gpadl(srv, g);
+		}
 		free_channel(srv, ch);
 	}
 }
@@ -423,7 +434,10 @@ static void on_relid_released(struct vmbus_server *srv, const uint8_t *m, size_t
 static void on_modify(struct vmbus_server *srv, const uint8_t *m, size_t len)
 {
 	if (len < MSG_MODIFYCHANNEL) {
-		log_guest("vmbus: MODIFYCHANNEL of %zu bytes ignored", len);
+		log_guest("vmbus: MODIFYCHANNEL of %zu bytes refused", len);
+		if (len >= 12 && srv->version >= VMBUS_VERSION_WIN10_V5_3)
+			reply32(srv, CHANNELMSG_MODIFYCHANNEL_RESPONSE,
+				MSG_MODIFYCHANNEL_RESPONSE, vmbus_get32(m, 8), 1, 0);
 		return;
 	}
 	uint32_t relid = vmbus_get32(m, 8), vp = vmbus_get32(m, 12);
@@ -440,6 +454,36 @@ static void on_modify(struct vmbus_server *srv, const uint8_t *m, size_t len)
 			relid, status, 0);
 }
 
+/*
+ * hv_sock connect() from the guest: {guest endpoint GUID, host service GUID}.
+ * Linux has no reply message for it (the guest's connect() times out unless
+ * the host offers a channel), so without a handler it is only logged.
+ */
+static void on_tl_connect(struct vmbus_server *srv, const uint8_t *m, size_t len)
+{
+	if (len < MSG_TL_CONNECT_REQUEST) {
+		log_guest("vmbus: TL_CONNECT_REQUEST of %zu bytes ignored", len);
+		return;
+	}
+	if (!srv->tl_connect) {
+		log_guest_debug("vmbus: TL_CONNECT_REQUEST ignored (no hv_sock service)");
+		return;
+	}
+	struct vmbus_guid guest_endpoint, host_service;
+	memcpy(guest_endpoint.b, m + 8, 16);
+	memcpy(host_service.b, m + 24, 16);
+	srv->tl_connect(srv->tl_connect_opaque, &guest_endpoint, &host_service);
+}
+
+void vmbus_set_tl_connect_handler(struct vmbus_server *srv, vmbus_tl_connect_fn fn,
+				  void *opaque)
+{
+	vmbus_lock(srv);
+	srv->tl_connect = fn;
+	srv->tl_connect_opaque = opaque;
+	vmbus_unlock(srv);
+}
+
 uint16_t vmbus_server_post_message(struct vmbus_server *srv, uint32_t conn_id,
 				   uint32_t mtype, const void *data, size_t len)
 {
@@ -454,7 +498,9 @@ uint16_t vmbus_server_post_message(struct vmbus_server *srv, uint32_t conn_id,
 	memcpy(m, data, len);
 	uint32_t type = vmbus_get32(m, 0);
 	vmbus_lock(srv);
-	if (!srv->version && type != CHANNELMSG_INITIATE_CONTACT) {
+	/* UNLOAD is answered even unconnected: a crashing guest polls for it. */
+	if (!srv->version && type != CHANNELMSG_INITIATE_CONTACT &&
+	    type != CHANNELMSG_UNLOAD) {
 		vmbus_unlock(srv);
 		log_guest("vmbus: message %u before INITIATE_CONTACT ignored", type);
 		return VMBUS_HV_STATUS_SUCCESS;
@@ -492,8 +538,7 @@ uint16_t vmbus_server_post_message(struct vmbus_server *srv, uint32_t conn_id,
 		on_modify(srv, m, len);
 		break;
 	case CHANNELMSG_TL_CONNECT_REQUEST:
-		/* hv_sock connections from the guest: not offered yet. */
-		log_guest_debug("vmbus: TL_CONNECT_REQUEST ignored (no hvsock service)");
+		on_tl_connect(srv, m, len);
 		break;
 	default:
 		log_guest("vmbus: unknown channel message %u ignored", type);
