@@ -1,40 +1,155 @@
 /*
- * hvmm's glue between the Hyper-V emulation and the portable VMBus server
- * (see vmbus_glue.h). Placeholder until the VMBus server lands: no VMBus is
- * created and every request reports -ENODEV.
+ * hvmm's glue to the portable VMBus server (see vmbus_glue.h): struct
+ * vmbus_host on top of the Hyper-V emulation (SynIC message slot 2 and
+ * event flags for SINT 2, HvPostMessage/HvSignalEvent routing) and guest
+ * memory, a mutex as the server lock, and the utility devices.
  */
 #include "core/vmbus_glue.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "core/log.h"
 #include "core/vm.h"
+#include "dev/hvutil.h"
+#include "hv/hv.h"
+#include "vmbus/vmbus.h"
+
+struct vmbus_glue {
+	struct vm *vm;
+	struct vmbus_server *srv;
+	struct hvutils *utils;
+	pthread_mutex_t lock;
+};
+
+static void *host_map(void *opaque, uint64_t gpa, size_t len)
+{
+	struct vmbus_glue *g = opaque;
+	return gmem_map(&g->vm->mem, gpa, len);
+}
+
+static int host_post(void *opaque, uint32_t vp, const void *msg, size_t len)
+{
+	struct vmbus_glue *g = opaque;
+	return hv_synic_post_message(g->vm->hv, vp, VMBUS_MESSAGE_SINT, 1, msg, (uint32_t)len);
+}
+
+static void host_signal(void *opaque, uint32_t vp, uint32_t relid)
+{
+	struct vmbus_glue *g = opaque;
+	hv_synic_signal_event(g->vm->hv, vp, VMBUS_MESSAGE_SINT, relid);
+}
+
+static void host_lock(void *opaque)
+{
+	pthread_mutex_lock(&((struct vmbus_glue *)opaque)->lock);
+}
+
+static void host_unlock(void *opaque)
+{
+	pthread_mutex_unlock(&((struct vmbus_glue *)opaque)->lock);
+}
+
+/*
+ * hv calls these on the guest's vCPU thread with no hv lock held (the server
+ * posts its reply from inside: see test_hv_hypercall), the vp and flag
+ * already validated; VMBus uses flag 0 and routes by connection id only.
+ */
+static uint16_t on_post(void *opaque, uint32_t vp, uint32_t conn_id, uint32_t mtype,
+			const void *payload, uint32_t len)
+{
+	(void)vp;
+	struct vmbus_glue *g = opaque;
+	return vmbus_server_post_message(g->srv, conn_id, mtype, payload, len);
+}
+
+static uint16_t on_signal(void *opaque, uint32_t vp, uint32_t conn_id, uint16_t flag)
+{
+	(void)vp;
+	(void)flag;
+	struct vmbus_glue *g = opaque;
+	return vmbus_server_signal_event(g->srv, conn_id);
+}
 
 int vmbus_glue_create(struct vm *vm)
 {
-	(void)vm;
+	struct vmbus_glue *g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->vm = vm;
+	pthread_mutex_init(&g->lock, NULL);
+	struct vmbus_host host = {
+		.opaque = g, .map = host_map, .post_message = host_post,
+		.signal_event = host_signal, .lock = host_lock, .unlock = host_unlock,
+	};
+	struct vmbus_server_config cfg = {
+		.max_version = vm->cfg->vmbus_max_version,
+		.nvps = vm->nvcpus,
+	};
+	int ret = vmbus_server_create(&host, &cfg, &g->srv);
+	if (ret < 0) {
+		log_error("cannot create the VMBus server: %s", strerror(-ret));
+		pthread_mutex_destroy(&g->lock);
+		free(g);
+		return ret;
+	}
+	ret = hvutil_attach(vm, g->srv, &g->utils);
+	if (ret < 0) {
+		log_error("cannot create the VMBus utility devices: %s", strerror(-ret));
+		vmbus_server_destroy(g->srv);
+		pthread_mutex_destroy(&g->lock);
+		free(g);
+		return ret;
+	}
+	hv_set_connection_handlers(vm->hv, on_post, on_signal, g);
+	pthread_mutex_lock(&vm->lock);
+	vm->vmbus = g;
+	pthread_mutex_unlock(&vm->lock);
 	return 0;
 }
 
 void vmbus_glue_destroy(struct vm *vm)
 {
-	(void)vm;
+	pthread_mutex_lock(&vm->lock);
+	struct vmbus_glue *g = vm->vmbus;
+	vm->vmbus = NULL; /* console and signal requests see no VMBus from now */
+	pthread_mutex_unlock(&vm->lock);
+	if (!g)
+		return;
+	hv_set_connection_handlers(vm->hv, NULL, NULL, NULL);
+	/* Channels close (device close callbacks) before the devices go. */
+	vmbus_server_destroy(g->srv);
+	hvutil_detach(g->utils);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
 }
 
+/*
+ * The console and signal threads call these while vm_run() may be tearing
+ * the VM down; vm->lock keeps vm->vmbus alive across the call.
+ */
 int vmbus_glue_request_shutdown(struct vm *vm, bool reboot)
 {
-	(void)vm;
-	(void)reboot;
-	return -ENODEV;
+	pthread_mutex_lock(&vm->lock);
+	int ret = vm->vmbus ? hvutil_request_shutdown(vm->vmbus->utils, reboot) : -ENODEV;
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
 }
 
 bool vmbus_glue_guest_alive(struct vm *vm)
 {
-	(void)vm;
-	return false;
+	pthread_mutex_lock(&vm->lock);
+	bool alive = vm->vmbus && hvutil_guest_alive(vm->vmbus->utils);
+	pthread_mutex_unlock(&vm->lock);
+	return alive;
 }
 
 void vmbus_glue_kvp_print(struct vm *vm, FILE *f)
 {
-	(void)vm;
-	(void)f;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->vmbus)
+		hvutil_kvp_print(vm->vmbus->utils, f);
+	pthread_mutex_unlock(&vm->lock);
 }
