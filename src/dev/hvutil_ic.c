@@ -147,6 +147,8 @@ static void on_negotiate(struct ic *ic, const uint8_t *body, uint32_t len)
 	const struct ic_service *s = &services[ic->svc];
 	struct icmsg_negotiate neg;
 	struct ic_version v[2];
+	/* Until the channel is reopened: re-offering would ping-pong with the guest. */
+	ic->nego_failed = true;
 	if (len < sizeof(neg) + sizeof(v)) {
 		log_guest("hvutil %s: NEGOTIATE answer of %u bytes", s->name, len);
 		return;
@@ -167,6 +169,7 @@ static void on_negotiate(struct ic *ic, const uint8_t *body, uint32_t len)
 	ic->fw = v[0];
 	ic->msg = v[1];
 	ic->negotiated = true;
+	ic->nego_failed = false;
 	log_info("hvutil %s: version %u.%u (framework %u.%u)", s->name, v[1].major,
 		 v[1].minor, v[0].major, v[0].minor);
 	if (ic->svc == HVUTIL_TIMESYNC)
@@ -243,7 +246,8 @@ static void work_process(void *arg)
 	hvutil_lock(u);
 	if (!u->dead && ic->open) {
 		ic_process(ic);
-		if (ic->open && !ic->negotiated && !ic->pending && send_negotiate(ic) < 0)
+		if (ic->open && !ic->negotiated && !ic->nego_failed && !ic->pending &&
+		    send_negotiate(ic) < 0)
 			log_warn("hvutil %s: cannot send NEGOTIATE", services[ic->svc].name);
 	}
 	hvutil_unlock(u);
@@ -259,6 +263,7 @@ static uint32_t dev_open(void *dev, struct vmbus_channel *ch)
 	ic->ch = ch;
 	ic->open = true;
 	ic->negotiated = false;
+	ic->nego_failed = false;
 	ic->pending = false;
 	hvutil_unlock(u);
 	/* NEGOTIATE goes out from the worker, after OPENCHANNEL_RESULT. */

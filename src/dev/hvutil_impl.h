@@ -155,6 +155,8 @@ _Static_assert(sizeof(struct hv_kvp_msg) == HV_KVP_MSG_SIZE, "hv_kvp_msg");
 
 /* The largest packet payload we send or accept (KVP). */
 #define HVUTIL_PKT_MAX (ICMSG_HDR + HV_KVP_MSG_SIZE)
+/* Receive buffer: a VMBus descriptor (16 bytes) and that payload padded to 8. */
+#define HVUTIL_BUF_SIZE (16 + ((HVUTIL_PKT_MAX + 7) & ~(size_t)7))
 #define HVUTIL_KVP_MAX_ITEMS 64
 
 /* One integration-component channel. */
@@ -164,6 +166,7 @@ struct ic {
 	struct vmbus_channel *ch;
 	bool open;
 	bool negotiated;
+	bool nego_failed;           /* the guest refused: no retry until reopened */
 	struct ic_version fw, msg;  /* negotiated versions */
 	bool pending;               /* a request awaits its answer */
 	uint64_t pending_xid;       /* its VMBus transaction id */
@@ -200,7 +203,7 @@ struct hvutils {
 	struct kvp_item *kvp_items;
 	unsigned kvp_nitems;
 	/* packet buffer (the lock serialises its users) */
-	uint8_t buf[HVUTIL_PKT_MAX];
+	uint8_t buf[HVUTIL_BUF_SIZE];
 };
 
 /* hvutil_ic.c */
