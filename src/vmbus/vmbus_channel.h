@@ -15,6 +15,8 @@
  * they must not call vmbus_offer(), vmbus_rescind(), vmbus_channel_gpadl_*()
  * or vmbus_set_tl_connect_handler() (the lock is not recursive) and must not
  * block; vmbus_channel_send()/recv()/skip()/send_space() are fine.
+ * vmbus_channel_gpadl_*() take the server lock: a device must not call them
+ * while holding a lock its callbacks take (lock order: server, then device).
  */
 #ifndef HVMM_VMBUS_VMBUS_CHANNEL_H
 #define HVMM_VMBUS_VMBUS_CHANNEL_H

@@ -44,6 +44,10 @@ struct fake {
 	uint32_t sig_vp[64], sig_relid[64];
 	int lock_depth;
 	bool lock_error;     /* recursion or unlock without lock */
+	/* Paged mode (fuzzers): each guest page its own allocation, so a
+	 * sanitizer catches any access that runs past a page. */
+	uint8_t *page[FAKE_RAM / 4096];
+	bool paged;
 };
 
 static inline void *fake_map(void *o, uint64_t gpa, size_t len)
@@ -52,6 +56,12 @@ static inline void *fake_map(void *o, uint64_t gpa, size_t len)
 	if (len > 4096 || gpa >= FAKE_RAM || len > FAKE_RAM - gpa ||
 	    (gpa & 4095) + len > 4096)
 		return NULL;
+	if (f->paged) {
+		uint8_t **pg = &f->page[gpa / 4096];
+		if (!*pg && !(*pg = calloc(1, 4096)))
+			abort();
+		return *pg + (gpa & 4095);
+	}
 	return f->ram + gpa;
 }
 
@@ -100,13 +110,14 @@ static inline void fake_unlock(void *o)
 		f->lock_error = true;
 }
 
-static inline struct fake *fake_new(uint32_t max_version, uint32_t nvps)
+static inline struct fake *fake_new_mode(uint32_t max_version, uint32_t nvps, bool paged)
 {
 	struct fake *f = calloc(1, sizeof(*f));
 	if (!f)
 		abort();
-	f->ram = calloc(1, FAKE_RAM);
-	if (!f->ram)
+	f->paged = paged;
+	f->ram = paged ? NULL : calloc(1, FAKE_RAM);
+	if (!paged && !f->ram)
 		abort();
 	struct vmbus_host h = {
 		.opaque = f, .map = fake_map, .post_message = fake_post,
@@ -118,9 +129,22 @@ static inline struct fake *fake_new(uint32_t max_version, uint32_t nvps)
 	return f;
 }
 
+static inline struct fake *fake_new(uint32_t max_version, uint32_t nvps)
+{
+	return fake_new_mode(max_version, nvps, false);
+}
+
+/* Host pointer of guest page pfn (paged or not). */
+static inline uint8_t *fake_page(struct fake *f, uint64_t pfn)
+{
+	return fake_map(f, pfn * 4096, 4096);
+}
+
 static inline void fake_free(struct fake *f)
 {
 	vmbus_server_destroy(f->srv);
+	for (size_t i = 0; i < FAKE_RAM / 4096; i++)
+		free(f->page[i]);
 	free(f->ram);
 	free(f);
 }
