@@ -215,7 +215,8 @@ void hv_set_connection_handlers(struct hv *hv, hv_post_message_fn post,
  * if it is free (and the vCPU's SIMP and the SINT are enabled), else queued
  * and delivered after the guest's EOM (msg_pending protocol). payload <= 240
  * bytes. Any thread.
- * 0, -EINVAL (bad vp/sint/len/type), -ENOSPC (queue for that slot full).
+ * 0, -EINVAL (bad vp/sint/len/type), -ENOSPC (queue for that slot full),
+ * -ENOMEM (the slot's queue could not be allocated).
  */
 int hv_synic_post_message(struct hv *hv, uint32_t vp, uint32_t sint, uint32_t mtype,
 			  const void *payload, uint32_t len);
