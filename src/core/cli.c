@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "backend/disk.h"
+
 #ifndef HVMM_VERSION
 #define HVMM_VERSION "0.1.0"
 #endif
@@ -145,6 +147,12 @@ void cli_usage(FILE *f)
 "  --vmbus-max-version V     newest VMBus version offered, as 5.2 or a number\n"
 "                            (0x50002) [newest]\n"
 "\n"
+"Storage:\n"
+"  --disk KIND[,FLAGS][,OPT=V]  a disk on the VMBus SCSI controller (needs --hv);\n"
+"                            repeatable. KIND: file:PATH[;direct][;create=SIZE],\n"
+"                            PATH, mem:SIZE, memdiff:KIND. FLAGS: ro, dvd.\n"
+"                            OPT: lun=N. (uh, uh-nvme, vtl2 need --vtl2)\n"
+"\n"
 "  -h, --help                print this help and exit\n"
 "  -V, --version             print the version and exit\n"
 "\n"
@@ -156,7 +164,7 @@ void cli_usage(FILE *f)
 enum {
 	OPT_COM1 = 0x100, OPT_COM2, OPT_COM3, OPT_COM4,
 	OPT_RESET_ACTION, OPT_SHUTDOWN_ACTION, OPT_CRASH_ACTION,
-	OPT_HV, OPT_NO_VMBUS, OPT_VMBUS_MAX_VERSION,
+	OPT_HV, OPT_NO_VMBUS, OPT_VMBUS_MAX_VERSION, OPT_DISK,
 };
 
 static const struct option long_opts[] = {
@@ -177,6 +185,7 @@ static const struct option long_opts[] = {
 	{ "hv", no_argument, NULL, OPT_HV },
 	{ "no-vmbus", no_argument, NULL, OPT_NO_VMBUS },
 	{ "vmbus-max-version", required_argument, NULL, OPT_VMBUS_MAX_VERSION },
+	{ "disk", required_argument, NULL, OPT_DISK },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -290,6 +299,27 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 						"invalid --vmbus-max-version '%s': expected MAJOR.MINOR "
 						"like 5.2 or a number like 0x50002", optarg);
 			break;
+		case OPT_DISK: {
+			struct disk_cli_spec ds;
+			char derr[256];
+			if (disk_cli_spec_parse(optarg, &ds, derr, sizeof(derr)) < 0)
+				return cli_fail(err, errlen, "invalid --disk '%s': %s", optarg, derr);
+			bool needs_vtl2 = ds.uh || ds.uh_nvme || ds.vtl2;
+			bool placed = ds.on[0] || ds.nsid >= 0 || ds.pcie_port[0];
+			disk_cli_spec_free(&ds);
+			if (needs_vtl2)
+				return cli_fail(err, errlen, "--disk '%s': uh, uh-nvme and vtl2 need "
+						"--vtl2, which hvmm does not support yet", optarg);
+			if (placed)
+				return cli_fail(err, errlen, "--disk '%s': on=, nsid= and pcie_port= "
+						"name controllers hvmm does not have yet (disks go on "
+						"the VMBus SCSI controller)", optarg);
+			if (cfg->ndisks >= CLI_MAX_DISKS)
+				return cli_fail(err, errlen, "too many --disk (at most %d)",
+						CLI_MAX_DISKS);
+			cfg->disks[cfg->ndisks++] = optarg;
+			break;
+		}
 		case ':':
 			/* optopt holds the short letter or the long option's value */
 			if (optopt > 0 && optopt < 0x100)
@@ -315,6 +345,9 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 		return cli_fail(err, errlen, "--vmbus-max-version needs --hv");
 	if (cfg->vmbus_max_version && cfg->no_vmbus)
 		return cli_fail(err, errlen, "--vmbus-max-version conflicts with --no-vmbus");
+	if (cfg->ndisks && (!cfg->hv || cfg->no_vmbus))
+		return cli_fail(err, errlen, "--disk needs --hv and VMBus (disks go on the "
+				"VMBus SCSI controller)");
 	if (cfg->initrd && !cfg->kernel)
 		return cli_fail(err, errlen, "--initrd needs --kernel");
 	return CLI_OK;

@@ -15,6 +15,7 @@
 #define CLI_MIN_MEMORY (2ULL << 20)
 #define CLI_MAX_MEMORY (1ULL << 40)
 #define CLI_NUM_COM 4
+#define CLI_MAX_DISKS 16
 
 enum guest_action_kind { GUEST_ACTION_RESET, GUEST_ACTION_HALT, GUEST_ACTION_EXIT };
 
@@ -34,6 +35,8 @@ struct hvmm_config {
 	bool hv;                    /* --hv: Hyper-V enlightenments (src/hv) */
 	bool no_vmbus;              /* --no-vmbus: Hyper-V without VMBus */
 	uint32_t vmbus_max_version; /* --vmbus-max-version: major<<16|minor; 0 = newest */
+	const char *disks[CLI_MAX_DISKS]; /* --disk specs (syntax checked) */
+	unsigned ndisks;
 };
 
 enum cli_result { CLI_OK = 0, CLI_EXIT_SUCCESS = 1, CLI_ERROR = -1 };

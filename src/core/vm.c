@@ -22,6 +22,7 @@
 
 #include "core/devices.h"
 #include "core/log.h"
+#include "core/storage.h"
 #include "core/vmbus_glue.h"
 #include "hv/hv.h"
 #include "x86/cpuid.h"
@@ -146,6 +147,9 @@ int vm_prepare(struct vm *vm, const struct hvmm_config *cfg, struct evloop *loop
 	if (ret < 0)
 		return ret;
 	free_images(vm); /* read again at each boot; see build() */
+	ret = storage_open(cfg, &vm->storage);
+	if (ret < 0)
+		return ret;
 	vm->quit_status = -1;
 	vm->cmdline = build_cmdline(vm, cfg);
 	if (!vm->cmdline)
@@ -155,6 +159,8 @@ int vm_prepare(struct vm *vm, const struct hvmm_config *cfg, struct evloop *loop
 
 void vm_release(struct vm *vm)
 {
+	storage_close(vm->storage);
+	vm->storage = NULL;
 	free_images(vm);
 	free(vm->cmdline);
 	pthread_mutex_destroy(&vm->lock);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/storage.h"
 #include "core/vm.h"
 #include "dev/hvutil.h"
 #include "hv/hv.h"
@@ -103,6 +104,14 @@ int vmbus_glue_create(struct vm *vm)
 		free(g);
 		return ret;
 	}
+	ret = storage_attach_vmbus(vm->storage, g->srv, &vm->mem);
+	if (ret < 0) {
+		vmbus_server_destroy(g->srv);
+		hvutil_detach(g->utils);
+		pthread_mutex_destroy(&g->lock);
+		free(g);
+		return ret;
+	}
 	hv_set_connection_handlers(vm->hv, on_post, on_signal, g);
 	pthread_mutex_lock(&vm->lock);
 	vm->vmbus = g;
@@ -122,6 +131,7 @@ void vmbus_glue_destroy(struct vm *vm)
 	/* Channels close (device close callbacks) before the devices go. */
 	vmbus_server_destroy(g->srv);
 	hvutil_detach(g->utils);
+	storage_detach_vmbus(vm->storage);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
 }

@@ -1,0 +1,26 @@
+/*
+ * The VM's disks (--disk): opened once when hvmm starts, so a bad file is
+ * reported before the guest runs and the disks' contents (including mem:
+ * and memdiff: overlays) survive a VM reset; and the storage controllers
+ * that present them to the guest, rebuilt at every boot: today one VMBus
+ * SCSI controller (storvsp) with a LUN per disk.
+ */
+#ifndef HVMM_CORE_STORAGE_H
+#define HVMM_CORE_STORAGE_H
+
+struct gmem;
+struct hvmm_config;
+struct storage;
+struct vmbus_server;
+
+/* Opens every --disk. 0 or -errno (one line already logged). */
+int storage_open(const struct hvmm_config *cfg, struct storage **out);
+void storage_close(struct storage *st);
+
+/* Offers the SCSI controller on srv (nothing without disks). 0 or -errno. */
+int storage_attach_vmbus(struct storage *st, struct vmbus_server *srv,
+			 const struct gmem *mem);
+/* After vmbus_server_destroy(): frees the controller. */
+void storage_detach_vmbus(struct storage *st);
+
+#endif
