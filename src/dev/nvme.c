@@ -106,7 +106,8 @@ static void doorbell(struct nvme *n, uint64_t off, uint32_t v)
 			goto out;
 		}
 		atomic_store(&cq->head, v);
-		nvme_wake(cq->wake_fd);
+		if (qid == 0 || atomic_exchange(&cq->want_head, false))
+			nvme_wake(cq->wake_fd);
 	} else {
 		struct nvme_sq *sq = n->sq[qid];
 		if (!sq) {
@@ -121,7 +122,10 @@ static void doorbell(struct nvme *n, uint64_t off, uint32_t v)
 			goto out;
 		}
 		atomic_store(&sq->tail, v);
-		nvme_wake(qid == 0 ? n->admin_fd : n->cq[sq->cqid]->wake_fd);
+		if (qid == 0)
+			nvme_wake(n->admin_fd);
+		else if (atomic_exchange(&n->cq[sq->cqid]->sleeping, false))
+			nvme_wake(n->cq[sq->cqid]->wake_fd);
 	}
 out:
 	pthread_mutex_unlock(&n->lock);
@@ -239,8 +243,14 @@ static void *cq_thread(void *arg)
 		drain_fd(cq->wake_fd);
 		while (nvme_cq_run(cq))
 			;
+		atomic_store(&cq->sleeping, true);
+		if (nvme_cq_run(cq)) { /* a doorbell raced with going to sleep */
+			atomic_store(&cq->sleeping, false);
+			continue;
+		}
 		if (poll(pfd, nfd, -1) < 0 && errno != EINTR)
 			break;
+		atomic_store(&cq->sleeping, false);
 	}
 	return NULL;
 }

@@ -292,6 +292,16 @@ static uint16_t identify(struct nvme *n, const struct nvme_sqe *c)
 		id[1] = 16; /* NIDL */
 		ns_nguid(n, nsid, id + 4);
 		break;
+	case NVME_ID_CNS_CS_NS:
+		/* NVM command set specific structures: all fields zero (no
+		 * limits beyond MDTS, no extended formats). */
+		if (nsid == 0 || nsid > n->nns)
+			return NVME_SC_INVALID_NS | DNR;
+		/* fall through */
+	case NVME_ID_CNS_CS_CTRL:
+		if ((c->cdw11 >> 24) != NVME_CSI_NVM)
+			return NVME_SC_INVALID_FIELD | DNR;
+		break;
 	default:
 		return NVME_SC_INVALID_FIELD | DNR;
 	}

@@ -79,6 +79,9 @@
 #define NVME_ID_CNS_CTRL 0x01
 #define NVME_ID_CNS_NS_ACTIVE_LIST 0x02
 #define NVME_ID_CNS_NS_DESC_LIST 0x03
+#define NVME_ID_CNS_CS_NS 0x05
+#define NVME_ID_CNS_CS_CTRL 0x06
+#define NVME_CSI_NVM 0
 
 #define NVME_FEAT_ARBITRATION 0x01
 #define NVME_FEAT_POWER_MGMT 0x02
@@ -202,6 +205,13 @@ struct nvme_cq {
 	_Atomic uint32_t head;  /* written by doorbells */
 	bool phase;
 	int wake_fd;            /* eventfd: doorbells, stop requests */
+	/* Doorbells write wake_fd only when the worker may be blocked:
+	 * `sleeping` (about to poll) or `want_head` (completions wait for
+	 * room). Each is set by the worker before it re-checks the queue
+	 * pointers and exchanged by the doorbell after it stores them, both
+	 * seq_cst, so one side always sees the other. */
+	_Atomic bool sleeping;
+	_Atomic bool want_head;
 	_Atomic bool stop;
 	pthread_t thread;
 	bool thread_ok;

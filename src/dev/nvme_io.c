@@ -306,9 +306,16 @@ static unsigned post_done(struct nvme_cq *cq)
 		struct nvme_req *r = cq->done;
 		struct nvme_sq *sq = r->sq;
 		if (!atomic_load(&sq->deleting)) {
-			if (!nvme_cq_post(cq, sq->qid, (uint16_t)atomic_load(&sq->head), r->cid,
-					  r->status, r->result))
-				break;
+			if (nvme_cq_full(cq)) {
+				/* Ask the CQ head doorbell to wake us, then look
+				 * again in case it was rung meanwhile. */
+				atomic_store(&cq->want_head, true);
+				if (nvme_cq_full(cq))
+					break;
+				atomic_store(&cq->want_head, false);
+			}
+			nvme_cq_post(cq, sq->qid, (uint16_t)atomic_load(&sq->head), r->cid,
+				     r->status, r->result);
 			posted++;
 		} /* else: implicitly aborted by Delete I/O SQ (section 5.7) */
 		cq->done = r->next;

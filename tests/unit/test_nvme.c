@@ -311,6 +311,15 @@ static void test_registers_identify(void **state)
 	assert_int_equal(admin(c, NULL), 0);
 	assert_memory_not_equal(g1, ram + BUF + 4, 16);
 	/* Unknown CNS. */
+	/* NVM command set specific controller and namespace structures. */
+	c = (struct nvme_sqe){ .opcode = NVME_ADM_IDENTIFY, .prp1 = BUF, .cdw10 = 6 };
+	assert_int_equal(admin(c, NULL), 0);
+	c.cdw11 = 2u << 24; /* zoned: not supported */
+	assert_int_equal(admin(c, NULL), NVME_SC_INVALID_FIELD | NVME_SC_DNR);
+	c = (struct nvme_sqe){ .opcode = NVME_ADM_IDENTIFY, .nsid = 1, .prp1 = BUF, .cdw10 = 5 };
+	assert_int_equal(admin(c, NULL), 0);
+	c.nsid = 9;
+	assert_int_equal(admin(c, NULL), NVME_SC_INVALID_NS | NVME_SC_DNR);
 	c.cdw10 = 0x10;
 	assert_int_equal(admin(c, NULL), NVME_SC_INVALID_FIELD | NVME_SC_DNR);
 	/* Identify into a buffer outside RAM. */
