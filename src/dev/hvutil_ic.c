@@ -265,6 +265,13 @@ static uint32_t dev_open(void *dev, struct vmbus_channel *ch)
 	ic->negotiated = false;
 	ic->nego_failed = false;
 	ic->pending = false;
+	if (ic->svc == HVUTIL_KVP) {
+		/* A new guest connection (reboot, kexec): its items start afresh. */
+		u->kvp_nitems = 0;
+		u->kvp_done = false;
+		u->kvp_pool_idx = 0;
+		u->kvp_index = 0;
+	}
 	hvutil_unlock(u);
 	/* NEGOTIATE goes out from the worker, after OPENCHANNEL_RESULT. */
 	if (u->host.schedule(u->host.opaque, work_process, ic) < 0)
@@ -393,8 +400,8 @@ void hvutil_tick(struct hvutils *u)
 		struct ic *ic = &u->ic[i];
 		/*
 		 * A request the guest never answered stops blocking the channel.
-		 * Not NEGOTIATE: Linux's KVP driver holds it ~55 s when no KVP
-		 * daemon runs (hv_kvp.c, HV_UTIL_NEGO_TIMEOUT).
+		 * Not NEGOTIATE: Linux's KVP driver leaves it unread until
+		 * hv_kvp_daemon registers, which may be any time (hv_kvp.c).
 		 */
 		if (ic->pending && ic->pending_type != ICMSGTYPE_NEGOTIATE &&
 		    now - ic->sent_ms > HVUTIL_REQUEST_TIMEOUT_MS) {

@@ -4,9 +4,12 @@
  * ../shared/docs/hyperv-linux-guest.md §7.3). The host enumerates the
  * guest's pools (KVP_OP_ENUMERATE, index 0, 1, ... until the guest fails
  * the request) and keeps what the guest answered, per pool, for the
- * console's `kvp`. The kernel driver only relays to the hv_kvp_daemon: with
- * no daemon it answers NEGOTIATE only after ~55 s and fails every exchange
- * (HV_E_FAIL), so a minimal guest reports nothing, which is what we show.
+ * console's `kvp`. The kernel driver only relays to hv_kvp_daemon: until
+ * the daemon registers it leaves the host's NEGOTIATE unread (it looks
+ * again ~55 s after the first signal, HV_UTIL_NEGO_TIMEOUT, in case the
+ * daemon came up meanwhile), so a guest without the daemon never
+ * negotiates KVP (seen with the minimal guest) and `kvp` says so; a daemon
+ * that fails an exchange answers HV_E_FAIL.
  * Enumeration rounds repeat every HVUTIL_KVP_ROUND_MS; an item seen again
  * replaces the stored one, items are never invented.
  */
