@@ -732,6 +732,25 @@ static void test_slow_negotiate(void **state)
 	th_free(t);
 }
 
+/* A VM reset closes every channel: the services are gone until renegotiated. */
+static void test_reset(void **state)
+{
+	(void)state;
+	struct th *t = th_new();
+	for (int s = 0; s < HVUTIL_NSERVICES; s++)
+		th_negotiate_linux(t, s);
+	hvutil_tick(t->u);
+	assert_true(g_answer(t, HVUTIL_HEARTBEAT, 0, hb_echo, NULL) > 0);
+	assert_true(hvutil_guest_alive(t->u));
+	vmbus_server_reset(t->f->srv);
+	for (int s = 0; s < HVUTIL_NSERVICES; s++)
+		assert_int_equal(hvutil_version(t->u, s), 0);
+	assert_int_equal(hvutil_request_shutdown(t->u, false), -ENODEV);
+	hvutil_tick(t->u); /* nothing to send on closed channels */
+	th_run(t);
+	th_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -750,6 +769,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_packets),
 		cmocka_unit_test(test_hostile_negotiate),
 		cmocka_unit_test(test_slow_negotiate),
+		cmocka_unit_test(test_reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
