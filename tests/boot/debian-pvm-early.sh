@@ -24,12 +24,21 @@ start=$SECONDS
 wait_for "$OUT/com1.log" 'evm: HMAC attrs|HVMM-INIT-OK' 2700 "$pid"
 reached=$?
 elapsed=$((SECONDS - start))
-kill -INT "$pid" 2>/dev/null # stop at once (SIGTERM would wait for the guest)
-wait "$pid" 2>/dev/null
+if kill -0 "$pid" 2>/dev/null; then
+	kill -INT "$pid" 2>/dev/null # stop at once (SIGTERM would wait for the guest)
+	wait "$pid" 2>/dev/null
+	st=running
+else
+	wait "$pid" 2>/dev/null
+	st=$?
+fi
 if grep -q 'instruction not emulated' "$OUT/hvmm.log"; then
 	fail "hvmm stopped on an instruction it does not emulate:" \
 		"$(grep -m1 'instruction bytes' "$OUT/hvmm.log" | sed 's/.*rip: //'); log $OUT/hvmm.log"
 fi
+[ "$reached" = 0 ] || [ "$st" = running ] ||
+	fail "hvmm exited (status $st) after ${elapsed} s, before the late initcalls;" \
+		"log $OUT/hvmm.log, console $OUT/com1.log"
 [ "$reached" = 0 ] || fail "did not reach the late initcalls in 2700 s; console in $OUT/com1.log"
 grep -q 'Linux version .*-cloud-amd64' "$OUT/com1.log" || fail "no Debian kernel banner"
 grep -q 'x86/fpu: Enabled xstate features' "$OUT/com1.log" || fail "did not get past FPU init"
