@@ -243,6 +243,26 @@ static int map_range(struct svq *q, struct svreq *r, const uint8_t *p, uint32_t 
 	return 0;
 }
 
+static void no_lun_inquiry(struct svreq *r)
+{
+	uint8_t inq[36] = { 0x7f, 0, 0x06, 0x02, 31 };
+	uint32_t alloc = (uint32_t)r->sr.cdb[3] << 8 | r->sr.cdb[4];
+	uint32_t n = sizeof(inq) < alloc ? sizeof(inq) : alloc;
+	if (r->sr.dir != SCSI_DIR_FROM_DEV || (r->sr.cdb[1] & 1)) /* EVPD: nothing */
+		n = 0;
+	if (n > r->sr.data_len)
+		n = r->sr.data_len;
+	uint32_t done = 0;
+	for (unsigned i = 0; i < r->sr.iovcnt && done < n; i++) {
+		uint32_t c = r->sr.iov[i].iov_len < n - done ? (uint32_t)r->sr.iov[i].iov_len : n - done;
+		memcpy(r->sr.iov[i].iov_base, inq + done, c);
+		done += c;
+	}
+	r->sr.status = SAM_STAT_GOOD;
+	r->sr.bytes_done = done;
+	req_finish(r, SRB_STATUS_SUCCESS);
+}
+
 static void do_srb(struct svq *q, const struct vmbus_packet_info *info,
 		   const uint8_t *data, uint32_t dlen, struct svreq *r)
 {
@@ -261,10 +281,8 @@ static void do_srb(struct svq *q, const struct vmbus_packet_info *info,
 		}
 	}
 	(void)dlen;
-	if (srb[SRB_PATH_ID] != 0 || srb[SRB_TARGET_ID] != 0 || lun >= STORVSP_MAX_LUNS ||
-	    cdb_len == 0 || cdb_len > SRB_CDB_SIZE) {
-		req_finish(r, cdb_len > SRB_CDB_SIZE ? SRB_STATUS_INVALID_REQUEST :
-			   SRB_STATUS_INVALID_LUN);
+	if (cdb_len == 0 || cdb_len > SRB_CDB_SIZE) {
+		req_finish(r, SRB_STATUS_INVALID_REQUEST);
 		return;
 	}
 	memcpy(r->sr.cdb, srb + SRB_CDB, cdb_len);
@@ -275,11 +293,21 @@ static void do_srb(struct svq *q, const struct vmbus_packet_info *info,
 	r->sr.dir = !niov ? SCSI_DIR_NONE :
 		    srb[SRB_DATA_IN] == READ_TYPE ? SCSI_DIR_FROM_DEV :
 		    srb[SRB_DATA_IN] == WRITE_TYPE ? SCSI_DIR_TO_DEV : SCSI_DIR_NONE;
+	bool target0 = srb[SRB_PATH_ID] == 0 && srb[SRB_TARGET_ID] == 0;
 	if (r->sr.cdb[0] == SCSI_REPORT_LUNS) {
-		scsi_report_luns(&r->sr, q->sv->lun_list, q->sv->nluns);
+		/* Only target 0 has LUNs; other targets report an empty list. */
+		scsi_report_luns(&r->sr, q->sv->lun_list, target0 ? q->sv->nluns : 0);
 		return;
 	}
-	struct scsi_lun *l = q->sv->lun[lun];
+	struct scsi_lun *l = target0 && lun < STORVSP_MAX_LUNS ? q->sv->lun[lun] : NULL;
+	if (!l && r->sr.cdb[0] == SCSI_INQUIRY) {
+		/*
+		 * storvsc turns any INQUIRY completion into success, so a missing
+		 * LUN must answer as SPC says: peripheral qualifier 3, type 0x1F.
+		 */
+		no_lun_inquiry(r);
+		return;
+	}
 	if (!l) {
 		req_finish(r, SRB_STATUS_INVALID_LUN);
 		return;
