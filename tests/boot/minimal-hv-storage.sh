@@ -1,0 +1,55 @@
+#!/bin/bash
+# VMBus SCSI (storvsp) with the minimal kernel's hv_storvsc: three --disk
+# on one controller — a blank writable file, a read-only file of random
+# data, and memdiff: over a copy of that data. The guest reads the random
+# disk (checksum must match the host's), copies 1 MiB of it onto the blank
+# disk with fsync, cannot write the read-only disk, writes the memdiff disk
+# and reads its own write back; after power-off the host finds the copy in
+# the blank image and the memdiff base unchanged.
+source "$(dirname "$0")/lib.sh"
+need_kvm
+guest_files minimal
+BLANK=$OUT/blank.img RAND=$OUT/rand.img BASE=$OUT/base.img
+rm -f "$BLANK" && truncate -s 16M "$BLANK"
+head -c 8M /dev/urandom >"$RAND"
+cp "$RAND" "$BASE"
+want=$(md5sum <"$RAND" | cut -d' ' -f1)
+base_before=$(md5sum <"$BASE" | cut -d' ' -f1)
+
+start_console_vm --hv -k "$KERNEL" -r "$INITRD" -m 512MB \
+	--disk "file:$BLANK" --disk "$RAND,ro,lun=1" --disk "memdiff:file:$BASE"
+wait_for "$OUT/console.log" '^HVMM-INIT-OK' 900 "$HVMM_PID" || fail "no HVMM-INIT-OK marker"
+wait_for "$OUT/console.log" 'root@hvmm-guest' 120 "$HVMM_PID" || fail "no shell prompt"
+grep -q 'sd 0:0:0:0: \[sd.\] 32768 512-byte logical blocks' "$OUT/console.log" ||
+	fail "the blank disk is not LUN 0 with 32768 blocks"
+grep -q 'sd 0:0:0:1: \[sd.\] Write Protect is on' "$OUT/console.log" ||
+	fail "the read-only disk is not write-protected at LUN 1"
+# Device names by LUN (the order of sdX is not guaranteed).
+send 'for l in 0 1 2; do echo "LUN$l=$(ls /sys/bus/scsi/devices/0:0:0:$l/block)"; done'
+wait_for "$OUT/console.log" '^LUN2=sd' 120 "$HVMM_PID" || fail "three LUNs not found"
+b=$(sed -n 's/^LUN0=\(sd[a-z]*\).*/\1/p' "$OUT/console.log" | tr -d '\r' | head -1)
+r=$(sed -n 's/^LUN1=\(sd[a-z]*\).*/\1/p' "$OUT/console.log" | tr -d '\r' | head -1)
+m=$(sed -n 's/^LUN2=\(sd[a-z]*\).*/\1/p' "$OUT/console.log" | tr -d '\r' | head -1)
+send "dd if=/dev/$r bs=64k 2>/dev/null | md5sum | sed 's/^/RMD5=/'"
+wait_for "$OUT/console.log" '^RMD5=' 300 "$HVMM_PID" || fail "reading the random disk did not finish"
+got=$(sed -n 's/^RMD5=\([0-9a-f]*\).*/\1/p' "$OUT/console.log" | head -1)
+[ "$got" = "$want" ] || fail "the guest read $got from the random disk, the host has $want"
+send "dd if=/dev/$r of=/dev/$b bs=64k count=16 seek=16 conv=fsync 2>/dev/null; echo COPY=\$?"
+wait_for "$OUT/console.log" '^COPY=' 300 "$HVMM_PID" || fail "the copy did not finish"
+grep -q '^COPY=0' "$OUT/console.log" || fail "the copy failed: $(grep '^COPY=' "$OUT/console.log")"
+send "dd if=/dev/zero of=/dev/$r bs=512 count=1 conv=fsync 2>&1 | tail -1 | sed 's/^/ROW=/'"
+wait_for "$OUT/console.log" '^ROW=' 120 "$HVMM_PID" || fail "the read-only write did not return"
+grep -q '^ROW=.*Read-only' "$OUT/console.log" ||
+	fail "a write to the read-only disk was not refused: $(grep '^ROW=' "$OUT/console.log")"
+send "printf MEMDIFF-WRITE-OK | dd of=/dev/$m bs=512 seek=8 conv=fsync 2>/dev/null; echo 3 >/proc/sys/vm/drop_caches; dd if=/dev/$m bs=512 skip=8 count=1 2>/dev/null | head -c 15 | sed 's/^/MDREAD=/'; echo"
+wait_for "$OUT/console.log" '^MDREAD=' 120 "$HVMM_PID" || fail "memdiff read-back did not return"
+grep -q '^MDREAD=MEMDIFF-WRITE-O' "$OUT/console.log" || fail "memdiff did not keep the guest's write"
+send 'poweroff -f'
+wait_exit 120 || fail "hvmm did not exit after poweroff"
+[ "$STATUS" = 0 ] || fail "hvmm exited with $STATUS"
+copy=$(dd if="$BLANK" bs=64k skip=16 count=16 2>/dev/null | md5sum | cut -d' ' -f1)
+src=$(head -c 1M "$RAND" | md5sum | cut -d' ' -f1)
+[ "$copy" = "$src" ] || fail "the blank image does not hold the copied megabyte"
+[ "$(md5sum <"$BASE" | cut -d' ' -f1)" = "$base_before" ] || fail "the memdiff base changed"
+[ "$(md5sum <"$RAND" | cut -d' ' -f1)" = "$want" ] || fail "the read-only image changed"
+log "ok: 3 LUNs, reads match, 1 MiB written and found in the image, ro refused, memdiff base intact"
