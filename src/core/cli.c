@@ -151,7 +151,9 @@ void cli_usage(FILE *f)
 "  --disk KIND[,FLAGS][,OPT=V]  a disk on the VMBus SCSI controller (needs --hv);\n"
 "                            repeatable. KIND: file:PATH[;direct][;create=SIZE],\n"
 "                            PATH, mem:SIZE, memdiff:KIND. FLAGS: ro, dvd.\n"
-"                            OPT: lun=N. (uh, uh-nvme, vtl2 need --vtl2)\n"
+"                            OPT: lun=N; on=NAME[,nsid=N] puts it on that NVMe\n"
+"                            controller. (uh, uh-nvme, vtl2 need --vtl2)\n"
+"  --nvme-pci id=NAME        an NVMe controller on PCI for disks with on=NAME\n"
 "\n"
 "  -h, --help                print this help and exit\n"
 "  -V, --version             print the version and exit\n"
@@ -164,7 +166,7 @@ void cli_usage(FILE *f)
 enum {
 	OPT_COM1 = 0x100, OPT_COM2, OPT_COM3, OPT_COM4,
 	OPT_RESET_ACTION, OPT_SHUTDOWN_ACTION, OPT_CRASH_ACTION,
-	OPT_HV, OPT_NO_VMBUS, OPT_VMBUS_MAX_VERSION, OPT_DISK,
+	OPT_HV, OPT_NO_VMBUS, OPT_VMBUS_MAX_VERSION, OPT_DISK, OPT_NVME_PCI,
 };
 
 static const struct option long_opts[] = {
@@ -186,6 +188,7 @@ static const struct option long_opts[] = {
 	{ "no-vmbus", no_argument, NULL, OPT_NO_VMBUS },
 	{ "vmbus-max-version", required_argument, NULL, OPT_VMBUS_MAX_VERSION },
 	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "nvme-pci", required_argument, NULL, OPT_NVME_PCI },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -305,19 +308,38 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			if (disk_cli_spec_parse(optarg, &ds, derr, sizeof(derr)) < 0)
 				return cli_fail(err, errlen, "invalid --disk '%s': %s", optarg, derr);
 			bool needs_vtl2 = ds.uh || ds.uh_nvme || ds.vtl2;
-			bool placed = ds.on[0] || ds.nsid >= 0 || ds.pcie_port[0];
+			bool port = ds.pcie_port[0];
+			bool nsid_alone = ds.nsid >= 0 && !ds.on[0];
+			bool lun_on = ds.lun >= 0 && ds.on[0];
 			disk_cli_spec_free(&ds);
 			if (needs_vtl2)
 				return cli_fail(err, errlen, "--disk '%s': uh, uh-nvme and vtl2 need "
 						"--vtl2, which hvmm does not support yet", optarg);
-			if (placed)
-				return cli_fail(err, errlen, "--disk '%s': on=, nsid= and pcie_port= "
-						"name controllers hvmm does not have yet (disks go on "
-						"the VMBus SCSI controller)", optarg);
+			if (port)
+				return cli_fail(err, errlen, "--disk '%s': pcie_port= names a PCIe "
+						"port, and hvmm has none (use on=NVME-ID)", optarg);
+			if (nsid_alone || lun_on)
+				return cli_fail(err, errlen, "--disk '%s': nsid= goes with on=NVME-ID, "
+						"lun= with the SCSI controller", optarg);
 			if (cfg->ndisks >= CLI_MAX_DISKS)
 				return cli_fail(err, errlen, "too many --disk (at most %d)",
 						CLI_MAX_DISKS);
 			cfg->disks[cfg->ndisks++] = optarg;
+			break;
+		}
+		case OPT_NVME_PCI: {
+			const char *id = !strncmp(optarg, "id=", 3) ? optarg + 3 : NULL;
+			size_t n = id ? strlen(id) : 0;
+			if (!id || !n || n >= sizeof(cfg->nvme[0]) || strchr(id, ','))
+				return cli_fail(err, errlen, "invalid --nvme-pci '%s': expected id=NAME "
+						"(pcie_port= and vpci are not supported)", optarg);
+			for (unsigned i = 0; i < cfg->nnvme; i++)
+				if (!strcmp(cfg->nvme[i], id))
+					return cli_fail(err, errlen, "--nvme-pci id=%s given twice", id);
+			if (cfg->nnvme >= CLI_MAX_NVME)
+				return cli_fail(err, errlen, "too many --nvme-pci (at most %d)",
+						CLI_MAX_NVME);
+			memcpy(cfg->nvme[cfg->nnvme++], id, n + 1);
 			break;
 		}
 		case ':':
@@ -345,9 +367,26 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 		return cli_fail(err, errlen, "--vmbus-max-version needs --hv");
 	if (cfg->vmbus_max_version && cfg->no_vmbus)
 		return cli_fail(err, errlen, "--vmbus-max-version conflicts with --no-vmbus");
-	if (cfg->ndisks && (!cfg->hv || cfg->no_vmbus))
-		return cli_fail(err, errlen, "--disk needs --hv and VMBus (disks go on the "
-				"VMBus SCSI controller)");
+	bool scsi_disks = false;
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		struct disk_cli_spec ds;
+		char derr[256];
+		if (disk_cli_spec_parse(cfg->disks[i], &ds, derr, sizeof(derr)) < 0)
+			return cli_fail(err, errlen, "invalid --disk '%s': %s", cfg->disks[i], derr);
+		bool found = !ds.on[0];
+		for (unsigned j = 0; j < cfg->nnvme && !found; j++)
+			found = !strcmp(ds.on, cfg->nvme[j]);
+		scsi_disks |= !ds.on[0];
+		char on[64];
+		snprintf(on, sizeof(on), "%s", ds.on);
+		disk_cli_spec_free(&ds);
+		if (!found)
+			return cli_fail(err, errlen, "--disk '%s': on=%s names no --nvme-pci "
+					"controller", cfg->disks[i], on);
+	}
+	if (scsi_disks && (!cfg->hv || cfg->no_vmbus))
+		return cli_fail(err, errlen, "--disk without on= needs --hv and VMBus (it goes "
+				"on the VMBus SCSI controller)");
 	if (cfg->initrd && !cfg->kernel)
 		return cli_fail(err, errlen, "--initrd needs --kernel");
 	return CLI_OK;

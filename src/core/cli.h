@@ -16,6 +16,7 @@
 #define CLI_MAX_MEMORY (1ULL << 40)
 #define CLI_NUM_COM 4
 #define CLI_MAX_DISKS 16
+#define CLI_MAX_NVME 4
 
 enum guest_action_kind { GUEST_ACTION_RESET, GUEST_ACTION_HALT, GUEST_ACTION_EXIT };
 
@@ -37,6 +38,8 @@ struct hvmm_config {
 	uint32_t vmbus_max_version; /* --vmbus-max-version: major<<16|minor; 0 = newest */
 	const char *disks[CLI_MAX_DISKS]; /* --disk specs (syntax checked) */
 	unsigned ndisks;
+	char nvme[CLI_MAX_NVME][32];      /* --nvme-pci id=NAME controllers */
+	unsigned nnvme;
 };
 
 enum cli_result { CLI_OK = 0, CLI_EXIT_SUCCESS = 1, CLI_ERROR = -1 };

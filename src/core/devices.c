@@ -16,6 +16,9 @@
 
 #include "backend/chardev.h"
 #include "core/log.h"
+#include "core/storage.h"
+#include "dev/nvme.h"
+#include "dev/pci.h"
 #include "core/vm.h"
 #include "dev/pm.h"
 #include "dev/rtc.h"
@@ -37,6 +40,8 @@ struct vm_devices {
 	int rtc_timer;            /* timerfd for the RTC's next interrupt, or -1 */
 	struct evloop *loop;
 	struct uart *uart[CLI_NUM_COM];
+	struct pci_bus *pci;      /* only with NVMe controllers */
+	struct nvme *nvme[CLI_MAX_NVME];
 };
 
 bool devices_com_is_console(const struct vm *vm, unsigned i)
@@ -45,12 +50,56 @@ bool devices_com_is_console(const struct vm *vm, unsigned i)
 	       chardev_backend(vm->com[i]) == CHARDEV_CONSOLE;
 }
 
+static void dsdt_pci(struct aml *a, void *opaque)
+{
+	pci_bus_build_dsdt(opaque, a);
+}
+
+static void pci_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+	struct vm *vm = opaque;
+	int ret = vm->ops->signal_msi(vm->accel, addr, data);
+	if (ret < 0)
+		log_guest("PCI MSI 0x%llx/0x%x not delivered: %s", (unsigned long long)addr,
+			  data, strerror(-ret));
+}
+
+/* The PCI bus and the NVMe controllers on it (--nvme-pci). */
+static int add_nvme(struct vm *vm, struct vm_devices *d)
+{
+	struct pci_msi_sink sink = { .signal = pci_msi, .opaque = vm };
+	int ret = pci_bus_create(&sink, &d->pci);
+	if (ret == 0)
+		ret = pci_bus_register(d->pci, &vm->pio, &vm->mmio);
+	if (ret < 0)
+		return ret;
+	pci_bus_set_cf9(d->pci, &pm_reset_ops, &d->pm);
+	for (unsigned i = 0; i < storage_nvme_count(vm->storage); i++) {
+		struct disk **disks;
+		unsigned n = storage_nvme_disks(vm->storage, i, &disks);
+		char serial[21];
+		snprintf(serial, sizeof(serial), "hvmm-%s", storage_nvme_name(vm->storage, i));
+		struct nvme_config nc = { .serial = serial, .io_queues = vm->nvcpus };
+		ret = nvme_create(d->pci, &vm->mem, disks, n, &nc, &d->nvme[i]);
+		if (ret < 0) {
+			log_error("cannot create NVMe controller %s: %s",
+				  storage_nvme_name(vm->storage, i), strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
 static int add_acpi(struct vm *vm, uint64_t *rsdp_gpa)
 {
 	struct acpi_config ac = {
 		.ncpus = vm->nvcpus,
 		.vmbus = vm->cfg->hv && !vm->cfg->no_vmbus,
 	};
+	if (vm->dev->pci) {
+		ac.dsdt_extra = dsdt_pci;
+		ac.dsdt_extra_opaque = vm->dev->pci;
+	}
 	for (unsigned i = 0; i < CLI_NUM_COM; i++)
 		ac.com_present[i] = vm->com && vm->com[i];
 	void *buf = gmem_map(&vm->mem, ACPI_TABLES_GPA, ACPI_TABLES_MAX);
@@ -109,8 +158,12 @@ int devices_create(struct vm *vm, uint64_t *rsdp_gpa)
 	if (ret < 0)
 		goto fail;
 	d->pm_ok = true;
-	ret = pm_register(&d->pm, &vm->pio);
+	bool pci = storage_nvme_count(vm->storage) > 0;
+	ret = pci ? pm_register_without_reset_port(&d->pm, &vm->pio) :
+		    pm_register(&d->pm, &vm->pio);
 	if (ret < 0)
+		goto fail;
+	if (pci && (ret = add_nvme(vm, d)) < 0)
 		goto fail;
 
 	struct rtc_config rc = {
@@ -167,6 +220,10 @@ void devices_destroy(struct vm *vm)
 	struct vm_devices *d = vm->dev;
 	if (!d)
 		return;
+	for (unsigned i = 0; i < CLI_MAX_NVME; i++)
+		if (d->nvme[i])
+			nvme_destroy(d->nvme[i]);
+	pci_bus_destroy(d->pci);
 	for (unsigned i = 0; i < CLI_NUM_COM; i++)
 		if (d->uart[i])
 			uart_destroy(d->uart[i]);

@@ -16,17 +16,47 @@
 #include "dev/storvsp.h"
 
 struct storage {
-	struct disk *disks[CLI_MAX_DISKS];
+	struct disk *disks[CLI_MAX_DISKS];      /* all, for closing */
+	unsigned ndisks;
 	struct storvsp_lun_config luns[CLI_MAX_DISKS];
-	unsigned n;
+	unsigned n;                              /* SCSI LUNs */
 	struct storvsp *scsi;
+	struct {
+		char name[32];
+		struct disk *ns[CLI_MAX_DISKS];
+		unsigned n;
+	} nvme[CLI_MAX_NVME];
+	unsigned nnvme;
 };
+
+/* An NVMe disk: namespace nsid (or the next) of controller `on`. */
+static int add_nvme(struct storage *st, const char *spec, const struct disk_cli_spec *ds,
+		    struct disk *d)
+{
+	for (unsigned i = 0; i < st->nnvme; i++) {
+		if (strcmp(st->nvme[i].name, ds->on))
+			continue;
+		unsigned next = st->nvme[i].n + 1;
+		if (ds->nsid >= 0 && ds->nsid != next) {
+			log_error("--disk '%s': nsid=%lld, but the next namespace of %s is %u "
+				  "(give disks in nsid order)", spec, (long long)ds->nsid, ds->on, next);
+			return -EINVAL;
+		}
+		st->nvme[i].ns[st->nvme[i].n++] = d;
+		log_debug("disk %s is namespace %u of NVMe %s", disk_describe(d), next, ds->on);
+		return 0;
+	}
+	return -ENOENT; /* the CLI checked on= */
+}
 
 int storage_open(const struct hvmm_config *cfg, struct storage **out)
 {
 	struct storage *st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
+	for (unsigned i = 0; i < cfg->nnvme; i++)
+		snprintf(st->nvme[i].name, sizeof(st->nvme[i].name), "%s", cfg->nvme[i]);
+	st->nnvme = cfg->nnvme;
 	bool used[STORVSP_MAX_LUNS] = { false };
 	int ret = 0;
 	/* Explicit lun= first, so the others fill the gaps. */
@@ -38,6 +68,23 @@ int storage_open(const struct hvmm_config *cfg, struct storage **out)
 			if (ret < 0) {
 				log_error("invalid --disk '%s': %s", cfg->disks[i], err);
 				break;
+			}
+			if (ds.on[0]) {
+				/* NVMe namespaces, in command-line order, in the first pass. */
+				if (pass == 1) {
+					disk_cli_spec_free(&ds);
+					continue;
+				}
+				struct disk *d;
+				ret = disk_open(&ds.kind, ds.ro, &d, err, sizeof(err));
+				if (ret < 0) {
+					log_error("--disk '%s': %s", cfg->disks[i], err);
+				} else {
+					st->disks[st->ndisks++] = d;
+					ret = add_nvme(st, cfg->disks[i], &ds, d);
+				}
+				disk_cli_spec_free(&ds);
+				continue;
 			}
 			if ((pass == 0) != (ds.lun >= 0)) {
 				disk_cli_spec_free(&ds);
@@ -61,13 +108,20 @@ int storage_open(const struct hvmm_config *cfg, struct storage **out)
 				break;
 			}
 			used[lun] = true;
-			st->disks[st->n] = d;
+			st->disks[st->ndisks++] = d;
 			st->luns[st->n] = (struct storvsp_lun_config){
 				.disk = d, .lun = (uint16_t)lun, .dvd = ds.dvd, .read_only = ds.ro,
 			};
 			st->n++;
 			log_debug("disk %s on SCSI LUN %lld", disk_describe(d), (long long)lun);
 			disk_cli_spec_free(&ds);
+		}
+	}
+	for (unsigned i = 0; ret == 0 && i < st->nnvme; i++) {
+		if (!st->nvme[i].n) {
+			log_error("--nvme-pci id=%s has no disks (give --disk ...,on=%s)",
+				  st->nvme[i].name, st->nvme[i].name);
+			ret = -EINVAL;
 		}
 	}
 	if (ret < 0) {
@@ -83,7 +137,7 @@ void storage_close(struct storage *st)
 	if (!st)
 		return;
 	storage_detach_vmbus(st);
-	for (unsigned i = 0; i < st->n; i++)
+	for (unsigned i = 0; i < st->ndisks; i++)
 		disk_close(st->disks[i]);
 	free(st);
 }
@@ -114,4 +168,20 @@ void storage_detach_vmbus(struct storage *st)
 		return;
 	storvsp_destroy(st->scsi);
 	st->scsi = NULL;
+}
+
+unsigned storage_nvme_count(const struct storage *st)
+{
+	return st ? st->nnvme : 0;
+}
+
+const char *storage_nvme_name(const struct storage *st, unsigned i)
+{
+	return st->nvme[i].name;
+}
+
+unsigned storage_nvme_disks(const struct storage *st, unsigned i, struct disk ***disks)
+{
+	*disks = (struct disk **)st->nvme[i].ns;
+	return st->nvme[i].n;
 }

@@ -8,6 +8,7 @@
 #ifndef HVMM_CORE_STORAGE_H
 #define HVMM_CORE_STORAGE_H
 
+struct disk;
 struct gmem;
 struct hvmm_config;
 struct storage;
@@ -22,5 +23,13 @@ int storage_attach_vmbus(struct storage *st, struct vmbus_server *srv,
 			 const struct gmem *mem);
 /* After vmbus_server_destroy(): frees the controller. */
 void storage_detach_vmbus(struct storage *st);
+
+/*
+ * NVMe controllers (--nvme-pci) and their namespaces' disks in nsid order.
+ * storage_nvme_count() is 0 without any (st may be NULL).
+ */
+unsigned storage_nvme_count(const struct storage *st);
+const char *storage_nvme_name(const struct storage *st, unsigned i);
+unsigned storage_nvme_disks(const struct storage *st, unsigned i, struct disk ***disks);
 
 #endif

@@ -274,7 +274,7 @@ static void pm_rstc_write(void *opaque, uint64_t off, const void *data,
 	pm_reset_ctl_write(opaque, *(const uint8_t *)data);
 }
 
-static const struct io_ops pm_rstc_ops = {
+const struct io_ops pm_reset_ops = {
 	.read = pm_rstc_read,
 	.write = pm_rstc_write,
 };
@@ -350,12 +350,12 @@ static const struct io_ops pm_i8042_cmd_ops = {
 	.write = pm_i8042_cmd_write,
 };
 
-int pm_register(struct pm *pm, struct iobus *pio)
+static int register_ports(struct pm *pm, struct iobus *pio, bool reset_port)
 {
 	int r = iobus_register(pio, PM_IO_BASE, PM_IO_LEN, &pm_io_ops, pm,
 			       "acpi-pm");
-	if (!r)
-		r = iobus_register(pio, PM_RESET_PORT, 1, &pm_rstc_ops, pm,
+	if (!r && reset_port)
+		r = iobus_register(pio, PM_RESET_PORT, 1, &pm_reset_ops, pm,
 				   "reset-control");
 	if (!r)
 		r = iobus_register(pio, PM_I8042_DATA_PORT, 1,
@@ -364,4 +364,14 @@ int pm_register(struct pm *pm, struct iobus *pio)
 		r = iobus_register(pio, PM_I8042_CMD_PORT, 1, &pm_i8042_cmd_ops,
 				   pm, "i8042-command");
 	return r;
+}
+
+int pm_register(struct pm *pm, struct iobus *pio)
+{
+	return register_ports(pm, pio, true);
+}
+
+int pm_register_without_reset_port(struct pm *pm, struct iobus *pio)
+{
+	return register_ports(pm, pio, false);
 }

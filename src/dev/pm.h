@@ -126,6 +126,10 @@ void pm_reset(struct pm *pm);
  * or forward byte writes there to pm_reset_ctl_write().
  */
 int pm_register(struct pm *pm, struct iobus *pio);
+/* The same without PM_RESET_PORT, for a PCI host bridge that owns 0xCF8-0xCFF
+ * and forwards byte accesses to 0xCF9 to pm_reset_ops (opaque: the pm). */
+int pm_register_without_reset_port(struct pm *pm, struct iobus *pio);
+extern const struct io_ops pm_reset_ops;
 
 /* A write of val to the Reset Control Register (port 0xCF9). */
 void pm_reset_ctl_write(struct pm *pm, uint8_t val);
