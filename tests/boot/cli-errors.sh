@@ -33,6 +33,12 @@ expect_err "invalid --guest-crash-action 'boom'" -k "$G" --guest-crash-action bo
 expect_err "serial file=/nonexistent/dir/f" -k "$G" --com2 file=/nonexistent/dir/f
 expect_err "serial listen=/nonexistent/dir/s" -k "$G" --com2 listen=/nonexistent/dir/s
 DISPLAY= WAYLAND_DISPLAY= expect_err "no graphical display" -k "$G" --com2 term,name=T
+# Disks are opened before any VM exists, and a bad one stops hvmm.
+head -c 1000 /dev/zero >"$OUT/odd.img"
+expect_err "cannot open disk '/nonexistent/d.img'" -k "$G" --hv --disk /nonexistent/d.img
+expect_err "multiple of 512" -k "$G" --hv --disk "file:$OUT/odd.img"
+expect_err "has no disks" -k "$G" --nvme-pci id=nv0
+expect_err "LUN 1 is taken" -k "$G" --hv --disk mem:1M,lun=1 --disk mem:1M,lun=1
 if [ -c /dev/kvm ]; then
 	expect_err "neither a bzImage nor" -k "$OUT/garbage.bin" --com1 none
 	expect_err "neither a bzImage nor" -k "$OUT/random.bin" --com1 none

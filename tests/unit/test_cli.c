@@ -199,6 +199,40 @@ static void test_hv_errors(void **state)
 	expect_error("unknown option '--hv=1'", "-k", "k", "--hv=1", NULL);
 }
 
+static void test_storage_flags(void **state)
+{
+	(void)state;
+	struct hvmm_config cfg;
+	char err[256];
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--hv", "-k", "k", "--disk", "a.img",
+			       "--disk", "mem:1G,ro,lun=3", "--nvme-pci", "id=nv0",
+			       "--disk", "file:b.img;direct,on=nv0,nsid=1", NULL), CLI_OK);
+	assert_int_equal(cfg.ndisks, 3);
+	assert_string_equal(cfg.disks[1], "mem:1G,ro,lun=3");
+	assert_int_equal(cfg.nnvme, 1);
+	assert_string_equal(cfg.nvme[0], "nv0");
+	cli_free(&cfg);
+	/* NVMe disks alone need no --hv. */
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-k", "k", "--disk", "x,on=n",
+			       "--nvme-pci", "id=n", NULL), CLI_OK);
+	cli_free(&cfg);
+
+	expect_error("--disk without on= needs --hv", "-k", "k", "--disk", "a.img", NULL);
+	expect_error("--disk without on= needs --hv", "-k", "k", "--hv", "--no-vmbus",
+		     "--disk", "a.img", NULL);
+	expect_error("invalid --disk 'mem:'", "--hv", "-k", "k", "--disk", "mem:", NULL);
+	expect_error("need --vtl2", "--hv", "-k", "k", "--disk", "a.img,uh", NULL);
+	expect_error("need --vtl2", "--hv", "-k", "k", "--disk", "mem:1G,uh-nvme", NULL);
+	expect_error("hvmm has none", "--hv", "-k", "k", "--disk", "a.img,pcie_port=p", NULL);
+	expect_error("nsid= goes with on=", "--hv", "-k", "k", "--disk", "a.img,nsid=1", NULL);
+	expect_error("on=zz names no --nvme-pci", "--hv", "-k", "k", "--disk", "a.img,on=zz",
+		     NULL);
+	expect_error("invalid --nvme-pci 'pcie_port=x'", "-k", "k", "--nvme-pci", "pcie_port=x",
+		     NULL);
+	expect_error("invalid --nvme-pci 'id='", "-k", "k", "--nvme-pci", "id=", NULL);
+	expect_error("given twice", "-k", "k", "--nvme-pci", "id=a", "--nvme-pci", "id=a", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +242,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_hv_flags),
 		cmocka_unit_test(test_hv_errors),
+		cmocka_unit_test(test_storage_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
