@@ -7,7 +7,7 @@
 # VMBUS_VERSION when VMBUS_MAX is given (--vmbus-max-version).
 source "$(dirname "$0")/lib.sh"
 need_kvm
-guest_files minimal
+guest_files "${GUEST:-minimal}"
 NCPU=${NCPU:-1}
 VMBUS_VERSION=${VMBUS_VERSION:-5.3}
 start_console_vm --hv -k "$KERNEL" -r "$INITRD" -p "$NCPU" -m 512MB \

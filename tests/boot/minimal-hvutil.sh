@@ -7,7 +7,7 @@
 # the request, powers off by itself and hvmm exits 0.
 source "$(dirname "$0")/lib.sh"
 need_kvm
-guest_files minimal
+guest_files "${GUEST:-minimal}"
 start_console_vm --hv -k "$KERNEL" -r "$INITRD" -p 1 -m 512MB
 wait_for "$OUT/console.log" '^HVMM-INIT-OK' "${BOOT_TIMEOUT:-900}" "$HVMM_PID" ||
 	fail "no HVMM-INIT-OK marker (see $OUT/console.log)"
