@@ -396,6 +396,22 @@ static void drain_ring(struct svq *q)
 
 /* ---- the worker ----------------------------------------------------------- */
 
+static void complete_all(struct svq *q)
+{
+	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++)
+		if (q->dq[i])
+			disk_queue_complete(q->dq[i]);
+}
+
+static void worker_round(struct svq *q)
+{
+	complete_all(q);
+	flush_backlog(q);
+	drain_ring(q);
+	/* Requests the backend finished at submit (mem:) complete at once. */
+	complete_all(q);
+}
+
 static void *worker(void *arg)
 {
 	struct svq *q = arg;
@@ -414,14 +430,16 @@ static void *worker(void *arg)
 		uint64_t v;
 		if (read(q->kick, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			break;
-		for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++)
-			if (q->dq[i])
-				disk_queue_complete(q->dq[i]);
-		flush_backlog(q);
-		drain_ring(q);
+		worker_round(q);
 		poll(pfd, nfd, 1000);
 	}
 	return NULL;
+}
+
+void storvsp_poll(struct storvsp *sv)
+{
+	if (sv->q.running)
+		worker_round(&sv->q);
 }
 
 static void stop_queue(struct svq *q)
@@ -429,10 +447,12 @@ static void stop_queue(struct svq *q)
 	if (!q->running)
 		return;
 	atomic_store(&q->stop, true);
-	uint64_t one = 1;
-	if (write(q->kick, &one, sizeof(one)) < 0)
-		log_warn("storvsp: cannot wake the worker");
-	pthread_join(q->thread, NULL);
+	if (!q->sv->cfg.manual) {
+		uint64_t one = 1;
+		if (write(q->kick, &one, sizeof(one)) < 0)
+			log_warn("storvsp: cannot wake the worker");
+		pthread_join(q->thread, NULL);
+	}
 	/* Waits for I/O in flight; its completions go out while the ring is still mapped. */
 	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++) {
 		disk_queue_destroy(q->dq[i]);
@@ -466,7 +486,7 @@ static uint32_t sv_open(void *dev, struct vmbus_channel *ch)
 		}
 	}
 	atomic_store(&q->stop, false);
-	if (pthread_create(&q->thread, NULL, worker, q) != 0) {
+	if (!sv->cfg.manual && pthread_create(&q->thread, NULL, worker, q) != 0) {
 		for (unsigned j = 0; j < STORVSP_MAX_LUNS; j++) {
 			disk_queue_destroy(q->dq[j]);
 			q->dq[j] = NULL;

@@ -40,11 +40,19 @@ struct storvsp_config {
 	/* Maps guest physical [gpa, gpa+len) (within one page) or NULL. */
 	void *(*map)(void *opaque, uint64_t gpa, uint64_t len);
 	void *map_opaque;
+	/* No worker thread: the caller runs storvsp_poll() (tests, fuzzing). */
+	bool manual;
 };
 
 /* Offers the controller on srv. 0 or -errno. */
 int storvsp_create(struct vmbus_server *srv, const struct storvsp_config *cfg,
 		   struct storvsp **out);
+/*
+ * Manual mode: one round of the worker's loop (disk completions, pending
+ * completion packets, the guest-to-host ring). The channel must be open.
+ */
+void storvsp_poll(struct storvsp *sv);
+
 /* Call after vmbus_server_destroy() (whose close callbacks stop the workers). */
 void storvsp_destroy(struct storvsp *sv);
 

@@ -1,0 +1,304 @@
+/*
+ * Unit tests for storvsp (src/dev/storvsp.c) on the real VMBus server with
+ * the fake host (test_vmbus_fake.h), playing Linux's hv_storvsc on the
+ * guest side of the rings: the init handshake (protocol versions accepted
+ * and refused, properties), INQUIRY and REPORT LUNS, READ/WRITE through
+ * GPA-direct ranges against a mem: disk (data checked both ways), a missing
+ * LUN (peripheral qualifier 3 for INQUIRY, INVALID_LUN otherwise), and
+ * hostile requests: PFNs outside RAM, several ranges, bad CDB lengths,
+ * short packets, unknown operations.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include "test_vmbus_fake.h"
+#include "backend/disk.h"
+#include "dev/storvsp.h"
+
+#define RING_PAGES 16
+#define RQST_INIT 0xFFFFFFFFFFFFFFFDull
+#define BUF_PFN 200 /* guest data buffers from here */
+
+struct t {
+	struct fake *f;
+	struct disk *disk;
+	struct storvsp *sv;
+	struct gring out, in;
+};
+
+static void *map(void *o, uint64_t gpa, uint64_t len)
+{
+	struct fake *f = o;
+	return fake_map(f, gpa, len);
+}
+
+static struct t *setup_t(void)
+{
+	struct t *t = calloc(1, sizeof(*t));
+	t->f = fake_new(0, 1);
+	struct disk_kind_spec k = { .kind = DISK_KIND_MEM, .mem_size = 1 << 20 };
+	char err[128];
+	assert_int_equal(disk_open(&k, false, &t->disk, err, sizeof(err)), 0);
+	uint8_t pat[4096];
+	for (unsigned i = 0; i < sizeof(pat); i++)
+		pat[i] = (uint8_t)(i * 7 + 3);
+	assert_int_equal(disk_pwrite(t->disk, pat, sizeof(pat), 0), 0);
+	struct storvsp_lun_config lun = { .disk = t->disk, .lun = 0 };
+	struct storvsp_config cfg = { .luns = &lun, .nluns = 1, .map = map,
+				      .map_opaque = t->f, .manual = true };
+	assert_int_equal(storvsp_create(t->f->srv, &cfg, &t->sv), 0);
+	assert_int_equal(guest_contact(t->f, 4, VMBUS_VERSION_WIN10_V5_2, 0), 0);
+	fake_next(t->f); /* VERSION_RESPONSE */
+	guest_simple(t->f, 3, 0, 0);
+	struct fake_msg *m = fake_next(t->f);
+	assert_non_null(m);
+	assert_int_equal(m32(m, 0), 1); /* OFFERCHANNEL: the SCSI class */
+	assert_int_equal(m->b[8], 0xd9);
+	uint32_t relid = m32(m, 184);
+	fake_next(t->f); /* ALLOFFERS_DELIVERED */
+	uint64_t pfns[RING_PAGES];
+	for (unsigned i = 0; i < RING_PAGES; i++)
+		pfns[i] = 32 + i;
+	guest_gpadl(t->f, relid, 0x100, pfns, RING_PAGES);
+	m = fake_next(t->f);
+	assert_int_equal(m32(m, 16), 0);
+	guest_open(t->f, relid, 0x100, 0, RING_PAGES / 2);
+	m = fake_next(t->f);
+	assert_int_equal(m32(m, 0), 6);
+	assert_int_equal(m32(m, 16), 0);
+	t->out.hdr = t->f->ram + 32 * 4096;
+	t->in.hdr = t->f->ram + (32 + RING_PAGES / 2) * 4096;
+	for (unsigned i = 0; i < RING_PAGES / 2 - 1; i++) {
+		t->out.data[i] = t->f->ram + (33 + i) * 4096;
+		t->in.data[i] = t->f->ram + (33 + RING_PAGES / 2 + i) * 4096;
+	}
+	t->out.size = t->in.size = (RING_PAGES / 2 - 1) * 4096;
+	return t;
+}
+
+static void free_t(struct t *t)
+{
+	fake_free(t->f);
+	storvsp_destroy(t->sv);
+	disk_close(t->disk);
+	free(t);
+}
+
+/* A vstor packet (64 bytes) with operation op. */
+static void vstor(uint8_t pkt[64], uint32_t op)
+{
+	memset(pkt, 0, 64);
+	p32(pkt, 0, op);
+}
+
+/* The host's answer: returns the vstor status, fills pkt; -1 if none. */
+static int64_t answer(struct t *t, uint64_t want_id, uint8_t pkt[64])
+{
+	storvsp_poll(t->sv);
+	uint8_t d[16], buf[256];
+	uint64_t trailer;
+	int n = gring_read(&t->in, d, buf, sizeof(buf), &trailer);
+	if (n < 0)
+		return -1;
+	uint64_t id;
+	memcpy(&id, d + 8, 8);
+	assert_int_equal(d[0], 11);  /* completion */
+	assert_int_equal(id, want_id);
+	assert_true(n >= 64);
+	memcpy(pkt, buf, 64);
+	return m32((const struct fake_msg *)(buf - offsetof(struct fake_msg, b)), 8);
+}
+
+static uint32_t g32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+static void init(struct t *t)
+{
+	uint8_t pkt[64], ans[64];
+	vstor(pkt, 7);
+	assert_true(gring_write(&t->out, RQST_INIT, pkt, 64));
+	assert_int_equal(answer(t, RQST_INIT, ans), 0);
+	vstor(pkt, 9);
+	p16(pkt, 12, 0x0402); /* too old: refused */
+	assert_true(gring_write(&t->out, RQST_INIT, pkt, 64));
+	assert_true(answer(t, RQST_INIT, ans) != 0);
+	p16(pkt, 12, 0x0602);
+	assert_true(gring_write(&t->out, RQST_INIT, pkt, 64));
+	assert_int_equal(answer(t, RQST_INIT, ans), 0);
+	vstor(pkt, 10);
+	assert_true(gring_write(&t->out, RQST_INIT, pkt, 64));
+	assert_int_equal(answer(t, RQST_INIT, ans), 0);
+	assert_int_equal(g32(ans + 12 + 12), 512 * 1024); /* max_transfer_bytes */
+	assert_int_equal(g32(ans + 12 + 8) & 1, 0);        /* no multi-channel */
+	vstor(pkt, 8);
+	assert_true(gring_write(&t->out, RQST_INIT, pkt, 64));
+	assert_int_equal(answer(t, RQST_INIT, ans), 0);
+}
+
+/*
+ * An EXECUTE_SRB as storvsc sends it: GPA-direct with one range over
+ * `pages` pages from BUF_PFN (or inband when len is 0).
+ */
+static void srb(struct t *t, uint64_t id, uint8_t lun, const uint8_t *cdb, uint8_t cdb_len,
+		uint8_t data_in, uint32_t len, uint32_t rangecount, uint64_t first_pfn)
+{
+	uint8_t pkt[64];
+	vstor(pkt, 3);
+	p16(pkt, 12, 52);
+	pkt[12 + 7] = lun;
+	pkt[12 + 8] = cdb_len;
+	pkt[12 + 9] = 20;
+	pkt[12 + 10] = data_in;
+	p32(pkt, 12 + 12, len);
+	memcpy(pkt + 12 + 16, cdb, cdb_len > 16 ? 16 : cdb_len);
+	if (!len) {
+		assert_true(gring_write(&t->out, id, pkt, 64));
+		return;
+	}
+	uint32_t npfn = (len + 4095) / 4096;
+	uint32_t hdr = 8 + 8 + 8 * npfn, pktlen = 16 + hdr + 64;
+	uint8_t raw[512] = { 0 };
+	p16(raw, 0, 9);
+	p16(raw, 2, (uint16_t)((16 + hdr) / 8));
+	p16(raw, 4, (uint16_t)(pktlen / 8));
+	p16(raw, 6, 1);
+	p64(raw, 8, id);
+	p32(raw, 20, rangecount);
+	p32(raw, 24, len);
+	p32(raw, 28, 0);
+	for (uint32_t i = 0; i < npfn; i++)
+		p64(raw, 32 + 8 * i, first_pfn + i);
+	memcpy(raw + 16 + hdr, pkt, 64);
+	uint32_t w = gr32(&t->out, 0);
+	assert_true(gring_free(&t->out) > pktlen + 8);
+	gring_copy(&t->out, w, raw, pktlen, true);
+	uint64_t trailer = (uint64_t)w << 32;
+	gring_copy(&t->out, w + pktlen, &trailer, 8, true);
+	gw32(&t->out, 0, (w + pktlen + 8) % t->out.size);
+}
+
+static void test_init_and_inquiry(void **state)
+{
+	(void)state;
+	struct t *t = setup_t();
+	init(t);
+	uint8_t cdb[6] = { 0x12, 0, 0, 0, 96, 0 }, ans[64];
+	memset(fake_page(t->f, BUF_PFN), 0xEE, 4096);
+	srb(t, 5, 0, cdb, 6, 1, 96, 1, BUF_PFN);
+	assert_int_equal(answer(t, 5, ans), 0);
+	assert_int_equal(ans[12 + 2], 1);  /* SRB_STATUS_SUCCESS */
+	assert_int_equal(ans[12 + 3], 0);  /* GOOD */
+	uint8_t *inq = fake_page(t->f, BUF_PFN);
+	assert_int_equal(inq[0], 0x00);    /* a disk, connected */
+	assert_memory_equal(inq + 8, "Msft", 4);
+	assert_true(g32(ans + 12 + 12) >= 36);
+
+	/* A missing LUN: INQUIRY answers "no device here", others INVALID_LUN. */
+	srb(t, 6, 5, cdb, 6, 1, 96, 1, BUF_PFN);
+	assert_int_equal(answer(t, 6, ans), 0);
+	assert_int_equal(ans[12 + 2], 1);
+	assert_int_equal(fake_page(t->f, BUF_PFN)[0], 0x7f);
+	uint8_t tur[6] = { 0 };
+	srb(t, 7, 5, tur, 6, 2, 0, 1, 0);
+	assert_int_equal(answer(t, 7, ans), 0);
+	assert_int_equal(ans[12 + 2], 0x20);
+
+	/* REPORT LUNS lists LUN 0 only. */
+	uint8_t rl[12] = { 0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0 };
+	srb(t, 8, 0, rl, 12, 1, 64, 1, BUF_PFN);
+	assert_int_equal(answer(t, 8, ans), 0);
+	assert_int_equal(ans[12 + 2], 1);
+	assert_int_equal(fake_page(t->f, BUF_PFN)[3], 8); /* list length: one LUN */
+	free_t(t);
+}
+
+static void test_read_write(void **state)
+{
+	(void)state;
+	struct t *t = setup_t();
+	init(t);
+	uint8_t ans[64];
+	/* READ(10) LBA 0, 8 blocks into two guest pages' first half. */
+	uint8_t rd[10] = { 0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0 };
+	srb(t, 9, 0, rd, 10, 1, 4096, 1, BUF_PFN);
+	assert_int_equal(answer(t, 9, ans), 0);
+	assert_int_equal(ans[12 + 2], 1);
+	assert_int_equal(g32(ans + 12 + 12), 4096);
+	uint8_t *b = fake_page(t->f, BUF_PFN);
+	for (unsigned i = 0; i < 4096; i++)
+		if (b[i] != (uint8_t)(i * 7 + 3))
+			fail_msg("byte %u read wrong", i);
+	/* WRITE(10) LBA 16, 16 blocks from two pages, then check the disk. */
+	memset(fake_page(t->f, BUF_PFN + 1), 0xA5, 4096);
+	memset(fake_page(t->f, BUF_PFN + 2), 0x5A, 4096);
+	uint8_t wr[10] = { 0x2a, 0, 0, 0, 0, 16, 0, 0, 16, 0 };
+	srb(t, 10, 0, wr, 10, 0, 8192, 1, BUF_PFN + 1);
+	assert_int_equal(answer(t, 10, ans), 0);
+	assert_int_equal(ans[12 + 2], 1);
+	uint8_t got[8192];
+	assert_int_equal(disk_pread(t->disk, got, sizeof(got), 16 * 512), 0);
+	assert_memory_equal(got, fake_page(t->f, BUF_PFN + 1), 4096);
+	assert_memory_equal(got + 4096, fake_page(t->f, BUF_PFN + 2), 4096);
+	/* Out of range: CHECK CONDITION with sense, srb ERROR|AUTOSENSE. */
+	uint8_t oor[10] = { 0x28, 0, 0, 0x10, 0, 0, 0, 0, 1, 0 };
+	srb(t, 11, 0, oor, 10, 1, 512, 1, BUF_PFN);
+	assert_int_equal(answer(t, 11, ans), 0);
+	assert_int_equal(ans[12 + 2], 0x84);
+	assert_int_equal(ans[12 + 3], 2);
+	assert_true(ans[12 + 9] > 0);            /* sense length */
+	assert_int_equal(ans[12 + 16 + 2] & 0xf, 5); /* ILLEGAL REQUEST */
+	assert_int_equal(ans[12 + 16 + 12], 0x21);   /* LBA OUT OF RANGE */
+	free_t(t);
+}
+
+static void test_hostile(void **state)
+{
+	(void)state;
+	struct t *t = setup_t();
+	init(t);
+	uint8_t ans[64];
+	uint8_t rd[10] = { 0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
+	/* PFN beyond guest RAM */
+	srb(t, 20, 0, rd, 10, 1, 512, 1, (FAKE_RAM / 4096) + 5);
+	assert_int_equal(answer(t, 20, ans), 0);
+	assert_int_equal(ans[12 + 2], 0x06);
+	/* two ranges */
+	srb(t, 21, 0, rd, 10, 1, 512, 2, BUF_PFN);
+	assert_int_equal(answer(t, 21, ans), 0);
+	assert_int_equal(ans[12 + 2], 0x06);
+	/* CDB length 0 and 17 */
+	srb(t, 22, 0, rd, 0, 1, 512, 1, BUF_PFN);
+	assert_int_equal(answer(t, 22, ans), 0);
+	assert_int_equal(ans[12 + 2], 0x06);
+	srb(t, 23, 0, rd, 17, 1, 512, 1, BUF_PFN);
+	assert_int_equal(answer(t, 23, ans), 0);
+	assert_int_equal(ans[12 + 2], 0x06);
+	/* A short packet is dropped; the next request still works. */
+	uint8_t shortp[16] = { 3 };
+	assert_true(gring_write(&t->out, 24, shortp, sizeof(shortp)));
+	assert_int_equal(answer(t, 24, ans), -1);
+	/* Unknown operation: answered with a failure status. */
+	uint8_t pkt[64];
+	vstor(pkt, 99);
+	assert_true(gring_write(&t->out, 25, pkt, 64));
+	assert_true(answer(t, 25, ans) != 0);
+	/* Still serving. */
+	srb(t, 26, 0, rd, 10, 1, 512, 1, BUF_PFN);
+	assert_int_equal(answer(t, 26, ans), 0);
+	assert_int_equal(ans[12 + 2], 1);
+	free_t(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_init_and_inquiry),
+		cmocka_unit_test(test_read_write),
+		cmocka_unit_test(test_hostile),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
