@@ -171,7 +171,7 @@ static void start_iov(struct t *t, const uint8_t *cdb, unsigned cdb_len, enum sc
 	size_t off = 0;
 	for (unsigned i = 0; i < n; i++) {
 		size_t l = i + 1 == n ? len - off : piece;
-		req_iov[i] = (struct iovec){ (uint8_t *)buf + off, l };
+		req_iov[i] = (struct iovec){ buf ? (uint8_t *)buf + off : NULL, l };
 		off += l;
 	}
 	req.iov = buf ? req_iov : NULL;
