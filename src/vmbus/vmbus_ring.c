@@ -78,8 +78,11 @@ int vmbus_rings_attach(struct vmbus_channel *ch, struct vmbus_gpadl *g,
 	ch->in.priv_index = hdr_load(&ch->in, RING_READ_INDEX);
 	ch->out.priv_index = hdr_load(&ch->out, RING_WRITE_INDEX);
 	if (ch->in.priv_index >= ch->in.size || ch->in.priv_index % 8 ||
-	    ch->out.priv_index >= ch->out.size || ch->out.priv_index % 8)
+	    ch->out.priv_index >= ch->out.size || ch->out.priv_index % 8) {
+		/* Refused: the channel must not keep pointers into this GPADL. */
+		vmbus_rings_detach(ch);
 		return -EINVAL;
+	}
 	/* We honour pending_send_sz on both sides (feature bit 0). */
 	hdr_store(&ch->out, RING_FEATURE_BITS, hdr_load(&ch->out, RING_FEATURE_BITS) | 1);
 	hdr_store(&ch->in, RING_FEATURE_BITS, hdr_load(&ch->in, RING_FEATURE_BITS) | 1);

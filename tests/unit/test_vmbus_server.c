@@ -543,6 +543,11 @@ static void test_open_bad(void **state)
 	memcpy(f->ram + 50 * 4096 + 4, &bad, 4);
 	guest_open(f, relid, 0x100, 0, 4);
 	assert_int_not_equal(open_result(f, relid), 0);
+	/* The refused open leaves the channel without rings (no stale pointers). */
+	uint8_t pkt[64];
+	struct vmbus_packet_info pi;
+	assert_int_equal(vmbus_channel_recv(d.ch, pkt, sizeof(pkt), &pi), -EPIPE);
+	assert_int_equal(vmbus_channel_send(d.ch, 6, 0, 1, pkt, 8, NULL, 0), -EPIPE);
 	memset(f->ram + 50 * 4096, 0, 8);
 	assert_int_equal(d.opens, 0);
 	/* The device refusing: its status goes back, the channel stays closed. */
