@@ -12,7 +12,11 @@
 # Skips the work when OUT.img.stamp matches the hash of all inputs.
 # Env: HVMM_BUSYBOX (static busybox, default /bin/busybox),
 #      HVMM_INITRD_COMPRESS (gzip, the default, or none: an uncompressed
-#      cpio saves the guest its slowest boot step under PVM).
+#      cpio saves the guest its slowest boot step under PVM),
+#      HVMM_GUEST_TOOLS (host programs to add, space-separated, e.g.
+#      "hv_kvp_daemon mke2fs iperf3": each is copied to the same path with
+#      the shared libraries and loader it needs; the default is none, so the
+#      plain image stays small for the many boots that need only busybox).
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -21,6 +25,7 @@ INIT="$ROOT/scripts/guest/init"
 PROFILE="$ROOT/scripts/guest/profile"
 BUSYBOX=${HVMM_BUSYBOX:-/bin/busybox}
 COMPRESS=${HVMM_INITRD_COMPRESS:-gzip}
+read -r -a TOOLS <<<"${HVMM_GUEST_TOOLS:-}"
 
 [[ $# -ge 1 && $# -le 2 ]] || die "usage: $PROG OUT.img [KERNEL_MODULES_DIR]"
 OUT=$(realpath -m "$1")
@@ -110,6 +115,54 @@ install_modules() {
     done
 }
 
+# --- Host programs with their libraries -------------------------------------
+
+declare -A TOOL_PATH=()
+
+# resolve_tools: full path of each tool in TOOL_PATH[name]; dies naming the
+# Debian package to install when one is missing.
+resolve_tools() {
+    local t p
+    for t in "${TOOLS[@]}"; do
+        p=$(PATH=/usr/sbin:/sbin:/usr/bin:/bin command -v "$t" || true)
+        [[ -n $p && -x $p ]] || die "guest tool $t not found on the host (hv_kvp_daemon: hyperv-daemons, mke2fs: e2fsprogs, iperf3: iperf3)"
+        TOOL_PATH[$t]=$(realpath "$p")
+    done
+}
+
+# tool_files: every file the tools need (programs, libraries, the loader).
+tool_files() {
+    local t lib
+    for t in "${TOOLS[@]}"; do
+        echo "${TOOL_PATH[$t]}"
+        # ldd prints "name => /path (addr)" and "/lib64/ld-linux... (addr)".
+        ldd "${TOOL_PATH[$t]}" 2>/dev/null | while read -r lib; do
+            lib=${lib#*=> }
+            lib=${lib%% (*}
+            [[ $lib == /* ]] && echo "$lib"
+        done
+    done | LC_ALL=C sort -u
+}
+
+install_tools() {
+    local stage=$1 f t
+    while IFS= read -r f; do
+        mkdir -p "$stage$(dirname "$f")"
+        cp -L "$f" "$stage$f"
+    done < <(tool_files)
+    # The loader where the programs' PT_INTERP looks for it.
+    [[ -e $stage/lib64/ld-linux-x86-64.so.2 ]] || {
+        mkdir -p "$stage/lib64"
+        cp -L /lib64/ld-linux-x86-64.so.2 "$stage/lib64/"
+    }
+    # Also under the name it is called by (mkfs.ext4 is mke2fs), in /usr/sbin.
+    for t in "${TOOLS[@]}"; do
+        [[ -e $stage/usr/sbin/$t || -e $stage/usr/bin/$t ]] ||
+            ln -sfn "${TOOL_PATH[$t]}" "$stage/usr/sbin/$t"
+    done
+    [[ " ${TOOLS[*]} " != *" mke2fs "* ]] || ln -sfn "${TOOL_PATH[mke2fs]}" "$stage/usr/sbin/mkfs.ext4"
+}
+
 # --- Image --------------------------------------------------------------------
 
 populate() {
@@ -135,6 +188,7 @@ populate() {
     echo 'root:x:0:' >"$stage/etc/group"
     echo 'hvmm-guest' >"$stage/etc/hostname"
     [[ -z $MODDIR ]] || install_modules "$stage"
+    [[ ${#TOOLS[@]} -eq 0 ]] || install_tools "$stage"
 }
 
 write_cpio() {
@@ -155,6 +209,11 @@ write_cpio() {
 # Busybox and modules count by content, not by where they were unpacked.
 inputs=("$SELF" "$COMMON_SH" "$INIT" "$PROFILE" "compress=$COMPRESS"
     "busybox=$(sha256sum <"$BUSYBOX" | cut -d' ' -f1)")
+if [[ ${#TOOLS[@]} -gt 0 ]]; then
+    need_cmd ldd:libc-bin
+    resolve_tools
+    inputs+=("tools=${TOOLS[*]} $(tool_files | xargs -r sha256sum | sha256sum)")
+fi
 if [[ -n $MODDIR ]]; then
     select_modules
     paths=()

@@ -6,7 +6,8 @@
 # tinyconfig (x86_64) + scripts/kernel/minimal.config (Hyper-V VMBus drivers,
 # NVMe, 8250 console, ACPI, PVH entry, LZ4 bzImage, built in, no modules),
 # then a busybox initramfs (mkinitramfs.sh). Outputs in $CACHE/guest/minimal:
-# bzImage, vmlinux (for PVH / ELF loading), config, initrd.img.
+# bzImage, vmlinux (for PVH / ELF loading), config, initrd.img and
+# initrd-tools.img (initrd.img plus the host programs some tests need).
 # The source is unpacked once into $CACHE/kernel/src-<version> and built out
 # of tree in $CACHE/kernel/build-<version>. The kernel is rebuilt only when
 # the fragment, this script, the source package or the compiler change.
@@ -104,8 +105,12 @@ else
 fi
 
 "$ROOT/scripts/mkinitramfs.sh" "$OUT/initrd.img"
+# The same plus host programs some tests need (KVP daemon, mkfs.ext4, iperf3).
+HVMM_GUEST_TOOLS="hv_kvp_daemon mke2fs iperf3" \
+    "$ROOT/scripts/mkinitramfs.sh" "$OUT/initrd-tools.img"
 
 echo "minimal kernel ($SRC_PKG $SRC_VER):"
 echo "  bzImage   $OUT/bzImage"
 echo "  vmlinux   $OUT/vmlinux"
 echo "  initrd    $OUT/initrd.img"
+echo "  initrd    $OUT/initrd-tools.img (with hv_kvp_daemon, mke2fs, iperf3)"

@@ -27,6 +27,8 @@ need_kvm() {
 guest_files() {
 	case "$1" in
 	minimal) KERNEL=$CACHE/guest/minimal/bzImage; INITRD=$CACHE/guest/minimal/initrd.img ;;
+	minimal-tools) # with hv_kvp_daemon, mke2fs and iperf3 (bigger: slower to boot)
+		KERNEL=$CACHE/guest/minimal/bzImage; INITRD=$CACHE/guest/minimal/initrd-tools.img ;;
 	debian) KERNEL=$CACHE/guest/debian/vmlinuz; INITRD=$CACHE/guest/debian/initrd.img ;;
 	*) fail "unknown guest $1" ;;
 	esac
