@@ -187,6 +187,12 @@ populate() {
     echo 'root:x:0:0:root:/root:/bin/sh' >"$stage/etc/passwd"
     echo 'root:x:0:' >"$stage/etc/group"
     echo 'hvmm-guest' >"$stage/etc/hostname"
+    # What a distro's /etc gives its programs (hv_kvp_daemon reports the
+    # host name via getaddrinfo and the OS from os-release).
+    printf '127.0.0.1\tlocalhost\n127.0.1.1\thvmm-guest\n' >"$stage/etc/hosts"
+    echo 'hosts: files dns' >"$stage/etc/nsswitch.conf"
+    printf 'NAME="hvmm test guest"\nID=hvmm\nVERSION_ID="1.0"\nPRETTY_NAME="hvmm test guest (busybox)"\n' \
+        >"$stage/etc/os-release"
     [[ -z $MODDIR ]] || install_modules "$stage"
     [[ ${#TOOLS[@]} -eq 0 ]] || install_tools "$stage"
 }

@@ -103,7 +103,7 @@ static void *signal_thread(void *arg)
 			continue;
 		}
 		if (sig == SIGTERM && !shutting_down) {
-			int ret = vmbus_glue_request_shutdown(ctx->vm, false);
+			int ret = vmbus_glue_request_shutdown(ctx->vm, false, false);
 			if (ret == 0) {
 				log_info("SIGTERM: asked the guest to shut down (stopping it in %u s "
 					 "if it does not)", ctx->shutdown_timeout);
@@ -147,8 +147,7 @@ static int con_nmi(void *opaque)
 
 static int con_shutdown(void *opaque, bool reboot, bool force)
 {
-	(void)force;
-	return vmbus_glue_request_shutdown(opaque, reboot);
+	return vmbus_glue_request_shutdown(opaque, reboot, force);
 }
 
 static void con_kvp(void *opaque, struct console *con)

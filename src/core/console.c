@@ -363,7 +363,7 @@ static int cmd_shutdown(struct console *con, int argc, char **argv, void *opaque
 		return 0;
 	}
 	if (ret == 0)
-		console_printf(con, "%s request sent to the guest\n",
+		console_printf(con, "%s%s request sent to the guest\n", force ? "forced " : "",
 			       reboot ? "reboot" : "shutdown");
 	return ret;
 }
@@ -417,7 +417,7 @@ int console_create(struct chardev *cd, const struct console_vm_ops *ops,
 		{ "pause", "p", "pause the vCPUs", cmd_pause },
 		{ "resume", "r", "resume the vCPUs", cmd_resume },
 		{ "nmi", "n", "inject an NMI into vCPU 0", cmd_nmi },
-		{ "shutdown", NULL, "shutdown [-r] [-f]: ask the guest to power off (-r reboot)",
+		{ "shutdown", NULL, "shutdown [-r] [-f]: ask the guest to power off (-r reboot, -f forced)",
 		  cmd_shutdown },
 		{ "kvp", NULL, "show the key/value pairs the guest reported", cmd_kvp },
 	};

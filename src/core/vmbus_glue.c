@@ -140,10 +140,10 @@ void vmbus_glue_destroy(struct vm *vm)
  * The console and signal threads call these while vm_run() may be tearing
  * the VM down; vm->lock keeps vm->vmbus alive across the call.
  */
-int vmbus_glue_request_shutdown(struct vm *vm, bool reboot)
+int vmbus_glue_request_shutdown(struct vm *vm, bool reboot, bool force)
 {
 	pthread_mutex_lock(&vm->lock);
-	int ret = vm->vmbus ? hvutil_request_shutdown(vm->vmbus->utils, reboot) : -ENODEV;
+	int ret = vm->vmbus ? hvutil_request_shutdown(vm->vmbus->utils, reboot, force) : -ENODEV;
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }

@@ -22,11 +22,11 @@ int vmbus_glue_create(struct vm *vm);
 void vmbus_glue_destroy(struct vm *vm);
 
 /*
- * Asks the guest to power off (or reboot) through the shutdown utility
- * device. Any thread. 0, -ENODEV when there is no VMBus or the guest's
+ * Asks the guest to power off (or reboot; force: the forced variant) through
+ * the shutdown utility device. Any thread. 0, -ENODEV when there is no VMBus or the guest's
  * shutdown driver has not connected, -EBUSY when a request is in flight.
  */
-int vmbus_glue_request_shutdown(struct vm *vm, bool reboot);
+int vmbus_glue_request_shutdown(struct vm *vm, bool reboot, bool force);
 
 /* True once the guest's heartbeat driver has answered recently. */
 bool vmbus_glue_guest_alive(struct vm *vm);

@@ -78,12 +78,14 @@ int hvutil_attach(struct vm *vm, struct vmbus_server *srv, struct hvutils **out)
 void hvutil_detach(struct hvutils *u);
 
 /*
- * Asks the guest to power off (or reboot). Any thread. 0 (sent; the guest's
+ * Asks the guest to power off (or reboot); force sets the forced flag, which
+ * tells the guest not to let applications veto it (Linux powers off either
+ * way; Windows guests honour it). Any thread. 0 (sent; the guest's
  * answer is hvutil_shutdown_status()); -ENODEV when the guest's shutdown
  * service has not negotiated; -EBUSY when a request is in flight; -EAGAIN
  * when the ring is full.
  */
-int hvutil_request_shutdown(struct hvutils *u, bool reboot);
+int hvutil_request_shutdown(struct hvutils *u, bool reboot, bool force);
 /* The guest answered a heartbeat within the last HVUTIL_ALIVE_MS. */
 bool hvutil_guest_alive(struct hvutils *u);
 /* Guest-reported key/value pairs, "pool N key=value" a line. */

@@ -73,6 +73,7 @@ _Static_assert(sizeof(struct shutdown_msg_data) == 2060, "shutdown_msg_data");
 /* shutdown_msg_data.flags as hv_util.c reads them */
 #define HVUTIL_SHUTDOWN_FLAG_POWEROFF 0u
 #define HVUTIL_SHUTDOWN_FLAG_REBOOT   2u
+#define HVUTIL_SHUTDOWN_FLAG_FORCE    1u
 
 struct heartbeat_msg_data {
 	uint64_t seq_num;

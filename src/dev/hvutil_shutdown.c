@@ -1,7 +1,8 @@
 /*
  * The shutdown integration service (Linux drivers/hv/hv_util.c,
  * shutdown_onchannelcallback; ../shared/docs/hyperv-linux-guest.md §7.3):
- * the host asks the guest to power off (flags 0) or reboot (flags 2) with a
+ * the host asks the guest to power off (flags 0) or reboot (flags 2), bit 0
+ * set when forced, with a
  * shutdown_msg_data body, which makes the packet 2088 bytes, the minimum
  * the guest accepts. The guest answers HV_S_OK and then runs
  * orderly_poweroff()/orderly_reboot(), or HV_E_FAIL for what it will not do.
@@ -15,7 +16,7 @@
 _Static_assert(ICMSG_HDR + sizeof(struct shutdown_msg_data) == 2088,
 	       "the guest drops shutdown packets under 2088 bytes");
 
-int hvutil_request_shutdown(struct hvutils *u, bool reboot)
+int hvutil_request_shutdown(struct hvutils *u, bool reboot, bool force)
 {
 	hvutil_lock(u);
 	struct ic *ic = &u->ic[HVUTIL_SHUTDOWN];
@@ -27,7 +28,8 @@ int hvutil_request_shutdown(struct hvutils *u, bool reboot)
 	} else {
 		struct shutdown_msg_data m;
 		memset(&m, 0, sizeof(m));
-		m.flags = reboot ? HVUTIL_SHUTDOWN_FLAG_REBOOT : HVUTIL_SHUTDOWN_FLAG_POWEROFF;
+		m.flags = (reboot ? HVUTIL_SHUTDOWN_FLAG_REBOOT : HVUTIL_SHUTDOWN_FLAG_POWEROFF) |
+			  (force ? HVUTIL_SHUTDOWN_FLAG_FORCE : 0);
 		static const char text[] = "hvmm: host-initiated shutdown";
 		for (size_t i = 0; i < sizeof(text) - 1; i++) /* UTF-16LE */
 			m.display_message[2 * i] = (uint8_t)text[i];
@@ -35,7 +37,8 @@ int hvutil_request_shutdown(struct hvutils *u, bool reboot)
 		u->shutdown_status = -1;
 		ret = hvutil_ic_send(ic, ICMSGTYPE_SHUTDOWN, sizeof(m));
 		if (ret == 0)
-			log_info("asked the guest to %s", reboot ? "reboot" : "power off");
+			log_info("asked the guest to %s%s", reboot ? "reboot" : "power off",
+				 force ? " (forced)" : "");
 	}
 	hvutil_unlock(u);
 	return ret;

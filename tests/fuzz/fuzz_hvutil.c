@@ -198,7 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			hvutil_tick(c.u);
 			break;
 		case 3:
-			hvutil_request_shutdown(c.u, a & 1);
+			hvutil_request_shutdown(c.u, a & 1, a & 2);
 			break;
 		case 4: /* the guest closes the channel, maybe reopens it */
 			if (ch->open) {

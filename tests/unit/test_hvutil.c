@@ -323,7 +323,7 @@ static void test_negotiate_refused(void **state)
 	const uint32_t none[] = { V(9, 9) };
 	th_negotiate(t, HVUTIL_SHUTDOWN, none, 1);
 	assert_int_equal(hvutil_version(t->u, HVUTIL_SHUTDOWN), 0);
-	assert_int_equal(hvutil_request_shutdown(t->u, false), -ENODEV);
+	assert_int_equal(hvutil_request_shutdown(t->u, false, false), -ENODEV);
 	uint64_t xid;
 	assert_int_equal(g_read(t, HVUTIL_SHUTDOWN, pkt, sizeof(pkt), &xid), -EAGAIN);
 	hvutil_tick(t->u);
@@ -449,23 +449,30 @@ static void test_shutdown(void **state)
 {
 	(void)state;
 	struct th *t = th_new();
-	assert_int_equal(hvutil_request_shutdown(t->u, false), -ENODEV);
+	assert_int_equal(hvutil_request_shutdown(t->u, false, false), -ENODEV);
 	th_negotiate_linux(t, HVUTIL_SHUTDOWN);
 	assert_int_equal(hvutil_shutdown_status(t->u), -1);
-	assert_int_equal(hvutil_request_shutdown(t->u, false), 0);
-	assert_int_equal(hvutil_request_shutdown(t->u, true), -EBUSY);
+	assert_int_equal(hvutil_request_shutdown(t->u, false, false), 0);
+	assert_int_equal(hvutil_request_shutdown(t->u, true, false), -EBUSY);
 	uint32_t flags = 0;
 	assert_true(g_answer(t, HVUTIL_SHUTDOWN, HV_S_OK, check_shutdown, &flags) >= 2088);
 	assert_int_equal(hvutil_shutdown_status(t->u), 0);
 	/* Reboot: flags 2; a guest that fails it reports HV_E_FAIL. */
-	assert_int_equal(hvutil_request_shutdown(t->u, true), 0);
+	assert_int_equal(hvutil_request_shutdown(t->u, true, false), 0);
 	assert_int_equal(hvutil_shutdown_status(t->u), -1);
 	flags = 2;
 	assert_true(g_answer(t, HVUTIL_SHUTDOWN, HV_E_FAIL, check_shutdown, &flags) > 0);
 	assert_int_equal(hvutil_shutdown_status(t->u), HV_E_FAIL);
+	/* Forced: bit 0 on top (1 power off, 3 reboot). */
+	assert_int_equal(hvutil_request_shutdown(t->u, false, true), 0);
+	flags = 1;
+	assert_true(g_answer(t, HVUTIL_SHUTDOWN, HV_S_OK, check_shutdown, &flags) > 0);
+	assert_int_equal(hvutil_request_shutdown(t->u, true, true), 0);
+	flags = 3;
+	assert_true(g_answer(t, HVUTIL_SHUTDOWN, HV_S_OK, check_shutdown, &flags) > 0);
 	/* The guest closes the channel: no shutdown service any more. */
 	guest_simple(t->f, 7, t->ch[HVUTIL_SHUTDOWN].relid, 0);
-	assert_int_equal(hvutil_request_shutdown(t->u, false), -ENODEV);
+	assert_int_equal(hvutil_request_shutdown(t->u, false, false), -ENODEV);
 	th_free(t);
 }
 
@@ -651,7 +658,7 @@ static void test_hostile_packets(void **state)
 	(void)state;
 	struct th *t = th_new();
 	th_negotiate_linux(t, HVUTIL_SHUTDOWN);
-	assert_int_equal(hvutil_request_shutdown(t->u, false), 0);
+	assert_int_equal(hvutil_request_shutdown(t->u, false, false), 0);
 	uint64_t xid;
 	int len = g_read(t, HVUTIL_SHUTDOWN, pkt, sizeof(pkt), &xid);
 	assert_true(len >= 2088);
@@ -679,7 +686,7 @@ static void test_hostile_packets(void **state)
 	h->icflags = ICMSGHDRFLAG_REQUEST;
 	g_write(t, HVUTIL_SHUTDOWN, pkt, (uint32_t)len, xid);
 	assert_int_equal(hvutil_shutdown_status(t->u), -1);
-	assert_int_equal(hvutil_request_shutdown(t->u, false), -EBUSY);
+	assert_int_equal(hvutil_request_shutdown(t->u, false, false), -EBUSY);
 	/* The real answer still works, and only once. */
 	h->icflags = ICMSGHDRFLAG_TRANSACTION | ICMSGHDRFLAG_RESPONSE;
 	g_write(t, HVUTIL_SHUTDOWN, pkt, (uint32_t)len, xid);
@@ -691,7 +698,7 @@ static void test_hostile_packets(void **state)
 	static uint8_t big[HVUTIL_PKT_MAX + 64];
 	memset(big, 0xAB, sizeof(big));
 	g_write(t, HVUTIL_SHUTDOWN, big, sizeof(big), xid);
-	assert_int_equal(hvutil_request_shutdown(t->u, false), 0);
+	assert_int_equal(hvutil_request_shutdown(t->u, false, false), 0);
 	th_free(t);
 }
 
@@ -745,7 +752,7 @@ static void test_reset(void **state)
 	vmbus_server_reset(t->f->srv);
 	for (int s = 0; s < HVUTIL_NSERVICES; s++)
 		assert_int_equal(hvutil_version(t->u, s), 0);
-	assert_int_equal(hvutil_request_shutdown(t->u, false), -ENODEV);
+	assert_int_equal(hvutil_request_shutdown(t->u, false, false), -ENODEV);
 	hvutil_tick(t->u); /* nothing to send on closed channels */
 	th_run(t);
 	th_free(t);
