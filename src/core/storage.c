@@ -155,6 +155,7 @@ int storage_attach_vmbus(struct storage *st, struct vmbus_server *srv,
 	struct storvsp_config cfg = {
 		.instance = 0, .luns = st->luns, .nluns = st->n,
 		.map = map_page, .map_opaque = (void *)mem,
+		.host = &storvsp_thread_host,
 	};
 	int ret = storvsp_create(srv, &cfg, &st->scsi);
 	if (ret < 0)

@@ -1,6 +1,7 @@
 /*
  * storvsp (see storvsp.h): the vstor protocol over one VMBus channel per
- * controller, a worker thread per open channel, SCSI LUNs behind it.
+ * controller, SCSI LUNs behind it. Portable: where and when a queue's work
+ * runs is the host's business (storvsp_host.c: a thread per queue).
  * Packet layouts follow Linux's storvsc_drv.c: vstor_packet (64 bytes:
  * operation, flags, status, then a 52-byte union) and vmscsi_request
  * (length, srb/scsi status, path/target/lun, cdb length, sense length,
@@ -9,14 +10,9 @@
 #include "dev/storvsp.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "backend/disk.h"
 #include "core/log.h"
@@ -73,15 +69,16 @@
 #define STORVSP_POOL 128u
 #define STORVSP_PKT_MAX 8192u
 #define STORVSP_MAX_PAGES (STORVSP_MAX_TRANSFER / 4096 + 1)
+#define STORVSP_CTL_BACKLOG 8u /* control replies waiting for ring room */
 
 /* Protocol versions Linux asks for, newest first (major << 8 | minor). */
 static const uint16_t versions[] = { 0x0602, 0x0600, 0x0501 };
 
-struct svq;
+struct storvsp_queue;
 
 struct svreq {
 	struct scsi_req sr;     /* first: the done callback casts back */
-	struct svq *q;
+	struct storvsp_queue *q;
 	uint64_t trans_id;
 	uint8_t pkt[VSTOR_PACKET]; /* the request's vstor_packet, reused for the reply */
 	bool busy;
@@ -89,17 +86,20 @@ struct svreq {
 	struct svreq *next_done;
 };
 
-struct svq {
+struct storvsp_queue {
 	struct storvsp *sv;
 	struct vmbus_channel *ch;
-	pthread_t thread;
 	bool running;
-	atomic_bool stop;
-	int kick;                      /* eventfd: guest signalled or stop */
+	void *host_data;               /* the host's, per queue */
 	struct disk_queue *dq[STORVSP_MAX_LUNS];
 	struct svreq *pool;
 	unsigned free;
 	struct svreq *done_head, **done_tail; /* completions the ring had no room for */
+	struct {                       /* control replies the ring had no room for */
+		uint64_t trans_id;
+		uint8_t pkt[VSTOR_PACKET];
+	} ctl[STORVSP_CTL_BACKLOG];
+	unsigned nctl;
 	uint32_t vmscsi_delta;         /* 16 before win8 */
 	uint8_t buf[STORVSP_PKT_MAX];
 };
@@ -110,7 +110,7 @@ struct storvsp {
 	struct scsi_lun *lun[STORVSP_MAX_LUNS]; /* by LUN number */
 	uint16_t lun_list[STORVSP_MAX_LUNS];
 	unsigned nluns;
-	struct svq q;                  /* the primary channel */
+	struct storvsp_queue q;                  /* the primary channel */
 };
 
 static uint16_t g16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -121,7 +121,7 @@ static void p32(uint8_t *p, uint32_t v) { p16(p, (uint16_t)v); p16(p + 2, (uint1
 
 /* ---- sending ------------------------------------------------------------ */
 
-static bool send_completion(struct svq *q, uint64_t trans_id, const uint8_t *pkt)
+static bool send_completion(struct storvsp_queue *q, uint64_t trans_id, const uint8_t *pkt)
 {
 	int ret = vmbus_channel_send(q->ch, VMBUS_PACKET_COMP, 0, trans_id, NULL, 0, pkt,
 				     VSTOR_PACKET - q->vmscsi_delta);
@@ -132,7 +132,7 @@ static bool send_completion(struct svq *q, uint64_t trans_id, const uint8_t *pkt
 	return true;
 }
 
-static void reply_simple(struct svq *q, uint64_t trans_id, uint32_t status,
+static void reply_simple(struct storvsp_queue *q, uint64_t trans_id, uint32_t status,
 			 const uint8_t *payload, size_t len)
 {
 	uint8_t pkt[VSTOR_PACKET] = { 0 };
@@ -140,15 +140,22 @@ static void reply_simple(struct svq *q, uint64_t trans_id, uint32_t status,
 	p32(pkt + 8, status);
 	if (payload)
 		memcpy(pkt + 12, payload, len < VSTOR_PACKET - 12 ? len : VSTOR_PACKET - 12);
-	/* Control replies are rare and small: wait for room if we must. */
-	for (int i = 0; i < 1000 && !send_completion(q, trans_id, pkt); i++)
-		usleep(1000);
+	if (!q->nctl && send_completion(q, trans_id, pkt))
+		return;
+	/* Ring full: the reply waits (in order) until the guest reads. */
+	if (q->nctl == STORVSP_CTL_BACKLOG) {
+		log_guest("storvsp: control reply dropped (the guest does not read its ring)");
+		return;
+	}
+	q->ctl[q->nctl].trans_id = trans_id;
+	memcpy(q->ctl[q->nctl].pkt, pkt, sizeof(pkt));
+	q->nctl++;
 }
 
 /* Finishes a request: fills the vmscsi_request part of its packet and sends. */
 static void req_finish(struct svreq *r, uint8_t srb_status)
 {
-	struct svq *q = r->q;
+	struct storvsp_queue *q = r->q;
 	uint8_t *pkt = r->pkt;
 	uint8_t *srb = pkt + SRB;
 	p32(pkt, VSTOR_OPERATION_COMPLETE_IO);
@@ -181,8 +188,17 @@ static void req_finish(struct svreq *r, uint8_t srb_status)
 	q->free++;
 }
 
-static void flush_backlog(struct svq *q)
+static void flush_backlog(struct storvsp_queue *q)
 {
+	unsigned sent = 0;
+	while (sent < q->nctl && send_completion(q, q->ctl[sent].trans_id, q->ctl[sent].pkt))
+		sent++;
+	if (sent) {
+		memmove(q->ctl, q->ctl + sent, (q->nctl - sent) * sizeof(q->ctl[0]));
+		q->nctl -= sent;
+	}
+	if (q->nctl)
+		return;
 	while (q->done_head) {
 		struct svreq *r = q->done_head;
 		if (!send_completion(q, r->trans_id, r->pkt))
@@ -202,7 +218,7 @@ static void scsi_done(struct scsi_req *sr)
 
 /* ---- requests ------------------------------------------------------------ */
 
-static struct svreq *req_get(struct svq *q)
+static struct svreq *req_get(struct storvsp_queue *q)
 {
 	for (unsigned i = 0; i < STORVSP_POOL; i++) {
 		if (!q->pool[i].busy) {
@@ -215,7 +231,7 @@ static struct svreq *req_get(struct svq *q)
 }
 
 /* Maps a GPA-direct range (one range: len, offset, PFNs) to iovecs. */
-static int map_range(struct svq *q, struct svreq *r, const uint8_t *p, uint32_t avail,
+static int map_range(struct storvsp_queue *q, struct svreq *r, const uint8_t *p, uint32_t avail,
 		     uint32_t *total)
 {
 	if (avail < 16 || g32(p + 4) != 1)  /* reserved, rangecount */
@@ -263,7 +279,7 @@ static void no_lun_inquiry(struct svreq *r)
 	req_finish(r, SRB_STATUS_SUCCESS);
 }
 
-static void do_srb(struct svq *q, const struct vmbus_packet_info *info,
+static void do_srb(struct storvsp_queue *q, const struct vmbus_packet_info *info,
 		   const uint8_t *data, uint32_t dlen, struct svreq *r)
 {
 	const uint8_t *srb = r->pkt + SRB;
@@ -315,7 +331,7 @@ static void do_srb(struct svq *q, const struct vmbus_packet_info *info,
 	scsi_lun_execute(l, q->dq[lun], &r->sr);
 }
 
-static void handle_packet(struct svq *q, const struct vmbus_packet_info *info, uint32_t len)
+static void handle_packet(struct storvsp_queue *q, const struct vmbus_packet_info *info, uint32_t len)
 {
 	const uint8_t *p = q->buf;
 	uint32_t plen = len - info->data_offset;
@@ -373,9 +389,9 @@ static void handle_packet(struct svq *q, const struct vmbus_packet_info *info, u
 }
 
 /* Reads what the pool has room for. */
-static void drain_ring(struct svq *q)
+static void drain_ring(struct storvsp_queue *q)
 {
-	for (unsigned n = 0; n < 256 && q->free && !q->done_head; n++) {
+	for (unsigned n = 0; n < 256 && q->free && !q->done_head && !q->nctl; n++) {
 		struct vmbus_packet_info info;
 		int ret = vmbus_channel_recv(q->ch, q->buf, sizeof(q->buf), &info);
 		if (ret == -EMSGSIZE) {
@@ -394,16 +410,16 @@ static void drain_ring(struct svq *q)
 	}
 }
 
-/* ---- the worker ----------------------------------------------------------- */
+/* ---- one round of a queue's work ------------------------------------------ */
 
-static void complete_all(struct svq *q)
+static void complete_all(struct storvsp_queue *q)
 {
 	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++)
 		if (q->dq[i])
 			disk_queue_complete(q->dq[i]);
 }
 
-static void worker_round(struct svq *q)
+void storvsp_queue_run(struct storvsp_queue *q)
 {
 	complete_all(q);
 	flush_backlog(q);
@@ -412,52 +428,52 @@ static void worker_round(struct svq *q)
 	complete_all(q);
 }
 
-static void *worker(void *arg)
+unsigned storvsp_queue_disks(struct storvsp_queue *q, struct disk_queue **dq, unsigned max)
 {
-	struct svq *q = arg;
-	struct storvsp *sv = q->sv;
-	char name[16];
-	snprintf(name, sizeof(name), "storvsp%u", sv->cfg.instance);
-	pthread_setname_np(pthread_self(), name);
-	struct pollfd pfd[1 + STORVSP_MAX_LUNS];
-	unsigned nfd = 0;
-	pfd[nfd++] = (struct pollfd){ .fd = q->kick, .events = POLLIN };
-	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++)
+	unsigned n = 0;
+	for (unsigned i = 0; i < STORVSP_MAX_LUNS && n < max; i++)
 		if (q->dq[i])
-			pfd[nfd++] = (struct pollfd){ .fd = disk_queue_eventfd(q->dq[i]),
-						      .events = POLLIN };
-	while (!atomic_load(&q->stop)) {
-		uint64_t v;
-		if (read(q->kick, &v, sizeof(v)) < 0 && errno != EAGAIN)
-			break;
-		worker_round(q);
-		poll(pfd, nfd, 1000);
-	}
-	return NULL;
+			dq[n++] = q->dq[i];
+	return n;
+}
+
+unsigned storvsp_queue_instance(const struct storvsp_queue *q)
+{
+	return q->sv->cfg.instance;
+}
+
+void storvsp_queue_set_host_data(struct storvsp_queue *q, void *data)
+{
+	q->host_data = data;
+}
+
+void *storvsp_queue_host_data(const struct storvsp_queue *q)
+{
+	return q->host_data;
 }
 
 void storvsp_poll(struct storvsp *sv)
 {
 	if (sv->q.running)
-		worker_round(&sv->q);
+		storvsp_queue_run(&sv->q);
 }
 
-static void stop_queue(struct svq *q)
+static void destroy_disk_queues(struct storvsp_queue *q)
 {
-	if (!q->running)
-		return;
-	atomic_store(&q->stop, true);
-	if (!q->sv->cfg.manual) {
-		uint64_t one = 1;
-		if (write(q->kick, &one, sizeof(one)) < 0)
-			log_warn("storvsp: cannot wake the worker");
-		pthread_join(q->thread, NULL);
-	}
-	/* Waits for I/O in flight; its completions go out while the ring is still mapped. */
 	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++) {
 		disk_queue_destroy(q->dq[i]);
 		q->dq[i] = NULL;
 	}
+}
+
+static void stop_queue(struct storvsp_queue *q)
+{
+	if (!q->running)
+		return;
+	if (q->sv->cfg.host)
+		q->sv->cfg.host->stop(q->sv->cfg.host_opaque, q);
+	/* Waits for I/O in flight; its completions go out while the ring is still mapped. */
+	destroy_disk_queues(q);
 	q->running = false;
 }
 
@@ -466,11 +482,12 @@ static void stop_queue(struct svq *q)
 static uint32_t sv_open(void *dev, struct vmbus_channel *ch)
 {
 	struct storvsp *sv = dev;
-	struct svq *q = &sv->q;
+	struct storvsp_queue *q = &sv->q;
 	q->ch = ch;
 	q->vmscsi_delta = 0;
 	q->done_head = NULL;
 	q->done_tail = &q->done_head;
+	q->nctl = 0;
 	memset(q->pool, 0, sizeof(*q->pool) * STORVSP_POOL);
 	for (unsigned i = 0; i < STORVSP_POOL; i++)
 		q->pool[i].q = q;
@@ -478,22 +495,16 @@ static uint32_t sv_open(void *dev, struct vmbus_channel *ch)
 	for (unsigned i = 0; i < sv->nluns; i++) {
 		uint16_t l = sv->lun_list[i];
 		if (disk_queue_create(sv->luns[l].disk, STORVSP_POOL, &q->dq[l]) < 0) {
-			for (unsigned j = 0; j < STORVSP_MAX_LUNS; j++) {
-				disk_queue_destroy(q->dq[j]);
-				q->dq[j] = NULL;
-			}
+			destroy_disk_queues(q);
 			return 1;
 		}
 	}
-	atomic_store(&q->stop, false);
-	if (!sv->cfg.manual && pthread_create(&q->thread, NULL, worker, q) != 0) {
-		for (unsigned j = 0; j < STORVSP_MAX_LUNS; j++) {
-			disk_queue_destroy(q->dq[j]);
-			q->dq[j] = NULL;
-		}
+	q->running = true;
+	if (sv->cfg.host && sv->cfg.host->start(sv->cfg.host_opaque, q) < 0) {
+		q->running = false;
+		destroy_disk_queues(q);
 		return 1;
 	}
-	q->running = true;
 	return 0;
 }
 
@@ -508,9 +519,8 @@ static void sv_notify(void *dev, struct vmbus_channel *ch)
 {
 	(void)ch;
 	struct storvsp *sv = dev;
-	uint64_t one = 1;
-	if (write(sv->q.kick, &one, sizeof(one)) < 0)
-		log_warn("storvsp: cannot wake the worker");
+	if (sv->cfg.host && sv->q.running)
+		sv->cfg.host->kick(sv->cfg.host_opaque, &sv->q);
 }
 
 static const struct vmbus_device_ops sv_ops = {
@@ -520,16 +530,16 @@ static const struct vmbus_device_ops sv_ops = {
 int storvsp_create(struct vmbus_server *srv, const struct storvsp_config *cfg,
 		   struct storvsp **out)
 {
-	if (cfg->nluns > STORVSP_MAX_LUNS || !cfg->map)
+	if (cfg->nluns > STORVSP_MAX_LUNS || !cfg->map ||
+	    (cfg->host && (!cfg->host->start || !cfg->host->stop || !cfg->host->kick)))
 		return -EINVAL;
 	struct storvsp *sv = calloc(1, sizeof(*sv));
 	if (!sv)
 		return -ENOMEM;
 	sv->cfg = *cfg;
 	sv->q.sv = sv;
-	sv->q.kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	sv->q.pool = calloc(STORVSP_POOL, sizeof(*sv->q.pool));
-	int ret = sv->q.kick < 0 || !sv->q.pool ? -ENOMEM : 0;
+	int ret = !sv->q.pool ? -ENOMEM : 0;
 	for (unsigned i = 0; ret == 0 && i < cfg->nluns; i++) {
 		const struct storvsp_lun_config *lc = &cfg->luns[i];
 		if (lc->lun >= STORVSP_MAX_LUNS || sv->lun[lc->lun]) {
@@ -573,8 +583,6 @@ void storvsp_destroy(struct storvsp *sv)
 	stop_queue(&sv->q);
 	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++)
 		scsi_lun_destroy(sv->lun[i]);
-	if (sv->q.kick >= 0)
-		close(sv->q.kick);
 	free(sv->q.pool);
 	free(sv);
 }

@@ -37,8 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	struct storvsp_lun_config luns[2] = { { .disk = d0, .lun = 0 },
 					      { .disk = d1, .lun = 1, .read_only = true } };
-	struct storvsp_config cfg = { .luns = luns, .nluns = 2, .map = map, .map_opaque = f,
-				      .manual = true };
+	struct storvsp_config cfg = { .luns = luns, .nluns = 2, .map = map, .map_opaque = f };
 	struct storvsp *sv;
 	if (storvsp_create(f->srv, &cfg, &sv) < 0)
 		abort();
