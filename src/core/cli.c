@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "backend/disk.h"
+#include "backend/net.h"
 
 #ifndef HVMM_VERSION
 #define HVMM_VERSION "0.1.0"
@@ -155,6 +156,14 @@ void cli_usage(FILE *f)
 "                            controller. (uh, uh-nvme, vtl2 need --vtl2)\n"
 "  --nvme-pci id=NAME        an NVMe controller on PCI for disks with on=NAME\n"
 "\n"
+"Networking (a VMBus NIC, needs --hv; at most 4):\n"
+"  --nic                     a NIC on consomme (same as --net consomme)\n"
+"  --net [queues=N:]BACKEND  a NIC; repeatable. BACKEND: none |\n"
+"                            consomme[:CIDR][,hostfwd=tcp|udp:[ADDR]:HOSTPORT-\n"
+"                            [ADDR]:GUESTPORT]... (user-mode NAT, default\n"
+"                            10.0.0.0/24, host loopback at .1) | tap:NAME.\n"
+"                            (uh:, vtl2: need --vtl2)\n"
+"\n"
 "  -h, --help                print this help and exit\n"
 "  -V, --version             print the version and exit\n"
 "\n"
@@ -167,6 +176,7 @@ enum {
 	OPT_COM1 = 0x100, OPT_COM2, OPT_COM3, OPT_COM4,
 	OPT_RESET_ACTION, OPT_SHUTDOWN_ACTION, OPT_CRASH_ACTION,
 	OPT_HV, OPT_NO_VMBUS, OPT_VMBUS_MAX_VERSION, OPT_DISK, OPT_NVME_PCI,
+	OPT_NIC, OPT_NET,
 };
 
 static const struct option long_opts[] = {
@@ -189,6 +199,8 @@ static const struct option long_opts[] = {
 	{ "vmbus-max-version", required_argument, NULL, OPT_VMBUS_MAX_VERSION },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "nvme-pci", required_argument, NULL, OPT_NVME_PCI },
+	{ "nic", no_argument, NULL, OPT_NIC },
+	{ "net", required_argument, NULL, OPT_NET },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -342,6 +354,25 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			memcpy(cfg->nvme[cfg->nnvme++], id, n + 1);
 			break;
 		}
+		case OPT_NIC:
+		case OPT_NET: {
+			const char *spec = c == OPT_NIC ? "consomme" : optarg;
+			struct net_cli_spec ns;
+			char nerr[256];
+			if (net_cli_spec_parse(spec, &ns, nerr, sizeof(nerr)) < 0)
+				return cli_fail(err, errlen, "invalid --net '%s': %s", spec, nerr);
+			if (ns.uh || ns.vtl2)
+				return cli_fail(err, errlen, "--net '%s': %s needs --vtl2, which hvmm "
+						"does not have yet", spec, ns.uh ? "uh:" : "vtl2:");
+			if (ns.pcie_port)
+				return cli_fail(err, errlen, "--net '%s': pcie_port= names a PCIe "
+						"port, and hvmm has none (its NIC is on VMBus)", spec);
+			if (cfg->nnets >= CLI_MAX_NICS)
+				return cli_fail(err, errlen, "too many --net/--nic (at most %d)",
+						CLI_MAX_NICS);
+			cfg->nets[cfg->nnets++] = spec;
+			break;
+		}
 		case ':':
 			/* optopt holds the short letter or the long option's value */
 			if (optopt > 0 && optopt < 0x100)
@@ -387,6 +418,9 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 	if (scsi_disks && (!cfg->hv || cfg->no_vmbus))
 		return cli_fail(err, errlen, "--disk without on= needs --hv and VMBus (it goes "
 				"on the VMBus SCSI controller)");
+	if (cfg->nnets && (!cfg->hv || cfg->no_vmbus))
+		return cli_fail(err, errlen, "--nic and --net need --hv and VMBus (the NIC is "
+				"a VMBus device, netvsp)");
 	if (cfg->initrd && !cfg->kernel)
 		return cli_fail(err, errlen, "--initrd needs --kernel");
 	return CLI_OK;

@@ -17,6 +17,7 @@
 #define CLI_NUM_COM 4
 #define CLI_MAX_DISKS 16
 #define CLI_MAX_NVME 4
+#define CLI_MAX_NICS 4
 
 enum guest_action_kind { GUEST_ACTION_RESET, GUEST_ACTION_HALT, GUEST_ACTION_EXIT };
 
@@ -40,6 +41,8 @@ struct hvmm_config {
 	unsigned ndisks;
 	char nvme[CLI_MAX_NVME][32];      /* --nvme-pci id=NAME controllers */
 	unsigned nnvme;
+	const char *nets[CLI_MAX_NICS];   /* --net specs (syntax checked); --nic = "consomme" */
+	unsigned nnets;
 };
 
 enum cli_result { CLI_OK = 0, CLI_EXIT_SUCCESS = 1, CLI_ERROR = -1 };

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+
+#include "backend/net.h"
 #include "core/cli.h"
 
 static enum cli_result parse(struct hvmm_config *cfg, char *err, size_t n, ...)
@@ -233,6 +236,161 @@ static void test_storage_flags(void **state)
 	expect_error("given twice", "-k", "k", "--nvme-pci", "id=a", "--nvme-pci", "id=a", NULL);
 }
 
+static void test_net_flags(void **state)
+{
+	(void)state;
+	struct hvmm_config cfg;
+	char err[256];
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--hv", "-k", "k", "--nic", "--net",
+			       "tap:tap0", "--net", "queues=2:consomme:192.168.7.0/24,"
+			       "hostfwd=tcp::8080-:80", "--net", "none", NULL), CLI_OK);
+	assert_int_equal(cfg.nnets, 4);
+	assert_string_equal(cfg.nets[0], "consomme");
+	assert_string_equal(cfg.nets[1], "tap:tap0");
+	assert_string_equal(cfg.nets[3], "none");
+	cli_free(&cfg);
+
+	expect_error("--nic and --net need --hv", "-k", "k", "--nic", NULL);
+	expect_error("--nic and --net need --hv", "-k", "k", "--net", "consomme", NULL);
+	expect_error("--nic and --net need --hv", "-k", "k", "--hv", "--no-vmbus", "--nic", NULL);
+	expect_error("uh: needs --vtl2, which hvmm does not have yet", "--hv", "-k", "k",
+		     "--net", "uh:consomme", NULL);
+	expect_error("vtl2: needs --vtl2", "--hv", "-k", "k", "--net", "vtl2:tap:t0", NULL);
+	expect_error("hvmm has none", "--hv", "-k", "k", "--net", "pcie_port=p0:consomme", NULL);
+	expect_error("too many --net/--nic (at most 4)", "--hv", "-k", "k", "--nic", "--nic",
+		     "--nic", "--nic", "--nic", NULL);
+	expect_error("invalid --net 'bogus': unknown backend 'bogus'", "--hv", "-k", "k",
+		     "--net", "bogus", NULL);
+	expect_error("invalid --net 'consomme:10.0.0.0'", "--hv", "-k", "k", "--net",
+		     "consomme:10.0.0.0", NULL);
+	expect_error("invalid --net 'dio': dio is a Windows backend", "--hv", "-k", "k",
+		     "--net", "dio", NULL);
+	expect_error("option --net needs a value", "--hv", "-k", "k", "--net", NULL);
+	expect_error("unknown option '--nic=1'", "--hv", "-k", "k", "--nic=1", NULL);
+}
+
+static int net_parse(const char *s, struct net_cli_spec *ns, char *err)
+{
+	memset(err, 0, 256);
+	int ret = net_cli_spec_parse(s, ns, err, 256);
+	if (ret < 0)
+		assert_null(strchr(err, '\n'));
+	return ret;
+}
+
+static void expect_net_error(const char *spec, const char *needle)
+{
+	struct net_cli_spec ns;
+	char err[256];
+	assert_int_equal(net_parse(spec, &ns, err), -EINVAL);
+	if (!strstr(err, needle))
+		fail_msg("'%s': error '%s' does not mention '%s'", spec, err, needle);
+}
+
+static void test_net_spec(void **state)
+{
+	(void)state;
+	struct net_cli_spec ns;
+	char err[256];
+
+	assert_int_equal(net_parse("consomme", &ns, err), 0);
+	assert_int_equal(ns.backend.kind, NET_BACKEND_CONSOMME);
+	assert_int_equal(ns.backend.network, 0x0a000000);
+	assert_int_equal(ns.backend.prefix, 24);
+	assert_int_equal(net_consomme_gateway(&ns.backend), 0x0a000001);
+	assert_int_equal(net_consomme_guest(&ns.backend), 0x0a000002);
+	assert_int_equal(ns.backend.nfwd, 0);
+	assert_int_equal(ns.queues, 1);
+	assert_false(ns.uh || ns.vtl2 || ns.pcie_port);
+
+	/* Host bits are dropped, as a network address is meant. */
+	assert_int_equal(net_parse("consomme:172.16.5.9/16", &ns, err), 0);
+	assert_int_equal(ns.backend.network, 0xac100000);
+	assert_int_equal(ns.backend.prefix, 16);
+
+	assert_int_equal(net_parse("uh:vtl2:queues=4:pcie_port=rp0:consomme:10.1.2.0/24,"
+				   "hostfwd=tcp:127.0.0.1:2222-:22,"
+				   "hostfwd=udp::5353-10.1.2.9:53", &ns, err), 0);
+	assert_true(ns.uh && ns.vtl2 && ns.pcie_port);
+	assert_int_equal(ns.queues, 4);
+	assert_int_equal(ns.backend.nfwd, 2);
+	assert_false(ns.backend.fwd[0].udp);
+	assert_int_equal(ns.backend.fwd[0].host_addr, htonl(0x7f000001));
+	assert_int_equal(ns.backend.fwd[0].host_port, 2222);
+	assert_int_equal(ns.backend.fwd[0].guest_addr, 0);
+	assert_int_equal(ns.backend.fwd[0].guest_port, 22);
+	assert_true(ns.backend.fwd[1].udp);
+	assert_int_equal(ns.backend.fwd[1].host_addr, 0);
+	assert_int_equal(ns.backend.fwd[1].guest_addr, htonl(0x0a010209));
+	assert_int_equal(ns.backend.fwd[1].guest_port, 53);
+
+	/* hostfwd without a CIDR: the default network. */
+	assert_int_equal(net_parse("consomme,hostfwd=tcp::65535-:1", &ns, err), 0);
+	assert_int_equal(ns.backend.fwd[0].host_port, 65535);
+	assert_int_equal(ns.backend.prefix, 24);
+
+	assert_int_equal(net_parse("tap:tap0", &ns, err), 0);
+	assert_int_equal(ns.backend.kind, NET_BACKEND_TAP);
+	assert_string_equal(ns.backend.tap, "tap0");
+	assert_int_equal(net_parse("queues=16:tap:a-very-long-nm", &ns, err), 0);
+	assert_int_equal(ns.queues, 16);
+	assert_int_equal(net_parse("none", &ns, err), 0);
+	assert_int_equal(ns.backend.kind, NET_BACKEND_NONE);
+
+	expect_net_error("", "no backend");
+	expect_net_error("uh:", "no backend");
+	expect_net_error("nonex", "unknown backend 'nonex'");
+	expect_net_error("none,x", "unknown backend");
+	expect_net_error("consommex", "unknown backend 'consommex'");
+	expect_net_error("dio:xyz", "Windows");
+	expect_net_error("tap:", "not an interface name");
+	expect_net_error("tap:0123456789abcdef", "not an interface name");
+	expect_net_error("tap:a/b", "not an interface name");
+	expect_net_error("tap:a:b", "not an interface name");
+	expect_net_error("tap:..", "not an interface name");
+	expect_net_error("queues=0:consomme", "queues= needs a number from 1 to 16");
+	expect_net_error("queues=17:consomme", "queues=");
+	expect_net_error("queues=x:consomme", "queues=");
+	expect_net_error("queues=2", "queues=");
+	expect_net_error("queues=2:queues=2:consomme", "given twice");
+	expect_net_error("pcie_port=:consomme", "pcie_port=");
+	expect_net_error("consomme:", "is not a CIDR");
+	expect_net_error("consomme:10.0.0.0", "is not a CIDR");
+	expect_net_error("consomme:10.0.0/24", "is not a CIDR");
+	expect_net_error("consomme:10.0.0.0/33", "is not a CIDR");
+	expect_net_error("consomme:10.0.0.0/-1", "is not a CIDR");
+	expect_net_error("consomme:10.0.0.0/24x", "is not a CIDR");
+	expect_net_error("consomme:10.0.0.0/28", "prefix /28 out of range");
+	expect_net_error("consomme:0.0.0.0/0", "prefix /0 out of range");
+	expect_net_error("consomme,foo=1", "unknown option 'foo=1'");
+	expect_net_error("consomme,", "unknown option ''");
+	expect_net_error("consomme,hostfwd=", "expected tcp: or udp:");
+	expect_net_error("consomme,hostfwd=sctp::1-:2", "expected tcp: or udp:");
+	expect_net_error("consomme,hostfwd=tcp:8080:80", "expected PROTO:");
+	expect_net_error("consomme,hostfwd=tcp::8080-80", "expected PROTO:");
+	expect_net_error("consomme,hostfwd=tcp::0-:80", "bad host port '0'");
+	expect_net_error("consomme,hostfwd=tcp::65536-:80", "bad host port");
+	expect_net_error("consomme,hostfwd=tcp::-:80", "bad host port ''");
+	expect_net_error("consomme,hostfwd=tcp::80-:", "bad guest port ''");
+	expect_net_error("consomme,hostfwd=tcp::80-:99999999999", "bad guest port");
+	expect_net_error("consomme,hostfwd=tcp:localhost:80-:80", "bad host address 'localhost'");
+	expect_net_error("consomme,hostfwd=tcp:1.2.3.4.5:80-:80", "bad host address");
+	expect_net_error("consomme,hostfwd=tcp::80-10.0.0:80", "bad guest address");
+	expect_net_error("consomme,hostfwd=tcp::80-192.168.1.2:80", "not a guest address");
+	expect_net_error("consomme,hostfwd=tcp::80-10.0.0.1:80", "not a guest address");
+	expect_net_error("consomme,hostfwd=tcp::80-10.0.0.255:80", "not a guest address");
+	expect_net_error("consomme,hostfwd=tcp::80-10.0.0.0:80", "not a guest address");
+	expect_net_error("consomme,hostfwd=tcp::80-:80,hostfwd=tcp::80-:81", "forwarded twice");
+	/* The same port for TCP and UDP, or on two host addresses, is fine. */
+	assert_int_equal(net_parse("consomme,hostfwd=tcp::80-:80,hostfwd=udp::80-:80,"
+				   "hostfwd=tcp:127.0.0.1:80-:81", &ns, err), 0);
+	char many[1024] = "consomme";
+	for (int i = 0; i < NET_MAX_HOSTFWD + 1; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many),
+			 ",hostfwd=tcp::%d-:80", 1000 + i);
+	expect_net_error(many, "too many hostfwd=");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +401,8 @@ int main(void)
 		cmocka_unit_test(test_hv_flags),
 		cmocka_unit_test(test_hv_errors),
 		cmocka_unit_test(test_storage_flags),
+		cmocka_unit_test(test_net_flags),
+		cmocka_unit_test(test_net_spec),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
