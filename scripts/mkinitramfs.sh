@@ -23,6 +23,7 @@ set -euo pipefail
 GUEST_MODULES=(hv_vmbus hv_storvsc hv_netvsc hv_utils hv_sock vsock)
 INIT="$ROOT/scripts/guest/init"
 PROFILE="$ROOT/scripts/guest/profile"
+UDHCPC_SCRIPT="$ROOT/scripts/guest/udhcpc.script"
 BUSYBOX=${HVMM_BUSYBOX:-/bin/busybox}
 COMPRESS=${HVMM_INITRD_COMPRESS:-gzip}
 read -r -a TOOLS <<<"${HVMM_GUEST_TOOLS:-}"
@@ -184,6 +185,8 @@ populate() {
     mknod -m 0666 "$stage/dev/null" c 1 3
     install -m 0755 "$INIT" "$stage/init"
     install -m 0644 "$PROFILE" "$stage/etc/profile"
+    # busybox udhcpc applies a lease only through this script.
+    install -D -m 0755 "$UDHCPC_SCRIPT" "$stage/usr/share/udhcpc/default.script"
     echo 'root:x:0:0:root:/root:/bin/sh' >"$stage/etc/passwd"
     echo 'root:x:0:' >"$stage/etc/group"
     echo 'hvmm-guest' >"$stage/etc/hostname"
@@ -213,7 +216,7 @@ write_cpio() {
 }
 
 # Busybox and modules count by content, not by where they were unpacked.
-inputs=("$SELF" "$COMMON_SH" "$INIT" "$PROFILE" "compress=$COMPRESS"
+inputs=("$SELF" "$COMMON_SH" "$INIT" "$PROFILE" "$UDHCPC_SCRIPT" "compress=$COMPRESS"
     "busybox=$(sha256sum <"$BUSYBOX" | cut -d' ' -f1)")
 if [[ ${#TOOLS[@]} -gt 0 ]]; then
     need_cmd ldd:libc-bin
