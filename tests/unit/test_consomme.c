@@ -4,10 +4,14 @@
  * backend the way core/network.c does. DHCP DISCOVER gets an OFFER of
  * 10.0.0.2 (or .2 of the --net CIDR); ARP for the gateway is answered; a
  * host connection to a hostfwd port becomes a TCP SYN towards the guest.
- * Also the `none` backend and tap's error for a missing device.
+ * Also the `none` backend, tap's error for a missing device and, where the
+ * test may create one (CAP_NET_ADMIN), frames both ways through a real tap.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -16,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -349,6 +354,98 @@ static void test_none_and_tap_errors(void **state)
 	assert_non_null(strstr(err, "tap:hvmm-no-such0: no such interface"));
 }
 
+/* Creates (persist=1) or deletes (0) a tap device; false without privilege. */
+static bool tap_persist(const char *name, int persist)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	bool ok = ioctl(fd, TUNSETIFF, &ifr) == 0 && ioctl(fd, TUNSETPERSIST, persist) == 0;
+	close(fd);
+	return ok;
+}
+
+/* The host side of a tap at 192.0.2.1/24, up. */
+static bool tap_configure(const char *name)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return false;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	struct sockaddr_in *a = (struct sockaddr_in *)&ifr.ifr_addr;
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(0xc0000201);
+	bool ok = ioctl(s, SIOCSIFADDR, &ifr) == 0;
+	a->sin_addr.s_addr = htonl(0xffffff00);
+	ok = ok && ioctl(s, SIOCSIFNETMASK, &ifr) == 0;
+	ok = ok && ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+	ifr.ifr_flags |= IFF_UP;
+	ok = ok && ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+	close(s);
+	return ok;
+}
+
+static unsigned long long tap_stat(const char *name, const char *stat)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/sys/class/net/%s/statistics/%s", name, stat);
+	FILE *f = fopen(path, "r");
+	unsigned long long v = 0;
+	if (f) {
+		if (fscanf(f, "%llu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
+}
+
+/*
+ * A real tap (needs CAP_NET_ADMIN): frames the backend sends are counted by
+ * the host's interface; frames the host sends (IPv6 neighbour discovery and
+ * MLD when an interface comes up, where IPv6 is on) reach the callback.
+ */
+static void test_tap_frames(void **state)
+{
+	(void)state;
+	static struct capture cap;
+	char name[IFNAMSIZ];
+	snprintf(name, sizeof(name), "hvmmt%u", (unsigned)getpid() % 100000);
+	if (!tap_persist(name, 1)) {
+		print_message("skipped: cannot create a tap device (needs CAP_NET_ADMIN)\n");
+		return;
+	}
+	char spec[32];
+	snprintf(spec, sizeof(spec), "tap:%s", name);
+	struct net_backend *b = open_spec(spec, &cap);
+	if (!tap_configure(name)) {
+		net_backend_close(b);
+		tap_persist(name, 0);
+		print_message("skipped: cannot configure %s\n", name);
+		return;
+	}
+	unsigned long long before = tap_stat(name, "rx_packets");
+	uint8_t f[64];
+	for (int i = 0; i < 5; i++)
+		net_backend_send(b, f, arp_frame(f, 1, NULL, 0xc0000202, 0xc0000201));
+	unsigned long long after = tap_stat(name, "rx_packets");
+	cap.n = 0;
+	for (int round = 0; round < 150 && !cap.n; round++)
+		poll_once(b, 20);
+	bool ipv6 = access("/proc/sys/net/ipv6/conf/all/disable_ipv6", F_OK) == 0;
+	unsigned got = cap.n;
+	net_backend_close(b);
+	tap_persist(name, 0);
+	assert_true(after >= before + 5);
+	if (ipv6)
+		assert_true(got >= 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +453,7 @@ int main(void)
 		cmocka_unit_test(test_arp_gateway),
 		cmocka_unit_test(test_hostfwd_syn),
 		cmocka_unit_test(test_none_and_tap_errors),
+		cmocka_unit_test(test_tap_frames),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
