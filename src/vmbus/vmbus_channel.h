@@ -62,6 +62,13 @@ struct vmbus_device_ops {
 	 * vCPU thread: must not block.
 	 */
 	void (*notify)(void *dev, struct vmbus_channel *ch);
+	/*
+	 * Optional (NULL: not told). The guest tore down (or a reset dropped)
+	 * GPADL gpadl_id that it had created on this channel. A device that
+	 * kept the GPADL's pages (vmbus_channel_gpadl_map) stops using them:
+	 * the guest may reuse that memory. Server lock held: must not block.
+	 */
+	void (*gpadl_torndown)(void *dev, struct vmbus_channel *ch, uint32_t gpadl_id);
 };
 
 struct vmbus_offer {
@@ -142,6 +149,25 @@ int vmbus_channel_gpadl_read(struct vmbus_channel *ch, uint32_t gpadl_id,
 			     uint64_t off, void *dst, size_t len);
 int vmbus_channel_gpadl_write(struct vmbus_channel *ch, uint32_t gpadl_id,
 			      uint64_t off, const void *src, size_t len);
+
+/*
+ * The host pages of a GPADL the guest created on this channel, for a device
+ * that uses a buffer for long (netvsc's receive and send buffers) without
+ * taking the server lock for every copy. On success pages is a malloc'd
+ * array (the caller frees it) of npages pointers, each to VMBUS_PAGE bytes
+ * of guest RAM, and len is the GPADL's byte count (<= npages * VMBUS_PAGE).
+ * The pointers stay valid while guest RAM is mapped (hvmm: the VM's life),
+ * so a teardown does not make them dangle; it only means the guest may
+ * reuse the memory (see the gpadl_torndown op). Takes the server lock.
+ * 0, -ENOENT (no complete GPADL of that id on this channel), -ENOMEM.
+ */
+struct vmbus_gpadl_pages {
+	uint8_t **pages;
+	uint32_t npages;
+	uint64_t len;
+};
+int vmbus_channel_gpadl_map(struct vmbus_channel *ch, uint32_t gpadl_id,
+			    struct vmbus_gpadl_pages *out);
 
 /*
  * hv_sock: the guest's connect() to a host service arrives as

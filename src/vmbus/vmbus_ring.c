@@ -363,3 +363,22 @@ int vmbus_channel_gpadl_write(struct vmbus_channel *ch, uint32_t gpadl_id,
 {
 	return gpadl_copy(ch, gpadl_id, off, (void *)src, len, true);
 }
+
+int vmbus_channel_gpadl_map(struct vmbus_channel *ch, uint32_t gpadl_id,
+			    struct vmbus_gpadl_pages *out)
+{
+	vmbus_lock(ch->srv);
+	struct vmbus_gpadl *g = chan_gpadl(ch, gpadl_id);
+	int ret = g ? 0 : -ENOENT;
+	uint8_t **pages = NULL;
+	if (g && !(pages = malloc(g->npages * sizeof(*pages))))
+		ret = -ENOMEM;
+	if (ret == 0) {
+		memcpy(pages, g->pages, g->npages * sizeof(*pages));
+		out->pages = pages;
+		out->npages = g->npages;
+		out->len = g->byte_count;
+	}
+	vmbus_unlock(ch->srv);
+	return ret;
+}

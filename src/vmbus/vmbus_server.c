@@ -116,8 +116,23 @@ static void close_channel(struct vmbus_channel *ch)
 	vmbus_rings_detach(ch);
 }
 
+/* Tells the channel's device, if it asked, that g goes away. Lock held. */
+static void gpadl_gone(struct vmbus_server *srv, struct vmbus_gpadl *g)
+{
+	if (!g->complete || !g->pages)
+		return;
+	for (struct vmbus_channel *ch = srv->channels; ch; ch = ch->next) {
+		if (ch->relid == g->relid) {
+			if (ch->ops->gpadl_torndown)
+				ch->ops->gpadl_torndown(ch->dev, ch, g->id);
+			return;
+		}
+	}
+}
+
 static void free_gpadl(struct vmbus_server *srv, struct vmbus_gpadl *g)
 {
+	gpadl_gone(srv, g);
 	for (struct vmbus_gpadl **pp = &srv->gpadls; *pp; pp = &(*pp)->next) {
 		if (*pp == g) {
 			*pp = g->next;

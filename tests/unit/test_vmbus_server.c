@@ -4,7 +4,8 @@
  * (hyperv-linux-guest.md §6): version negotiation (accepted, rejected,
  * capped by max_version, connection id 4 at >= 5.0), offers, GPADL header
  * and bodies and every bad form, open (bad GPADL, offset, target VP),
- * close, teardown, unload, modify-channel, rescind, TL_CONNECT; every
+ * close, teardown (the device told), GPADL pages for devices, unload,
+ * modify-channel, rescind, TL_CONNECT; every
  * handler with short, oversized and garbage messages gets its reply or is
  * dropped, never crashes, and never posts a malformed message.
  */
@@ -287,6 +288,90 @@ static void test_gpadl_access(void **state)
 	m = fake_next(f);
 	assert_int_equal(m32(m, 0), 12);
 	assert_int_equal(m32(m, 8), 99);
+	assert_false(f->lock_error);
+	fake_free(f);
+}
+
+/* A device that wants to hear of torn-down GPADLs (netvsp does). */
+struct tdev {
+	struct fake_dev d;
+	unsigned torndown;
+	uint32_t last_id;
+};
+
+static void tdev_torndown(void *dev, struct vmbus_channel *ch, uint32_t id)
+{
+	(void)ch;
+	struct tdev *t = dev;
+	t->torndown++;
+	t->last_id = id;
+}
+
+static const struct vmbus_device_ops tdev_ops = {
+	.open = fdev_open, .close = fdev_close, .notify = fdev_notify,
+	.gpadl_torndown = tdev_torndown,
+};
+
+static void test_gpadl_map(void **state)
+{
+	(void)state;
+	struct fake *f = fake_new(0, 1);
+	struct tdev t = { 0 };
+	struct vmbus_offer o = { 0 };
+	memset(o.if_type.b, 0x41, 16);
+	memset(o.if_instance.b, 0x42, 16);
+	assert_int_equal(vmbus_offer(f->srv, &o, &tdev_ops, &t, &t.d.ch), 0);
+	struct fake_dev other = { 0 };
+	other.ch = fake_offer(f, &other, 2);
+	assert_int_equal(linux_negotiate(f, 0), V(5, 3));
+	uint32_t relid = vmbus_channel_relid(t.d.ch);
+	uint64_t pfns[3] = { 400, 123, 77 };
+	guest_gpadl(f, relid, 9, pfns, 3);
+	assert_int_equal(created(f, relid, 9), 0);
+	struct vmbus_gpadl_pages gp = { 0 };
+	assert_int_equal(vmbus_channel_gpadl_map(t.d.ch, 9, &gp), 0);
+	assert_int_equal(gp.npages, 3);
+	assert_int_equal(gp.len, 3 * 4096);
+	for (int i = 0; i < 3; i++)
+		assert_ptr_equal(gp.pages[i], f->ram + pfns[i] * 4096);
+	free(gp.pages);
+	/* Unknown ids, and GPADLs of another channel, are not handed out. */
+	assert_int_equal(vmbus_channel_gpadl_map(t.d.ch, 10, &gp), -ENOENT);
+	assert_int_equal(vmbus_channel_gpadl_map(other.ch, 9, &gp), -ENOENT);
+	/* An incomplete GPADL (bodies missing) is not handed out either. */
+	uint64_t many[40];
+	for (int i = 0; i < 40; i++)
+		many[i] = 500 + i;
+	uint8_t m[240] = { 0 };
+	p32(m, 0, 8);
+	p32(m, 8, relid);
+	p32(m, 12, 11);
+	p16(m, 16, 8 + 8 * 40);
+	p16(m, 18, 1);
+	p32(m, 20, 40 * 4096);
+	for (int i = 0; i < 26; i++)
+		p64(m, 28 + 8 * i, many[i]);
+	guest_post(f, 1, m, 28 + 8 * 26);
+	assert_null(fake_next(f));
+	assert_int_equal(vmbus_channel_gpadl_map(t.d.ch, 11, &gp), -ENOENT);
+	/* Teardown tells the device, once, with the id; other channels' not. */
+	guest_simple(f, 11, relid, 9);
+	assert_int_equal(m32(fake_next(f), 0), 12);
+	assert_int_equal(t.torndown, 1);
+	assert_int_equal(t.last_id, 9);
+	assert_int_equal(vmbus_channel_gpadl_map(t.d.ch, 9, &gp), -ENOENT);
+	uint32_t orelid = vmbus_channel_relid(other.ch);
+	guest_gpadl(f, orelid, 12, pfns, 1);
+	assert_int_equal(created(f, orelid, 12), 0);
+	guest_simple(f, 11, orelid, 12);
+	assert_int_equal(m32(fake_next(f), 0), 12);
+	assert_int_equal(t.torndown, 1);
+	/* An UNLOAD drops the rest: the device hears of its complete GPADLs. */
+	guest_gpadl(f, relid, 13, pfns, 2);
+	assert_int_equal(created(f, relid, 13), 0);
+	guest_simple(f, 16, 0, 0);
+	assert_int_equal(t.torndown, 2);
+	assert_int_equal(t.last_id, 13);
 	assert_false(f->lock_error);
 	fake_free(f);
 }
@@ -836,6 +921,7 @@ int main(void)
 		cmocka_unit_test(test_offers),
 		cmocka_unit_test(test_gpadl_multi_body),
 		cmocka_unit_test(test_gpadl_access),
+		cmocka_unit_test(test_gpadl_map),
 		cmocka_unit_test(test_gpadl_bad),
 		cmocka_unit_test(test_gpadl_caps),
 		cmocka_unit_test(test_open_close),
