@@ -1,0 +1,156 @@
+/*
+ * Internal to netvsp (netvsp.c: VMBus channel, NVSP, the guest's buffers,
+ * the receive path; netvsp_rndis.c: RNDIS messages in both directions).
+ * Wire formats follow Linux's drivers/net/hyperv/hyperv_net.h and
+ * include/linux/rndis.h; all fields little-endian, offsets in bytes.
+ */
+#ifndef HVMM_DEV_NETVSP_IMPL_H
+#define HVMM_DEV_NETVSP_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dev/netvsp.h"
+#include "vmbus/vmbus_channel.h"
+
+/* NVSP message types (u32 at offset 0 of every 40-byte nvsp_message). */
+#define NVSP_MSG_INIT 1
+#define NVSP_MSG_INIT_COMPLETE 2
+#define NVSP_MSG1_SEND_NDIS_VER 100
+#define NVSP_MSG1_SEND_RECV_BUF 101
+#define NVSP_MSG1_SEND_RECV_BUF_COMPLETE 102
+#define NVSP_MSG1_REVOKE_RECV_BUF 103
+#define NVSP_MSG1_SEND_SEND_BUF 104
+#define NVSP_MSG1_SEND_SEND_BUF_COMPLETE 105
+#define NVSP_MSG1_REVOKE_SEND_BUF 106
+#define NVSP_MSG1_SEND_RNDIS_PKT 107
+#define NVSP_MSG1_SEND_RNDIS_PKT_COMPLETE 108
+#define NVSP_MSG2_SEND_NDIS_CONFIG 125
+#define NVSP_MSG4_SEND_VF_ASSOCIATION 128
+#define NVSP_MSG4_SWITCH_DATA_PATH 129
+#define NVSP_MSG5_SUBCHANNEL 133
+#define NVSP_MSG5_SEND_INDIRECTION_TABLE 134
+
+#define NVSP_STAT_SUCCESS 1
+#define NVSP_STAT_FAIL 2
+#define NVSP_MSG_SIZE 40u
+#define NVSP_INVALID_INDEX 0xFFFFFFFFu
+
+/* RNDIS message types; completions have bit 31 set. */
+#define RNDIS_MSG_PACKET 1
+#define RNDIS_MSG_INIT 2
+#define RNDIS_MSG_HALT 3
+#define RNDIS_MSG_QUERY 4
+#define RNDIS_MSG_SET 5
+#define RNDIS_MSG_RESET 6
+#define RNDIS_MSG_INDICATE 7
+#define RNDIS_MSG_KEEPALIVE 8
+#define RNDIS_MSG_COMPLETION 0x80000000u
+
+#define RNDIS_STATUS_SUCCESS 0
+#define RNDIS_STATUS_FAILURE 0xC0000001u
+#define RNDIS_STATUS_NOT_SUPPORTED 0xC00000BBu
+#define RNDIS_STATUS_INVALID_LENGTH 0xC0010014u
+#define RNDIS_STATUS_INVALID_DATA 0xC0010015u
+#define RNDIS_STATUS_MEDIA_CONNECT 0x4001000Bu
+#define RNDIS_STATUS_MEDIA_DISCONNECT 0x4001000Cu
+
+#define RNDIS_HEADER 8u         /* type, msg_len */
+#define RNDIS_PACKET_BODY 36u   /* rndis_packet: data_offset .. reserved */
+#define RNDIS_PPI_HEADER 12u    /* rndis_per_packet_info: size, type, offset */
+#define RNDIS_PPI_8021Q 6u      /* IEEE_8021Q_INFO */
+
+/* Sizes we choose. */
+#define NETVSP_RECV_SECTION_MIN 1728u  /* Hyper-V's; holds 1514 + headers */
+#define NETVSP_SEND_SECTION 6144u
+#define NETVSP_MAX_SECTIONS 65536u     /* receive sections we track */
+#define NETVSP_PKT_MAX 8192u           /* one guest-to-host ring packet */
+#define NETVSP_TX_FRAME_MAX 65535u     /* no LSO advertised: far above any MTU */
+#define NETVSP_STREAM_MAX (NETVSP_SEND_SECTION + NETVSP_TX_FRAME_MAX + 2 * 4096u)
+#define NETVSP_COMP_BACKLOG 4u         /* NVSP completions waiting for ring room */
+#define NETVSP_CTL_QUEUE 8u            /* RNDIS responses waiting for a section */
+#define NETVSP_CTL_MAX 256u            /* largest RNDIS response we build */
+#define NETVSP_RX_TID_TAG (1ull << 63) /* our transfer-page packets' trans_ids */
+
+/* One guest buffer (receive or send), its pages mapped once at setup. */
+struct netvsp_gbuf {
+	bool valid;
+	uint32_t gpadl;
+	uint16_t id;          /* the guest's buffer id (0xCAFE, 0) */
+	struct vmbus_gpadl_pages map;
+	uint32_t section_size;
+	uint32_t sections;
+};
+
+struct netvsp {
+	struct netvsp_config cfg;
+	struct netvsp_host host;
+	struct vmbus_channel *ch;
+	/* Everything below is under the device lock (host.lock). */
+	bool open;
+	uint32_t gen;         /* bumped at every open and close */
+	struct netvsp_stats stats;
+	uint32_t nvsp_version; /* 0 until INIT */
+	struct netvsp_gbuf rbuf, sbuf;
+	uint32_t rbuf_gen;    /* part of receive trans_ids: stale completions miss */
+	uint32_t *rfree;      /* free receive sections, a stack */
+	uint32_t nfree;
+	uint8_t *rbusy;       /* per section: owned by the guest until completed */
+	uint32_t max_frame;   /* longest frame netvsp_rx() takes */
+	/* RNDIS */
+	bool rndis_ready;     /* INIT done, no HALT since */
+	uint32_t filter;      /* RNDIS_OID_GEN_CURRENT_PACKET_FILTER */
+	bool link_up;
+	bool link_pending;    /* an INDICATE to send */
+	/* Replies that found no room, in order. */
+	struct {
+		uint64_t trans_id;
+		uint32_t len;
+		uint8_t msg[NVSP_MSG_SIZE];
+	} comp[NETVSP_COMP_BACKLOG];
+	unsigned ncomp;
+	struct {
+		uint32_t len;
+		uint8_t msg[NETVSP_CTL_MAX];
+	} ctl[NETVSP_CTL_QUEUE];
+	unsigned nctl;
+	/* Device thread only. */
+	uint8_t pkt[NETVSP_PKT_MAX];
+	uint8_t *stream;      /* NETVSP_STREAM_MAX: RNDIS bytes of one send */
+};
+
+static inline uint16_t nv_g16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t nv_g32(const uint8_t *p) { return nv_g16(p) | (uint32_t)nv_g16(p + 2) << 16; }
+static inline uint64_t nv_g64(const uint8_t *p) { return nv_g32(p) | (uint64_t)nv_g32(p + 4) << 32; }
+static inline void nv_p16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void nv_p32(uint8_t *p, uint32_t v)
+{
+	nv_p16(p, (uint16_t)v);
+	nv_p16(p + 2, (uint16_t)(v >> 16));
+}
+
+/* netvsp.c */
+/*
+ * Copies one RNDIS message (a then b) into a free receive section and sends
+ * the transfer-page packet. Lock held. 0, -EAGAIN (no section or ring
+ * room), -ENETDOWN (no receive buffer or channel).
+ */
+int netvsp_rx_put(struct netvsp *nv, const void *a, uint32_t alen, const void *b,
+		  uint32_t blen, bool control);
+/* A malformed guest message: counted; the caller logs. */
+void netvsp_guest_error(struct netvsp *nv);
+
+/* netvsp_rndis.c (lock held; the device thread) */
+/*
+ * Handles the RNDIS messages in stream[0..len) (one send from the guest).
+ * Frames go to host.tx with the lock released; returns false if the
+ * channel closed meanwhile (stop touching it), else true; *bad tells of
+ * malformed input.
+ */
+bool netvsp_rndis_stream(struct netvsp *nv, uint8_t *s, uint32_t len, bool *bad);
+/* Sends queued RNDIS responses and a pending link indication. True when none waits. */
+bool netvsp_rndis_flush(struct netvsp *nv);
+/* Forgets RNDIS state (open, close, HALT). */
+void netvsp_rndis_reset(struct netvsp *nv);
+
+#endif
