@@ -22,6 +22,7 @@
 
 #include "core/devices.h"
 #include "core/log.h"
+#include "core/network.h"
 #include "core/storage.h"
 #include "core/vmbus_glue.h"
 #include "hv/hv.h"
@@ -150,6 +151,9 @@ int vm_prepare(struct vm *vm, const struct hvmm_config *cfg, struct evloop *loop
 	ret = storage_open(cfg, &vm->storage);
 	if (ret < 0)
 		return ret;
+	ret = network_open(cfg, &vm->network);
+	if (ret < 0)
+		return ret;
 	vm->quit_status = -1;
 	vm->cmdline = build_cmdline(vm, cfg);
 	if (!vm->cmdline)
@@ -159,6 +163,8 @@ int vm_prepare(struct vm *vm, const struct hvmm_config *cfg, struct evloop *loop
 
 void vm_release(struct vm *vm)
 {
+	network_close(vm->network);
+	vm->network = NULL;
 	storage_close(vm->storage);
 	vm->storage = NULL;
 	free_images(vm);

@@ -28,6 +28,7 @@ struct hv;
 struct vm_devices;
 struct vmbus_glue;
 struct storage;
+struct network;
 
 struct vm_vcpu {
 	struct vm *vm;
@@ -56,6 +57,7 @@ struct vm {
 	struct hv *hv;             /* Hyper-V state (src/hv); NULL without --hv */
 	struct vmbus_glue *vmbus;  /* owned by core/vmbus_glue.c; NULL without VMBus */
 	struct storage *storage;   /* --disk: opened once, survive resets */
+	struct network *network;   /* --nic/--net backends: opened once, survive resets */
 	int64_t tsc_offset;        /* guest TSC - host TSC (for hv's reference time) */
 
 	/* Kernel and initrd file contents, read once and reused on reset. */

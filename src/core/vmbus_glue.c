@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/network.h"
 #include "core/storage.h"
 #include "core/vm.h"
 #include "dev/hvutil.h"
@@ -112,6 +113,17 @@ int vmbus_glue_create(struct vm *vm)
 		free(g);
 		return ret;
 	}
+	ret = network_attach_vmbus(vm->network, g->srv, &vm->mem);
+	if (ret < 0) {
+		/* The server first (channels close), then the NICs' threads. */
+		vmbus_server_destroy(g->srv);
+		hvutil_detach(g->utils);
+		storage_detach_vmbus(vm->storage);
+		network_detach_vmbus(vm->network);
+		pthread_mutex_destroy(&g->lock);
+		free(g);
+		return ret;
+	}
 	hv_set_connection_handlers(vm->hv, on_post, on_signal, g);
 	pthread_mutex_lock(&vm->lock);
 	vm->vmbus = g;
@@ -132,6 +144,8 @@ void vmbus_glue_destroy(struct vm *vm)
 	vmbus_server_destroy(g->srv);
 	hvutil_detach(g->utils);
 	storage_detach_vmbus(vm->storage);
+	/* Then the NICs' threads stop and their netvsps go. */
+	network_detach_vmbus(vm->network);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
 }
