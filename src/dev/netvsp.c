@@ -61,11 +61,10 @@ static void rbuf_drop(struct netvsp *nv)
 {
 	gbuf_drop(&nv->rbuf);
 	free(nv->rfree);
-	free(nv->rbusy);
+	free(nv->rseq);
 	nv->rfree = NULL;
-	nv->rbusy = NULL;
+	nv->rseq = NULL;
 	nv->nfree = 0;
-	nv->rbuf_gen++;
 }
 
 /* Back to a freshly offered NIC (open, close). Lock held. */
@@ -132,9 +131,10 @@ static void reply_status(struct netvsp *nv, const struct vmbus_packet_info *info
 	reply(nv, info, m);
 }
 
-static uint64_t rx_tid(const struct netvsp *nv, uint32_t idx)
+static uint32_t next_seq(struct netvsp *nv)
 {
-	return NETVSP_RX_TID_TAG | (uint64_t)(nv->rbuf_gen & 0x7FFFFFFFu) << 32 | idx;
+	nv->rx_seq = nv->rx_seq % 0x7FFFFFFFu + 1;
+	return nv->rx_seq;
 }
 
 int netvsp_rx_put(struct netvsp *nv, const void *a, uint32_t alen, const void *b,
@@ -163,14 +163,16 @@ int netvsp_rx_put(struct netvsp *nv, const void *a, uint32_t alen, const void *b
 	nv_p32(m + 4, control ? 1 : 0);
 	nv_p32(m + 8, NVSP_INVALID_INDEX);
 	nv_p32(m + 12, total);
+	uint32_t seq = next_seq(nv);
 	int ret = vmbus_channel_send(nv->ch, VMBUS_PACKET_DATA_USING_XFER_PAGES,
-				     VMBUS_PACKET_FLAG_COMPLETION_REQUESTED, rx_tid(nv, idx),
+				     VMBUS_PACKET_FLAG_COMPLETION_REQUESTED,
+				     NETVSP_RX_TID_TAG | (uint64_t)seq << 32 | idx,
 				     hdr, sizeof(hdr), m, sizeof(m));
 	if (ret < 0) {
 		nv->rfree[nv->nfree++] = idx;
 		return ret == -EAGAIN ? -EAGAIN : -ENETDOWN;
 	}
-	nv->rbusy[idx] = 1;
+	nv->rseq[idx] = seq;
 	return 0;
 }
 
@@ -227,9 +229,9 @@ static bool do_recv_buf(struct netvsp *nv, const struct vmbus_packet_info *info,
 		count = NETVSP_MAX_SECTIONS;
 	if (ret == 0 && count) {
 		nv->rfree = malloc(count * sizeof(*nv->rfree));
-		nv->rbusy = calloc(count, 1);
+		nv->rseq = calloc(count, sizeof(*nv->rseq));
 	}
-	if (ret < 0 || !count || !nv->rfree || !nv->rbusy) {
+	if (ret < 0 || !count || !nv->rfree || !nv->rseq) {
 		log_guest("netvsp: receive buffer (GPADL %#x) refused", gpadl);
 		netvsp_guest_error(nv);
 		if (ret == 0)
@@ -441,24 +443,16 @@ static void handle_comp(struct netvsp *nv, const struct vmbus_packet_info *info,
 	uint32_t mlen = len - info->data_offset;
 	const uint8_t *m = nv->pkt + info->data_offset;
 	uint64_t tid = info->trans_id;
-	uint32_t idx = (uint32_t)tid;
-	if (mlen < 8 || nv_g32(m) != NVSP_MSG1_SEND_RNDIS_PKT_COMPLETE || !(tid & NETVSP_RX_TID_TAG)) {
+	uint32_t idx = (uint32_t)tid, seq = (uint32_t)(tid >> 32) & 0x7FFFFFFFu;
+	if (mlen < 8 || nv_g32(m) != NVSP_MSG1_SEND_RNDIS_PKT_COMPLETE || !(tid & NETVSP_RX_TID_TAG) ||
+	    !nv->rbuf.valid || idx >= nv->rbuf.sections || !seq || nv->rseq[idx] != seq) {
 		log_guest("netvsp: bogus completion (id %#llx)", (unsigned long long)tid);
-		netvsp_guest_error(nv);
-		return;
-	}
-	if ((tid >> 32 & 0x7FFFFFFFu) != (nv->rbuf_gen & 0x7FFFFFFFu)) {
-		log_guest_debug("netvsp: completion for a revoked receive buffer");
-		return;
-	}
-	if (!nv->rbuf.valid || idx >= nv->rbuf.sections || !nv->rbusy[idx]) {
-		log_guest("netvsp: completion of receive section %u not in use", idx);
 		netvsp_guest_error(nv);
 		return;
 	}
 	if (nv_g32(m + 4) != NVSP_STAT_SUCCESS)
 		log_guest_debug("netvsp: the guest dropped a receive packet (status %u)", nv_g32(m + 4));
-	nv->rbusy[idx] = 0;
+	nv->rseq[idx] = 0;
 	nv->rfree[nv->nfree++] = idx;
 }
 
@@ -516,6 +510,8 @@ bool netvsp_poll(struct netvsp *nv)
 			break;
 		}
 	}
+	/* Completions just read may have freed sections for waiting responses. */
+	netvsp_rndis_flush(nv);
 	nv_unlock(nv);
 	return more;
 }

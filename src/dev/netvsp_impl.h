@@ -92,10 +92,15 @@ struct netvsp {
 	struct netvsp_stats stats;
 	uint32_t nvsp_version; /* 0 until INIT */
 	struct netvsp_gbuf rbuf, sbuf;
-	uint32_t rbuf_gen;    /* part of receive trans_ids: stale completions miss */
 	uint32_t *rfree;      /* free receive sections, a stack */
 	uint32_t nfree;
-	uint8_t *rbusy;       /* per section: owned by the guest until completed */
+	/*
+	 * Per section: 0 free, else the sequence number in the trans_id of the
+	 * packet that lent it to the guest; only that packet's completion frees
+	 * it (a stale or repeated one does not).
+	 */
+	uint32_t *rseq;
+	uint32_t rx_seq;      /* 1..2^31-1, wraps */
 	uint32_t max_frame;   /* longest frame netvsp_rx() takes */
 	/* RNDIS */
 	bool rndis_ready;     /* INIT done, no HALT since */
