@@ -664,7 +664,7 @@ static void test_rx(void **state)
 {
 	(void)state;
 	struct t *t = up_t();
-	uint8_t f[1514], msg[2048];
+	uint8_t f[1518], msg[2048];
 	uint64_t tids[NSECT];
 	uint32_t offs[NSECT];
 	/* Every section once: distinct offsets, correct framing. */
