@@ -6,12 +6,14 @@
  * takes over (nothing, NVSP only, buffers, RNDIS up); then each step is one
  * guest action chosen by the input: a ring packet with fuzzer-made
  * descriptor, header and NVSP bytes; bytes into a send-buffer section or a
- * data page (RNDIS messages for GPA ranges); completions of the host's
- * receive packets, right or wrong; a frame from the backend (netvsp_rx,
- * also from inside tx); link changes; a GPADL teardown; close and reopen;
- * a hostile ring index. netvsp runs after each. Checks beyond the
- * sanitizers: what netvsp sends the guest stays inside its receive buffer
- * and sections, and frames to the backend are Ethernet-sized.
+ * data page, sent from there (structured, so RNDIS parsing is reached
+ * often) or named by a raw packet; NVSP messages with chosen fields;
+ * completions of the host's receive packets, right or wrong; a frame from
+ * the backend (netvsp_rx, also from inside tx); link changes; a GPADL
+ * teardown; close and reopen; a hostile ring index. netvsp runs after
+ * each. Checks beyond the sanitizers: what netvsp sends the guest stays
+ * inside its receive buffer and sections, and frames to the backend are
+ * Ethernet-sized.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -250,7 +252,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t op = data[pos], a = data[pos + 1], b = data[pos + 2];
 		pos += 3;
 		size_t left = size - pos, n;
-		switch (op % 10) {
+		switch (op % 13) {
 		case 0: case 1: {
 			/* A ring packet: the fuzzer's bytes, our total length. */
 			uint32_t len = (uint32_t)(a % 96 + 2) * 8;
@@ -302,6 +304,60 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 9: /* a hostile write index */
 			gw32(&h->out, 0, (uint32_t)a << 8 | b);
+			break;
+		case 10: /* RNDIS bytes at a section's start, sent from there */
+			n = left < (size_t)b * 4 ? left : (size_t)b * 4;
+			pos += to_page(h, SBUF_PFN + (a & 1) * 6144 / 4096, (a & 1) * 6144 % 4096,
+				       data + pos, n);
+			gnvsp(h, 107, a >> 7, a & 1, (uint32_t)n + (a >> 1 & 3));
+			break;
+		case 11: { /* RNDIS bytes in data pages, sent GPA-direct */
+			n = left < (size_t)b * 8 ? left : (size_t)b * 8;
+			uint32_t off = (uint32_t)a * 15 % 4096;
+			uint8_t *tmp = malloc(n + 1);
+			if (!tmp)
+				abort();
+			memcpy(tmp, data + pos, n);
+			pos += n;
+			/* Across pages: DATA_PFN + 1 onwards, contiguous. */
+			for (size_t done = 0; done < n;) {
+				uint64_t at = off + done;
+				size_t c = to_page(h, DATA_PFN + 1 + at / 4096 % (DATA_PAGES - 1),
+						   (uint32_t)(at % 4096), tmp + done, n - done);
+				done += c;
+			}
+			free(tmp);
+			uint8_t pkt[96] = { 0 };
+			uint32_t np = (uint32_t)((off + n + 4095) / 4096);
+			if (np == 0 || np > DATA_PAGES - 1 || n == 0)
+				break;
+			uint32_t hdr = 8 + 8 + 8 * np;
+			hdr = (hdr + 7) & ~7u;
+			p16(pkt, 0, 9);
+			p16(pkt, 2, (uint16_t)((16 + hdr) / 8));
+			p16(pkt, 4, (uint16_t)((16 + hdr + 40) / 8));
+			p16(pkt, 6, 1);
+			p64(pkt, 8, ++h->next_tid);
+			p32(pkt, 20, 1);
+			p32(pkt, 24, (uint32_t)n);
+			p32(pkt, 28, off);
+			for (uint32_t i = 0; i < np; i++)
+				p64(pkt, 32 + 8 * i, DATA_PFN + 1 + i);
+			p32(pkt, 16 + hdr, 107);
+			p32(pkt, 16 + hdr + 4, b & 1);
+			p32(pkt, 16 + hdr + 8, 0xFFFFFFFF);
+			gput(h, pkt, 16 + hdr + 40);
+			break;
+		}
+		case 12: /* an NVSP message with fuzzer-chosen fields */
+			if (left >= 12) {
+				uint32_t x, y, z;
+				memcpy(&x, data + pos, 4);
+				memcpy(&y, data + pos + 4, 4);
+				memcpy(&z, data + pos + 8, 4);
+				pos += 12;
+				gnvsp(h, 100 + a % 35, x, y, z);
+			}
 			break;
 		}
 		run(h);

@@ -502,7 +502,7 @@ static uint32_t rpacket(uint8_t *out, const uint8_t *f, uint32_t flen, uint32_t 
 	p32(out, 32, ppi);
 	uint8_t *pi = out + 8 + 36;
 	p32(pi, 0, 16);   /* size */
-	p32(pi, 4, 21);   /* NBL_HASH_VALUE */
+	p32(pi, 4, 8);    /* NBL_HASH_VALUE */
 	p32(pi, 8, 12);
 	p32(pi, 12, 0xdeadbeef);
 	if (vlan) {
