@@ -75,11 +75,13 @@ int netvsp_create(struct vmbus_server *srv, const struct netvsp_config *cfg,
 bool netvsp_poll(struct netvsp *nv);
 
 /*
- * Device thread: gives one Ethernet frame (no FCS) to the guest.
- * 0 taken; -EAGAIN no free receive section or ring room now (the frame is
- * not taken; room appears after a later kick); -ENETDOWN the guest has not
- * opened the NIC, initialized RNDIS or set a packet filter (drop it);
- * -EMSGSIZE frame larger than the MTU allows.
+ * Device thread: gives one Ethernet frame (no FCS) to the guest; copied, so
+ * frame may be reused at once. 0 taken; -EAGAIN no free receive section or
+ * ring room now, or RNDIS responses still wait for one (the frame is not
+ * taken, and counted in rx_dropped; room appears after a later kick and
+ * netvsp_poll()); -ENETDOWN the guest has not opened the NIC, given its
+ * buffers, initialized RNDIS or set a non-zero packet filter (drop it);
+ * -EMSGSIZE empty, or larger than the MTU (+ Ethernet header and 802.1Q tag).
  */
 int netvsp_rx(struct netvsp *nv, const void *frame, size_t len);
 
