@@ -1,0 +1,207 @@
+#!/bin/bash
+# bench/nvme.sh: NVMe requests per second and MB/s, hvmm against QEMU 7.2,
+# driven by the same test guest (tests/guests/nvme_bench.elf: a polling
+# NVMe driver whose loops run in guest ring 3, so on PVM hosts the guest
+# side is native and the VMM is what is measured), and against the host's
+# own read rate of the backing file (fio). Writes the docs/BENCHMARKS.md
+# section between the "nvme-bench" markers (appended when absent).
+#
+# Workloads (each SECS seconds, one guest boot per run does all four):
+# 4 KiB random reads at QD1 and QD32, 128 KiB sequential reads and writes
+# at QD SEQQD (PRP lists). The backing file is BYTES long and holds the
+# pattern nvme_bench checks (every 8-byte word = 0xA5A5<<48 | its offset);
+# writes go to its last quarter, reads stay below.
+#
+# Cache mode: hvmm's file backend is buffered unless `;direct` (see
+# src/backend/disk_file.c), QEMU's -drive default is cache=writeback, also
+# through the host page cache: that pair is the default here, with the file
+# read once beforehand so both start warm. DIRECT=1 compares `file:F;direct`
+# with cache=none (O_DIRECT both) and measures the host with fio --direct=1.
+#
+# usage: bench/nvme.sh    env: RUNS=5 SECS=2 SEQQD=8 BYTES=1G DIRECT=0
+#        HVMM_BUILD=build IMG=<dir>/nvme-bench.img OUTPUT=docs/BENCHMARKS.md
+#        (OUTPUT=- : stdout only) QEMU=qemu-system-x86_64
+set -uo pipefail
+export LC_ALL=C
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${HVMM_BUILD:-$ROOT/build}
+RUNS=${RUNS:-5}
+SECS=${SECS:-2}
+SEQQD=${SEQQD:-8}
+BYTES=${BYTES:-1G}
+DIRECT=${DIRECT:-0}
+QEMU=${QEMU:-qemu-system-x86_64}
+OUTPUT=${OUTPUT:-$ROOT/docs/BENCHMARKS.md}
+IMG=${IMG:-$ROOT/.cache/bench/nvme-bench.img}
+ELF=$BUILD/tests/guests/nvme_bench.elf
+log() { echo "[bench/nvme $(date +%T)] $*" >&2; }
+
+if [ ! -x "$BUILD/hvmm" ] || [ ! -f "$ELF" ]; then
+	[ -d "$BUILD" ] || meson setup "$BUILD" "$ROOT" >&2 || exit 2
+	ninja -C "$BUILD" >&2 || exit 2
+fi
+[ -c /dev/kvm ] || { echo "bench/nvme.sh: no /dev/kvm" >&2; exit 2; }
+command -v "$QEMU" >/dev/null || { echo "bench/nvme.sh: no $QEMU" >&2; exit 2; }
+command -v fio >/dev/null || { echo "bench/nvme.sh: no fio (apt-get install fio)" >&2; exit 2; }
+size=$(numfmt --from=iec "$BYTES") || exit 2
+
+# The pattern file (kept between runs: writes only touch the last quarter,
+# which the reads never check).
+mkdir -p "$(dirname "$IMG")"
+if [ ! -f "$IMG" ] || [ "$(stat -c %s "$IMG")" != "$size" ]; then
+	log "writing the $BYTES pattern file $IMG"
+	python3 - "$IMG" "$size" <<'EOF' || exit 2
+import array, sys
+path, size = sys.argv[1], int(sys.argv[2])
+TAG, CH = 0xA5A5000000000000, 1 << 20
+with open(path + '.tmp', 'wb') as f:
+    for o in range(0, size, CH):
+        f.write(array.array('Q', range(TAG | o, TAG | (o + CH), 8)).tobytes())
+import os
+os.rename(path + '.tmp', path)
+EOF
+fi
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+val() { sed -n "s/.*[ ]$1=\([0-9.a-z-]*\).*/\1/p" "$2" | head -1; }
+median() { sort -n | awk '{a[NR]=$1} END{if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
+jobs="rr4k_qd1 rr4k_qd32 sr128k sw128k"
+APPEND="secs=$SECS seqqd=$SEQQD"
+if [ "$DIRECT" = 1 ]; then
+	HDISK="file:$IMG;direct" QCACHE=none MODE="O_DIRECT (hvmm \`file:F;direct\`, QEMU cache=none)"
+else
+	HDISK="file:$IMG" QCACHE=writeback MODE="host page cache (hvmm \`file:F\`, QEMU cache=writeback)"
+fi
+HVMM_CMD=("$BUILD/hvmm" -k "$ELF" -m 64MB --com1 stderr --nvme-pci id=nv0
+	--disk "$HDISK,on=nv0" -c "$APPEND")
+QEMU_CMD=("$QEMU" -enable-kvm -cpu host,-arch-capabilities -M q35 -m 64M
+	-nodefaults -no-user-config -nographic -serial stdio
+	-device isa-debug-exit,iobase=0xf4,iosize=4
+	-drive "file=$IMG,if=none,id=d0,format=raw,cache=$QCACHE"
+	-device nvme,drive=d0,serial=qemu-nv0 -kernel "$ELF" -append "$APPEND")
+
+START=$(date -u +%Y-%m-%dT%H:%MZ)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+[ "$DIRECT" = 1 ] || cat "$IMG" >/dev/null # warm the page cache
+
+# The host's own rate for the same file and request sizes (fio, io_uring).
+host_fio() { # name rw bs iodepth -> MB/s and IOPS
+	fio --name="$1" --filename="$IMG" --rw="$2" --bs="$3" --iodepth="$4" \
+		--ioengine=io_uring --direct="$DIRECT" --size=$((size / 4 * 3)) \
+		--runtime="$SECS" --time_based --randrepeat=0 --norandommap \
+		--output-format=json >"$TMP/fio-$1.json" 2>"$TMP/fio-$1.err" || return
+	python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]["read"]; print("%.3f %d" % (j["bw_bytes"]/1e6, j["iops"]))' "$TMP/fio-$1.json"
+}
+for r in $(seq 1 "$RUNS"); do
+	read -r HOST_SR_MBPS[r] HOST_SR_IOPS[r] < <(host_fio sr128k read 128k "$SEQQD")
+	read -r HOST_RR1_MBPS[r] HOST_RR1_IOPS[r] < <(host_fio rr4k_qd1 randread 4k 1)
+	read -r HOST_RR32_MBPS[r] HOST_RR32_IOPS[r] < <(host_fio rr4k_qd32 randread 4k 32)
+	log "host run $r: 128k read ${HOST_SR_MBPS[r]} MB/s, 4k QD1 ${HOST_RR1_IOPS[r]} IOPS, 4k QD32 ${HOST_RR32_IOPS[r]} IOPS"
+
+	LOADS[r]=$(cut -d' ' -f1 /proc/loadavg)
+	t0=$EPOCHREALTIME
+	timeout 300 "${HVMM_CMD[@]}" >"$TMP/hvmm$r.log" 2>&1
+	HST[r]=$? HWALL[r]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')
+	t0=$EPOCHREALTIME
+	timeout 300 "${QEMU_CMD[@]}" >"$TMP/qemu$r.log" 2>&1 </dev/null
+	QST[r]=$? QWALL[r]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')
+	for v in hvmm qemu; do
+		grep -a '^BENCH' "$TMP/$v$r.log" | tr '\n' ' ' >"$TMP/$v$r.bench"
+		res=$(grep -a '^GUEST-RESULT' "$TMP/$v$r.log" | tail -1)
+		echo "${res#GUEST-RESULT: }" >"$TMP/$v$r.result"
+		log "$v run $r: ${res:-no result}; $(grep -ao 'nvme_[a-z0-9_]*_iops=[0-9]*' "$TMP/$v$r.log" | tr '\n' ' ')"
+	done
+done
+
+med() { # vmm key -> median over runs
+	for r in $(seq 1 "$RUNS"); do val "$2" "$TMP/$1$r.bench"; done | grep -E '^[0-9.]+$' | median
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "-"}'; }
+host_med() { local -n arr=$1; printf '%s\n' "${arr[@]}" | grep -E '^[0-9.]+$' | median; }
+H_SR=$(host_med HOST_SR_MBPS) H_RR1=$(host_med HOST_RR1_IOPS) H_RR32=$(host_med HOST_RR32_IOPS)
+H_RR1_MB=$(host_med HOST_RR1_MBPS) H_RR32_MB=$(host_med HOST_RR32_MBPS)
+
+{
+	echo "<!-- nvme-bench:begin (bench/nvme.sh) -->"
+	echo "## NVMe (bench/nvme.sh)"
+	echo
+	echo "tests/guests/nvme_bench.elf, a polling NVMe driver whose I/O loops run in"
+	echo "guest ring 3 (native here; each doorbell write is one MMIO exit), under"
+	echo "hvmm (\`--nvme-pci id=nv0 --disk $HDISK,on=nv0\`) and QEMU $("$QEMU" --version | head -1 | sed 's/.*version \([^ ]*\).*/\1/') (\`-M q35 -device nvme\`,"
+	echo "\`cache=$QCACHE\`), $RUNS runs each on $(uname -n) at $START, hvmm commit $(git -C "$ROOT" rev-parse --short HEAD)."
+	echo "Backing file: $BYTES pattern file; cache mode: $MODE."
+	echo "Each workload runs ${SECS} s per boot; medians over the runs. Sequential"
+	echo "workloads at QD $SEQQD. The host row is fio (io_uring, --direct=$DIRECT) on the same"
+	echo "file with the same request size and depth, $SECS s, median of $RUNS. Load average"
+	echo "at the start $LOAD0 (2 shared CPUs: the guest's polling vCPU, the VMM's I/O"
+	echo "thread and other users' jobs compete; compare within a run)."
+	echo
+	echo "| workload | hvmm | QEMU | hvmm/QEMU | host (fio) | hvmm/host |"
+	echo "|---|---|---|---|---|---|"
+	for j in $jobs; do
+		hi=$(med hvmm "nvme_${j}_iops") qi=$(med qemu "nvme_${j}_iops")
+		hm=$(med hvmm "nvme_${j}_mbps") qm=$(med qemu "nvme_${j}_mbps")
+		hl=$(med hvmm "nvme_${j}_lat_ns") ql=$(med qemu "nvme_${j}_lat_ns")
+		case $j in
+		rr4k_qd1) label="4 KiB random read, QD1" host=$H_RR1 hostm=$H_RR1_MB ;;
+		rr4k_qd32) label="4 KiB random read, QD32" host=$H_RR32 hostm=$H_RR32_MB ;;
+		sr128k) label="128 KiB sequential read, QD $SEQQD" host="-" hostm=$H_SR ;;
+		sw128k) label="128 KiB sequential write, QD $SEQQD" host="-" hostm="-" ;;
+		esac
+		echo "| $label, IOPS | $hi | $qi | $(ratio "$hi" "$qi") | $host | $(ratio "$hi" "$host") |"
+		echo "| $label, MB/s | $hm | $qm | $(ratio "$hm" "$qm") | $hostm | $(ratio "$hm" "$hostm") |"
+		echo "| $label, mean latency µs | $(awk -v v="$hl" 'BEGIN{print v ~ /^[0-9]+$/ ? int(v/1000) : "-"}') | $(awk -v v="$ql" 'BEGIN{print v ~ /^[0-9]+$/ ? int(v/1000) : "-"}') | $(ratio "$hl" "$ql") | | |"
+	done
+	echo
+	echo "Targets (issue 4 item 7):"
+	echo
+	echo "| target | measured | verdict |"
+	echo "|---|---|---|"
+	r1=$(ratio "$(med hvmm nvme_rr4k_qd1_iops)" "$(med qemu nvme_rr4k_qd1_iops)")
+	echo "| ≥ 1.5x QEMU's IOPS at QD1 | hvmm/QEMU = $r1 | $(awk -v r="$r1" 'BEGIN{print (r ~ /^[0-9.]+$/ && r >= 1.5) ? "met" : "not met"}') |"
+	rs=$(ratio "$(med hvmm nvme_sr128k_mbps)" "$H_SR")
+	echo "| ≥ 80% of the host's 128 KiB read throughput | hvmm/host = $rs | $(awk -v r="$rs" 'BEGIN{print (r ~ /^[0-9.]+$/ && r >= 0.8) ? "met" : "not met"}') |"
+	echo
+	echo "Every run (IOPS; \`result\` is the guest's GUEST-RESULT: every completion's"
+	echo "status and command id checked, read data checked against the pattern,"
+	echo "written blocks read back):"
+	echo
+	echo "| VMM | run | load (1 min) | rr4k QD1 | rr4k QD32 | sr128k MB/s | sw128k MB/s | wall, s | result |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	for r in $(seq 1 "$RUNS"); do
+		for v in hvmm qemu; do
+			b=$TMP/$v$r.bench
+			if [ $v = hvmm ]; then w=${HWALL[r]}; else w=${QWALL[r]}; fi
+			echo "| $v | $r | ${LOADS[r]} | $(val nvme_rr4k_qd1_iops "$b") | $(val nvme_rr4k_qd32_iops "$b") | $(val nvme_sr128k_mbps "$b") | $(val nvme_sw128k_mbps "$b") | $w | $(cat "$TMP/$v$r.result") |"
+		done
+		echo "| host fio | $r | | ${HOST_RR1_IOPS[r]:-} | ${HOST_RR32_IOPS[r]:-} | ${HOST_SR_MBPS[r]:-} | | | |"
+	done
+	echo
+	echo "Reproduce: \`RUNS=$RUNS SECS=$SECS bench/nvme.sh\` (\`DIRECT=1\` for O_DIRECT on"
+	echo "both; \`OUTPUT=-\` prints the section only). By hand:"
+	echo
+	echo "    build/hvmm -k build/tests/guests/nvme_bench.elf -m 64MB --com1 stderr \\"
+	echo "      --nvme-pci id=nv0 --disk '$HDISK,on=nv0' -c '$APPEND'" | sed "s|$ROOT/||g"
+	echo "    qemu-system-x86_64 -enable-kvm -cpu host,-arch-capabilities -M q35 -m 64M \\"
+	echo "      -nodefaults -no-user-config -nographic -serial stdio \\"
+	echo "      -device isa-debug-exit,iobase=0xf4,iosize=4 \\"
+	echo "      -drive file=$IMG,if=none,id=d0,format=raw,cache=$QCACHE \\" | sed "s|$ROOT/||g"
+	echo "      -device nvme,drive=d0,serial=qemu-nv0 \\"
+	echo "      -kernel build/tests/guests/nvme_bench.elf -append '$APPEND'"
+	echo "<!-- nvme-bench:end -->"
+} >"$TMP/section.md"
+if [ "$OUTPUT" = - ]; then
+	cat "$TMP/section.md"
+	exit 0
+fi
+touch "$OUTPUT"
+if grep -q '<!-- nvme-bench:begin' "$OUTPUT"; then
+	awk -v f="$TMP/section.md" '
+		/<!-- nvme-bench:begin/ { while ((getline l < f) > 0) print l; skip = 1; next }
+		/<!-- nvme-bench:end/ { skip = 0; next }
+		!skip { print }' "$OUTPUT" >"$TMP/out.md" && cat "$TMP/out.md" >"$OUTPUT"
+else
+	{ echo; cat "$TMP/section.md"; } >>"$OUTPUT"
+fi
+log "wrote the nvme-bench section of $OUTPUT"
