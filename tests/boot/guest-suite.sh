@@ -29,6 +29,17 @@ run_guest hello -p 2
 run_guest emul
 # Hyper-V (--hv): CPUID, synthetic MSRs, hypercall statuses, SynIC timers.
 run_guest hvcall --hv -c iters=500 -c vmbusiters=50
+# NVMe: the ring-3 polling driver against a small pattern disk, briefly.
+NVME_IMG=$OUT/nvme-bench.img
+python3 - "$NVME_IMG" $((16 << 20)) <<'EOF'
+import array, sys
+path, size, tag = sys.argv[1], int(sys.argv[2]), 0xA5A5000000000000
+with open(path, 'wb') as f:
+    for o in range(0, size, 1 << 20):
+        f.write(array.array('Q', range(tag | o, tag | (o + (1 << 20)), 8)).tobytes())
+EOF
+run_guest nvme_bench --nvme-pci id=nv0 --disk "file:$NVME_IMG,on=nv0" -c ios=2000 -c secs=2
+rm -f "$NVME_IMG"
 # On PVM hosts hvmm must hide CX16 from the guest (SLUB's cmpxchg16b).
 if [ -e /sys/module/kvm_pvm ]; then run_guest cpuid -c pvm=1; else run_guest cpuid; fi
 exit $rc
