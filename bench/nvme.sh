@@ -67,7 +67,11 @@ trap 'rm -rf "$TMP"' EXIT
 val() { sed -n "s/.*[ ]$1=\([0-9.a-z-]*\).*/\1/p" "$2" | head -1; }
 median() { sort -n | awk '{a[NR]=$1} END{if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 jobs="rr4k_qd1 rr4k_qd32 sr128k sw128k"
-APPEND="secs=$SECS seqqd=$SEQQD"
+# Both guests convert TSC cycles with the host's TSC rate (PVM and KVM
+# guests see the host's TSC unscaled) rather than each its own PIT
+# calibration, which can be a few percent off under load.
+KHZ=${TSC_KHZ:-$(awk -F: '/^cpu MHz/ {printf "%d", $2 * 1000; exit}' /proc/cpuinfo)}
+APPEND="secs=$SECS seqqd=$SEQQD${KHZ:+ tsc_khz=$KHZ}"
 if [ "$DIRECT" = 1 ]; then
 	HDISK="file:$IMG;direct" QCACHE=none MODE="O_DIRECT (hvmm \`file:F;direct\`, QEMU cache=none)"
 else
