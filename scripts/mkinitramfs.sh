@@ -185,8 +185,9 @@ populate() {
     mknod -m 0666 "$stage/dev/null" c 1 3
     install -m 0755 "$INIT" "$stage/init"
     install -m 0644 "$PROFILE" "$stage/etc/profile"
-    # busybox udhcpc applies a lease only through this script.
-    install -D -m 0755 "$UDHCPC_SCRIPT" "$stage/usr/share/udhcpc/default.script"
+    # busybox udhcpc applies a lease only through this script (Debian's busybox
+    # looks for it at /etc/udhcpc/default.script).
+    install -D -m 0755 "$UDHCPC_SCRIPT" "$stage/etc/udhcpc/default.script"
     echo 'root:x:0:0:root:/root:/bin/sh' >"$stage/etc/passwd"
     echo 'root:x:0:' >"$stage/etc/group"
     echo 'hvmm-guest' >"$stage/etc/hostname"
