@@ -21,7 +21,8 @@
 #
 # usage: bench/nvme.sh    env: RUNS=5 SECS=2 SEQQD=8 BYTES=1G DIRECT=0
 #        HVMM_BUILD=build IMG=<dir>/nvme-bench.img OUTPUT=docs/BENCHMARKS.md
-#        (OUTPUT=- : stdout only) QEMU=qemu-system-x86_64
+#        (OUTPUT=- : stdout only) QEMU=qemu-system-x86_64 KEEP=<dir for logs>
+#        TSC_KHZ=<host TSC kHz> (default: /proc/cpuinfo's cpu MHz)
 set -uo pipefail
 export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,6 +66,7 @@ fi
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+KEEP=${KEEP:-} # a directory to keep the guests' logs in
 val() { sed -n "s/.*[ ]$1=\([0-9.a-z-]*\).*/\1/p" "$2" | head -1; }
 median() { sort -n | awk '{a[NR]=$1} END{if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 jobs="rr4k_qd1 rr4k_qd32 sr128k sw128k"
@@ -114,7 +116,7 @@ for r in $(seq 1 "$RUNS"); do
 	timeout 300 "${QEMU_CMD[@]}" >"$TMP/qemu$r.log" 2>&1 </dev/null
 	QST[r]=$? QWALL[r]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')
 	for v in hvmm qemu; do
-		grep -a '^BENCH' "$TMP/$v$r.log" | tr '\n' ' ' >"$TMP/$v$r.bench"
+		{ grep -a '^BENCH' "$TMP/$v$r.log" | tr '\n' ' '; echo; } >"$TMP/$v$r.bench"
 		res=$(grep -a '^GUEST-RESULT' "$TMP/$v$r.log" | tail -1)
 		echo "${res#GUEST-RESULT: }" >"$TMP/$v$r.result"
 		log "$v run $r: ${res:-no result}; $(grep -ao 'nvme_[a-z0-9_]*_iops=[0-9]*' "$TMP/$v$r.log" | tr '\n' ' ')"
@@ -135,7 +137,7 @@ H_RR1_MB=$(host_med HOST_RR1_MBPS) H_RR32_MB=$(host_med HOST_RR32_MBPS)
 	echo
 	echo "tests/guests/nvme_bench.elf, a polling NVMe driver whose I/O loops run in"
 	echo "guest ring 3 (native here; each doorbell write is one MMIO exit), under"
-	echo "hvmm (\`--nvme-pci id=nv0 --disk $HDISK,on=nv0\`) and QEMU $("$QEMU" --version | head -1 | sed 's/.*version \([^ ]*\).*/\1/') (\`-M q35 -device nvme\`,"
+	echo "hvmm (\`--nvme-pci id=nv0 --disk ${HDISK//$ROOT\//},on=nv0\`) and QEMU $("$QEMU" --version | head -1 | sed 's/.*version \([^ ]*\).*/\1/') (\`-M q35 -device nvme\`,"
 	echo "\`cache=$QCACHE\`), $RUNS runs each on $(uname -n) at $START, hvmm commit $(git -C "$ROOT" rev-parse --short HEAD)."
 	echo "Backing file: $BYTES pattern file; cache mode: $MODE."
 	echo "Each workload runs ${SECS} s per boot; medians over the runs. Sequential"
@@ -241,3 +243,4 @@ else
 	{ echo; cat "$TMP/section.md"; } >>"$OUTPUT"
 fi
 log "wrote the $MARK section of $OUTPUT"
+if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && cp "$TMP"/*.log "$TMP"/*.bench "$TMP"/*.json "$TMP/section.md" "$KEEP"/; fi
