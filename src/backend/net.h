@@ -12,8 +12,9 @@
  *                             forwarding, outbound TCP/UDP through host
  *                             sockets, host-port forwards into the guest.
  *                             Default network 10.0.0.0/24 as OpenVMM's
- *                             consomme: gateway (and DNS, and the host's
- *                             loopback) .1, the guest's lease .2.
+ *                             consomme: gateway (and the host's loopback)
+ *                             .1, the guest's lease .2, DNS the last host
+ *                             address (.254).
  *   tap:NAME                  an existing tap device (multi-queue with
  *                             queues=N)
  *
@@ -77,9 +78,15 @@ struct net_cli_spec {
  */
 int net_cli_spec_parse(const char *s, struct net_cli_spec *out, char *err, size_t errlen);
 
-/* The consomme addresses of a spec, host order: gateway .1, guest .2. */
+/*
+ * The consomme addresses of a spec, host order: gateway .1, guest .2, DNS
+ * the last host address (libslirp sends every packet for its DNS address to
+ * the host's resolver, so it must not be the gateway, and stays clear of
+ * the 16-address DHCP pool from .2).
+ */
 uint32_t net_consomme_gateway(const struct net_backend_spec *spec);
 uint32_t net_consomme_guest(const struct net_backend_spec *spec);
+uint32_t net_consomme_dns(const struct net_backend_spec *spec);
 
 struct net_backend;
 

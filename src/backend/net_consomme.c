@@ -1,9 +1,10 @@
 /*
  * consomme: user-mode NAT for a NIC, named after OpenVMM's backend and
  * built on libslirp (the stack QEMU's `-netdev user` uses). The guest sees
- * a router at NETWORK.1 that also answers DHCP (lease NETWORK.2 onwards),
- * forwards DNS to the host's resolvers and, for TCP/UDP to NETWORK.1, the
- * host's loopback; other destinations leave through host sockets. hostfwd=
+ * a router at NETWORK.1 that answers DHCP (lease NETWORK.2 onwards) and
+ * leads TCP/UDP for NETWORK.1 to the host's loopback, and a DNS server at
+ * the network's last host address that forwards to the host's resolvers;
+ * other destinations leave through host sockets. hostfwd=
  * forwards listen on host ports and connect into the guest.
  *
  * One thread owns the Slirp instance (libslirp is not thread safe): the
@@ -280,7 +281,8 @@ int net_consomme_open(const struct net_backend_spec *spec, const uint8_t mac[6],
 		.vnetmask = addr_of(mask),
 		.vhost = addr_of(net_consomme_gateway(spec)),
 		.vdhcp_start = addr_of(net_consomme_guest(spec)),
-		.vnameserver = addr_of(net_consomme_gateway(spec)),
+		/* Not the gateway: slirp sends all traffic for it to the resolver. */
+		.vnameserver = addr_of(net_consomme_dns(spec)),
 		.in6_enabled = false,
 	};
 	c->slirp = slirp_new(&cfg, &consomme_cb, c);

@@ -74,6 +74,11 @@ uint32_t net_consomme_guest(const struct net_backend_spec *spec)
 	return spec->network + 2;
 }
 
+uint32_t net_consomme_dns(const struct net_backend_spec *spec)
+{
+	return (spec->network | ~prefix_mask(spec->prefix)) - 1;
+}
+
 /* CIDR as a.b.c.d/N; host bits are cleared (10.0.0.5/24 is 10.0.0.0/24). */
 static int parse_cidr(const char *s, size_t len, struct net_backend_spec *b, char *err,
 		      size_t errlen)
@@ -181,7 +186,7 @@ static int parse_consomme(const char *s, struct net_backend_spec *b, char *err, 
 		if (!g)
 			continue;
 		if ((g & mask) != b->network || g == b->network || g == (b->network | ~mask) ||
-		    g == net_consomme_gateway(b)) {
+		    g == net_consomme_gateway(b) || g == net_consomme_dns(b)) {
 			char a[INET_ADDRSTRLEN];
 			struct in_addr ia = { b->fwd[i].guest_addr };
 			inet_ntop(AF_INET, &ia, a, sizeof(a));

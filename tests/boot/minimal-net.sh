@@ -45,9 +45,9 @@ grep -q '^NIC=yes' "$OUT/console.log" || fail "the guest has no eth0 (hv_netvsc 
 send 'udhcpc -i eth0 -s /etc/udhcpc/default.script -n -q -t 10 -T 3 >/tmp/dhcp.log 2>&1; echo DHCP=$?; cat /tmp/dhcp.log'
 wait_for "$OUT/console.log" '^DHCP=' 600 "$HVMM_PID" || fail "udhcpc did not finish"
 grep -q '^DHCP=0' "$OUT/console.log" || fail "no DHCP lease: $(grep -A5 '^DHCP=' "$OUT/console.log" | tr -d '\r')"
-wait_for "$OUT/console.log" 'udhcpc: eth0 bound 10\.0\.0\.2/255\.255\.255\.0 router 10\.0\.0\.1 dns 10\.0\.0\.1' \
+wait_for "$OUT/console.log" 'udhcpc: eth0 bound 10\.0\.0\.2/255\.255\.255\.0 router 10\.0\.0\.1 dns 10\.0\.0\.254' \
 	60 "$HVMM_PID" || fail "unexpected lease: $(grep 'udhcpc: eth0' "$OUT/console.log" | tr -d '\r')"
-log "ok: DHCP lease 10.0.0.2/24, router and DNS 10.0.0.1"
+log "ok: DHCP lease 10.0.0.2/24, router 10.0.0.1, DNS 10.0.0.254"
 
 # Guest -> host: a file from the host's loopback.
 send "wget -q -O /tmp/small.bin http://10.0.0.1:$HTTP_PORT/small.bin; echo WGET=\$?; md5sum </tmp/small.bin | sed 's/^/SMD5=/'"

@@ -299,6 +299,7 @@ static void test_net_spec(void **state)
 	assert_int_equal(ns.backend.prefix, 24);
 	assert_int_equal(net_consomme_gateway(&ns.backend), 0x0a000001);
 	assert_int_equal(net_consomme_guest(&ns.backend), 0x0a000002);
+	assert_int_equal(net_consomme_dns(&ns.backend), 0x0a0000fe);
 	assert_int_equal(ns.backend.nfwd, 0);
 	assert_int_equal(ns.queues, 1);
 	assert_false(ns.uh || ns.vtl2 || ns.pcie_port);
@@ -307,6 +308,7 @@ static void test_net_spec(void **state)
 	assert_int_equal(net_parse("consomme:172.16.5.9/16", &ns, err), 0);
 	assert_int_equal(ns.backend.network, 0xac100000);
 	assert_int_equal(ns.backend.prefix, 16);
+	assert_int_equal(net_consomme_dns(&ns.backend), 0xac10fffe);
 
 	assert_int_equal(net_parse("uh:vtl2:queues=4:pcie_port=rp0:consomme:10.1.2.0/24,"
 				   "hostfwd=tcp:127.0.0.1:2222-:22,"
@@ -379,6 +381,7 @@ static void test_net_spec(void **state)
 	expect_net_error("consomme,hostfwd=tcp::80-192.168.1.2:80", "not a guest address");
 	expect_net_error("consomme,hostfwd=tcp::80-10.0.0.1:80", "not a guest address");
 	expect_net_error("consomme,hostfwd=tcp::80-10.0.0.255:80", "not a guest address");
+	expect_net_error("consomme,hostfwd=tcp::80-10.0.0.254:80", "not a guest address");
 	expect_net_error("consomme,hostfwd=tcp::80-10.0.0.0:80", "not a guest address");
 	expect_net_error("consomme,hostfwd=tcp::80-:80,hostfwd=tcp::80-:81", "forwarded twice");
 	/* The same port for TCP and UDP, or on two host addresses, is fine. */

@@ -3,7 +3,8 @@
  * test plays the guest's NIC: it sends Ethernet frames and polls the
  * backend the way core/network.c does. DHCP DISCOVER gets an OFFER of
  * 10.0.0.2 (or .2 of the --net CIDR); ARP for the gateway is answered; a
- * host connection to a hostfwd port becomes a TCP SYN towards the guest.
+ * host connection to a hostfwd port becomes a TCP SYN towards the guest; a
+ * guest connection to the gateway reaches the host's loopback.
  * Also the `none` backend, tap's error for a missing device and, where the
  * test may create one (CAP_NET_ADMIN), frames both ways through a real tap.
  */
@@ -391,6 +392,74 @@ static bool tap_configure(const char *name)
 	return ok;
 }
 
+/* A TCP SYN from the guest (10.0.0.2:40000) to dst:port, checksums right. */
+static size_t tcp_syn(uint8_t *f, const uint8_t *dst_mac, uint32_t dst, uint16_t port)
+{
+	memset(f, 0, 64);
+	size_t off = eth_header(f, dst_mac, 0x0800);
+	uint8_t *ip = f + off, *tcp = ip + 20;
+	ip[0] = 0x45;
+	put16(ip + 2, 40);
+	ip[8] = 64;
+	ip[9] = 6;
+	put32(ip + 12, 0x0a000002);
+	put32(ip + 16, dst);
+	put16(ip + 10, ip_checksum(ip, 20));
+	put16(tcp, 40000);
+	put16(tcp + 2, port);
+	put32(tcp + 4, 1000);
+	tcp[12] = 5 << 4;
+	tcp[13] = 0x02; /* SYN */
+	put16(tcp + 14, 65535);
+	uint8_t pseudo[12 + 20];
+	memcpy(pseudo, ip + 12, 8);
+	pseudo[8] = 0;
+	pseudo[9] = 6;
+	put16(pseudo + 10, 20);
+	memcpy(pseudo + 12, tcp, 20);
+	put16(tcp + 16, ip_checksum(pseudo, sizeof(pseudo)));
+	return off + 40 < 60 ? 60 : off + 40;
+}
+
+/*
+ * TCP to the gateway reaches the host's loopback (regression: with the DNS
+ * address equal to the gateway's, libslirp sent it to the host's resolver).
+ */
+static void test_gateway_is_host_loopback(void **state)
+{
+	(void)state;
+	static struct capture cap;
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_true(l >= 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	socklen_t al = sizeof(a);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &al), 0);
+
+	struct net_backend *b = open_spec("consomme", &cap);
+	uint8_t f[64];
+	/* Learn the gateway's MAC, as the guest would. */
+	cap.n = 0;
+	net_backend_send(b, f, arp_frame(f, 1, NULL, 0x0a000002, 0x0a000001));
+	for (int round = 0; round < 20 && !cap.n; round++)
+		poll_once(b, 10);
+	assert_int_equal(cap.n, 1);
+	uint8_t gw_mac[6];
+	memcpy(gw_mac, cap.frame[0] + 14 + 8, 6);
+
+	net_backend_send(b, f, tcp_syn(f, gw_mac, 0x0a000001, ntohs(a.sin_port)));
+	int c = -1;
+	for (int round = 0; round < 200 && c < 0; round++) {
+		poll_once(b, 10);
+		c = accept(l, NULL, NULL);
+	}
+	assert_true(c >= 0);
+	close(c);
+	close(l);
+	net_backend_close(b);
+}
+
 static unsigned long long tap_stat(const char *name, const char *stat)
 {
 	char path[128];
@@ -452,6 +521,7 @@ int main(void)
 		cmocka_unit_test(test_dhcp_offer),
 		cmocka_unit_test(test_arp_gateway),
 		cmocka_unit_test(test_hostfwd_syn),
+		cmocka_unit_test(test_gateway_is_host_loopback),
 		cmocka_unit_test(test_none_and_tap_errors),
 		cmocka_unit_test(test_tap_frames),
 	};
