@@ -37,7 +37,11 @@
  * Output per workload (parseable as bench/nvme.sh does):
  *   BENCH nvme_<job>_iops=<n> nvme_<job>_mbps=<MB/s, x.yyy>
  *     nvme_<job>_ios=<n> nvme_<job>_ns=<elapsed> nvme_<job>_lat_ns=<mean>
- *     nvme_<job>_verified=<blocks checked> bs=<bytes> qd=<n>
+ *     nvme_<job>_p50_ns=<median latency> nvme_<job>_p99_ns=<99th percentile>
+ *     nvme_<job>_min_ns=<fastest> nvme_<job>_verified=<blocks checked>
+ *     bs=<bytes> qd=<n> rand=<0|1> write=<0|1>
+ * Latency: from just before the SQ tail doorbell write (or, for a refill,
+ * from when the entry was queued behind it) to the guest seeing the CQE.
  * MB/s are 10^6 bytes a second. Times use rdtsc converted with tsc_khz()
  * (PIT channel 2 on both hvmm and QEMU q35; the INFO line names the source)
  * or, with tsc_khz=<kHz> on the command line, with that frequency: a PIT
@@ -396,8 +400,14 @@ struct job {
 	u64 secs, max_ios, verify_full;
 	/* results */
 	u64 ios, cycles, lat_cycles, verified, bad_status, bad_data, bad_cid;
+	u64 nlat, lat_min, lat_p50, lat_p99;
 	char why[96];
 };
+
+/* Per-I/O latencies (cycles) of the current job, for percentiles: robust
+ * where the mean is not, when the host deschedules the vCPU now and then. */
+#define MAX_LAT (1u << 18)
+static u32 lat[MAX_LAT] GUEST_NOINIT;
 
 struct slot {
 	u64 off;      /* byte offset of the I/O in flight */
@@ -530,6 +540,10 @@ static u64 run_job(u64 arg)
 			}
 			j->ios++;
 			j->lat_cycles += now - slots[cid].t_submit;
+			if (j->nlat < MAX_LAT) {
+				u64 l = now - slots[cid].t_submit;
+				lat[j->nlat++] = l > 0xffffffffu ? 0xffffffffu : (u32)l;
+			}
 			if (st) {
 				j->bad_status++;
 				if (!j->why[0])
@@ -614,6 +628,44 @@ static u64 verify_writes(u64 arg)
 	return 0;
 }
 
+static void sift_down(u32 *a, u64 root, u64 n)
+{
+	for (;;) {
+		u64 child = 2 * root + 1;
+		if (child >= n)
+			return;
+		if (child + 1 < n && a[child + 1] > a[child])
+			child++;
+		if (a[root] >= a[child])
+			return;
+		u32 t = a[root];
+		a[root] = a[child];
+		a[child] = t;
+		root = child;
+	}
+}
+
+/* Ring 3: sorts the latencies (heap sort) and picks the percentiles. */
+static u64 lat_stats(u64 arg)
+{
+	struct job *j = (struct job *)arg;
+	u64 n = j->nlat;
+	if (!n)
+		return 0;
+	for (u64 i = n / 2; i-- > 0;)
+		sift_down(lat, i, n);
+	for (u64 end = n; end-- > 1;) {
+		u32 t = lat[0];
+		lat[0] = lat[end];
+		lat[end] = t;
+		sift_down(lat, 0, end);
+	}
+	j->lat_min = lat[0];
+	j->lat_p50 = lat[n / 2];
+	j->lat_p99 = lat[n * 99 / 100];
+	return 0;
+}
+
 static void report(struct job *j)
 {
 	u64 ns = mul_div(j->cycles, 1000000, ctl.khz);
@@ -623,10 +675,13 @@ static void report(struct job *j)
 	u64 mbps_milli = ns ? mul_div(bytes, 1000000u, ns) : 0;
 	u64 lat = j->ios ? mul_div(j->lat_cycles / j->ios, 1000000, ctl.khz) : 0;
 	printf("BENCH nvme_%s_iops=%lu nvme_%s_mbps=" FIX3_FMT " nvme_%s_ios=%lu "
-	       "nvme_%s_ns=%lu nvme_%s_lat_ns=%lu nvme_%s_verified=%lu bs=%u qd=%u "
-	       "rand=%u write=%u\n",
+	       "nvme_%s_ns=%lu nvme_%s_lat_ns=%lu nvme_%s_p50_ns=%lu nvme_%s_p99_ns=%lu "
+	       "nvme_%s_min_ns=%lu nvme_%s_verified=%lu bs=%u qd=%u rand=%u write=%u\n",
 	       j->name, iops, j->name, FIX3_ARG(mbps_milli), j->name, j->ios, j->name,
-	       ns, j->name, lat, j->name, j->verified, j->bs, j->qd, j->rand, j->write);
+	       ns, j->name, lat, j->name, mul_div(j->lat_p50, 1000000, ctl.khz), j->name,
+	       mul_div(j->lat_p99, 1000000, ctl.khz), j->name,
+	       mul_div(j->lat_min, 1000000, ctl.khz), j->name, j->verified, j->bs, j->qd,
+	       j->rand, j->write);
 }
 
 static void do_job(struct job *j)
@@ -643,7 +698,8 @@ static void do_job(struct job *j)
 	if (!expect(user_call(run_job, (u64)j, &r), "ring 3 faulted: %s at %#lx cr2=%#lx",
 		    exception_name(r.vector), r.rip, r.cr2))
 		return;
-	if (!expect(!j->why[0], "%s", j->why) || !expect(j->ios, "no I/O completed"))
+	if (!expect(!j->why[0], "%s", j->why) || !expect(j->ios, "no I/O completed") ||
+	    !expect(user_call(lat_stats, (u64)j, &r), "stats faulted"))
 		return;
 	if (j->write) {
 		u64 n_ios = j->ios;
