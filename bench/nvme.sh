@@ -202,8 +202,15 @@ Where the time goes (found while writing this benchmark, 2026-11-26):
   of 64 KiB and more in src/backend/disk_file.c (the copies then run on
   io_uring's io-wq workers in parallel) gave 2.0-2.7 GB/s against 0.4-1.2
   GB/s without, 4 alternating runs each, QD 8: not applied here (it belongs
-  to the disk backend, not the NVMe model). With O_DIRECT (DIRECT=1) no copy
-  is made and the device, not the worker, is the limit.
+  to the disk backend, not the NVMe model).
+- 128 KiB reads with O_DIRECT (DIRECT=1) are also about half of QEMU's
+  although nothing is copied and hvmm's CQ worker is mostly idle (~11% of
+  a CPU, perf: page pinning and block submission): its median per-I/O
+  latency is ~25% higher than QEMU's and its 99th percentile twice as
+  high. Not explained yet; the common factor with the page-cache case is
+  that one worker thread per CQ does every fetch, submission and
+  completion and must be woken and scheduled for each batch beside the
+  spinning vCPU, while QEMU spreads a batch over its thread pool.
 - IOPS are wall-clock: each time the host deschedules the spinning vCPU
   (other jobs; see the load column) the I/Os in flight wait, which shows
   in the 99th percentile and the mean. The median latency is what the VMM's
