@@ -265,18 +265,23 @@ static void test_reference_time(void)
 			break;
 		prev = t;
 	}
-	/* Reference time runs with the TSC at TSC_FREQUENCY: 20 ms, within 1%
-	 * (plus 20 us for the emulated MSR reads around it). */
+	/*
+	 * Reference time runs with the TSC at TSC_FREQUENCY: over 20 ms, within
+	 * 1% (plus 20 us). Each MSR read is bracketed by TSC reads, so a vCPU
+	 * preempted around an exit (a loaded host) widens the accepted range
+	 * instead of failing the test; the rate is still checked.
+	 */
 	u64 khz = hv_tsc_khz;
-	u64 t0 = rdmsr(HV_X64_MSR_TIME_REF_COUNT), c0 = rdtsc();
-	while (khz && rdtsc() - c0 < 20 * khz)
+	u64 a0 = rdtsc(), t0 = rdmsr(HV_X64_MSR_TIME_REF_COUNT), b0 = rdtsc();
+	while (khz && rdtsc() - b0 < 20 * khz)
 		cpu_relax();
-	u64 t1 = rdmsr(HV_X64_MSR_TIME_REF_COUNT), c1 = rdtsc();
+	u64 a1 = rdtsc(), t1 = rdmsr(HV_X64_MSR_TIME_REF_COUNT), b1 = rdtsc();
 	if (expect(khz, "no TSC frequency")) {
-		u64 want = mul_div(c1 - c0, 10000, khz); /* 100 ns units */
+		u64 lo = mul_div(a1 - b0, 10000, khz); /* 100 ns units */
+		u64 hi = mul_div(b1 - a0, 10000, khz);
 		u64 got = t1 - t0;
-		expect(got > want * 99 / 100 - 200 && got < want * 101 / 100 + 200,
-		       "reference time advanced %lu for %lu expected", got, want);
+		expect(got > lo * 99 / 100 - 200 && got < hi * 101 / 100 + 200,
+		       "reference time advanced %lu for %lu..%lu expected", got, lo, hi);
 	}
 
 	TEST_BEGIN("reference_tsc_page");
