@@ -9,7 +9,7 @@ PKGS=(
 	acpica-tools busybox-static cpio lz4 zstd xz-utils kmod
 	linux-source-6.1 flex bison bc libelf-dev libssl-dev
 	qemu-system-x86 socat
-	hyperv-daemons iperf3 e2fsprogs libslirp-dev
+	hyperv-daemons iperf3 e2fsprogs libslirp-dev python3
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -44,16 +44,18 @@ expect_err "--nic and --net need --hv" -k "$G" --nic
 expect_err "uh: needs --vtl2, which hvmm does not have yet" -k "$G" --hv --net uh:consomme
 expect_err "invalid --net 'consomme:10.0.0.0/33'" -k "$G" --hv --net consomme:10.0.0.0/33
 expect_err "tap:hvmm-nope0: no such interface" -k "$G" --hv --net tap:hvmm-nope0
-if command -v python3 >/dev/null; then
+command -v python3 >/dev/null || fail "python3 not found (scripts/install-deps.sh installs it)"
+{
 	python3 -c 'import socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
-print(s.getsockname()[1], flush=True); time.sleep(30)' >"$OUT/port" &
+print(s.getsockname()[1], flush=True); time.sleep(120)' >"$OUT/port" &
 	busy=$!
-	for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$OUT/port" ] && break; sleep 0.2; done
+	for _ in $(seq 150); do [ -s "$OUT/port" ] && break; sleep 0.2; done
+	[ -s "$OUT/port" ] || fail "the test's listening socket did not start in 30 s"
 	expect_err "cannot forward host port tcp:127.0.0.1:$(cat "$OUT/port"): Address already in use" \
 		-k "$G" --hv --net "consomme,hostfwd=tcp:127.0.0.1:$(cat "$OUT/port")-:80"
 	kill "$busy"
-fi
+}
 if [ -c /dev/kvm ]; then
 	expect_err "neither a bzImage nor" -k "$OUT/garbage.bin" --com1 none
 	expect_err "neither a bzImage nor" -k "$OUT/random.bin" --com1 none

@@ -11,7 +11,7 @@
 source "$(dirname "$0")/lib.sh"
 need_kvm
 guest_files minimal
-command -v python3 >/dev/null || skip "python3 is needed for the host's HTTP server"
+command -v python3 >/dev/null || fail "python3 is needed for the host's HTTP server (scripts/install-deps.sh installs it)"
 
 BIG_MB=${HVMM_NET_BIG_MB:-$([ "${HVMM_SLOW:-0}" = 1 ] && echo 64 || echo 16)}
 WWW=$OUT/www
