@@ -75,6 +75,20 @@ static uint16_t on_signal(void *opaque, uint32_t vp, uint32_t conn_id, uint16_t 
 	return vmbus_server_signal_event(g->srv, conn_id);
 }
 
+/*
+ * Channels close (device close callbacks) before the devices go; then the
+ * NICs' threads stop and their netvsps go.
+ */
+static void teardown(struct vm *vm, struct vmbus_glue *g)
+{
+	vmbus_server_destroy(g->srv);
+	hvutil_detach(g->utils);
+	storage_detach_vmbus(vm->storage);
+	network_detach_vmbus(vm->network);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
 int vmbus_glue_create(struct vm *vm)
 {
 	struct vmbus_glue *g = calloc(1, sizeof(*g));
@@ -115,13 +129,7 @@ int vmbus_glue_create(struct vm *vm)
 	}
 	ret = network_attach_vmbus(vm->network, g->srv, &vm->mem);
 	if (ret < 0) {
-		/* The server first (channels close), then the NICs' threads. */
-		vmbus_server_destroy(g->srv);
-		hvutil_detach(g->utils);
-		storage_detach_vmbus(vm->storage);
-		network_detach_vmbus(vm->network);
-		pthread_mutex_destroy(&g->lock);
-		free(g);
+		teardown(vm, g);
 		return ret;
 	}
 	hv_set_connection_handlers(vm->hv, on_post, on_signal, g);
@@ -140,14 +148,7 @@ void vmbus_glue_destroy(struct vm *vm)
 	if (!g)
 		return;
 	hv_set_connection_handlers(vm->hv, NULL, NULL, NULL);
-	/* Channels close (device close callbacks) before the devices go. */
-	vmbus_server_destroy(g->srv);
-	hvutil_detach(g->utils);
-	storage_detach_vmbus(vm->storage);
-	/* Then the NICs' threads stop and their netvsps go. */
-	network_detach_vmbus(vm->network);
-	pthread_mutex_destroy(&g->lock);
-	free(g);
+	teardown(vm, g);
 }
 
 /*
