@@ -5,19 +5,24 @@
 # disk (checksum must match the host's), copies 1 MiB of it onto the blank
 # disk with fsync, cannot write the read-only disk, writes the memdiff disk
 # and reads its own write back; after power-off the host finds the copy in
-# the blank image and the memdiff base unchanged.
+# the blank image and the memdiff base unchanged. A fourth LUN is a DVD
+# (`dvd`): Linux's sr driver must find a CD-ROM, read the image whole
+# (checksum) and be refused a write.
 source "$(dirname "$0")/lib.sh"
 need_kvm
 guest_files minimal
-BLANK=$OUT/blank.img RAND=$OUT/rand.img BASE=$OUT/base.img
+BLANK=$OUT/blank.img RAND=$OUT/rand.img BASE=$OUT/base.img ISO=$OUT/dvd.iso
 rm -f "$BLANK" && truncate -s 16M "$BLANK"
 head -c 8M /dev/urandom >"$RAND"
 cp "$RAND" "$BASE"
+head -c 3M /dev/urandom >"$ISO"     # any data: 1536 sectors of 2048 bytes
+iso_want=$(md5sum <"$ISO" | cut -d' ' -f1)
 want=$(md5sum <"$RAND" | cut -d' ' -f1)
 base_before=$(md5sum <"$BASE" | cut -d' ' -f1)
 
 start_console_vm --hv -k "$KERNEL" -r "$INITRD" -m 512MB \
-	--disk "file:$BLANK" --disk "$RAND,ro,lun=1" --disk "memdiff:file:$BASE"
+	--disk "file:$BLANK" --disk "$RAND,ro,lun=1" --disk "memdiff:file:$BASE" \
+	--disk "file:$ISO,dvd,lun=3"
 wait_for "$OUT/console.log" '^HVMM-INIT-OK' 900 "$HVMM_PID" || fail "no HVMM-INIT-OK marker"
 wait_for "$OUT/console.log" 'root@hvmm-guest' 120 "$HVMM_PID" || fail "no shell prompt"
 grep -q 'sd 0:0:0:0: \[sd.\] 32768 512-byte logical blocks' "$OUT/console.log" ||
@@ -25,8 +30,12 @@ grep -q 'sd 0:0:0:0: \[sd.\] 32768 512-byte logical blocks' "$OUT/console.log" |
 grep -q 'sd 0:0:0:1: \[sd.\] Write Protect is on' "$OUT/console.log" ||
 	fail "the read-only disk is not write-protected at LUN 1"
 # Device names by LUN (the order of sdX is not guaranteed).
-send 'for l in 0 1 2; do echo "LUN$l=$(ls /sys/bus/scsi/devices/0:0:0:$l/block)"; done'
-wait_for "$OUT/console.log" '^LUN2=sd' 120 "$HVMM_PID" || fail "three LUNs not found"
+grep -q 'sr 0:0:0:3: \[sr0\] scsi3-mmc drive' "$OUT/console.log" ||
+	fail "LUN 3 was not found as a CD-ROM (sr0)"
+send 'for l in 0 1 2 3; do echo "LUN$l=$(ls /sys/bus/scsi/devices/0:0:0:$l/block)"; done'
+wait_for "$OUT/console.log" '^LUN3=' 120 "$HVMM_PID" || fail "the LUNs were not listed"
+grep -q '^LUN2=sd' "$OUT/console.log" || fail "three disk LUNs not found"
+grep -q '^LUN3=sr0' "$OUT/console.log" || fail "LUN 3 is not sr0: $(grep '^LUN3=' "$OUT/console.log")"
 b=$(sed -n 's/^LUN0=\(sd[a-z]*\).*/\1/p' "$OUT/console.log" | tr -d '\r' | head -1)
 r=$(sed -n 's/^LUN1=\(sd[a-z]*\).*/\1/p' "$OUT/console.log" | tr -d '\r' | head -1)
 m=$(sed -n 's/^LUN2=\(sd[a-z]*\).*/\1/p' "$OUT/console.log" | tr -d '\r' | head -1)
@@ -44,6 +53,14 @@ grep -q '^ROW=.*Read-only' "$OUT/console.log" ||
 send "printf MEMDIFF-WRITE-OK | dd of=/dev/$m bs=512 seek=8 conv=fsync 2>/dev/null; echo 3 >/proc/sys/vm/drop_caches; dd if=/dev/$m bs=512 skip=8 count=1 2>/dev/null | head -c 15 | sed 's/^/MDREAD=/'; echo"
 wait_for "$OUT/console.log" '^MDREAD=' 120 "$HVMM_PID" || fail "memdiff read-back did not return"
 grep -q '^MDREAD=MEMDIFF-WRITE-O' "$OUT/console.log" || fail "memdiff did not keep the guest's write"
+send "dd if=/dev/sr0 bs=2048 2>/dev/null | md5sum | sed 's/^/DVDMD5=/'"
+wait_for "$OUT/console.log" '^DVDMD5=' 300 "$HVMM_PID" || fail "reading the DVD did not finish"
+got=$(sed -n 's/^DVDMD5=\([0-9a-f]*\).*/\1/p' "$OUT/console.log" | head -1)
+[ "$got" = "$iso_want" ] || fail "the guest read $got from the DVD, the host has $iso_want"
+send "dd if=/dev/zero of=/dev/sr0 bs=2048 count=1 2>&1 | tail -1 | sed 's/^/DVDW=/'"
+wait_for "$OUT/console.log" '^DVDW=' 120 "$HVMM_PID" || fail "the DVD write did not return"
+grep -q '^DVDW=.*Read-only' "$OUT/console.log" ||
+	fail "a write to the DVD was not refused: $(grep '^DVDW=' "$OUT/console.log")"
 send 'poweroff -f'
 wait_exit 120 || fail "hvmm did not exit after poweroff"
 [ "$STATUS" = 0 ] || fail "hvmm exited with $STATUS"
@@ -52,4 +69,5 @@ src=$(head -c 1M "$RAND" | md5sum | cut -d' ' -f1)
 [ "$copy" = "$src" ] || fail "the blank image does not hold the copied megabyte"
 [ "$(md5sum <"$BASE" | cut -d' ' -f1)" = "$base_before" ] || fail "the memdiff base changed"
 [ "$(md5sum <"$RAND" | cut -d' ' -f1)" = "$want" ] || fail "the read-only image changed"
-log "ok: 3 LUNs, reads match, 1 MiB written and found in the image, ro refused, memdiff base intact"
+[ "$(md5sum <"$ISO" | cut -d' ' -f1)" = "$iso_want" ] || fail "the DVD image changed"
+log "ok: 3 LUNs, reads match, 1 MiB written and found in the image, ro refused, memdiff base intact; DVD read whole, write refused"
