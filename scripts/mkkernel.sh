@@ -105,12 +105,13 @@ else
 fi
 
 "$ROOT/scripts/mkinitramfs.sh" "$OUT/initrd.img"
-# The same plus host programs some tests need (KVP daemon, mkfs.ext4, iperf3).
-HVMM_GUEST_TOOLS="hv_kvp_daemon mke2fs iperf3" \
+# The same plus host programs some tests need (KVP daemon, mkfs.ext4, iperf3,
+# socat for vsock).
+HVMM_GUEST_TOOLS="hv_kvp_daemon mke2fs iperf3 socat" \
     "$ROOT/scripts/mkinitramfs.sh" "$OUT/initrd-tools.img"
 
 echo "minimal kernel ($SRC_PKG $SRC_VER):"
 echo "  bzImage   $OUT/bzImage"
 echo "  vmlinux   $OUT/vmlinux"
 echo "  initrd    $OUT/initrd.img"
-echo "  initrd    $OUT/initrd-tools.img (with hv_kvp_daemon, mke2fs, iperf3)"
+echo "  initrd    $OUT/initrd-tools.img (with hv_kvp_daemon, mke2fs, iperf3, socat)"
