@@ -164,6 +164,13 @@ void cli_usage(FILE *f)
 "                            10.0.0.0/24, host loopback at .1) | tap:NAME.\n"
 "                            (uh:, vtl2: need --vtl2)\n"
 "\n"
+"VMBus sockets (need --hv):\n"
+"  --vmbus-vsock-path PATH   relay guest hv_sock (vsock) connections to the Unix\n"
+"                            socket PATH: clients send CONNECT <port>; guest\n"
+"                            connects reach PATH_<port> (alias --vsock-path)\n"
+"  --vmbus-vtl2-vsock-path PATH  the same for VTL2 (needs --vtl2; alias\n"
+"                            --vtl2-vsock-path)\n"
+"\n"
 "  -h, --help                print this help and exit\n"
 "  -V, --version             print the version and exit\n"
 "\n"
@@ -177,6 +184,7 @@ enum {
 	OPT_RESET_ACTION, OPT_SHUTDOWN_ACTION, OPT_CRASH_ACTION,
 	OPT_HV, OPT_NO_VMBUS, OPT_VMBUS_MAX_VERSION, OPT_DISK, OPT_NVME_PCI,
 	OPT_NIC, OPT_NET,
+	OPT_VSOCK_PATH, OPT_VTL2_VSOCK_PATH,
 };
 
 static const struct option long_opts[] = {
@@ -201,6 +209,10 @@ static const struct option long_opts[] = {
 	{ "nvme-pci", required_argument, NULL, OPT_NVME_PCI },
 	{ "nic", no_argument, NULL, OPT_NIC },
 	{ "net", required_argument, NULL, OPT_NET },
+	{ "vmbus-vsock-path", required_argument, NULL, OPT_VSOCK_PATH },
+	{ "vsock-path", required_argument, NULL, OPT_VSOCK_PATH },
+	{ "vmbus-vtl2-vsock-path", required_argument, NULL, OPT_VTL2_VSOCK_PATH },
+	{ "vtl2-vsock-path", required_argument, NULL, OPT_VTL2_VSOCK_PATH },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -373,6 +385,15 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			cfg->nets[cfg->nnets++] = spec;
 			break;
 		}
+		case OPT_VSOCK_PATH:
+			if (!*optarg)
+				return cli_fail(err, errlen, "%s needs a path",
+						opt_label(c, li, label, sizeof(label)));
+			cfg->vsock_path = optarg;
+			break;
+		case OPT_VTL2_VSOCK_PATH:
+			return cli_fail(err, errlen, "%s needs --vtl2 (not supported yet)",
+					opt_label(c, li, label, sizeof(label)));
 		case ':':
 			/* optopt holds the short letter or the long option's value */
 			if (optopt > 0 && optopt < 0x100)
@@ -421,6 +442,9 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 	if (cfg->nnets && (!cfg->hv || cfg->no_vmbus))
 		return cli_fail(err, errlen, "--nic and --net need --hv and VMBus (the NIC is "
 				"a VMBus device, netvsp)");
+	if (cfg->vsock_path && (!cfg->hv || cfg->no_vmbus))
+		return cli_fail(err, errlen, "--vmbus-vsock-path needs --hv and VMBus (the relay "
+				"speaks hv_sock over VMBus)");
 	if (cfg->initrd && !cfg->kernel)
 		return cli_fail(err, errlen, "--initrd needs --kernel");
 	return CLI_OK;

@@ -43,6 +43,7 @@ struct hvmm_config {
 	unsigned nnvme;
 	const char *nets[CLI_MAX_NICS];   /* --net specs (syntax checked); --nic = "consomme" */
 	unsigned nnets;
+	const char *vsock_path;       /* --vmbus-vsock-path: hybrid vsock relay socket */
 };
 
 enum cli_result { CLI_OK = 0, CLI_EXIT_SUCCESS = 1, CLI_ERROR = -1 };

@@ -15,6 +15,7 @@
 #include "core/network.h"
 #include "core/storage.h"
 #include "core/vm.h"
+#include "core/vsock_relay.h"
 #include "dev/hvutil.h"
 #include "hv/hv.h"
 #include "vmbus/vmbus.h"
@@ -23,6 +24,7 @@ struct vmbus_glue {
 	struct vm *vm;
 	struct vmbus_server *srv;
 	struct hvutils *utils;
+	struct vsock_relay *vsock; /* --vmbus-vsock-path, or NULL */
 	pthread_mutex_t lock;
 };
 
@@ -81,6 +83,7 @@ static uint16_t on_signal(void *opaque, uint32_t vp, uint32_t conn_id, uint16_t 
  */
 static void teardown(struct vm *vm, struct vmbus_glue *g)
 {
+	vsock_relay_destroy(g->vsock); /* rescinds its channels: before the server */
 	vmbus_server_destroy(g->srv);
 	hvutil_detach(g->utils);
 	storage_detach_vmbus(vm->storage);
@@ -129,6 +132,11 @@ int vmbus_glue_create(struct vm *vm)
 	}
 	ret = network_attach_vmbus(vm->network, g->srv, &vm->mem);
 	if (ret < 0) {
+		teardown(vm, g);
+		return ret;
+	}
+	if (vm->cfg->vsock_path &&
+	    (ret = vsock_relay_create(vm->loop, g->srv, vm->cfg->vsock_path, &g->vsock)) < 0) {
 		teardown(vm, g);
 		return ret;
 	}
