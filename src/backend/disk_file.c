@@ -6,7 +6,10 @@
  * same file (the kernel keeps the two coherent). Flush is fdatasync; FUA
  * writes use RWF_DSYNC. Discard punches a hole and write-zeroes uses
  * FALLOC_FL_ZERO_RANGE, falling back to writing zeros where the file system
- * or device cannot.
+ * or device cannot. Large buffered reads are queued with IOSQE_ASYNC (see
+ * disk_file_sqe_flags) so their page-cache copies run on io_uring's worker
+ * threads in parallel rather than inline, one after the other, in the
+ * thread that submits.
  */
 #include "backend/disk_impl.h"
 
@@ -174,6 +177,27 @@ static void file_queue_fini(struct disk_queue *q)
 	free(ring);
 }
 
+/*
+ * A buffered read that hits the page cache completes inline in
+ * io_uring_submit(): the kernel copies the data in the submitting thread
+ * (the device's one I/O worker per queue), so a queue's large reads are
+ * copied one at a time. IOSQE_ASYNC hands them to io-wq workers, which copy
+ * in parallel on other CPUs (nvme_bench, 128 KiB at QD 8, alternating
+ * runs on a quiet host: 3.8-4.3 GB/s against 2.3-4.1 GB/s inline; on a
+ * loaded one 2.0-2.7 against 0.4-1.2). Small reads stay inline: a
+ * thread hop costs more than copying 4 KiB. O_DIRECT reads are not copied
+ * and only block in the device, where io_uring already goes async by
+ * itself. Writes stay inline: buffered writes to one file serialise on its
+ * inode lock (an A/B with IOSQE_ASYNC on 128 KiB writes too showed no
+ * gain, 2.8-3.3 GB/s both ways), and FUA writes keep RWF_DSYNC either way.
+ */
+unsigned disk_file_sqe_flags(enum disk_op op, uint64_t len, bool buffered)
+{
+	if (op == DISK_READ && buffered && len >= DISK_FILE_ASYNC_READ_MIN)
+		return IOSQE_ASYNC;
+	return 0;
+}
+
 static int file_queue_submit(struct disk_queue *q, struct disk_req *r)
 {
 	struct file_disk *f = fdisk(q->d);
@@ -203,6 +227,8 @@ static int file_queue_submit(struct disk_queue *q, struct disk_req *r)
 			r->offset, r->len);
 		break;
 	}
+	io_uring_sqe_set_flags(sqe, disk_file_sqe_flags(r->op, r->len,
+						    !f->direct || fd == f->fd_buf));
 	io_uring_sqe_set_data(sqe, r);
 	int ret = io_uring_submit(ring);
 	return ret < 0 ? ret : 0;

@@ -56,6 +56,12 @@ int disk_run_sync(struct disk *d, struct disk_req *r);
 
 int disk_file_open(const struct disk_kind_spec *spec, bool read_only,
 		   struct disk **out, char *err, size_t errlen);
+/*
+ * io_uring SQE flags for a file-backed request: IOSQE_ASYNC for buffered
+ * (page-cache) reads of DISK_FILE_ASYNC_READ_MIN bytes or more, else 0.
+ */
+#define DISK_FILE_ASYNC_READ_MIN 65536u
+unsigned disk_file_sqe_flags(enum disk_op op, uint64_t len, bool buffered);
 int disk_mem_open(uint64_t size, struct disk **out, char *err, size_t errlen);
 int disk_memdiff_open(struct disk *base, struct disk **out, char *err, size_t errlen);
 

@@ -2,7 +2,8 @@
  * Unit tests for the disk backends (src/backend/disk*.c): OpenVMM's disk
  * string (every kind, flag, option and rule, and the errors); mem:, file:
  * (io_uring, buffered and O_DIRECT with an unaligned-buffer fallback, FUA,
- * flush, discard, write-zeroes, create=) and memdiff: (writes stay in memory,
+ * flush, discard, write-zeroes, create=, large buffered reads on io_uring's
+ * workers) and memdiff: (writes stay in memory,
  * the base file is untouched, partial chunks keep the base's bytes);
  * request validation (range, alignment, iovecs, read-only) and queue depth.
  */
@@ -21,6 +22,9 @@
 #include <cmocka.h>
 
 #include "backend/disk.h"
+#include "backend/disk_impl.h"
+
+#include <liburing.h>
 
 static char err[512];
 
@@ -335,6 +339,78 @@ static void test_file(void **state)
 	free(all);
 }
 
+/*
+ * Large buffered reads go to io_uring's workers (IOSQE_ASYNC), everything
+ * else stays inline; a queue full of them in flight at once still lands
+ * each read's bytes in its own scattered buffers, beside inline writes.
+ */
+static void test_file_async_reads(void **state)
+{
+	(void)state;
+	assert_int_equal(disk_file_sqe_flags(DISK_READ, 131072, true), IOSQE_ASYNC);
+	assert_int_equal(disk_file_sqe_flags(DISK_READ, DISK_FILE_ASYNC_READ_MIN, true),
+			 IOSQE_ASYNC);
+	assert_int_equal(disk_file_sqe_flags(DISK_READ, DISK_FILE_ASYNC_READ_MIN - 512, true), 0);
+	assert_int_equal(disk_file_sqe_flags(DISK_READ, 4096, true), 0);
+	assert_int_equal(disk_file_sqe_flags(DISK_READ, 131072, false), 0); /* O_DIRECT */
+	assert_int_equal(disk_file_sqe_flags(DISK_WRITE, 131072, true), 0);
+	assert_int_equal(disk_file_sqe_flags(DISK_FLUSH, 0, true), 0);
+	assert_int_equal(disk_file_sqe_flags(DISK_DISCARD, 1 << 20, true), 0);
+
+	char path[300], spec[320];
+	snprintf(path, sizeof(path), "%s/a.img", tmpdir);
+	enum { N = 8, LEN = 131072, SIZE = 4 << 20 };
+	make_file(path, SIZE, 3);
+	uint8_t *all = malloc(SIZE);
+	fill(all, SIZE, 3);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	struct disk *d;
+	open_file(spec, false, &d);
+	struct disk_queue *q;
+	assert_int_equal(disk_queue_create(d, N + 1, &q), 0);
+	uint8_t *buf = malloc((size_t)N * LEN), *wbuf = malloc(LEN);
+	memset(buf, 0, (size_t)N * LEN);
+	fill(wbuf, LEN, 9);
+	struct iovec iov[N][2], wiov = { wbuf, LEN };
+	struct disk_req r[N + 1];
+	struct waiter w[N + 1];
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i <= N; i++) {
+		if (i < N) { /* reads from the back, in two uneven iovecs */
+			iov[i][0] = (struct iovec){ buf + (size_t)i * LEN, 4096 };
+			iov[i][1] = (struct iovec){ buf + (size_t)i * LEN + 4096, LEN - 4096 };
+			r[i] = (struct disk_req){ .op = DISK_READ, .iov = iov[i], .iovcnt = 2,
+				.offset = SIZE - (uint64_t)(i + 1) * LEN - 512 * i, .len = LEN };
+		} else { /* an inline write to the front, in flight with them */
+			r[i] = (struct disk_req){ .op = DISK_WRITE, .iov = &wiov, .iovcnt = 1,
+						  .offset = 0, .len = LEN };
+		}
+		r[i].done = done_cb;
+		r[i].opaque = &w[i];
+		assert_int_equal(disk_queue_submit(q, &r[i]), 0);
+	}
+	for (int i = 0; i < 100000 && disk_queue_inflight(q); i++) {
+		disk_queue_complete(q);
+		if (disk_queue_inflight(q))
+			usleep(100);
+	}
+	assert_int_equal(disk_queue_inflight(q), 0);
+	for (int i = 0; i <= N; i++) {
+		assert_int_equal(w[i].calls, 1);
+		assert_int_equal(w[i].result, 0);
+	}
+	for (int i = 0; i < N; i++)
+		assert_memory_equal(buf + (size_t)i * LEN, all + r[i].offset, LEN);
+	memset(buf, 0, LEN);
+	assert_int_equal(rw(q, DISK_READ, buf, LEN, 0, false), 0);
+	assert_memory_equal(buf, wbuf, LEN);
+	disk_queue_destroy(q);
+	disk_close(d);
+	free(buf);
+	free(wbuf);
+	free(all);
+}
+
 static void test_file_direct(void **state)
 {
 	(void)state;
@@ -477,6 +553,7 @@ int main(void)
 		cmocka_unit_test(test_mem),
 		cmocka_unit_test(test_read_only),
 		cmocka_unit_test(test_file),
+		cmocka_unit_test(test_file_async_reads),
 		cmocka_unit_test(test_file_direct),
 		cmocka_unit_test(test_file_errors_and_create),
 		cmocka_unit_test(test_memdiff),
