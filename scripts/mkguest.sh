@@ -51,10 +51,11 @@ print_paths() {
     echo "Debian guest ($IMAGE_PKG $IMAGE_VER, kernel $(cat "$OUT/release")):"
     echo "  vmlinuz   $OUT/vmlinuz"
     echo "  initrd    $OUT/initrd.img"
+    echo "  initrd    $OUT/initrd-tools.img (with mke2fs)"
     echo "  config    $OUT/config"
 }
 
-if stamp_ok "$OUT/guest.stamp" "$KEY" "$OUT/vmlinuz" "$OUT/initrd.img" "$OUT/release"; then
+if stamp_ok "$OUT/guest.stamp" "$KEY" "$OUT/vmlinuz" "$OUT/initrd.img" "$OUT/initrd-tools.img" "$OUT/release"; then
     log "Debian guest up to date"
     print_paths
     exit 0
@@ -92,6 +93,9 @@ cp "$WORK/kernel/boot/config-$release" "$OUT/config" 2>/dev/null ||
     log "warning: no boot/config-$release in $kernel_deb"
 echo "$release" >"$OUT/release"
 HVMM_BUSYBOX=${busybox[0]} "$ROOT/scripts/mkinitramfs.sh" "$OUT/initrd.img" "${moddirs[0]}"
+# The same plus mke2fs, for the disk tests (debian-mkfs.sh).
+HVMM_GUEST_TOOLS="mke2fs" HVMM_BUSYBOX=${busybox[0]} \
+    "$ROOT/scripts/mkinitramfs.sh" "$OUT/initrd-tools.img" "${moddirs[0]}"
 
 stamp_write "$OUT/guest.stamp" "$KEY"
 print_paths

@@ -20,7 +20,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
-GUEST_MODULES=(hv_vmbus hv_storvsc hv_netvsc hv_utils hv_sock vsock)
+# sd_mod and sr_mod: the SCSI disk and CD-ROM drivers storvsc's LUNs need.
+GUEST_MODULES=(hv_vmbus hv_storvsc sd_mod sr_mod hv_netvsc hv_utils hv_sock vsock)
 INIT="$ROOT/scripts/guest/init"
 PROFILE="$ROOT/scripts/guest/profile"
 UDHCPC_SCRIPT="$ROOT/scripts/guest/udhcpc.script"

@@ -30,6 +30,8 @@ guest_files() {
 	minimal-tools) # with hv_kvp_daemon, mke2fs and iperf3 (bigger: slower to boot)
 		KERNEL=$CACHE/guest/minimal/bzImage; INITRD=$CACHE/guest/minimal/initrd-tools.img ;;
 	debian) KERNEL=$CACHE/guest/debian/vmlinuz; INITRD=$CACHE/guest/debian/initrd.img ;;
+	debian-tools) # the same with mke2fs (scripts/mkguest.sh)
+		KERNEL=$CACHE/guest/debian/vmlinuz; INITRD=$CACHE/guest/debian/initrd-tools.img ;;
 	*) fail "unknown guest $1" ;;
 	esac
 	[ -f "$KERNEL" ] && [ -f "$INITRD" ] ||

@@ -11,13 +11,13 @@ source "$(dirname "$0")/lib.sh"
 need_kvm
 need_cmd() { command -v "$1" >/dev/null || fail "$1 not found (apt-get install $2)"; }
 need_cmd debugfs e2fsprogs
-guest_files minimal-tools
+guest_files "${GUEST:-minimal-tools}"
 SCSI=$OUT/scsi.img NVME=$OUT/nvme.img
 rm -f "$SCSI" "$NVME" && truncate -s 64M "$SCSI" && truncate -s 64M "$NVME"
 
 start_console_vm --hv -k "$KERNEL" -r "$INITRD" -m 512MB --nvme-pci id=nv0 \
 	--disk "file:$SCSI" --disk "file:$NVME,on=nv0"
-wait_for "$OUT/console.log" '^HVMM-INIT-OK' 900 "$HVMM_PID" || fail "no HVMM-INIT-OK marker"
+wait_for "$OUT/console.log" '^HVMM-INIT-OK' "${BOOT_TIMEOUT:-900}" "$HVMM_PID" || fail "no HVMM-INIT-OK marker"
 wait_for "$OUT/console.log" 'root@hvmm-guest' 180 "$HVMM_PID" || fail "no shell prompt"
 n=0
 for dev in sda:sda1 nvme0n1:nvme0n1p1; do

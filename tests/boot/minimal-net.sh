@@ -10,7 +10,7 @@
 # transfer's rate is logged.
 source "$(dirname "$0")/lib.sh"
 need_kvm
-guest_files minimal
+guest_files "${GUEST:-minimal}"
 command -v python3 >/dev/null || fail "python3 is needed for the host's HTTP server (scripts/install-deps.sh installs it)"
 
 BIG_MB=${HVMM_NET_BIG_MB:-$([ "${HVMM_SLOW:-0}" = 1 ] && echo 64 || echo 16)}
@@ -34,7 +34,7 @@ trap 'exit 143' TERM INT
 
 start_console_vm --hv -k "$KERNEL" -r "$INITRD" -m 512MB \
 	--net "consomme,hostfwd=tcp:127.0.0.1:$FWD_PORT-:8080"
-wait_for "$OUT/console.log" '^HVMM-INIT-OK' 900 "$HVMM_PID" || fail "no HVMM-INIT-OK marker"
+wait_for "$OUT/console.log" '^HVMM-INIT-OK' "${BOOT_TIMEOUT:-900}" "$HVMM_PID" || fail "no HVMM-INIT-OK marker"
 wait_for "$OUT/console.log" 'root@hvmm-guest' 120 "$HVMM_PID" || fail "no shell prompt"
 grep -q 'hv_netvsc' "$OUT/console.log" || log "note: no hv_netvsc line in the boot log"
 
