@@ -44,6 +44,10 @@ expect_err "--nic and --net need --hv" -k "$G" --nic
 expect_err "uh: needs --vtl2, which hvmm does not have yet" -k "$G" --hv --net uh:consomme
 expect_err "invalid --net 'consomme:10.0.0.0/33'" -k "$G" --hv --net consomme:10.0.0.0/33
 expect_err "tap:hvmm-nope0: no such interface" -k "$G" --hv --net tap:hvmm-nope0
+# The hybrid vsock relay needs --hv; VTL2's is parsed and refused.
+expect_err "--vmbus-vsock-path needs --hv" -k "$G" --vsock-path "$OUT/v.sock"
+expect_err "--vtl2-vsock-path needs --vtl2 \(not supported yet\)" -k "$G" --hv --vtl2-vsock-path "$OUT/v.sock"
+expect_err "--vmbus-vtl2-vsock-path needs --vtl2" -k "$G" --hv --vmbus-vtl2-vsock-path "$OUT/v.sock"
 command -v python3 >/dev/null || fail "python3 not found (scripts/install-deps.sh installs it)"
 {
 	python3 -c 'import socket, sys, time
@@ -60,6 +64,13 @@ if [ -c /dev/kvm ]; then
 	expect_err "neither a bzImage nor" -k "$OUT/garbage.bin" --com1 none
 	expect_err "neither a bzImage nor" -k "$OUT/random.bin" --com1 none
 	expect_err "initrd: unrecognised data" -k "$G" -r "$OUT/random.bin" --com1 none
+	# A vsock path that cannot be bound: one line when the VM is built, exit 1.
+	err=$("$HVMM" -k "$G" --hv --com1 none --vsock-path /nonexistent/dir/s 2>&1 >/dev/null </dev/null)
+	st=$?
+	[ "$st" = 1 ] && [ "$(printf '%s\n' "$err" | grep -c .)" = 1 ] &&
+		grep -q "vsock-path '/nonexistent/dir/s': cannot listen" <<<"$err" ||
+		fail "unbindable --vsock-path: exit $st, '$err'"
+	log "ok: --vsock-path /nonexistent/dir/s -> $err"
 	if [ -f "$CACHE/guest/minimal/vmlinux" ]; then
 		expect_err "outside guest RAM" -k "$CACHE/guest/minimal/vmlinux" -m 8MB --com1 none
 	fi
