@@ -5,16 +5,21 @@
  * to a missing queue's doorbell or of a value past the queue, or one that
  * moves a pointer backwards over entries, is ignored and reported with an
  * asynchronous event, section 5.2), controller enable, reset and shutdown
- * (section 7.6), and the worker threads. See nvme.h for the threading.
+ * (section 7.6), the shadow doorbells and EventIdx of Doorbell Buffer
+ * Config (NVMe 1.3 section 5.7; the virtio event-index rule: the host
+ * rings the MMIO doorbell only when its new value passes EventIdx), and
+ * the worker threads. See nvme.h for the threading.
  */
 #include "dev/nvme.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/gmem.h"
@@ -77,58 +82,158 @@ static uint32_t ring_dist(uint32_t a, uint32_t b, uint32_t s)
 	return b >= a ? b - a : s - a + b;
 }
 
+/*
+ * Applies a doorbell value, n->lock held, the controller ready: the SQ
+ * tail or CQ head of queue qid. A shadow value (read from the Doorbell
+ * Buffer by the queue's own worker) wakes nobody, and an invalid one is
+ * reported once, not at every poll (the host's buffer keeps it). True if
+ * the pointer moved.
+ */
+static bool doorbell_locked(struct nvme *n, unsigned qid, bool is_cq, uint32_t v, bool shadow)
+{
+	if (qid > n->max_queues) {
+		bad_doorbell(n, NVME_AER_INFO_ERR_INVALID_DB_REG, qid, is_cq, v);
+		return false;
+	}
+	if (is_cq) {
+		struct nvme_cq *cq = n->cq[qid];
+		if (!cq) {
+			bad_doorbell(n, NVME_AER_INFO_ERR_INVALID_DB_REG, qid, true, v);
+			return false;
+		}
+		uint32_t head = atomic_load(&cq->head);
+		uint32_t tail = atomic_load(&cq->tail_pub);
+		if (shadow && v == head)
+			return false;
+		/* The host may only consume entries the controller posted. */
+		if (v >= cq->size || ring_dist(head, v, cq->size) > ring_dist(head, tail, cq->size)) {
+			if (!shadow || cq->shadow_bad != v + 1)
+				bad_doorbell(n, NVME_AER_INFO_ERR_INVALID_DB_VALUE, qid, true, v);
+			if (shadow)
+				cq->shadow_bad = v + 1;
+			return false;
+		}
+		atomic_store(&cq->head, v);
+		if (shadow)
+			atomic_store(&cq->want_head, false);
+		else if (qid == 0 || atomic_exchange(&cq->want_head, false))
+			nvme_wake(cq->wake_fd);
+		return true;
+	}
+	struct nvme_sq *sq = n->sq[qid];
+	if (!sq) {
+		bad_doorbell(n, NVME_AER_INFO_ERR_INVALID_DB_REG, qid, false, v);
+		return false;
+	}
+	uint32_t head = atomic_load(&sq->head);
+	uint32_t tail = atomic_load(&sq->tail);
+	if (shadow && v == tail)
+		return false;
+	/* The tail only moves forward over entries not yet fetched. */
+	if (v >= sq->size || ring_dist(head, v, sq->size) < ring_dist(head, tail, sq->size)) {
+		if (!shadow || sq->shadow_bad != v + 1)
+			bad_doorbell(n, NVME_AER_INFO_ERR_INVALID_DB_VALUE, qid, false, v);
+		if (shadow)
+			sq->shadow_bad = v + 1;
+		return false;
+	}
+	atomic_store(&sq->tail, v);
+	if (shadow)
+		return true;
+	if (qid == 0)
+		nvme_wake(n->admin_fd);
+	else if (atomic_exchange(&n->cq[sq->cqid]->sleeping, false))
+		nvme_wake(n->cq[sq->cqid]->wake_fd);
+	return true;
+}
+
 static void doorbell(struct nvme *n, uint64_t off, uint32_t v)
 {
 	unsigned idx = (unsigned)((off - NVME_REG_DBS) / 4);
-	unsigned qid = idx / 2;
-	bool is_cq = idx & 1;
 	pthread_mutex_lock(&n->lock);
 	if (!(n->csts & NVME_CSTS_RDY)) {
 		pthread_mutex_unlock(&n->lock);
 		log_guest("nvme: doorbell write while the controller is not ready");
 		return;
 	}
-	if (qid > n->max_queues) {
-		bad_doorbell(n, NVME_AER_INFO_ERR_INVALID_DB_REG, qid, is_cq, v);
-		goto out;
-	}
-	if (is_cq) {
-		struct nvme_cq *cq = n->cq[qid];
-		if (!cq) {
-			bad_doorbell(n, NVME_AER_INFO_ERR_INVALID_DB_REG, qid, true, v);
-			goto out;
-		}
-		uint32_t head = atomic_load(&cq->head);
-		uint32_t tail = atomic_load(&cq->tail_pub);
-		/* The host may only consume entries the controller posted. */
-		if (v >= cq->size || ring_dist(head, v, cq->size) > ring_dist(head, tail, cq->size)) {
-			bad_doorbell(n, NVME_AER_INFO_ERR_INVALID_DB_VALUE, qid, true, v);
-			goto out;
-		}
-		atomic_store(&cq->head, v);
-		if (qid == 0 || atomic_exchange(&cq->want_head, false))
-			nvme_wake(cq->wake_fd);
-	} else {
-		struct nvme_sq *sq = n->sq[qid];
-		if (!sq) {
-			bad_doorbell(n, NVME_AER_INFO_ERR_INVALID_DB_REG, qid, false, v);
-			goto out;
-		}
-		uint32_t head = atomic_load(&sq->head);
-		uint32_t tail = atomic_load(&sq->tail);
-		/* The tail only moves forward over entries not yet fetched. */
-		if (v >= sq->size || ring_dist(head, v, sq->size) < ring_dist(head, tail, sq->size)) {
-			bad_doorbell(n, NVME_AER_INFO_ERR_INVALID_DB_VALUE, qid, false, v);
-			goto out;
-		}
-		atomic_store(&sq->tail, v);
-		if (qid == 0)
-			nvme_wake(n->admin_fd);
-		else if (atomic_exchange(&n->cq[sq->cqid]->sleeping, false))
-			nvme_wake(n->cq[sq->cqid]->wake_fd);
-	}
-out:
+	doorbell_locked(n, idx / 2, idx & 1, v, false);
 	pthread_mutex_unlock(&n->lock);
+}
+
+/* ---- shadow doorbells (Doorbell Buffer Config) ------------------------- */
+
+static uint32_t shadow_load(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static void shadow_store(uint32_t *p, uint32_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+bool nvme_dbbuf_pull(struct nvme_cq *cq)
+{
+	struct nvme *n = cq->n;
+	if (!atomic_load_explicit(&n->dbbuf_on, memory_order_relaxed))
+		return false;
+	bool moved = false;
+	pthread_mutex_lock(&n->lock);
+	if (n->dbbuf_shadow && (n->csts & NVME_CSTS_RDY) && n->cq[cq->qid] == cq) {
+		for (unsigned q = 1; q <= n->max_queues; q++) {
+			struct nvme_sq *sq = n->sq[q];
+			if (sq && sq->cqid == cq->qid)
+				moved |= doorbell_locked(n, q, false, shadow_load(&n->dbbuf_shadow[2 * q]),
+							 true);
+		}
+		moved |= doorbell_locked(n, cq->qid, true,
+					 shadow_load(&n->dbbuf_shadow[2 * cq->qid + 1]), true);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return moved;
+}
+
+void nvme_dbbuf_arm(struct nvme_cq *cq)
+{
+	struct nvme *n = cq->n;
+	if (!atomic_load_explicit(&n->dbbuf_on, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&n->lock);
+	if (n->dbbuf_eventidx && n->cq[cq->qid] == cq) {
+		for (unsigned q = 1; q <= n->max_queues; q++) {
+			struct nvme_sq *sq = n->sq[q];
+			if (sq && sq->cqid == cq->qid)
+				shadow_store(&n->dbbuf_eventidx[2 * q], atomic_load(&sq->tail));
+		}
+		/* The worker only needs the CQ head when it waits for room:
+		 * otherwise one behind the head, which the host's next moves
+		 * do not pass (until a wrap of its 16-bit arithmetic). */
+		uint32_t head = atomic_load(&cq->head);
+		shadow_store(&n->dbbuf_eventidx[2 * cq->qid + 1],
+			     atomic_load(&cq->want_head) ? head : (head - 1) & 0xFFFF);
+	}
+	pthread_mutex_unlock(&n->lock);
+	/* EventIdx stores before the caller's re-read of the shadow values
+	 * (the host stores its shadow value before reading EventIdx). */
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+void nvme_dbbuf_init_queue_locked(struct nvme *n, unsigned qid)
+{
+	if (!n->dbbuf_shadow || qid == 0 || qid > n->max_queues)
+		return;
+	if (n->sq[qid]) {
+		uint32_t t = atomic_load(&n->sq[qid]->tail);
+		shadow_store(&n->dbbuf_shadow[2 * qid], t);
+		shadow_store(&n->dbbuf_eventidx[2 * qid], t);
+		n->sq[qid]->shadow_bad = 0;
+	}
+	if (n->cq[qid]) {
+		uint32_t h = atomic_load(&n->cq[qid]->head);
+		shadow_store(&n->dbbuf_shadow[2 * qid + 1], h);
+		shadow_store(&n->dbbuf_eventidx[2 * qid + 1], h);
+		n->cq[qid]->shadow_bad = 0;
+	}
 }
 
 void nvme_bar0_read(struct nvme *n, uint64_t off, void *data, unsigned size)
@@ -231,6 +336,65 @@ static const struct pci_dev_ops nvme_pci_ops = { bar_read, bar_write };
 
 /* ---- queues' workers --------------------------------------------------- */
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool disk_busy(const struct nvme_cq *cq)
+{
+	for (unsigned i = 0; i < cq->n->nns; i++)
+		if (disk_queue_inflight(cq->dq[i]))
+			return true;
+	return false;
+}
+
+/*
+ * With shadow doorbells the host writes no MMIO doorbell while the worker
+ * is awake (EventIdx lags behind), so after a batch the worker keeps
+ * running the queue for a while: a host that submits again within that
+ * window costs no VM exit. Only when no disk I/O is in flight: otherwise
+ * the disk's completion wakes the worker anyway, and on a small host the
+ * CPU is better left to the I/O (io_uring's workers copying).
+ *
+ * The window adapts as KVM's halt polling does: halved (down to nothing)
+ * each time it passes without work, so a host that is idle, or whose vCPU
+ * shares this CPU and cannot run while the worker spins, stops costing
+ * spins; doubled (up to dbbuf_poll_ns) each time a doorbell wakes the
+ * worker within dbbuf_poll_ns of its going to sleep. True if it found work.
+ */
+#define DBBUF_SPIN_MIN_NS 4000
+
+static bool dbbuf_spin(struct nvme_cq *cq)
+{
+	struct nvme *n = cq->n;
+	if (cq->spin_ns <= 0 || !atomic_load(&n->dbbuf_on) || disk_busy(cq))
+		return false;
+	uint64_t t0 = now_ns();
+	do {
+		if (nvme_cq_run(cq))
+			return true;
+		__builtin_ia32_pause();
+	} while (now_ns() - t0 < (uint64_t)cq->spin_ns && !atomic_load(&cq->stop));
+	cq->spin_ns /= 2;
+	if (cq->spin_ns < DBBUF_SPIN_MIN_NS)
+		cq->spin_ns = 0;
+	return false;
+}
+
+/* After a sleep that a doorbell ended: a short one means spinning pays. */
+static void dbbuf_woken(struct nvme_cq *cq, uint64_t slept_at)
+{
+	int64_t max = cq->n->dbbuf_poll_ns;
+	if (max <= 0 || !atomic_load(&cq->n->dbbuf_on) || now_ns() - slept_at > (uint64_t)max)
+		return;
+	cq->spin_ns = cq->spin_ns ? cq->spin_ns * 2 : DBBUF_SPIN_MIN_NS;
+	if (cq->spin_ns > max)
+		cq->spin_ns = max;
+}
+
 static void *cq_thread(void *arg)
 {
 	struct nvme_cq *cq = arg;
@@ -243,14 +407,20 @@ static void *cq_thread(void *arg)
 		drain_fd(cq->wake_fd);
 		while (nvme_cq_run(cq))
 			;
+		if (dbbuf_spin(cq))
+			continue;
 		atomic_store(&cq->sleeping, true);
+		nvme_dbbuf_arm(cq);
 		if (nvme_cq_run(cq)) { /* a doorbell raced with going to sleep */
 			atomic_store(&cq->sleeping, false);
 			continue;
 		}
+		uint64_t slept_at = now_ns();
 		if (poll(pfd, nfd, -1) < 0 && errno != EINTR)
 			break;
 		atomic_store(&cq->sleeping, false);
+		if (pfd[0].revents & POLLIN)
+			dbbuf_woken(cq, slept_at);
 	}
 	return NULL;
 }
@@ -258,6 +428,7 @@ static void *cq_thread(void *arg)
 int nvme_cq_start(struct nvme *n, struct nvme_cq *cq)
 {
 	cq->n = n;
+	cq->spin_ns = n->dbbuf_poll_ns > 0 ? n->dbbuf_poll_ns : 0;
 	cq->done_tail = &cq->done;
 	cq->retry_tail = &cq->retry;
 	pthread_mutex_init(&cq->lock, NULL);
@@ -359,6 +530,8 @@ int nvme_create(struct pci_bus *bus, struct gmem *mem, struct disk **disks, unsi
 		n->ns[i].ro = disk_is_read_only(disks[i]);
 	}
 	n->max_queues = cfg->io_queues ? cfg->io_queues : NVME_MAX_IO_QUEUES;
+	n->dbbuf_supported = !cfg->no_dbbuf;
+	n->dbbuf_poll_ns = cfg->dbbuf_poll_ns == 0 ? NVME_DBBUF_POLL_NS_DEFAULT : cfg->dbbuf_poll_ns;
 	n->nvectors = n->max_queues + 1;
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_mutex_init(&n->admin_run, NULL);
@@ -432,6 +605,14 @@ bool nvme_poll(struct nvme *n)
 		if (!progress)
 			break;
 		any = true;
+	}
+	/* Idle now, as a worker going to sleep: publish EventIdx. */
+	for (unsigned q = 1; q <= n->max_queues; q++) {
+		pthread_mutex_lock(&n->lock);
+		struct nvme_cq *cq = n->cq[q];
+		pthread_mutex_unlock(&n->lock);
+		if (cq)
+			nvme_dbbuf_arm(cq);
 	}
 	return any;
 }

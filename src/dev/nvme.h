@@ -49,7 +49,13 @@ struct nvme_config {
 	const char *serial;   /* Identify SN, up to 20 chars; NULL = "hvmm-nvme" */
 	unsigned io_queues;   /* I/O queue pairs offered; 0 = NVME_MAX_IO_QUEUES */
 	bool manual;          /* no threads; run with nvme_poll() */
+	bool no_dbbuf;        /* no Doorbell Buffer Config (OACS bit 8 clear) */
+	/* With shadow doorbells, how long a CQ's worker polls them after a
+	 * batch before it publishes EventIdx and sleeps: 0 = the default
+	 * (NVME_DBBUF_POLL_NS_DEFAULT), negative = never poll. */
+	int dbbuf_poll_ns;
 };
+#define NVME_DBBUF_POLL_NS_DEFAULT 50000
 
 /*
  * Creates a controller on bus with one namespace per disk (disks[i] is

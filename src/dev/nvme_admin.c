@@ -3,7 +3,8 @@
  * (controller, namespace, active namespace list, namespace identification
  * descriptors), Create/Delete I/O Submission/Completion Queue, Get/Set
  * Features, Get Log Page (error information, SMART / health, firmware
- * slot), Abort and Asynchronous Event Request, plus the controller state
+ * slot), Abort, Asynchronous Event Request and Doorbell Buffer Config
+ * (NVMe 1.3 section 5.7, shadow doorbells), plus the controller state
  * changes CC.EN and CC.SHN (section 7.6) that the admin worker applies.
  * Every command is copied out of the admin SQ before it is parsed and
  * every field is checked before anything changes.
@@ -87,6 +88,8 @@ void nvme_ctrl_reset(struct nvme *n)
 	n->sq[0] = NULL;
 	n->cq[0] = NULL;
 	n->csts = 0;
+	n->dbbuf_shadow = n->dbbuf_eventidx = NULL;
+	atomic_store(&n->dbbuf_on, false);
 	n->naer_events = n->naer_cids = 0;
 	n->aer_masked = 0;
 	pthread_mutex_unlock(&n->lock);
@@ -246,6 +249,8 @@ static uint16_t identify(struct nvme *n, const struct nvme_sqe *c)
 		put32(id + 80, 0x00010400);      /* VER */
 		put32(id + 92, 1u << 8 | 1u << 9); /* OAES: ns attr, fw activation (none sent) */
 		id[111] = 1;                     /* CNTRLTYPE: I/O controller */
+		if (n->dbbuf_supported)
+			put16(id + 256, NVME_OACS_DBBUF); /* OACS */
 		id[258] = NVME_ACL;
 		id[259] = NVME_AERL;
 		id[260] = 0x03;                  /* FRMW: slot 1 read-only, 1 slot */
@@ -348,6 +353,7 @@ static uint16_t create_cq(struct nvme *n, const struct nvme_sqe *c)
 	}
 	pthread_mutex_lock(&n->lock);
 	n->cq[qid] = cq;
+	nvme_dbbuf_init_queue_locked(n, qid);
 	pthread_mutex_unlock(&n->lock);
 	return NVME_SC_SUCCESS;
 }
@@ -400,6 +406,7 @@ static uint16_t create_sq(struct nvme *n, const struct nvme_sqe *c)
 	pthread_mutex_unlock(&cq->lock);
 	pthread_mutex_lock(&n->lock);
 	n->sq[qid] = sq;
+	nvme_dbbuf_init_queue_locked(n, qid);
 	pthread_mutex_unlock(&n->lock);
 	return NVME_SC_SUCCESS;
 }
@@ -611,6 +618,38 @@ static uint16_t get_log_page(struct nvme *n, const struct nvme_sqe *c)
 	return NVME_SC_SUCCESS;
 }
 
+/* ---- Doorbell Buffer Config (NVMe 1.3 section 5.7) ----------------------- */
+
+/*
+ * PRP1: the shadow doorbell page, PRP2: the EventIdx page, each one
+ * page-aligned page of guest RAM (else Invalid Field). From now on the
+ * I/O queues' workers read SQ tails and CQ heads from the shadow page
+ * too, and publish EventIdx; the admin queue keeps its MMIO doorbells.
+ * Existing I/O queues' entries are synced to the controller's pointers.
+ */
+static uint16_t dbbuf_config(struct nvme *n, const struct nvme_sqe *c)
+{
+	if (!n->dbbuf_supported)
+		return NVME_SC_INVALID_OPCODE | DNR;
+	if ((c->prp1 | c->prp2) & (NVME_PAGE_SIZE - 1))
+		return NVME_SC_INVALID_FIELD | DNR;
+	uint32_t *shadow = gmem_map(n->mem, c->prp1, NVME_PAGE_SIZE);
+	uint32_t *ei = gmem_map(n->mem, c->prp2, NVME_PAGE_SIZE);
+	if (!shadow || !ei) {
+		log_guest("nvme: doorbell buffers at 0x%llx/0x%llx not two pages of RAM",
+			  (unsigned long long)c->prp1, (unsigned long long)c->prp2);
+		return NVME_SC_INVALID_FIELD | DNR;
+	}
+	pthread_mutex_lock(&n->lock);
+	n->dbbuf_shadow = shadow;
+	n->dbbuf_eventidx = ei;
+	for (unsigned q = 1; q <= n->max_queues; q++)
+		nvme_dbbuf_init_queue_locked(n, q);
+	atomic_store(&n->dbbuf_on, true);
+	pthread_mutex_unlock(&n->lock);
+	return NVME_SC_SUCCESS;
+}
+
 /* ---- dispatch -------------------------------------------------------------- */
 
 /* Returns false when no completion is to be posted now (AER). */
@@ -630,6 +669,7 @@ static bool exec_admin(struct nvme *n, const struct nvme_sqe *c, uint16_t *st, u
 	case NVME_ADM_GET_FEATURES: *st = features(n, c, false, res); break;
 	case NVME_ADM_SET_FEATURES: *st = features(n, c, true, res); break;
 	case NVME_ADM_GET_LOG_PAGE: *st = get_log_page(n, c); break;
+	case NVME_ADM_DBBUF_CONFIG: *st = dbbuf_config(n, c); break;
 	case NVME_ADM_ABORT:
 		/* Commands are never held back, so none can be aborted:
 		 * dword 0 bit 0 set means "not aborted". */

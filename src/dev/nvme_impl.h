@@ -67,6 +67,8 @@
 #define NVME_ADM_SET_FEATURES 0x09
 #define NVME_ADM_GET_FEATURES 0x0A
 #define NVME_ADM_ASYNC_EVENT 0x0C
+#define NVME_ADM_DBBUF_CONFIG 0x7C /* NVMe 1.3 section 5.7 */
+#define NVME_OACS_DBBUF (1u << 8)
 
 /* NVM command set opcodes (NVM command set 1.0 / 1.4 section 6). */
 #define NVME_CMD_FLUSH 0x00
@@ -190,6 +192,7 @@ struct nvme_sq {
 	unsigned inflight;      /* worker only */
 	struct nvme_req *slots;
 	struct nvme_req *free_slots; /* worker only */
+	uint32_t shadow_bad;    /* last invalid shadow tail reported (n->lock) */
 };
 
 struct nvme_cq {
@@ -204,6 +207,8 @@ struct nvme_cq {
 	_Atomic uint32_t tail_pub; /* tail as seen by doorbells */
 	_Atomic uint32_t head;  /* written by doorbells */
 	bool phase;
+	uint32_t shadow_bad;    /* last invalid shadow head reported (n->lock) */
+	int64_t spin_ns;        /* worker only: current shadow doorbell polling window */
 	int wake_fd;            /* eventfd: doorbells, stop requests */
 	/* Doorbells write wake_fd only when the worker may be blocked:
 	 * `sleeping` (about to poll) or `want_head` (completions wait for
@@ -241,6 +246,16 @@ struct nvme {
 	unsigned nvectors;
 
 	pthread_mutex_t lock;
+	/* Doorbell Buffer Config (NVMe 1.3 section 5.7): the shadow doorbell
+	 * page and the EventIdx page in guest RAM, indexed like the doorbell
+	 * registers (SQ y tail at [2y], CQ y head at [2y + 1]; I/O queues
+	 * only), or NULL. Set and cleared under lock; the workers read them
+	 * under lock too. Guest memory: read once, validated like a doorbell. */
+	bool dbbuf_supported;
+	uint32_t *dbbuf_shadow;
+	uint32_t *dbbuf_eventidx;
+	_Atomic bool dbbuf_on;   /* lock-free hint for the workers */
+	int64_t dbbuf_poll_ns;   /* <= 0: no polling */
 	/* Registers. */
 	uint32_t cc, csts, aqa;
 	uint64_t asq, acq;
@@ -280,6 +295,21 @@ void nvme_aer_post_locked(struct nvme *n, unsigned type, unsigned info, unsigned
 int nvme_cq_start(struct nvme *n, struct nvme_cq *cq);
 void nvme_cq_stop(struct nvme_cq *cq);
 void nvme_cq_quiesce_sq(struct nvme *n, struct nvme_cq *cq, struct nvme_sq *sq);
+/*
+ * Shadow doorbells. pull: reads the shadow SQ tails of cq's SQs and its
+ * shadow CQ head and applies each changed one exactly like a doorbell
+ * write (the same validation and error event); true if a pointer moved.
+ * arm: publishes EventIdx (each SQ's tail; the CQ head when the worker
+ * waits for room, else one behind it) so that the host rings the MMIO
+ * doorbell for what follows; the caller then re-runs the queue (a host
+ * that checked the old EventIdx may have skipped its doorbell). init:
+ * syncs queue qid's shadow and EventIdx entries to the controller's
+ * pointers (dbbuf configured or queue created), n->lock held. All no-ops
+ * without a configured buffer.
+ */
+bool nvme_dbbuf_pull(struct nvme_cq *cq);
+void nvme_dbbuf_arm(struct nvme_cq *cq);
+void nvme_dbbuf_init_queue_locked(struct nvme *n, unsigned qid);
 
 /* nvme_admin.c */
 /* Applies CC changes and runs the admin queue; true on progress. */

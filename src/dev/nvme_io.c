@@ -330,7 +330,8 @@ static unsigned post_done(struct nvme_cq *cq)
 
 bool nvme_cq_run(struct nvme_cq *cq)
 {
-	bool progress = false;
+	/* Shadow doorbells first (n->lock, taken before cq->lock). */
+	bool progress = nvme_dbbuf_pull(cq);
 	pthread_mutex_lock(&cq->lock);
 	for (unsigned i = 0; i < cq->n->nns; i++)
 		progress |= disk_queue_complete(cq->dq[i]) > 0;
