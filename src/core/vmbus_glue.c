@@ -8,8 +8,10 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/network.h"
@@ -26,6 +28,9 @@ struct vmbus_glue {
 	struct hvutils *utils;
 	struct vsock_relay *vsock; /* --vmbus-vsock-path, or NULL */
 	pthread_mutex_t lock;
+	/* Sub-channel flushes queued on the event loop; teardown waits for 0. */
+	atomic_uint flushes;
+	atomic_bool dying;
 };
 
 static void *host_map(void *opaque, uint64_t gpa, size_t len)
@@ -57,6 +62,28 @@ static void host_unlock(void *opaque)
 }
 
 /*
+ * A device asked for sub-channels (from its worker, maybe while a vCPU
+ * holds the server lock and waits for that worker in close()): the server
+ * lock is taken later, on the event loop, which no close() waits for.
+ */
+static void flush_on_loop(void *opaque)
+{
+	struct vmbus_glue *g = opaque;
+	if (!atomic_load(&g->dying))
+		vmbus_server_flush(g->srv);
+	atomic_fetch_sub(&g->flushes, 1u);
+}
+
+static void host_request_flush(void *opaque)
+{
+	struct vmbus_glue *g = opaque;
+	atomic_fetch_add(&g->flushes, 1u);
+	if (atomic_load(&g->dying) || !g->vm->loop ||
+	    evloop_call(g->vm->loop, flush_on_loop, g) < 0)
+		atomic_fetch_sub(&g->flushes, 1u); /* served at the guest's next message */
+}
+
+/*
  * hv calls these on the guest's vCPU thread with no hv lock held (the server
  * posts its reply from inside: see test_hv_hypercall), the vp and flag
  * already validated; VMBus uses flag 0 and routes by connection id only.
@@ -83,6 +110,10 @@ static uint16_t on_signal(void *opaque, uint32_t vp, uint32_t conn_id, uint16_t 
  */
 static void teardown(struct vm *vm, struct vmbus_glue *g)
 {
+	/* Queued flushes use g: wait for them (the loop runs them or drops none). */
+	atomic_store(&g->dying, true);
+	while (atomic_load(&g->flushes))
+		usleep(1000);
 	vsock_relay_destroy(g->vsock); /* rescinds its channels: before the server */
 	vmbus_server_destroy(g->srv);
 	hvutil_detach(g->utils);
@@ -102,6 +133,7 @@ int vmbus_glue_create(struct vm *vm)
 	struct vmbus_host host = {
 		.opaque = g, .map = host_map, .post_message = host_post,
 		.signal_event = host_signal, .lock = host_lock, .unlock = host_unlock,
+		.request_flush = host_request_flush,
 	};
 	struct vmbus_server_config cfg = {
 		.max_version = vm->cfg->vmbus_max_version,

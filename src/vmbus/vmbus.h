@@ -80,6 +80,15 @@ struct vmbus_host {
 	void (*unlock)(void *opaque);
 	/* Optional: a monotonic clock in ns, for timeouts. */
 	uint64_t (*now_ns)(void *opaque);
+	/*
+	 * Optional (NULL: requests wait for the guest's next message or
+	 * signal). A device asked for sub-channels (vmbus_channel_request_
+	 * subchannels): call vmbus_server_flush() soon, from a thread that holds
+	 * no device lock and that no device close() waits for (hvmm: the event
+	 * loop). Called from any thread, possibly with the server lock held:
+	 * must not call into the server or block.
+	 */
+	void (*request_flush)(void *opaque);
 };
 
 struct vmbus_server;
@@ -121,9 +130,19 @@ uint16_t vmbus_server_signal_event(struct vmbus_server *srv, uint32_t conn_id);
  * The VM was reset or the guest's VMBus connection is gone (the host saw
  * SynIC disabled, or the VM is being rebuilt): close every channel (device
  * close callbacks run), drop every GPADL, forget the negotiated version.
- * Offers stay and are sent again when the guest reconnects.
+ * Offers stay and are sent again when the guest reconnects; sub-channels
+ * are freed (the device asks again when the guest does).
  */
 void vmbus_server_reset(struct vmbus_server *srv);
+
+/*
+ * Serves the devices' pending sub-channel requests (vmbus_channel.h):
+ * offers the sub-channels of every still-open primary that asked. Takes the
+ * server lock, so call it from a thread no device close() waits for (the
+ * host's request_flush tells when). The server also does this itself at the
+ * start of every guest message and signal.
+ */
+void vmbus_server_flush(struct vmbus_server *srv);
 
 /* The negotiated version, or 0 when no guest is connected. */
 uint32_t vmbus_server_version(struct vmbus_server *srv);

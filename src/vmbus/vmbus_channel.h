@@ -14,7 +14,8 @@
  * rings are independent). Callbacks are called with the server lock held:
  * they must not call vmbus_offer(), vmbus_rescind(), vmbus_channel_gpadl_*()
  * or vmbus_set_tl_connect_handler() (the lock is not recursive) and must not
- * block; vmbus_channel_send()/recv()/skip()/send_space() are fine.
+ * block; vmbus_channel_send()/recv()/skip()/send_space() and
+ * vmbus_channel_request_subchannels() are fine.
  * vmbus_channel_gpadl_*() take the server lock: a device must not call them
  * while holding a lock its callbacks take (lock order: server, then device).
  */
@@ -98,6 +99,41 @@ int vmbus_offer(struct vmbus_server *srv, const struct vmbus_offer *offer,
  * channel was not open.
  */
 void vmbus_rescind(struct vmbus_channel *ch);
+
+/*
+ * Sub-channels: extra channels of one device (more queues), offered with
+ * the primary's if_type and if_instance and sub_channel_index 1..n, each
+ * with its own relid, connection id, rings and target VP. The guest asks
+ * the device for them in the device's own protocol (storvsc's
+ * CREATE_SUB_CHANNELS, netvsc's NVSP subchannel request); the device then
+ * calls this, from any thread (its worker, a callback), without the risk
+ * of deadlock against its own close(): the request is only recorded here
+ * (atomics, no lock) and served by vmbus_server_flush() (vmbus.h), which
+ * the host runs from a safe thread, or at the guest's next message or
+ * signal. The sub-channels use the primary's ops and dev: open(), close()
+ * and notify() come per sub-channel (vmbus_channel_subchannel_index() says
+ * which), exactly as for the primary.
+ *
+ * Lifecycle (the server owns it): sub-channels exist only while their
+ * primary is open. When the primary closes (CLOSECHANNEL, its ring GPADL
+ * torn down, rescind), its open sub-channels are closed first (close()
+ * per sub-channel), then the primary's close() runs, then the sub-channels
+ * are rescinded to the guest and freed at RELID_RELEASED. At UNLOAD, a new
+ * INITIATE_CONTACT or vmbus_server_reset() they are closed and freed; they
+ * are never offered again at a reconnection. A request is good for the
+ * current open only: one per open (the next open may ask again). If the
+ * primary closes before the request is served, it is dropped.
+ *
+ * primary must be a primary channel. 0, -EINVAL (a sub-channel, n == 0 or
+ * n > VMBUS_MAX_SUBCHANNELS), -EALREADY (already asked during this open).
+ * Offers that cannot be made later (no relids left) are logged; the guest
+ * gets fewer channels, which Linux accepts.
+ */
+#define VMBUS_MAX_SUBCHANNELS 64u
+int vmbus_channel_request_subchannels(struct vmbus_channel *primary, unsigned n);
+
+/* 0 for a primary channel, 1..n for a sub-channel. Any thread. */
+unsigned vmbus_channel_subchannel_index(const struct vmbus_channel *ch);
 
 /* Information about a received packet. */
 struct vmbus_packet_info {

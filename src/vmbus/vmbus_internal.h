@@ -108,6 +108,17 @@ struct vmbus_channel {
 	bool offered;         /* OFFERCHANNEL sent in this connection */
 	bool open;
 	bool rescinded;
+	/*
+	 * Sub-channels: a sub-channel points at its primary until it is
+	 * withdrawn (the primary closed); `sub` stays set. A primary holds the
+	 * device's request for this open (0: none; written without the server
+	 * lock by vmbus_channel_request_subchannels, consumed under it by
+	 * vmbus_server_flush) and whether it has been served.
+	 */
+	bool sub;
+	struct vmbus_channel *primary;
+	_Atomic unsigned sub_request;
+	bool subs_made;
 	struct vmbus_gpadl *ring_gpadl;
 	struct vmbus_ring in;  /* guest-to-host: host reads */
 	struct vmbus_ring out; /* host-to-guest: host writes */
@@ -123,6 +134,7 @@ struct vmbus_server {
 	unsigned ngpadls;
 	uint64_t gpadl_pages; /* over all GPADLs */
 	uint8_t relid_used[(VMBUS_MAX_RELID + 1 + 7) / 8];
+	atomic_bool flush_needed; /* a sub-channel request waits (any thread sets it) */
 	vmbus_tl_connect_fn tl_connect; /* hv_sock service, or NULL */
 	void *tl_connect_opaque;
 };

@@ -15,6 +15,8 @@
 
 #include "core/log.h"
 
+static void flush_locked(struct vmbus_server *srv);
+
 static const uint32_t known_versions[] = {
 	VMBUS_VERSION_WIN10_V5_3, VMBUS_VERSION_WIN10_V5_2, VMBUS_VERSION_WIN10_V5_1,
 	VMBUS_VERSION_WIN10_V5, VMBUS_VERSION_WIN10_RS3, VMBUS_VERSION_WIN10,
@@ -107,13 +109,36 @@ static struct vmbus_channel *find_channel(struct vmbus_server *srv, uint32_t rel
 	return NULL;
 }
 
-static void close_channel(struct vmbus_channel *ch)
+static void free_channel(struct vmbus_server *srv, struct vmbus_channel *ch);
+static void withdraw_subchannels(struct vmbus_channel *primary);
+
+static void close_one(struct vmbus_channel *ch)
 {
 	if (!ch->open)
 		return;
 	ch->open = false;
 	ch->ops->close(ch->dev, ch);
 	vmbus_rings_detach(ch);
+	/* A request made during this open dies with it (the device's worker
+	 * has stopped: close() returned). */
+	atomic_store(&ch->sub_request, 0u);
+}
+
+/*
+ * Closes a channel for its device. A primary's sub-channels close first
+ * (Linux closes them before their primary too) and are then withdrawn.
+ * Lock held.
+ */
+static void close_channel(struct vmbus_channel *ch)
+{
+	if (!ch->sub) {
+		for (struct vmbus_channel *c = ch->srv->channels; c; c = c->next)
+			if (c->sub && c->primary == ch)
+				close_one(c);
+	}
+	close_one(ch);
+	if (!ch->sub)
+		withdraw_subchannels(ch);
 }
 
 /* Tells the channel's device, if it asked, that g goes away. Lock held. */
@@ -153,6 +178,9 @@ static void release_relid(struct vmbus_server *srv, uint32_t relid)
 
 static void free_channel(struct vmbus_server *srv, struct vmbus_channel *ch)
 {
+	for (struct vmbus_channel *c = srv->channels; c; c = c->next)
+		if (c->primary == ch)
+			c->primary = NULL; /* never dangles (it is being withdrawn) */
 	for (struct vmbus_channel **pp = &srv->channels; *pp; pp = &(*pp)->next) {
 		if (*pp == ch) {
 			*pp = ch->next;
@@ -166,15 +194,17 @@ static void free_channel(struct vmbus_server *srv, struct vmbus_channel *ch)
 /* Forgets the guest's connection: channels closed, GPADLs gone. Lock held. */
 static void disconnect(struct vmbus_server *srv)
 {
+	/* No messages from here: withdrawn sub-channels are freed, not rescinded. */
+	srv->version = 0;
 	for (struct vmbus_channel *ch = srv->channels; ch; ch = ch->next)
-		close_channel(ch);
+		close_channel(ch); /* frees sub-channels, never ch itself */
 	while (srv->gpadls)
 		free_gpadl(srv, srv->gpadls);
 	struct vmbus_channel **pp = &srv->channels;
 	while (*pp) {
 		struct vmbus_channel *ch = *pp;
 		ch->offered = false;
-		if (ch->rescinded) {
+		if (ch->rescinded || ch->sub) {
 			*pp = ch->next;
 			release_relid(srv, ch->relid);
 			free(ch);
@@ -182,7 +212,6 @@ static void disconnect(struct vmbus_server *srv)
 		}
 		pp = &ch->next;
 	}
-	srv->version = 0;
 }
 
 void vmbus_server_reset(struct vmbus_server *srv)
@@ -406,6 +435,8 @@ static void on_open(struct vmbus_server *srv, const uint8_t *m, size_t len)
 	if (!why) {
 		ch->target_vp = vp;
 		ch->open = true;
+		atomic_store(&ch->sub_request, 0u);
+		ch->subs_made = false;
 		status = ch->ops->open(ch->dev, ch);
 		if (status) {
 			ch->open = false;
@@ -513,6 +544,7 @@ uint16_t vmbus_server_post_message(struct vmbus_server *srv, uint32_t conn_id,
 	memcpy(m, data, len);
 	uint32_t type = vmbus_get32(m, 0);
 	vmbus_lock(srv);
+	flush_locked(srv);
 	/* UNLOAD is answered even unconnected: a crashing guest polls for it. */
 	if (!srv->version && type != CHANNELMSG_INITIATE_CONTACT &&
 	    type != CHANNELMSG_UNLOAD) {
@@ -567,6 +599,7 @@ uint16_t vmbus_server_signal_event(struct vmbus_server *srv, uint32_t conn_id)
 {
 	uint16_t status = VMBUS_HV_STATUS_INVALID_CONNECTION_ID;
 	vmbus_lock(srv);
+	flush_locked(srv);
 	if (conn_id > VMBUS_CONN_ID_BASE && conn_id <= VMBUS_CONN_ID_BASE + VMBUS_MAX_RELID) {
 		struct vmbus_channel *ch = find_channel(srv, conn_id - VMBUS_CONN_ID_BASE);
 		if (ch && ch->open) {
@@ -580,19 +613,11 @@ uint16_t vmbus_server_signal_event(struct vmbus_server *srv, uint32_t conn_id)
 
 /* ---- offers ---------------------------------------------------------------- */
 
-int vmbus_offer(struct vmbus_server *srv, const struct vmbus_offer *offer,
-		const struct vmbus_device_ops *ops, void *dev,
-		struct vmbus_channel **out)
+/* A new channel with the next free relid, offered if a guest is connected. Lock held. */
+static int add_channel(struct vmbus_server *srv, const struct vmbus_offer *offer,
+		       const struct vmbus_device_ops *ops, void *dev,
+		       struct vmbus_channel **out)
 {
-	vmbus_lock(srv);
-	for (struct vmbus_channel *c = srv->channels; c; c = c->next) {
-		if (!c->rescinded && !memcmp(&c->offer.if_type, &offer->if_type, 16) &&
-		    !memcmp(&c->offer.if_instance, &offer->if_instance, 16) &&
-		    c->offer.sub_channel_index == offer->sub_channel_index) {
-			vmbus_unlock(srv);
-			return -EEXIST;
-		}
-	}
 	uint32_t relid = 0;
 	for (uint32_t r = 1; r <= VMBUS_MAX_RELID; r++) {
 		if (!(srv->relid_used[r / 8] & (1u << (r % 8)))) {
@@ -601,10 +626,8 @@ int vmbus_offer(struct vmbus_server *srv, const struct vmbus_offer *offer,
 		}
 	}
 	struct vmbus_channel *ch = relid ? calloc(1, sizeof(*ch)) : NULL;
-	if (!ch) {
-		vmbus_unlock(srv);
+	if (!ch)
 		return relid ? -ENOMEM : -ENOSPC;
-	}
 	srv->relid_used[relid / 8] |= (uint8_t)(1u << (relid % 8));
 	ch->srv = srv;
 	ch->offer = *offer;
@@ -621,14 +644,30 @@ int vmbus_offer(struct vmbus_server *srv, const struct vmbus_offer *offer,
 	if (srv->version)
 		send_offer(srv, ch);
 	*out = ch;
-	vmbus_unlock(srv);
 	return 0;
 }
 
-void vmbus_rescind(struct vmbus_channel *ch)
+int vmbus_offer(struct vmbus_server *srv, const struct vmbus_offer *offer,
+		const struct vmbus_device_ops *ops, void *dev,
+		struct vmbus_channel **out)
 {
-	struct vmbus_server *srv = ch->srv;
 	vmbus_lock(srv);
+	for (struct vmbus_channel *c = srv->channels; c; c = c->next) {
+		if (!c->rescinded && !memcmp(&c->offer.if_type, &offer->if_type, 16) &&
+		    !memcmp(&c->offer.if_instance, &offer->if_instance, 16) &&
+		    c->offer.sub_channel_index == offer->sub_channel_index) {
+			vmbus_unlock(srv);
+			return -EEXIST;
+		}
+	}
+	int ret = add_channel(srv, offer, ops, dev, out);
+	vmbus_unlock(srv);
+	return ret;
+}
+
+/* Withdraws an offer: RESCIND to a connected guest, else closed and freed. Lock held. */
+static void rescind_locked(struct vmbus_server *srv, struct vmbus_channel *ch)
+{
 	if (srv->version && ch->offered) {
 		ch->rescinded = true;
 		reply32(srv, CHANNELMSG_RESCIND_CHANNELOFFER, MSG_RESCIND, ch->relid, 0, 0);
@@ -637,7 +676,98 @@ void vmbus_rescind(struct vmbus_channel *ch)
 		close_channel(ch);
 		free_channel(srv, ch);
 	}
+}
+
+/*
+ * The primary is closing or going: its sub-channels go too (closed, then
+ * rescinded, or freed when no guest is connected). One at a time, from the
+ * head, since freeing changes the list. Lock held.
+ */
+static void withdraw_subchannels(struct vmbus_channel *primary)
+{
+	struct vmbus_server *srv = primary->srv;
+	for (unsigned guard = 0; guard <= VMBUS_MAX_RELID; guard++) {
+		struct vmbus_channel *c = srv->channels;
+		while (c && !(c->sub && c->primary == primary))
+			c = c->next;
+		if (!c)
+			return;
+		c->primary = NULL;
+		close_one(c);
+		rescind_locked(srv, c);
+	}
+}
+
+void vmbus_rescind(struct vmbus_channel *ch)
+{
+	struct vmbus_server *srv = ch->srv;
+	vmbus_lock(srv);
+	if (!ch->sub)
+		withdraw_subchannels(ch);
+	rescind_locked(srv, ch);
 	vmbus_unlock(srv);
+}
+
+/* ---- sub-channels ------------------------------------------------------------ */
+
+int vmbus_channel_request_subchannels(struct vmbus_channel *primary, unsigned n)
+{
+	if (primary->sub || n == 0 || n > VMBUS_MAX_SUBCHANNELS)
+		return -EINVAL;
+	unsigned none = 0;
+	if (!atomic_compare_exchange_strong(&primary->sub_request, &none, n))
+		return -EALREADY;
+	struct vmbus_server *srv = primary->srv;
+	atomic_store(&srv->flush_needed, true);
+	if (srv->host.request_flush)
+		srv->host.request_flush(srv->host.opaque);
+	return 0;
+}
+
+/* Offers the n sub-channels primary asked for. Lock held. */
+static void make_subchannels(struct vmbus_server *srv, struct vmbus_channel *primary, unsigned n)
+{
+	struct vmbus_offer o = primary->offer;
+	for (unsigned i = 1; i <= n; i++) {
+		o.sub_channel_index = (uint16_t)i;
+		struct vmbus_channel *c;
+		int ret = add_channel(srv, &o, primary->ops, primary->dev, &c);
+		if (ret < 0) {
+			log_warn("vmbus: sub-channel %u of relid %u not offered: %s", i,
+				 primary->relid, strerror(-ret));
+			return;
+		}
+		c->sub = true;
+		c->primary = primary;
+	}
+}
+
+static void flush_locked(struct vmbus_server *srv)
+{
+	if (!atomic_exchange(&srv->flush_needed, false))
+		return;
+	/* New sub-channels enter the list as we walk it; they are skipped (sub). */
+	for (struct vmbus_channel *ch = srv->channels; ch; ch = ch->next) {
+		if (ch->sub || ch->subs_made)
+			continue;
+		unsigned n = atomic_load(&ch->sub_request);
+		if (!n || !ch->open || ch->rescinded || !srv->version)
+			continue;
+		ch->subs_made = true;
+		make_subchannels(srv, ch, n);
+	}
+}
+
+void vmbus_server_flush(struct vmbus_server *srv)
+{
+	vmbus_lock(srv);
+	flush_locked(srv);
+	vmbus_unlock(srv);
+}
+
+unsigned vmbus_channel_subchannel_index(const struct vmbus_channel *ch)
+{
+	return ch->offer.sub_channel_index;
 }
 
 uint32_t vmbus_channel_target_vp(const struct vmbus_channel *ch)
