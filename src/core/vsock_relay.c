@@ -46,7 +46,20 @@
 #define VSOCK_TX_BUF HVSOCK_MTU
 #define VSOCK_PUMP_ROUNDS 64 /* packets or chunks per turn, then yield */
 
-enum conn_state { C_REQUEST, C_OFFERED, C_RELAY };
+/*
+ * Offers waiting for the guest at once. Each costs the guest a few VMBus
+ * messages (offer, GPADL, open) through the SynIC's bounded message queue
+ * (HV_SYNIC_QUEUE_MAX); a burst of client requests waits its turn instead.
+ */
+#define VSOCK_MAX_OFFERED 8u
+#define VSOCK_WAIT_TIMEOUT_MS 60000u
+
+enum conn_state {
+	C_REQUEST, /* host client: reading the request line */
+	C_WAIT,    /* host client: parsed, waiting for an offer slot */
+	C_OFFERED, /* channel offered, waiting for the guest to open it */
+	C_RELAY,
+};
 
 struct vsock_conn {
 	struct vsock_conn *next;
@@ -79,6 +92,8 @@ struct vsock_relay {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int lfd, efd, tfd;
 	struct vsock_conn *conns; /* loop thread only */
+	unsigned noffered;        /* conns in C_OFFERED (loop thread only) */
+	bool stopping;            /* loop thread only */
 	atomic_uint nconns;
 	pthread_mutex_t lock;
 	/* Guarded by lock. */
@@ -215,6 +230,8 @@ static void conn_close(struct vsock_conn *c, const char *why)
 	}
 	conn_interest(c, 0);
 	close(c->fd);
+	if (c->state == C_OFFERED)
+		r->noffered--;
 	if (c->hs)
 		hvsock_release(c->hs);
 	for (struct vsock_conn **pp = &r->conns; *pp; pp = &(*pp)->next) {
@@ -265,6 +282,7 @@ static bool conn_offer(struct vsock_conn *c)
 		return false;
 	}
 	c->state = C_OFFERED;
+	c->r->noffered++;
 	c->deadline_ms = now_ms() + VSOCK_OPEN_TIMEOUT_MS;
 	conn_interest(c, 0); /* nothing to read until the guest is there */
 	return true;
@@ -387,6 +405,7 @@ static void conn_connected(struct vsock_conn *c)
 		}
 	}
 	c->state = C_RELAY;
+	c->r->noffered--;
 	c->deadline_ms = 0;
 	conn_pump(c);
 }
@@ -458,7 +477,23 @@ static void conn_read_request(struct vsock_conn *c)
 		return;
 	}
 	random_guid(&c->instance);
-	conn_offer(c);
+	c->state = C_WAIT;
+	c->deadline_ms = now_ms() + VSOCK_WAIT_TIMEOUT_MS;
+	conn_interest(c, 0); /* the client's data waits in its socket */
+}
+
+/* Offers for waiting clients, oldest first, while there are slots. */
+static void relay_start_waiting(struct vsock_relay *r)
+{
+	while (!r->stopping && r->noffered < VSOCK_MAX_OFFERED) {
+		struct vsock_conn *oldest = NULL;
+		for (struct vsock_conn *c = r->conns; c; c = c->next)
+			if (c->state == C_WAIT)
+				oldest = c; /* the list is newest first */
+		if (!oldest)
+			return;
+		conn_offer(oldest);
+	}
 }
 
 static void conn_fd_cb(void *opaque, int fd, uint32_t events)
@@ -466,10 +501,12 @@ static void conn_fd_cb(void *opaque, int fd, uint32_t events)
 	(void)fd;
 	(void)events;
 	struct vsock_conn *c = opaque;
+	struct vsock_relay *r = c->r;
 	if (c->state == C_REQUEST)
 		conn_read_request(c);
 	else if (c->state == C_RELAY)
 		conn_pump(c);
+	relay_start_waiting(r);
 }
 
 static void relay_adopt(struct vsock_relay *r, int fd)
@@ -581,6 +618,7 @@ static void on_event(void *opaque, int fd, uint32_t events)
 		if (atomic_exchange(&c->kicked, false))
 			conn_kicked(c);
 	}
+	relay_start_waiting(r);
 }
 
 static void on_tick(void *opaque, int fd, uint32_t events)
@@ -597,6 +635,8 @@ static void on_tick(void *opaque, int fd, uint32_t events)
 			continue;
 		if (c->state == C_REQUEST) {
 			conn_close(c, "no request in time");
+		} else if (c->state == C_WAIT) {
+			conn_close(c, "no offer slot in time");
 		} else if (c->state == C_OFFERED) {
 			char g[37];
 			hvsock_guid_format(&c->req.service, g);
@@ -605,6 +645,7 @@ static void on_tick(void *opaque, int fd, uint32_t events)
 			conn_close(c, NULL);
 		}
 	}
+	relay_start_waiting(r);
 }
 
 /* ---- create / destroy --------------------------------------------------------- */
@@ -713,6 +754,7 @@ static void relay_teardown(void *opaque)
 	evloop_del_fd(r->loop, r->lfd);
 	evloop_del_fd(r->loop, r->efd);
 	evloop_del_fd(r->loop, r->tfd);
+	r->stopping = true;
 	while (r->conns)
 		conn_close(r->conns, NULL);
 	pthread_mutex_lock(&r->lock);

@@ -140,15 +140,19 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Waits (up to 5 s) for a host message of type; copies it to out. */
+/* Waits up to ms for a host message of type; copies it to out. */
 static bool wait_msg(struct rt *t, uint32_t type, struct fake_msg *out, unsigned ms)
 {
 	for (unsigned i = 0; i < ms; i++) {
 		pthread_mutex_lock(&mu);
-		struct fake_msg *m;
-		while ((m = fake_next(t->f))) {
-			if (m32(m, 0) == type) {
-				*out = *m;
+		struct fake *f = t->f;
+		/* Take the first of that type; others stay for later waits. */
+		for (unsigned k = f->next; k < f->nmsg; k++) {
+			if (m32(&f->msg[k], 0) == type) {
+				*out = f->msg[k];
+				memmove(&f->msg[k], &f->msg[k + 1],
+					(f->nmsg - k - 1) * sizeof(f->msg[0]));
+				f->nmsg--;
 				pthread_mutex_unlock(&mu);
 				return true;
 			}
@@ -549,12 +553,18 @@ static void test_many(void **state)
 	static struct gch c[N];
 	for (int i = 0; i < N; i++)
 		fds[i] = client(t, "CONNECT 5000\n");
-	for (int i = 0; i < N; i++) {
-		memset(&c[i], 0, sizeof(c[i]));
+	memset(c, 0, sizeof(c));
+	/* At most 8 offers wait for the guest at once; the rest queue. */
+	for (int i = 0; i < 8; i++)
 		take_offer(t, &c[i]);
-	}
-	for (int i = 0; i < N; i++)
+	struct fake_msg m;
+	assert_false(wait_msg(t, 1, &m, 200));
+	for (int i = 0; i < 8; i++)
 		g_open(t, &c[i]);
+	for (int i = 8; i < N; i++) {
+		take_offer(t, &c[i]);
+		g_open(t, &c[i]);
+	}
 	wait_nconns(t, N);
 	char buf[64];
 	for (int i = 0; i < N; i++) {
