@@ -184,6 +184,7 @@ static void test_offer(void **state)
 	assert_int_equal(t->offer[60], 0);  /* pipe mode: byte */
 	assert_int_equal(t->offer[64], 1);  /* user_def[0]: from the host */
 	assert_int_equal(t->offer[180], 0); /* sub-channel index */
+	hvsock_release(t->hs);
 	t_free(t);
 
 	t = t_new(false);
@@ -285,6 +286,7 @@ static void test_flow_control(void **state)
 	assert_int_equal(got, sent);
 	ret = hvsock_send(t->hs, big + sent, sizeof(big) - sent);
 	assert_true(ret > 0);
+	hvsock_release(t->hs); /* open: freed when the server closes it */
 	t_free(t);
 }
 
