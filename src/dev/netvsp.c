@@ -221,7 +221,8 @@ static bool do_recv_buf(struct netvsp *nv, const struct vmbus_packet_info *info,
 	if (!map_gpadl(nv, gpadl, &gp, &ret))
 		return false;
 	rbuf_drop(nv);
-	uint32_t sec = (RNDIS_HEADER + RNDIS_PACKET_BODY + nv->max_frame + 63) & ~63u;
+	uint32_t sec = (RNDIS_HEADER + RNDIS_PACKET_BODY + NETVSP_RX_PPI_MAX + nv->max_frame + 63) &
+		       ~63u;
 	if (sec < NETVSP_RECV_SECTION_MIN)
 		sec = NETVSP_RECV_SECTION_MIN;
 	uint64_t count = ret == 0 ? gp.len / sec : 0;
@@ -524,15 +525,40 @@ int netvsp_rx(struct netvsp *nv, const void *frame, size_t len)
 		ret = -ENETDOWN;
 	} else if (len == 0 || len > nv->max_frame) {
 		ret = -EMSGSIZE;
+	} else if (!netvsp_filter_pass(nv->filter, nv->mac, frame, (uint32_t)len)) {
+		nv->stats.rx_filtered++;
+		nv_unlock(nv);
+		return 0;
 	} else if (!netvsp_rndis_flush(nv)) {
 		ret = -EAGAIN; /* control responses go first */
 	} else {
-		uint8_t h[RNDIS_HEADER + RNDIS_PACKET_BODY] = { 0 };
+		uint8_t h[RNDIS_HEADER + RNDIS_PACKET_BODY + NETVSP_RX_PPI_MAX] = { 0 };
+		uint32_t ppi = 0;
+		uint32_t ok = nv->rx_csum_tcp4 || nv->rx_csum_udp4 ?
+			      netvsp_rx_csum(frame, (uint32_t)len) : 0;
+		if (!nv->rx_csum_tcp4)
+			ok &= ~NDIS_CSUM_RX_TCP_OK;
+		if (!nv->rx_csum_udp4)
+			ok &= ~NDIS_CSUM_RX_UDP_OK;
+		if (ok) {
+			/* rndis_per_packet_info + ndis_tcp_ip_checksum_info */
+			uint8_t *pi = h + RNDIS_HEADER + RNDIS_PACKET_BODY;
+			nv_p32(pi, RNDIS_PPI_HEADER + 4);
+			nv_p32(pi + 4, RNDIS_PPI_CSUM);
+			nv_p32(pi + 8, RNDIS_PPI_HEADER);
+			nv_p32(pi + 12, ok);
+			ppi += RNDIS_PPI_HEADER + 4;
+		}
+		uint32_t hlen = RNDIS_HEADER + RNDIS_PACKET_BODY + ppi;
 		nv_p32(h, RNDIS_MSG_PACKET);
-		nv_p32(h + 4, (uint32_t)(sizeof(h) + len));
-		nv_p32(h + 8, RNDIS_PACKET_BODY);  /* data_offset, from the body */
-		nv_p32(h + 12, (uint32_t)len);     /* data_len */
-		ret = netvsp_rx_put(nv, h, sizeof(h), frame, (uint32_t)len, false);
+		nv_p32(h + 4, (uint32_t)(hlen + len));
+		nv_p32(h + 8, RNDIS_PACKET_BODY + ppi); /* data_offset, from the body */
+		nv_p32(h + 12, (uint32_t)len);          /* data_len */
+		if (ppi) {
+			nv_p32(h + 28, RNDIS_PACKET_BODY); /* per_pkt_info_offset */
+			nv_p32(h + 32, ppi);
+		}
+		ret = netvsp_rx_put(nv, h, hlen, frame, (uint32_t)len, false);
 	}
 	if (ret == 0) {
 		nv->stats.rx_frames++;
@@ -636,8 +662,12 @@ int netvsp_create(struct vmbus_server *srv, const struct netvsp_config *cfg,
 	nv->host = *h;
 	nv->max_frame = mtu + 18; /* Ethernet header and an 802.1Q tag */
 	nv->link_up = true;
+	memcpy(nv->mac, cfg->mac, 6);
 	nv->stream = malloc(NETVSP_STREAM_MAX);
-	if (!nv->stream) {
+	nv->seg = malloc(nv->max_frame);
+	if (!nv->stream || !nv->seg) {
+		free(nv->stream);
+		free(nv->seg);
 		free(nv);
 		return -ENOMEM;
 	}
@@ -665,5 +695,6 @@ void netvsp_destroy(struct netvsp *nv)
 	rbuf_drop(nv);
 	gbuf_drop(&nv->sbuf);
 	free(nv->stream);
+	free(nv->seg);
 	free(nv);
 }

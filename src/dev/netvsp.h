@@ -43,7 +43,9 @@ struct netvsp_host {
 	void (*kick)(void *opaque);
 	/*
 	 * One frame the guest sent: Ethernet header first, no FCS, checksums
-	 * complete. The backend copies or drops it; nothing waits for it.
+	 * complete (offloaded ones computed, large sends already segmented, so
+	 * at most MTU + 18 bytes when the guest honours its MTU). The backend
+	 * copies or drops it; nothing waits for it.
 	 */
 	void (*tx)(void *opaque, const void *frame, size_t len);
 };
@@ -60,6 +62,10 @@ struct netvsp_stats {
 	uint64_t rx_frames, rx_bytes;   /* host -> guest */
 	uint64_t rx_dropped;            /* netvsp_rx() refused for lack of room */
 	uint64_t guest_errors;          /* malformed NVSP/RNDIS seen */
+	uint64_t tx_csum;               /* guest frames whose checksums we computed */
+	uint64_t tx_lso;                /* large sends cut into segments (tx_frames) */
+	uint64_t tx_offload_errors;     /* frames dropped: headers unfit for their offload */
+	uint64_t rx_filtered;           /* frames the guest's packet filter refused */
 };
 
 /* Offers the NIC on srv. 0 or -errno. */
@@ -82,6 +88,11 @@ bool netvsp_poll(struct netvsp *nv);
  * netvsp_poll()); -ENETDOWN the guest has not opened the NIC, given its
  * buffers, initialized RNDIS or set a non-zero packet filter (drop it);
  * -EMSGSIZE empty, or larger than the MTU (+ Ethernet header and 802.1Q tag).
+ * A frame the guest's packet filter refuses (destination neither its MAC
+ * nor a broadcast or multicast it takes) is dropped and counted in
+ * rx_filtered, and 0 returned. IPv4 TCP/UDP checksums are verified here and
+ * the guest is told of those that pass (if it enabled receive checksum
+ * offload), so it skips them.
  */
 int netvsp_rx(struct netvsp *nv, const void *frame, size_t len);
 

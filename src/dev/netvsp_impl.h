@@ -58,19 +58,45 @@
 #define RNDIS_HEADER 8u         /* type, msg_len */
 #define RNDIS_PACKET_BODY 36u   /* rndis_packet: data_offset .. reserved */
 #define RNDIS_PPI_HEADER 12u    /* rndis_per_packet_info: size, type, offset */
+#define RNDIS_PPI_CSUM 0u       /* TCPIP_CHKSUM_PKTINFO */
+#define RNDIS_PPI_LSO 2u        /* TCP_LARGESEND_PKTINFO */
 #define RNDIS_PPI_8021Q 6u      /* IEEE_8021Q_INFO */
+#define RNDIS_PPI_HASH 8u       /* NBL_HASH_VALUE */
+
+/* ndis_tcp_ip_checksum_info: transmit bits (guest asks), receive bits (we tell). */
+#define NDIS_CSUM_TX_IPV4 (1u << 0)
+#define NDIS_CSUM_TX_IPV6 (1u << 1)
+#define NDIS_CSUM_TX_TCP (1u << 2)
+#define NDIS_CSUM_TX_UDP (1u << 3)
+#define NDIS_CSUM_TX_IP_HEADER (1u << 4)
+#define NDIS_CSUM_RX_TCP_OK (1u << 3)
+#define NDIS_CSUM_RX_UDP_OK (1u << 4)
+#define NDIS_CSUM_RX_IP_OK (1u << 5)
+/* ndis_tcp_lso_info, LSO v2 transmit: mss 0..19, tcp_header_offset 20..29, type 30, ipv6 31. */
+#define NDIS_LSO_MSS(v) ((v) & 0xFFFFFu)
+#define NDIS_LSO_V2_TYPE (1u << 30)
+#define NDIS_LSO_IPV6 (1u << 31)
+#define NETVSP_LSO_MAX 62780u   /* ndis_lsov2_offload.ip4_maxsz we report */
+
+/* OID_GEN_CURRENT_PACKET_FILTER bits. */
+#define NDIS_PACKET_TYPE_DIRECTED 0x01u
+#define NDIS_PACKET_TYPE_MULTICAST 0x02u
+#define NDIS_PACKET_TYPE_ALL_MULTICAST 0x04u
+#define NDIS_PACKET_TYPE_BROADCAST 0x08u
+#define NDIS_PACKET_TYPE_PROMISCUOUS 0x20u
 
 /* Sizes we choose. */
 #define NETVSP_RECV_SECTION_MIN 1728u  /* Hyper-V's; holds 1514 + headers */
 #define NETVSP_SEND_SECTION 6144u
 #define NETVSP_MAX_SECTIONS 65536u     /* receive sections we track */
 #define NETVSP_PKT_MAX 8192u           /* one guest-to-host ring packet */
-#define NETVSP_TX_FRAME_MAX 65535u     /* no LSO advertised: far above any MTU */
+#define NETVSP_TX_FRAME_MAX 65535u     /* an LSO frame: NETVSP_LSO_MAX + headers */
 #define NETVSP_STREAM_MAX (NETVSP_SEND_SECTION + NETVSP_TX_FRAME_MAX + 2 * 4096u)
 #define NETVSP_COMP_BACKLOG 4u         /* NVSP completions waiting for ring room */
 #define NETVSP_CTL_QUEUE 8u            /* RNDIS responses waiting for a section */
 #define NETVSP_CTL_MAX 256u            /* largest RNDIS response we build */
 #define NETVSP_RX_TID_TAG (1ull << 63) /* our transfer-page packets' trans_ids */
+#define NETVSP_RX_PPI_MAX 32u          /* per-packet info on a received frame */
 
 /* One guest buffer (receive or send), its pages mapped once at setup. */
 struct netvsp_gbuf {
@@ -105,6 +131,9 @@ struct netvsp {
 	/* RNDIS */
 	bool rndis_ready;     /* INIT done, no HALT since */
 	uint32_t filter;      /* RNDIS_OID_GEN_CURRENT_PACKET_FILTER */
+	uint8_t mac[6];       /* receive filter's address (the guest may set it) */
+	/* OID_TCP_OFFLOAD_PARAMETERS: what the guest turned on. */
+	bool rx_csum_tcp4, rx_csum_udp4, tx_csum_tcp4, tx_csum_udp4, lso4;
 	bool link_up;
 	bool link_pending;    /* an INDICATE to send */
 	/* Replies that found no room, in order. */
@@ -122,6 +151,7 @@ struct netvsp {
 	/* Device thread only. */
 	uint8_t pkt[NETVSP_PKT_MAX];
 	uint8_t *stream;      /* NETVSP_STREAM_MAX: RNDIS bytes of one send */
+	uint8_t *seg;         /* max_frame: one LSO segment */
 };
 
 static inline uint16_t nv_g16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -157,5 +187,42 @@ bool netvsp_rndis_stream(struct netvsp *nv, uint8_t *s, uint32_t len, bool *bad)
 bool netvsp_rndis_flush(struct netvsp *nv);
 /* Forgets RNDIS state (open, close, HALT). */
 void netvsp_rndis_reset(struct netvsp *nv);
+
+/* netvsp_offload.c: pure functions on frame bytes (any thread). */
+struct netvsp_ipv4 {
+	uint32_t l3, l4, end; /* IP header, transport header, end of datagram */
+	uint8_t proto;
+};
+/*
+ * Finds the IPv4 header of an Ethernet frame (optionally 802.1Q-tagged) and
+ * its transport header: 0, or -EINVAL if it is not an unfragmented IPv4
+ * datagram whose headers fit in len. lso: total length taken from the frame.
+ */
+int netvsp_parse_ipv4(const uint8_t *f, uint32_t len, bool lso, struct netvsp_ipv4 *o);
+/* RFC 1071: adds p[0..len) as big-endian 16-bit words to sum (unfolded). */
+uint32_t netvsp_csum_add(uint32_t sum, const uint8_t *p, uint32_t len);
+/* Folds and complements: the checksum field's value. */
+uint16_t netvsp_csum_fold(uint32_t sum);
+/*
+ * Computes in f the checksums a TCPIP_CHKSUM_PKTINFO value (NDIS_CSUM_TX_*)
+ * asks for. 0, or -EINVAL (headers malformed or not what the info says; f
+ * unchanged as far as it matters: the caller drops it).
+ */
+int netvsp_tx_csum(uint8_t *f, uint32_t len, uint32_t info);
+typedef void (*netvsp_emit_fn)(void *ctx, const uint8_t *frame, uint32_t len);
+/*
+ * LSO v2 (IPv4): cuts the TCP frame f into frames of at most mss payload
+ * bytes built in seg (segmax bytes), each with its IP id, total length,
+ * sequence number, flags (FIN/PSH only on the last, CWR only on the first)
+ * and checksums, and calls emit for each. Number of frames, or -EINVAL
+ * (nothing emitted) if the headers are malformed or mss is below 48 or does
+ * not fit segmax with the headers.
+ */
+int netvsp_lso(const uint8_t *f, uint32_t len, uint32_t mss, uint8_t *seg, uint32_t segmax,
+	       netvsp_emit_fn emit, void *ctx);
+/* NDIS_CSUM_RX_* bits for the checksums of f that verify (0 if none). */
+uint32_t netvsp_rx_csum(const uint8_t *f, uint32_t len);
+/* Whether the packet filter lets a frame to f's destination through to mac's owner. */
+bool netvsp_filter_pass(uint32_t filter, const uint8_t mac[6], const uint8_t *f, uint32_t len);
 
 #endif

@@ -8,9 +8,10 @@
  * room: it waits in a queue (and the ring is not read while the queue is
  * full) until a receive section frees up.
  *
- * No offloads are advertised: the guest computes its checksums and sends
- * frames no longer than its MTU. 802.1Q tags handed over as per-packet
- * info are put back into the frame.
+ * Offloads (NDIS 6 task offload, IPv4): TCP and UDP checksums and LSO v2
+ * on transmit, checksum results on receive (netvsp_offload.c does the
+ * work). 802.1Q tags handed over as per-packet info are put back into the
+ * frame before any of it.
  */
 #include <errno.h>
 #include <string.h>
@@ -44,6 +45,33 @@
 #define NDIS_OBJECT_TYPE_OFFLOAD 0xA7
 #define NDIS_OFFLOAD_REVISION 3
 #define NDIS_OFFLOAD_SIZE 156u   /* struct ndis_offload, NDIS 6.30 */
+/* struct ndis_offload fields (offsets) and values we report. */
+#define NDIS_OFF_IP4_TXENC 4u
+#define NDIS_OFF_IP4_TXCSUM 8u
+#define NDIS_OFF_IP4_RXENC 12u
+#define NDIS_OFF_IP4_RXCSUM 16u
+#define NDIS_OFF_LSOV2_IP4_ENCAP 80u
+#define NDIS_OFF_LSOV2_IP4_MAXSZ 84u
+#define NDIS_OFF_LSOV2_IP4_MINSG 88u
+#define NDIS_OFFLOAD_ENCAP_8023 0x0002u
+#define NDIS_CSUM_CAP_IP4OPT 0x001u
+#define NDIS_CSUM_CAP_TCP4OPT 0x004u
+#define NDIS_CSUM_CAP_TCP4 0x010u
+#define NDIS_CSUM_CAP_UDP4 0x040u
+#define NDIS_CSUM_CAP_IP4 0x100u
+#define NDIS_LSO_MIN_SEGMENTS 2u
+/* struct ndis_offload_params (set by the guest). */
+#define NDIS_OBJECT_TYPE_DEFAULT 0x80
+#define NDIS_OFFLOAD_PARAMS_MIN 20u  /* revision 1: up to and with flags */
+#define NDIS_PARAM_NO_CHANGE 0
+#define NDIS_PARAM_TX_RX_DISABLED 1
+#define NDIS_PARAM_TX_ENABLED_RX_DISABLED 2
+#define NDIS_PARAM_RX_ENABLED_TX_DISABLED 3
+#define NDIS_PARAM_TX_RX_ENABLED 4
+#define NDIS_PARAM_LSOV2_DISABLED 1
+#define NDIS_PARAM_LSOV2_ENABLED 2
+/* rndis_config_parameter_info, as rndis_filter_set_device_mac sends it. */
+#define RNDIS_CONFIG_PARAM_TYPE_STRING 2
 #define LINK_SPEED_100BPS 100000000u /* 10 Gbit/s, in units of 100 bit/s */
 #define RNDIS_MAX_PKT_PER_MSG 8
 #define RNDIS_ALIGN_SHIFT 3
@@ -99,6 +127,9 @@ void netvsp_rndis_reset(struct netvsp *nv)
 	nv->rndis_ready = false;
 	nv->filter = 0;
 	nv->link_pending = false;
+	memcpy(nv->mac, nv->cfg.mac, 6);
+	nv->rx_csum_tcp4 = nv->rx_csum_udp4 = false;
+	nv->tx_csum_tcp4 = nv->tx_csum_udp4 = nv->lso4 = false;
 }
 
 /* ---- control messages -------------------------------------------------------- */
@@ -155,11 +186,24 @@ static uint32_t query(struct netvsp *nv, uint32_t oid, uint8_t *out, uint32_t *l
 		return RNDIS_STATUS_SUCCESS;
 	}
 	case OID_TCP_OFFLOAD_HARDWARE_CAPABILITIES:
-		/* ndis_offload: the header, then all-zero capabilities (none). */
+		/*
+		 * ndis_offload: IPv4 checksums both ways (Linux turns on
+		 * NETIF_F_IP_CSUM for TCP4 | TCP4OPT, and UDP with UDP4) and
+		 * LSO v2 for IPv4 over Ethernet (NETIF_F_TSO). Nothing for IPv6.
+		 */
 		memset(out, 0, NDIS_OFFLOAD_SIZE);
 		out[0] = NDIS_OBJECT_TYPE_OFFLOAD;
 		out[1] = NDIS_OFFLOAD_REVISION;
 		nv_p16(out + 2, NDIS_OFFLOAD_SIZE);
+		v = NDIS_CSUM_CAP_IP4OPT | NDIS_CSUM_CAP_TCP4OPT | NDIS_CSUM_CAP_TCP4 |
+		    NDIS_CSUM_CAP_UDP4 | NDIS_CSUM_CAP_IP4;
+		nv_p32(out + NDIS_OFF_IP4_TXENC, NDIS_OFFLOAD_ENCAP_8023);
+		nv_p32(out + NDIS_OFF_IP4_TXCSUM, v);
+		nv_p32(out + NDIS_OFF_IP4_RXENC, NDIS_OFFLOAD_ENCAP_8023);
+		nv_p32(out + NDIS_OFF_IP4_RXCSUM, v);
+		nv_p32(out + NDIS_OFF_LSOV2_IP4_ENCAP, NDIS_OFFLOAD_ENCAP_8023);
+		nv_p32(out + NDIS_OFF_LSOV2_IP4_MAXSZ, NETVSP_LSO_MAX);
+		nv_p32(out + NDIS_OFF_LSOV2_IP4_MINSG, NDIS_LSO_MIN_SEGMENTS);
 		*len = NDIS_OFFLOAD_SIZE;
 		return RNDIS_STATUS_SUCCESS;
 	default:
@@ -186,6 +230,96 @@ static void do_query(struct netvsp *nv, const uint8_t *body)
 	ctl_push(nv, m, 24 + len);
 }
 
+/* One checksum setting (NDIS_PARAM_*) applied to tx/rx; false if out of range. */
+static bool csum_param(uint8_t v, bool *tx, bool *rx)
+{
+	switch (v) {
+	case NDIS_PARAM_NO_CHANGE: return true;
+	case NDIS_PARAM_TX_RX_DISABLED: *tx = *rx = false; return true;
+	case NDIS_PARAM_TX_ENABLED_RX_DISABLED: *tx = true; *rx = false; return true;
+	case NDIS_PARAM_RX_ENABLED_TX_DISABLED: *tx = false; *rx = true; return true;
+	case NDIS_PARAM_TX_RX_ENABLED: *tx = *rx = true; return true;
+	default: return false;
+	}
+}
+
+/* OID_TCP_OFFLOAD_PARAMETERS: ndis_offload_params (p, ilen bytes). */
+static uint32_t set_offload(struct netvsp *nv, const uint8_t *p, uint32_t ilen)
+{
+	if (ilen < NDIS_OFFLOAD_PARAMS_MIN || nv_g16(p + 2) < NDIS_OFFLOAD_PARAMS_MIN ||
+	    nv_g16(p + 2) > ilen)
+		return RNDIS_STATUS_INVALID_LENGTH;
+	if (p[0] != NDIS_OBJECT_TYPE_DEFAULT || p[1] < 1)
+		return RNDIS_STATUS_INVALID_DATA;
+	/* All or nothing: validate on copies. */
+	bool ttcp = nv->tx_csum_tcp4, rtcp = nv->rx_csum_tcp4;
+	bool tudp = nv->tx_csum_udp4, rudp = nv->rx_csum_udp4, lso = nv->lso4;
+	bool ipt = false, ipr = false;
+	/* ip_v4_csum (4): Linux turns it off and checks IP headers itself. */
+	if (!csum_param(p[4], &ipt, &ipr) || !csum_param(p[5], &ttcp, &rtcp) ||
+	    !csum_param(p[6], &tudp, &rudp))
+		return RNDIS_STATUS_INVALID_DATA;
+	/* IPv6 (7, 8), LSO v1 (9), IPsec (10): not offered, must not be enabled. */
+	for (unsigned i = 7; i <= 10; i++)
+		if (p[i] > NDIS_PARAM_TX_RX_DISABLED)
+			return RNDIS_STATUS_NOT_SUPPORTED;
+	if (p[11] == NDIS_PARAM_LSOV2_ENABLED)
+		lso = true;
+	else if (p[11] == NDIS_PARAM_LSOV2_DISABLED)
+		lso = false;
+	else if (p[11] != NDIS_PARAM_NO_CHANGE)
+		return RNDIS_STATUS_INVALID_DATA;
+	if (p[12] > NDIS_PARAM_LSOV2_DISABLED)  /* LSO v2 IPv6 */
+		return RNDIS_STATUS_NOT_SUPPORTED;
+	nv->tx_csum_tcp4 = ttcp;
+	nv->rx_csum_tcp4 = rtcp;
+	nv->tx_csum_udp4 = tudp;
+	nv->rx_csum_udp4 = rudp;
+	nv->lso4 = lso;
+	return RNDIS_STATUS_SUCCESS;
+}
+
+static int hexval(uint16_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+		return (c | 0x20) - 'a' + 10;
+	return -1;
+}
+
+/*
+ * OID_GEN_RNDIS_CONFIG_PARAMETER: the one Linux sends is "NetworkAddress",
+ * a new MAC as 12 UTF-16 hex digits; it becomes the receive filter's
+ * address. Other parameters are accepted and ignored.
+ */
+static uint32_t set_config(struct netvsp *nv, const uint8_t *p, uint32_t ilen)
+{
+	static const char key[] = "NetworkAddress";
+	if (ilen < 20)
+		return RNDIS_STATUS_INVALID_LENGTH;
+	uint32_t noff = nv_g32(p), nlen = nv_g32(p + 4), type = nv_g32(p + 8);
+	uint32_t voff = nv_g32(p + 12), vlen = nv_g32(p + 16);
+	if (noff > ilen || nlen > ilen - noff || voff > ilen || vlen > ilen - voff)
+		return RNDIS_STATUS_INVALID_DATA;
+	if (nlen != 2 * (sizeof(key) - 1))
+		return RNDIS_STATUS_SUCCESS;
+	for (uint32_t i = 0; i < sizeof(key) - 1; i++)
+		if (nv_g16(p + noff + 2 * i) != (uint8_t)key[i])
+			return RNDIS_STATUS_SUCCESS;
+	if (type != RNDIS_CONFIG_PARAM_TYPE_STRING || vlen < 24)
+		return RNDIS_STATUS_INVALID_DATA;
+	uint8_t mac[6];
+	for (unsigned i = 0; i < 12; i++) {
+		int h = hexval(nv_g16(p + voff + 2 * i));
+		if (h < 0)
+			return RNDIS_STATUS_INVALID_DATA;
+		mac[i / 2] = (uint8_t)(i % 2 ? mac[i / 2] | h : h << 4);
+	}
+	memcpy(nv->mac, mac, 6);
+	return RNDIS_STATUS_SUCCESS;
+}
+
 static void do_set(struct netvsp *nv, const uint8_t *body, uint32_t blen)
 {
 	uint32_t oid = nv_g32(body + 4), ilen = nv_g32(body + 8), ioff = nv_g32(body + 12);
@@ -202,9 +336,13 @@ static void do_set(struct netvsp *nv, const uint8_t *body, uint32_t blen)
 			else
 				nv->filter = nv_g32(body + ioff);
 			break;
-		case OID_TCP_OFFLOAD_PARAMETERS:    /* nothing to switch on or off */
-		case OID_GEN_RNDIS_CONFIG_PARAMETER: /* a MAC change: we do not filter */
-		case OID_802_3_MULTICAST_LIST:
+		case OID_TCP_OFFLOAD_PARAMETERS:
+			status = set_offload(nv, body + ioff, ilen);
+			break;
+		case OID_GEN_RNDIS_CONFIG_PARAMETER:
+			status = set_config(nv, body + ioff, ilen);
+			break;
+		case OID_802_3_MULTICAST_LIST:      /* not kept: see netvsp_filter_pass */
 		case OID_GEN_CURRENT_LOOKAHEAD:
 			break;
 		default:
@@ -274,14 +412,18 @@ static void control(struct netvsp *nv, uint32_t type, const uint8_t *body, uint3
 
 /* ---- data: rndis_packet ------------------------------------------------------- */
 
-/*
- * Walks the per-packet info of a PACKET body: false if malformed; *tci
- * gets an 802.1Q tag if there is one (else 0).
- */
+/* What the per-packet info of one PACKET asks for (0: nothing). */
+struct tx_info {
+	uint16_t tci;   /* 802.1Q tag */
+	uint32_t csum;  /* TCPIP_CHKSUM_PKTINFO value */
+	uint32_t lso;   /* TCP_LARGESEND_PKTINFO value */
+};
+
+/* Walks the per-packet info of a PACKET body: false if malformed. */
 static bool parse_ppi(const uint8_t *body, uint32_t blen, uint32_t off, uint32_t len,
-		      uint16_t *tci)
+		      struct tx_info *ti)
 {
-	*tci = 0;
+	memset(ti, 0, sizeof(*ti));
 	if (!len)
 		return true;
 	if (off < RNDIS_PACKET_BODY || off > blen || len > blen - off)
@@ -294,13 +436,64 @@ static bool parse_ppi(const uint8_t *body, uint32_t blen, uint32_t off, uint32_t
 		uint32_t size = nv_g32(p), type = nv_g32(p + 4), poff = nv_g32(p + 8);
 		if (size < RNDIS_PPI_HEADER || size > len || poff < RNDIS_PPI_HEADER || poff > size)
 			return false;
-		if (type == RNDIS_PPI_8021Q && size - poff >= 4) {
+		uint32_t v = size - poff >= 4 ? nv_g32(p + poff) : 0;
+		if (type == RNDIS_PPI_8021Q) {
 			/* ndis_pkt_8021q_info: pri 0..2, cfi 3, vlan id 4..15 */
-			uint32_t v = nv_g32(p + poff);
-			*tci = (uint16_t)((v & 7) << 13 | (v >> 3 & 1) << 12 | (v >> 4 & 0xFFF));
+			ti->tci = (uint16_t)((v & 7) << 13 | (v >> 3 & 1) << 12 | (v >> 4 & 0xFFF));
+		} else if (type == RNDIS_PPI_CSUM) {
+			ti->csum = v;
+		} else if (type == RNDIS_PPI_LSO) {
+			ti->lso = v;
 		}
 		off += size;
 		len -= size;
+	}
+	return true;
+}
+
+struct lso_ctx {
+	const struct netvsp_host *host;
+	uint64_t bytes;
+};
+
+/* Hands one segment to the backend (the lock is released around netvsp_lso). */
+static void emit_segment(void *ctx, const uint8_t *frame, uint32_t len)
+{
+	struct lso_ctx *c = ctx;
+	c->bytes += len;
+	c->host->tx(c->host->opaque, frame, len);
+}
+
+/*
+ * The offloads a frame asks for: checksums computed in place, or an LSO
+ * frame cut into segments and sent (*sent). False: malformed, drop it.
+ * Lock held on entry and exit; released while segments go out.
+ */
+static bool offload(struct netvsp *nv, uint8_t *frame, uint32_t len, const struct tx_info *ti,
+		    bool *sent)
+{
+	*sent = false;
+	if (ti->lso) {
+		if (!(ti->lso & NDIS_LSO_V2_TYPE) || (ti->lso & NDIS_LSO_IPV6))
+			return false;
+		/* frame (the stream) and seg are the device thread's own. */
+		struct lso_ctx c = { .host = &nv->host, .bytes = 0 };
+		nv->host.unlock(nv->host.opaque);
+		int n = netvsp_lso(frame, len, NDIS_LSO_MSS(ti->lso), nv->seg, nv->max_frame,
+				   emit_segment, &c);
+		nv->host.lock(nv->host.opaque);
+		if (n < 0)
+			return false;
+		nv->stats.tx_frames += (uint32_t)n;
+		nv->stats.tx_bytes += c.bytes;
+		nv->stats.tx_lso++;
+		*sent = true;
+		return true;
+	}
+	if (ti->csum & (NDIS_CSUM_TX_TCP | NDIS_CSUM_TX_UDP | NDIS_CSUM_TX_IP_HEADER)) {
+		if (netvsp_tx_csum(frame, len, ti->csum) < 0)
+			return false;
+		nv->stats.tx_csum++;
 	}
 	return true;
 }
@@ -310,7 +503,7 @@ static bool packet(struct netvsp *nv, uint8_t *m, uint32_t mlen, bool *bad)
 {
 	uint8_t *body = m + RNDIS_HEADER;
 	uint32_t blen = mlen - RNDIS_HEADER;
-	uint16_t tci = 0;
+	struct tx_info ti;
 	if (blen < RNDIS_PACKET_BODY) {
 		log_guest("netvsp: RNDIS packet of %u bytes", mlen);
 		*bad = true;
@@ -319,12 +512,13 @@ static bool packet(struct netvsp *nv, uint8_t *m, uint32_t mlen, bool *bad)
 	uint32_t doff = nv_g32(body), dlen = nv_g32(body + 4);
 	uint32_t poff = nv_g32(body + 20), plen = nv_g32(body + 24);
 	if (doff > blen || dlen > blen - doff || dlen < 14 || dlen > NETVSP_TX_FRAME_MAX ||
-	    !parse_ppi(body, blen, poff, plen, &tci)) {
+	    !parse_ppi(body, blen, poff, plen, &ti)) {
 		log_guest("netvsp: RNDIS packet with bad data (%u at %u) or info", dlen, doff);
 		*bad = true;
 		return true;
 	}
 	uint8_t *frame = body + doff;
+	uint16_t tci = ti.tci;
 	if (tci) {
 		/*
 		 * Put the tag back after the MAC addresses. The 4 bytes before
@@ -338,9 +532,19 @@ static bool packet(struct netvsp *nv, uint8_t *m, uint32_t mlen, bool *bad)
 		frame[15] = (uint8_t)tci;
 		dlen += 4;
 	}
+	uint32_t gen = nv->gen;
+	bool sent;
+	if (!offload(nv, frame, dlen, &ti, &sent)) {
+		/* The frame is dropped; the rest of the send is fine. */
+		log_guest("netvsp: frame with malformed headers for its offload (%#x, %#x) dropped",
+			  ti.csum, ti.lso);
+		nv->stats.tx_offload_errors++;
+		return true;
+	}
+	if (sent)
+		return gen == nv->gen;
 	nv->stats.tx_frames++;
 	nv->stats.tx_bytes += dlen;
-	uint32_t gen = nv->gen;
 	nv->host.unlock(nv->host.opaque);
 	nv->host.tx(nv->host.opaque, frame, dlen);
 	nv->host.lock(nv->host.opaque);
