@@ -104,6 +104,8 @@ if CC=clang build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
 				printf 'hvmm seed %.0s' {1..50} | $z -c | { printf '\x01'; cat; } >"$corpus/seed-$z" 2>/dev/null
 			done
 		fi
+		# hand-made seeds that reach deep paths (tests/fuzz/seeds/<harness>)
+		if [ -d "$ROOT/tests/fuzz/seeds/$name" ]; then cp -n "$ROOT/tests/fuzz/seeds/$name"/* "$corpus"/; fi
 		# inputs that once crashed a harness are replayed every run
 		regress=()
 		[ -d "$ROOT/tests/fuzz/regressions/$name" ] && regress=("$ROOT/tests/fuzz/regressions/$name")

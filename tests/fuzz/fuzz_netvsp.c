@@ -10,10 +10,15 @@
  * often) or named by a raw packet; NVSP messages with chosen fields;
  * completions of the host's receive packets, right or wrong; a frame from
  * the backend (netvsp_rx, also from inside tx); link changes; a GPADL
- * teardown; close and reopen; a hostile ring index. netvsp runs after
+ * teardown; close and reopen; a hostile ring index; offloads: an RNDIS
+ * PACKET of a TCP/UDP over IPv4 frame with bent headers and fuzzer-chosen
+ * checksum, LSO and VLAN per-packet info, SETs of the offload parameters,
+ * a config parameter (MAC) and the packet filter, and the offload
+ * functions (netvsp_offload.c) straight on input bytes. netvsp runs after
  * each. Checks beyond the sanitizers: what netvsp sends the guest stays
- * inside its receive buffer and sections, and frames to the backend are
- * Ethernet-sized.
+ * inside its receive buffer and sections, frames to the backend are
+ * Ethernet-sized, and LSO segments fit their buffer. Seeds that reach the
+ * offload paths are in tests/fuzz/seeds/fuzz_netvsp.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +27,7 @@
 #include "../unit/test_vmbus_fake.h"
 #include "core/log.h"
 #include "dev/netvsp.h"
+#include "dev/netvsp_impl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -212,6 +218,44 @@ static void probe(struct h *h, unsigned stage)
 	grndis(h, set, sizeof(set));
 	run(h);
 	complete_all(h);
+	/* Linux's offload parameters: TCP/UDP checksums both ways, LSO v2. */
+	uint8_t off[56] = { 5, 0, 0, 0, 56, 0, 0, 0, 3, 0, 0, 0, 0x0C, 0x02, 0x01, 0xFC, 28, 0, 0, 0,
+			    20, 0, 0, 0, 0, 0, 0, 0, 0x80, 3, 28, 0, 1, 4, 4, 0, 0, 0, 0, 2 };
+	grndis(h, off, sizeof(off));
+	run(h);
+	complete_all(h);
+}
+
+/* A TCP (or UDP) over IPv4 frame of len bytes to our MAC, headers right. */
+static void template_frame(uint8_t *f, uint32_t len, bool udp)
+{
+	static const uint8_t hdr[54] = {
+		0, 0x15, 0x5d, 1, 2, 3, 0x52, 0x55, 10, 0, 2, 2, 0x08, 0x00,
+		0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 2, 2, 10, 0, 2, 15,
+		0, 80, 0xC0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x19, 0xFF, 0xFF, 0, 0, 0, 0,
+	};
+	memset(f, 0x5A, len);
+	memcpy(f, hdr, len < sizeof(hdr) ? len : sizeof(hdr));
+	if (len >= 54) {
+		f[16] = (uint8_t)((len - 14) >> 8);
+		f[17] = (uint8_t)(len - 14);
+		if (udp) {
+			f[23] = 17;
+			f[38] = (uint8_t)((len - 34) >> 8);
+			f[39] = (uint8_t)(len - 34);
+		}
+		uint16_t c = netvsp_csum_fold(netvsp_csum_add(0, f + 14, 20));
+		f[24] = (uint8_t)(c >> 8);
+		f[25] = (uint8_t)c;
+	}
+}
+
+static void seg_check(void *ctx, const uint8_t *frame, uint32_t len)
+{
+	if (len > *(uint32_t *)ctx)
+		abort();
+	volatile uint8_t sink = frame[len - 1];
+	(void)sink;
 }
 
 /* Copies n input bytes to guest memory at page pfn + off (within the page). */
@@ -222,6 +266,36 @@ static size_t to_page(struct h *h, uint64_t pfn, uint32_t off, const uint8_t *d,
 		n = 4096 - off;
 	memcpy(fake_page(h->f, pfn) + off, d, n);
 	return n;
+}
+
+/* n RNDIS bytes into data pages DATA_PFN + 1.. at off, sent GPA-direct. */
+static void gpa_send(struct h *h, const uint8_t *d, size_t n, uint32_t off, uint32_t channel_type)
+{
+	uint32_t np = (uint32_t)((off + n + 4095) / 4096);
+	if (np == 0 || np > DATA_PAGES - 1 || n == 0)
+		return;
+	for (size_t done = 0; done < n;) {
+		uint64_t at = off + done;
+		done += to_page(h, DATA_PFN + 1 + at / 4096, (uint32_t)(at % 4096), d + done,
+				n - done);
+	}
+	uint8_t pkt[96] = { 0 };
+	uint32_t hdr = 8 + 8 + 8 * np;
+	hdr = (hdr + 7) & ~7u;
+	p16(pkt, 0, 9);
+	p16(pkt, 2, (uint16_t)((16 + hdr) / 8));
+	p16(pkt, 4, (uint16_t)((16 + hdr + 40) / 8));
+	p16(pkt, 6, 1);
+	p64(pkt, 8, ++h->next_tid);
+	p32(pkt, 20, 1);
+	p32(pkt, 24, (uint32_t)n);
+	p32(pkt, 28, off);
+	for (uint32_t i = 0; i < np; i++)
+		p64(pkt, 32 + 8 * i, DATA_PFN + 1 + i);
+	p32(pkt, 16 + hdr, 107);
+	p32(pkt, 16 + hdr + 4, channel_type);
+	p32(pkt, 16 + hdr + 8, 0xFFFFFFFF);
+	gput(h, pkt, 16 + hdr + 40);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -252,7 +326,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t op = data[pos], a = data[pos + 1], b = data[pos + 2];
 		pos += 3;
 		size_t left = size - pos, n;
-		switch (op % 13) {
+		switch (op % 16) {
 		case 0: case 1: {
 			/* A ring packet: the fuzzer's bytes, our total length. */
 			uint32_t len = (uint32_t)(a % 96 + 2) * 8;
@@ -272,10 +346,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			n = left < (size_t)b * 8 ? left : (size_t)b * 8;
 			pos += to_page(h, DATA_PFN + a % DATA_PAGES, (uint32_t)a * 16, data + pos, n);
 			break;
-		case 4: { /* a frame from the backend */
+		case 4: { /* a frame from the backend: a TCP/UDP one, a byte bent */
 			uint8_t f[1600];
 			n = (size_t)a * 7 % sizeof(f);
-			memset(f, b, n);
+			template_frame(f, (uint32_t)n, b & 1);
+			if (n && left) {
+				f[b % n] ^= data[pos];
+				pos++;
+			}
 			netvsp_rx(h->nv, f, n);
 			netvsp_rx_ready(h->nv);
 			break;
@@ -311,44 +389,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				       data + pos, n);
 			gnvsp(h, 107, a >> 7, a & 1, (uint32_t)n + (a >> 1 & 3));
 			break;
-		case 11: { /* RNDIS bytes in data pages, sent GPA-direct */
+		case 11: /* RNDIS bytes in data pages, sent GPA-direct */
 			n = left < (size_t)b * 8 ? left : (size_t)b * 8;
-			uint32_t off = (uint32_t)a * 15 % 4096;
-			uint8_t *tmp = malloc(n + 1);
-			if (!tmp)
-				abort();
-			memcpy(tmp, data + pos, n);
+			gpa_send(h, data + pos, n, (uint32_t)a * 15 % 4096, b & 1);
 			pos += n;
-			/* Across pages: DATA_PFN + 1 onwards, contiguous. */
-			for (size_t done = 0; done < n;) {
-				uint64_t at = off + done;
-				size_t c = to_page(h, DATA_PFN + 1 + at / 4096 % (DATA_PAGES - 1),
-						   (uint32_t)(at % 4096), tmp + done, n - done);
-				done += c;
-			}
-			free(tmp);
-			uint8_t pkt[96] = { 0 };
-			uint32_t np = (uint32_t)((off + n + 4095) / 4096);
-			if (np == 0 || np > DATA_PAGES - 1 || n == 0)
-				break;
-			uint32_t hdr = 8 + 8 + 8 * np;
-			hdr = (hdr + 7) & ~7u;
-			p16(pkt, 0, 9);
-			p16(pkt, 2, (uint16_t)((16 + hdr) / 8));
-			p16(pkt, 4, (uint16_t)((16 + hdr + 40) / 8));
-			p16(pkt, 6, 1);
-			p64(pkt, 8, ++h->next_tid);
-			p32(pkt, 20, 1);
-			p32(pkt, 24, (uint32_t)n);
-			p32(pkt, 28, off);
-			for (uint32_t i = 0; i < np; i++)
-				p64(pkt, 32 + 8 * i, DATA_PFN + 1 + i);
-			p32(pkt, 16 + hdr, 107);
-			p32(pkt, 16 + hdr + 4, b & 1);
-			p32(pkt, 16 + hdr + 8, 0xFFFFFFFF);
-			gput(h, pkt, 16 + hdr + 40);
 			break;
-		}
 		case 12: /* an NVSP message with fuzzer-chosen fields */
 			if (left >= 12) {
 				uint32_t x, y, z;
@@ -359,6 +404,75 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				gnvsp(h, 100 + a % 35, x, y, z);
 			}
 			break;
+		case 13: { /* a frame with offload PPIs: csum, LSO, VLAN values from input */
+			static uint8_t m[8 + 36 + 48 + 9000];
+			uint32_t v[3] = { 0 };
+			for (unsigned i = 0; i < 3 && left >= 4; i++, left -= 4, pos += 4)
+				memcpy(&v[i], data + pos, 4);
+			uint32_t flen = (uint32_t)b * 35 + 14, nppi = 0;
+			uint8_t *pi = m + 8 + 36;
+			for (unsigned i = 0; i < 3; i++) {
+				if (!(a >> i & 1))
+					continue;
+				static const uint32_t type[3] = { 0, 2, 6 };
+				p32(pi, 0, 16);
+				p32(pi, 4, type[i]);
+				p32(pi, 8, 12);
+				p32(pi, 12, v[i]);
+				pi += 16;
+				nppi++;
+			}
+			uint32_t doff = 36 + 16 * nppi, len = 8 + doff + flen;
+			p32(m, 0, 1);
+			p32(m, 4, len);
+			p32(m, 8, doff);
+			p32(m, 12, flen);
+			p32(m, 16, 0);
+			p32(m, 20, 0);
+			p32(m, 24, 0);
+			p32(m, 28, nppi ? 36 : 0);
+			p32(m, 32, 16 * nppi);
+			template_frame(m + 8 + doff, flen, a & 8);
+			if ((a & 16) && flen >= 18)
+				m[8 + doff + 16] = m[8 + doff + 17] = 0; /* tot_len 0, as Linux's LSO */
+			if (left) { /* bend a header byte */
+				m[8 + doff + data[pos] % 64 % flen] ^= (uint8_t)(a | 1);
+				pos++;
+			}
+			gpa_send(h, m, len, (uint32_t)a * 8 % 4096, 0);
+			break;
+		}
+		case 14: { /* a SET: offload parameters, a config parameter, the filter */
+			static const uint32_t oids[3] = { 0xFC01020C, 0x0001021B, 0x0001010E };
+			uint8_t q[28 + 96] = { 5, 0, 0, 0 };
+			n = left < (size_t)b % 97 ? left : (size_t)b % 97;
+			p32(q, 4, 28 + (uint32_t)n);
+			p32(q, 8, 9);
+			p32(q, 12, oids[a % 3]);
+			p32(q, 16, (uint32_t)n);
+			p32(q, 20, 20);
+			memcpy(q + 28, data + pos, n);
+			pos += n;
+			if (a % 3 == 0 && n >= 4 && (a & 4)) { /* a well-formed header */
+				q[28] = 0x80;
+				q[29] = 3;
+				p16(q, 30, (uint16_t)n);
+			}
+			grndis(h, q, 28 + (uint32_t)n);
+			break;
+		}
+		case 15: { /* the offload functions on raw input bytes */
+			static uint8_t f[4096], seg[1518];
+			n = left < (size_t)b * 16 ? left : (size_t)b * 16;
+			memcpy(f, data + pos, n);
+			pos += n;
+			netvsp_rx_csum(f, (uint32_t)n);
+			netvsp_filter_pass(a, f + 6, f, (uint32_t)n);
+			netvsp_tx_csum(f, (uint32_t)n, (uint32_t)a << 1 | (b & 1) << 4 | 1);
+			uint32_t segmax = 1000 + (uint32_t)b * 2;
+			netvsp_lso(f, (uint32_t)n, (uint32_t)a * 8, seg, segmax, seg_check, &segmax);
+			break;
+		}
 		}
 		run(h);
 	}
