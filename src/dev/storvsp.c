@@ -1,6 +1,7 @@
 /*
- * storvsp (see storvsp.h): the vstor protocol over one VMBus channel per
- * controller, SCSI LUNs behind it. Portable: where and when a queue's work
+ * storvsp (see storvsp.h): the vstor protocol over a VMBus channel per
+ * controller and its sub-channels (CREATE_SUB_CHANNELS; each a queue over
+ * the same LUNs), SCSI LUNs behind it. Portable: where and when a queue's work
  * runs is the host's business (storvsp_host.c: a thread per queue).
  * Packet layouts follow Linux's storvsc_drv.c: vstor_packet (64 bytes:
  * operation, flags, status, then a 52-byte union) and vmscsi_request
@@ -37,7 +38,11 @@
 #define VSTOR_PACKET 64u       /* win8+ size */
 #define VSTOR_PACKET_WIN7 48u  /* without the win8 extension */
 #define VSTOR_STATUS_OK 0
-#define VSTOR_STATUS_FAIL 0xC0000001u
+#define VSTOR_STATUS_FAIL 0xC0000001u                 /* STATUS_UNSUCCESSFUL */
+#define VSTOR_STATUS_INVALID_PARAMETER 0xC000000Du    /* STATUS_INVALID_PARAMETER */
+#define VSTOR_STATUS_INVALID_DEVICE_STATE 0xC0000184u /* STATUS_INVALID_DEVICE_STATE */
+#define STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL 0x1u  /* vmstorage_channel_properties.flags */
+#define VSTOR_PROTO_VERSION_WIN8 0x0501              /* first with sub-channels */
 
 /* vmscsi_request at vstor_packet + 12 */
 #define SRB 12
@@ -89,6 +94,7 @@ struct svreq {
 struct storvsp_queue {
 	struct storvsp *sv;
 	struct vmbus_channel *ch;
+	unsigned index;                /* 0: the primary channel; 1..: sub-channels */
 	bool running;
 	void *host_data;               /* the host's, per queue */
 	struct disk_queue *dq[STORVSP_MAX_LUNS];
@@ -101,6 +107,10 @@ struct storvsp_queue {
 	} ctl[STORVSP_CTL_BACKLOG];
 	unsigned nctl;
 	uint32_t vmscsi_delta;         /* 16 before win8 */
+	/* Primary only, per open: the init handshake's state for CREATE_SUB_CHANNELS. */
+	uint16_t version;              /* negotiated vstor version, 0 before */
+	bool props_queried;            /* QUERY_PROPERTIES answered */
+	bool subs_requested;           /* CREATE_SUB_CHANNELS accepted */
 	uint8_t buf[STORVSP_PKT_MAX];
 };
 
@@ -111,6 +121,7 @@ struct storvsp {
 	uint16_t lun_list[STORVSP_MAX_LUNS];
 	unsigned nluns;
 	struct storvsp_queue q;                  /* the primary channel */
+	struct storvsp_queue *subq;              /* cfg.sub_channels, by index - 1 */
 };
 
 static uint16_t g16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -331,6 +342,37 @@ static void do_srb(struct storvsp_queue *q, const struct vmbus_packet_info *info
 	scsi_lun_execute(l, q->dq[lun], &r->sr);
 }
 
+/*
+ * CREATE_SUB_CHANNELS {u16 count}: on the primary, after QUERY_PROPERTIES,
+ * once per open; 1..max_channel_cnt. The statuses are OpenVMM's (and
+ * Windows'): a bad count is STATUS_INVALID_PARAMETER, a request at the wrong
+ * time or place STATUS_INVALID_DEVICE_STATE. The offers follow from the
+ * VMBus server (vmbus_channel_request_subchannels), possibly after the reply.
+ */
+static uint32_t create_sub_channels(struct storvsp_queue *q, uint16_t count)
+{
+	struct storvsp *sv = q->sv;
+	unsigned max = q->version >= VSTOR_PROTO_VERSION_WIN8 ? sv->cfg.sub_channels : 0;
+	if (q->index != 0 || !q->props_queried || q->subs_requested) {
+		log_guest("storvsp: CREATE_SUB_CHANNELS refused (%s)",
+			  q->index ? "on a sub-channel" :
+			  !q->props_queried ? "before QUERY_PROPERTIES" : "asked twice");
+		return VSTOR_STATUS_INVALID_DEVICE_STATE;
+	}
+	if (count == 0 || count > max) {
+		log_guest("storvsp: CREATE_SUB_CHANNELS for %u sub-channels refused (max %u)",
+			  count, max);
+		return VSTOR_STATUS_INVALID_PARAMETER;
+	}
+	int ret = vmbus_channel_request_subchannels(q->ch, count);
+	if (ret < 0) {
+		log_guest("storvsp: CREATE_SUB_CHANNELS: %s", strerror(-ret));
+		return VSTOR_STATUS_INVALID_DEVICE_STATE;
+	}
+	q->subs_requested = true;
+	return VSTOR_STATUS_OK;
+}
+
 static void handle_packet(struct storvsp_queue *q, const struct vmbus_packet_info *info, uint32_t len)
 {
 	const uint8_t *p = q->buf;
@@ -365,8 +407,10 @@ static void handle_packet(struct storvsp_queue *q, const struct vmbus_packet_inf
 		for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
 			ok |= versions[i] == v;
 		/* Before win8 (5.1) the packet lacks the 16-byte extension. */
-		if (ok)
+		if (ok) {
 			q->vmscsi_delta = v >= 0x0501 ? 0 : 16;
+			q->version = v;
+		}
 		uint8_t ver[4];
 		p16(ver, v);
 		p16(ver + 2, 0);
@@ -374,13 +418,20 @@ static void handle_packet(struct storvsp_queue *q, const struct vmbus_packet_inf
 		return;
 	}
 	case VSTOR_OPERATION_QUERY_PROPERTIES: {
+		/* Sub-channels from win8 on, as Hyper-V offers them. */
+		unsigned subs = q->version >= VSTOR_PROTO_VERSION_WIN8 ? q->sv->cfg.sub_channels : 0;
 		uint8_t props[24] = { 0 };
-		p16(props + 4, 0);                      /* max_channel_cnt: no sub-channels */
-		p32(props + 8, 0);                      /* flags: no multi-channel */
+		p16(props + 4, (uint16_t)subs);         /* max_channel_cnt */
+		p32(props + 8, subs ? STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL : 0);
 		p32(props + 12, STORVSP_MAX_TRANSFER);  /* max_transfer_bytes */
+		if (q->index == 0)
+			q->props_queried = true;
 		reply_simple(q, info->trans_id, VSTOR_STATUS_OK, props, sizeof(props));
 		return;
 	}
+	case VSTOR_OPERATION_CREATE_SUB_CHANNELS:
+		reply_simple(q, info->trans_id, create_sub_channels(q, g16(pkt + 12)), NULL, 0);
+		return;
 	default:
 		log_guest("storvsp: vstor operation %u not supported", op);
 		reply_simple(q, info->trans_id, VSTOR_STATUS_FAIL, NULL, 0);
@@ -456,6 +507,14 @@ void storvsp_poll(struct storvsp *sv)
 {
 	if (sv->q.running)
 		storvsp_queue_run(&sv->q);
+	for (unsigned i = 0; i < sv->cfg.sub_channels; i++)
+		if (sv->subq[i].running)
+			storvsp_queue_run(&sv->subq[i]);
+}
+
+unsigned storvsp_queue_index(const struct storvsp_queue *q)
+{
+	return q->index;
 }
 
 static void destroy_disk_queues(struct storvsp_queue *q)
@@ -479,12 +538,27 @@ static void stop_queue(struct storvsp_queue *q)
 
 /* ---- VMBus callbacks (server lock held) ------------------------------------ */
 
+/* The queue of channel ch (primary or sub-channel), or NULL. */
+static struct storvsp_queue *queue_of(struct storvsp *sv, struct vmbus_channel *ch)
+{
+	unsigned i = vmbus_channel_subchannel_index(ch);
+	if (i == 0)
+		return &sv->q;
+	return i <= sv->cfg.sub_channels ? &sv->subq[i - 1] : NULL;
+}
+
 static uint32_t sv_open(void *dev, struct vmbus_channel *ch)
 {
 	struct storvsp *sv = dev;
-	struct storvsp_queue *q = &sv->q;
+	struct storvsp_queue *q = queue_of(sv, ch);
+	if (!q || q->running)
+		return 1;
 	q->ch = ch;
-	q->vmscsi_delta = 0;
+	/* A sub-channel speaks the version its primary negotiated. */
+	q->vmscsi_delta = q->index ? sv->q.vmscsi_delta : 0;
+	q->version = q->index ? sv->q.version : 0;
+	q->props_queried = false;
+	q->subs_requested = false;
 	q->done_head = NULL;
 	q->done_tail = &q->done_head;
 	q->nctl = 0;
@@ -510,17 +584,17 @@ static uint32_t sv_open(void *dev, struct vmbus_channel *ch)
 
 static void sv_close(void *dev, struct vmbus_channel *ch)
 {
-	(void)ch;
-	struct storvsp *sv = dev;
-	stop_queue(&sv->q);
+	struct storvsp_queue *q = queue_of(dev, ch);
+	if (q && q->ch == ch)
+		stop_queue(q);
 }
 
 static void sv_notify(void *dev, struct vmbus_channel *ch)
 {
-	(void)ch;
 	struct storvsp *sv = dev;
-	if (sv->cfg.host && sv->q.running)
-		sv->cfg.host->kick(sv->cfg.host_opaque, &sv->q);
+	struct storvsp_queue *q = queue_of(sv, ch);
+	if (sv->cfg.host && q && q->running && q->ch == ch)
+		sv->cfg.host->kick(sv->cfg.host_opaque, q);
 }
 
 static const struct vmbus_device_ops sv_ops = {
@@ -531,6 +605,7 @@ int storvsp_create(struct vmbus_server *srv, const struct storvsp_config *cfg,
 		   struct storvsp **out)
 {
 	if (cfg->nluns > STORVSP_MAX_LUNS || !cfg->map ||
+	    cfg->sub_channels > STORVSP_MAX_SUB_CHANNELS ||
 	    (cfg->host && (!cfg->host->start || !cfg->host->stop || !cfg->host->kick)))
 		return -EINVAL;
 	struct storvsp *sv = calloc(1, sizeof(*sv));
@@ -540,6 +615,17 @@ int storvsp_create(struct vmbus_server *srv, const struct storvsp_config *cfg,
 	sv->q.sv = sv;
 	sv->q.pool = calloc(STORVSP_POOL, sizeof(*sv->q.pool));
 	int ret = !sv->q.pool ? -ENOMEM : 0;
+	if (ret == 0 && cfg->sub_channels) {
+		sv->subq = calloc(cfg->sub_channels, sizeof(*sv->subq));
+		ret = sv->subq ? 0 : -ENOMEM;
+		for (unsigned i = 0; ret == 0 && i < cfg->sub_channels; i++) {
+			sv->subq[i].sv = sv;
+			sv->subq[i].index = i + 1;
+			sv->subq[i].pool = calloc(STORVSP_POOL, sizeof(*sv->subq[i].pool));
+			if (!sv->subq[i].pool)
+				ret = -ENOMEM;
+		}
+	}
 	for (unsigned i = 0; ret == 0 && i < cfg->nluns; i++) {
 		const struct storvsp_lun_config *lc = &cfg->luns[i];
 		if (lc->lun >= STORVSP_MAX_LUNS || sv->lun[lc->lun]) {
@@ -581,6 +667,11 @@ void storvsp_destroy(struct storvsp *sv)
 	if (!sv)
 		return;
 	stop_queue(&sv->q);
+	for (unsigned i = 0; sv->subq && i < sv->cfg.sub_channels; i++) {
+		stop_queue(&sv->subq[i]);
+		free(sv->subq[i].pool);
+	}
+	free(sv->subq);
 	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++)
 		scsi_lun_destroy(sv->lun[i]);
 	free(sv->q.pool);

@@ -3,7 +3,8 @@
  * (the "vstor" protocol Linux's hv_storvsc speaks: drivers/scsi/
  * storvsc_drv.c; ../shared/docs/hyperv-linux-guest.md section 7.1). It
  * answers the init handshake (BEGIN_INIT, QUERY_PROTOCOL_VERSION,
- * QUERY_PROPERTIES, END_INIT), runs EXECUTE_SRB requests on SCSI LUNs
+ * QUERY_PROPERTIES, END_INIT, CREATE_SUB_CHANNELS: more queues as VMBus
+ * sub-channels), runs EXECUTE_SRB requests on SCSI LUNs
  * (dev/scsi.h) over disk backends, and completes each with the SRB and SCSI
  * status, the bytes moved and sense data.
  *
@@ -52,6 +53,7 @@ struct storvsp_host {
 extern const struct storvsp_host storvsp_thread_host;
 
 #define STORVSP_MAX_LUNS 64
+#define STORVSP_MAX_SUB_CHANNELS 63 /* --vmbus-scsi sub_channels=K limit */
 
 struct storvsp_lun_config {
 	struct disk *disk;   /* owned by the caller; outlives the controller */
@@ -62,6 +64,13 @@ struct storvsp_lun_config {
 
 struct storvsp_config {
 	unsigned instance;   /* controller number: part of the instance GUID */
+	/*
+	 * Sub-channels the guest may ask for (0..STORVSP_MAX_SUB_CHANNELS):
+	 * QUERY_PROPERTIES reports it as max_channel_cnt, with the
+	 * multi-channel flag when non-zero. Each sub-channel is a full I/O
+	 * queue (same LUNs) with its own host worker.
+	 */
+	unsigned sub_channels;
 	const struct storvsp_lun_config *luns;
 	unsigned nluns;
 	/* Maps guest physical [gpa, gpa+len) (within one page) or NULL. */
@@ -83,12 +92,15 @@ void storvsp_queue_run(struct storvsp_queue *q);
 /* The queue's disk queues (for their completion eventfds); how many. */
 unsigned storvsp_queue_disks(struct storvsp_queue *q, struct disk_queue **dq, unsigned max);
 unsigned storvsp_queue_instance(const struct storvsp_queue *q);
+/* 0 for the primary channel's queue, 1.. for sub-channels'. */
+unsigned storvsp_queue_index(const struct storvsp_queue *q);
 void storvsp_queue_set_host_data(struct storvsp_queue *q, void *data);
 void *storvsp_queue_host_data(const struct storvsp_queue *q);
 
 /*
- * Without a host: one round of the primary queue's work (disk completions, pending
- * completion packets, the guest-to-host ring). The channel must be open.
+ * Without a host: one round of every open queue's work (primary and
+ * sub-channels: disk completions, pending completion packets, the
+ * guest-to-host ring).
  */
 void storvsp_poll(struct storvsp *sv);
 

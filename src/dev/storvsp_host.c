@@ -1,6 +1,6 @@
 /*
  * hvmm's host for storvsp queues (storvsp.h, struct storvsp_host): one
- * thread per open channel. The guest's signal (the VMBus notify callback on
+ * thread per open channel (the primary and each open sub-channel). The guest's signal (the VMBus notify callback on
  * a vCPU thread) writes the queue's eventfd; the thread polls that and the
  * completion eventfds of the queue's disk queues, and runs a round of the
  * queue's work whenever one fires (and once a second, in case).
@@ -30,7 +30,8 @@ static void *worker(void *arg)
 {
 	struct sq_thread *t = arg;
 	char name[16];
-	snprintf(name, sizeof(name), "storvsp%u", storvsp_queue_instance(t->q));
+	snprintf(name, sizeof(name), "storvsp%u.%u", storvsp_queue_instance(t->q) % 100,
+		 storvsp_queue_index(t->q) % 100);
 	pthread_setname_np(pthread_self(), name);
 	struct disk_queue *dq[STORVSP_MAX_LUNS];
 	unsigned n = storvsp_queue_disks(t->q, dq, STORVSP_MAX_LUNS);

@@ -5,7 +5,11 @@
  * fuzzer picks the descriptor's type, offsets and flags, the GPA-direct
  * range and the vstor/SRB bytes); after each, storvsp runs and its answers
  * are read and dropped. A controlling byte may also corrupt the ring's
- * write index. Two LUNs over mem: disks, one read-only.
+ * write index. Two LUNs over mem: disks, one read-only. The controller
+ * allows two sub-channels: when the fuzzer's CREATE_SUB_CHANNELS gets them
+ * offered, the guest opens sub-channel 1, and a control bit sends the next
+ * packet there; another control value closes the primary (which tears the
+ * sub-channels down).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	struct storvsp_lun_config luns[2] = { { .disk = d0, .lun = 0 },
 					      { .disk = d1, .lun = 1, .read_only = true } };
-	struct storvsp_config cfg = { .luns = luns, .nluns = 2, .map = map, .map_opaque = f };
+	struct storvsp_config cfg = { .luns = luns, .nluns = 2, .map = map, .map_opaque = f,
+				      .sub_channels = 2 };
 	struct storvsp *sv;
 	if (storvsp_create(f->srv, &cfg, &sv) < 0)
 		abort();
@@ -56,6 +61,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		in.data[i] = f->ram + (33 + RING_PAGES / 2 + i) * 4096;
 	}
 	out.size = in.size = (RING_PAGES / 2 - 1) * 4096;
+	struct gring sout = { 0 }, sin = { 0 };
+	sout.hdr = f->ram + 64 * 4096;
+	sin.hdr = f->ram + (64 + RING_PAGES / 2) * 4096;
+	for (unsigned i = 0; i < RING_PAGES / 2 - 1; i++) {
+		sout.data[i] = f->ram + (65 + i) * 4096;
+		sin.data[i] = f->ram + (65 + RING_PAGES / 2 + i) * 4096;
+	}
+	sout.size = sin.size = (RING_PAGES / 2 - 1) * 4096;
+	bool sub_open = false;
+	f->next = f->nmsg;
 
 	size_t pos = 0;
 	for (unsigned n = 0; n < 64 && pos + 2 <= size; n++) {
@@ -66,22 +81,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t take = size - pos < len ? size - pos : len;
 		memcpy(pkt, data + pos, take);
 		pos += take;
+		struct gring *o = sub_open && (ctl & 0x08) ? &sout : &out;
 		if ((ctl & 0xF0) == 0xF0) {
 			/* A hostile write index. */
-			gw32(&out, 0, (uint32_t)ctl * 0x01010101u);
-		} else if (gring_free(&out) > len + 8) {
-			uint32_t w = gr32(&out, 0) % out.size & ~7u;
+			gw32(o, 0, (uint32_t)ctl * 0x01010101u);
+		} else if (ctl == 0xE0) {
+			guest_simple(f, 7, 1, 0); /* CLOSECHANNEL of the primary */
+		} else if (gring_free(o) > len + 8) {
+			uint32_t w = gr32(o, 0) % o->size & ~7u;
 			/* The descriptor's total length is ours; the rest the fuzzer's. */
 			p16(pkt, 4, (uint16_t)(len / 8));
-			gring_copy(&out, w, pkt, len, true);
+			gring_copy(o, w, pkt, len, true);
 			uint64_t trailer = (uint64_t)w << 32;
-			gring_copy(&out, w + len, &trailer, 8, true);
-			gw32(&out, 0, (w + len + 8) % out.size);
+			gring_copy(o, w + len, &trailer, 8, true);
+			gw32(o, 0, (w + len + 8) % o->size);
 		}
+		storvsp_poll(sv);
+		/* Sub-channel offers the fuzzer's requests produced: open index 1. */
+		vmbus_server_flush(f->srv);
+		for (struct fake_msg *m; (m = fake_next(f));) {
+			if (m32(m, 0) == 1 && m->b[180] == 1 && !sub_open) {
+				uint32_t relid = m32(m, 184);
+				for (unsigned i = 0; i < RING_PAGES; i++)
+					pfns[i] = 64 + i;
+				memset(f->ram + 64 * 4096, 0, RING_PAGES * 4096);
+				guest_gpadl(f, relid, 0x200, pfns, RING_PAGES);
+				guest_open(f, relid, 0x200, 0, RING_PAGES / 2);
+				sub_open = true;
+			}
+		}
+		f->next = f->nmsg;
 		storvsp_poll(sv);
 		uint8_t dsc[16], buf[1024];
 		uint64_t trailer;
 		while (gring_read(&in, dsc, buf, sizeof(buf), &trailer) >= 0)
+			;
+		while (sub_open && gring_read(&sin, dsc, buf, sizeof(buf), &trailer) >= 0)
 			;
 	}
 	fake_free(f);

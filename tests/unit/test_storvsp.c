@@ -6,7 +6,9 @@
  * GPA-direct ranges against a mem: disk (data checked both ways), a missing
  * LUN (peripheral qualifier 3 for INQUIRY, INVALID_LUN otherwise), and
  * hostile requests: PFNs outside RAM, several ranges, bad CDB lengths,
- * short packets, unknown operations.
+ * short packets, unknown operations; sub-channels (max_channel_cnt and the
+ * multi-channel flag, CREATE_SUB_CHANNELS counts and states, a READ on a
+ * sub-channel's own ring, the primary's close tearing them down).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,7 +30,9 @@ struct t {
 	struct fake *f;
 	struct disk *disk;
 	struct storvsp *sv;
-	struct gring out, in;
+	struct gring out, in;       /* the channel the test talks on now */
+	struct gring pout, pin;     /* the primary's */
+	uint32_t relid;
 };
 
 static void *map(void *o, uint64_t gpa, uint64_t len)
@@ -37,7 +41,36 @@ static void *map(void *o, uint64_t gpa, uint64_t len)
 	return fake_map(f, gpa, len);
 }
 
-static struct t *setup_t(void)
+/* The guest's view of a ring GPADL of RING_PAGES pages from pfn0, downstream at half. */
+static void rings_at(struct t *t, uint64_t pfn0, struct gring *out, struct gring *in)
+{
+	out->hdr = t->f->ram + pfn0 * 4096;
+	in->hdr = t->f->ram + (pfn0 + RING_PAGES / 2) * 4096;
+	for (unsigned i = 0; i < RING_PAGES / 2 - 1; i++) {
+		out->data[i] = t->f->ram + (pfn0 + 1 + i) * 4096;
+		in->data[i] = t->f->ram + (pfn0 + 1 + RING_PAGES / 2 + i) * 4096;
+	}
+	out->size = in->size = (RING_PAGES / 2 - 1) * 4096;
+}
+
+/* The guest opens relid on a ring GPADL from pfn0; returns the open status. */
+static uint32_t open_rings(struct t *t, uint32_t relid, uint32_t gpadl, uint64_t pfn0)
+{
+	uint64_t pfns[RING_PAGES];
+	for (unsigned i = 0; i < RING_PAGES; i++)
+		pfns[i] = pfn0 + i;
+	memset(t->f->ram + pfn0 * 4096, 0, RING_PAGES * 4096);
+	guest_gpadl(t->f, relid, gpadl, pfns, RING_PAGES);
+	struct fake_msg *m = fake_next(t->f);
+	assert_int_equal(m32(m, 0), 10);
+	assert_int_equal(m32(m, 16), 0);
+	guest_open(t->f, relid, gpadl, 0, RING_PAGES / 2);
+	m = fake_next(t->f);
+	assert_int_equal(m32(m, 0), 6);
+	return m32(m, 16);
+}
+
+static struct t *setup_subs(unsigned sub_channels)
 {
 	struct t *t = calloc(1, sizeof(*t));
 	t->f = fake_new(0, 1);
@@ -50,7 +83,7 @@ static struct t *setup_t(void)
 	assert_int_equal(disk_pwrite(t->disk, pat, sizeof(pat), 0), 0);
 	struct storvsp_lun_config lun = { .disk = t->disk, .lun = 0 };
 	struct storvsp_config cfg = { .luns = &lun, .nluns = 1, .map = map,
-				      .map_opaque = t->f };
+				      .map_opaque = t->f, .sub_channels = sub_channels };
 	assert_int_equal(storvsp_create(t->f->srv, &cfg, &t->sv), 0);
 	assert_int_equal(guest_contact(t->f, 4, VMBUS_VERSION_WIN10_V5_2, 0), 0);
 	fake_next(t->f); /* VERSION_RESPONSE */
@@ -59,26 +92,18 @@ static struct t *setup_t(void)
 	assert_non_null(m);
 	assert_int_equal(m32(m, 0), 1); /* OFFERCHANNEL: the SCSI class */
 	assert_int_equal(m->b[8], 0xd9);
-	uint32_t relid = m32(m, 184);
+	t->relid = m32(m, 184);
 	fake_next(t->f); /* ALLOFFERS_DELIVERED */
-	uint64_t pfns[RING_PAGES];
-	for (unsigned i = 0; i < RING_PAGES; i++)
-		pfns[i] = 32 + i;
-	guest_gpadl(t->f, relid, 0x100, pfns, RING_PAGES);
-	m = fake_next(t->f);
-	assert_int_equal(m32(m, 16), 0);
-	guest_open(t->f, relid, 0x100, 0, RING_PAGES / 2);
-	m = fake_next(t->f);
-	assert_int_equal(m32(m, 0), 6);
-	assert_int_equal(m32(m, 16), 0);
-	t->out.hdr = t->f->ram + 32 * 4096;
-	t->in.hdr = t->f->ram + (32 + RING_PAGES / 2) * 4096;
-	for (unsigned i = 0; i < RING_PAGES / 2 - 1; i++) {
-		t->out.data[i] = t->f->ram + (33 + i) * 4096;
-		t->in.data[i] = t->f->ram + (33 + RING_PAGES / 2 + i) * 4096;
-	}
-	t->out.size = t->in.size = (RING_PAGES / 2 - 1) * 4096;
+	assert_int_equal(open_rings(t, t->relid, 0x100, 32), 0);
+	rings_at(t, 32, &t->out, &t->in);
+	t->pout = t->out;
+	t->pin = t->in;
 	return t;
+}
+
+static struct t *setup_t(void)
+{
+	return setup_subs(0);
 }
 
 static void free_t(struct t *t)
@@ -119,7 +144,7 @@ static int64_t answer(struct t *t, uint64_t want_id, uint8_t pkt[64])
 }
 
 
-static void init(struct t *t)
+static void init_props(struct t *t, unsigned subs)
 {
 	uint8_t pkt[64], ans[64];
 	vstor(pkt, 7);
@@ -136,10 +161,16 @@ static void init(struct t *t)
 	assert_true(gring_write(&t->out, RQST_INIT, pkt, 64));
 	assert_int_equal(answer(t, RQST_INIT, ans), 0);
 	assert_int_equal(g32(ans + 12 + 12), 512 * 1024); /* max_transfer_bytes */
-	assert_int_equal(g32(ans + 12 + 8) & 1, 0);        /* no multi-channel */
+	assert_int_equal(g32(ans + 12 + 8) & 1, subs ? 1 : 0); /* multi-channel */
+	assert_int_equal(ans[12 + 4] | ans[12 + 5] << 8, subs); /* max_channel_cnt */
 	vstor(pkt, 8);
 	assert_true(gring_write(&t->out, RQST_INIT, pkt, 64));
 	assert_int_equal(answer(t, RQST_INIT, ans), 0);
+}
+
+static void init(struct t *t)
+{
+	init_props(t, 0);
 }
 
 /*
@@ -331,6 +362,106 @@ static void test_hostile(void **state)
 	free_t(t);
 }
 
+/* CREATE_SUB_CHANNELS {count}: returns the vstor status of the answer. */
+static int64_t create_subs(struct t *t, uint16_t count)
+{
+	uint8_t pkt[64], ans[64];
+	vstor(pkt, 13);
+	p16(pkt, 12, count);
+	assert_true(gring_write(&t->out, RQST_INIT, pkt, 64));
+	return answer(t, RQST_INIT, ans);
+}
+
+/* Expects n sub-channel offers of the SCSI controller; fills relids[1..n]. */
+static void sub_offers(struct t *t, unsigned n, uint32_t *relids)
+{
+	vmbus_server_flush(t->f->srv);
+	for (unsigned i = 1; i <= n; i++) {
+		struct fake_msg *m = fake_next(t->f);
+		assert_non_null(m);
+		assert_int_equal(m32(m, 0), 1);
+		assert_int_equal(m->b[8], 0xd9);
+		assert_int_equal(m->b[180], i);
+		relids[i] = m32(m, 184);
+	}
+	assert_null(fake_next(t->f));
+}
+
+static void test_sub_channels(void **state)
+{
+	(void)state;
+	struct t *t = setup_subs(3);
+	/* Before the handshake's QUERY_PROPERTIES: wrong state. */
+	assert_int_equal(create_subs(t, 1), 0xC0000184);
+	init_props(t, 3);
+	/* 0 and more than max_channel_cnt: invalid parameter. */
+	assert_int_equal(create_subs(t, 0), 0xC000000D);
+	assert_int_equal(create_subs(t, 4), 0xC000000D);
+	assert_int_equal(create_subs(t, 2), 0);
+	uint32_t sub[3];
+	sub_offers(t, 2, sub);
+	/* A second request: wrong state. */
+	assert_int_equal(create_subs(t, 1), 0xC0000184);
+	/* Sub-channel 2 opens on its own rings and is a full queue. */
+	assert_int_equal(open_rings(t, sub[2], 0x200, 64), 0);
+	rings_at(t, 64, &t->out, &t->in);
+	uint8_t ans[64];
+	memset(fake_page(t->f, BUF_PFN), 0, 4096);
+	uint8_t rd[10] = { 0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0 };
+	srb(t, 40, 0, rd, 10, 1, 4096, 1, BUF_PFN);
+	assert_int_equal(answer(t, 40, ans), 0);
+	assert_int_equal(ans[12 + 2], 1);
+	assert_int_equal(g32(ans + 12 + 12), 4096);
+	uint8_t *b = fake_page(t->f, BUF_PFN);
+	for (unsigned i = 0; i < 4096; i++)
+		if (b[i] != (uint8_t)(i * 7 + 3))
+			fail_msg("byte %u read wrong on the sub-channel", i);
+	/* Nothing went to the primary's ring. */
+	uint8_t d[16], buf[256];
+	uint64_t trailer;
+	assert_int_equal(gring_read(&t->pin, d, buf, sizeof(buf), &trailer), -EAGAIN);
+	/* CREATE_SUB_CHANNELS on a sub-channel: wrong state. */
+	assert_int_equal(create_subs(t, 1), 0xC0000184);
+	/* The primary still works meanwhile. */
+	t->out = t->pout;
+	t->in = t->pin;
+	srb(t, 41, 0, rd, 10, 1, 4096, 1, BUF_PFN);
+	assert_int_equal(answer(t, 41, ans), 0);
+	assert_int_equal(ans[12 + 2], 1);
+	/* The primary closes: the sub-channel's queue stops, both are rescinded. */
+	guest_simple(t->f, 7, t->relid, 0);
+	assert_int_equal(m32(fake_next(t->f), 0), 2);
+	assert_int_equal(m32(fake_next(t->f), 0), 2);
+	rings_at(t, 64, &t->out, &t->in);
+	srb(t, 42, 0, rd, 10, 1, 4096, 1, BUF_PFN);
+	assert_int_equal(answer(t, 42, ans), -1);
+	/* Reopen of the primary: a new handshake may ask again. */
+	guest_simple(t->f, 13, sub[1], 0);
+	guest_simple(t->f, 13, sub[2], 0);
+	memset(t->f->ram + 32 * 4096, 0, RING_PAGES * 4096); /* fresh rings */
+	guest_open(t->f, t->relid, 0x100, 0, RING_PAGES / 2);
+	assert_int_equal(m32(fake_next(t->f), 16), 0);
+	t->out = t->pout;
+	t->in = t->pin;
+	init_props(t, 3);
+	assert_int_equal(create_subs(t, 3), 0);
+	uint32_t again[4];
+	sub_offers(t, 3, again);
+	free_t(t);
+}
+
+/* Without sub_channels the controller offers none (properties say 0). */
+static void test_no_sub_channels(void **state)
+{
+	(void)state;
+	struct t *t = setup_t();
+	init(t);
+	assert_int_equal(create_subs(t, 1), 0xC000000D);
+	vmbus_server_flush(t->f->srv);
+	assert_null(fake_next(t->f));
+	free_t(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -338,6 +469,8 @@ int main(void)
 		cmocka_unit_test(test_read_write),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_control_backlog),
+		cmocka_unit_test(test_sub_channels),
+		cmocka_unit_test(test_no_sub_channels),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
