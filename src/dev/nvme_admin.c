@@ -636,7 +636,7 @@ static uint16_t dbbuf_config(struct nvme *n, const struct nvme_sqe *c)
 	uint32_t *shadow = gmem_map(n->mem, c->prp1, NVME_PAGE_SIZE);
 	uint32_t *ei = gmem_map(n->mem, c->prp2, NVME_PAGE_SIZE);
 	if (!shadow || !ei) {
-		log_guest("nvme: doorbell buffers at 0x%llx/0x%llx not two pages of RAM",
+		log_guest("nvme: doorbell buffers at 0x%llx/0x%llx not pages of RAM",
 			  (unsigned long long)c->prp1, (unsigned long long)c->prp2);
 		return NVME_SC_INVALID_FIELD | DNR;
 	}

@@ -3,7 +3,10 @@
  * in manual mode over fake guest RAM, with a writable and a read-only mem:
  * disk. The harness enables the controller and creates I/O queue pair 1,
  * then replays records of {u8 op, u8 body[64]}:
- *   op % 5 == 0  an admin SQE (body), submitted with its doorbell
+ *   op % 5 == 0  an admin SQE (body), submitted with its doorbell; with
+ *                op bit 7 set, a Doorbell Buffer Config whose PRPs are
+ *                folded to pages of RAM (shadow doorbells, then read
+ *                from whatever the other records write there)
  *   op % 5 == 1  an I/O SQE on queue 1; when op bit 7 is set the opcode,
  *                nsid and PRPs are folded into plausible values so most
  *                commands reach the data path
@@ -132,7 +135,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const uint8_t *b = r + 1;
 		switch (op % 5) {
 		case 0:
-			submit(&aq, b);
+			if (op & 0x80) {
+				struct nvme_sqe s;
+				memcpy(&s, b, 64);
+				s.opcode = NVME_ADM_DBBUF_CONFIG;
+				s.flags = 0;
+				s.prp1 = (s.prp1 % (RAM / 4096 + 1)) * 4096; /* one past RAM too */
+				s.prp2 = (s.prp2 % (RAM / 4096 + 1)) * 4096;
+				submit(&aq, &s);
+			} else {
+				submit(&aq, b);
+			}
 			break;
 		case 1: {
 			struct nvme_sqe s;

@@ -9,7 +9,11 @@
  * PRPs, out-of-range LBAs, MDTS, bad opcodes and namespaces, invalid queue
  * ids/sizes/vectors, CQ deletion with an SQ attached, doorbells to missing
  * queues or past the queue (asynchronous events), a full CQ, shutdown and
- * reset. Most tests use manual mode (nvme_poll); one uses the threads.
+ * reset. Shadow doorbells (Doorbell Buffer Config): the command's checks,
+ * I/O submitted and consumed through the shadow page with no MMIO doorbell,
+ * EventIdx, a bogus shadow value handled like a bogus doorbell, reset, and
+ * the event-index protocol against the threads. Most tests use manual mode
+ * (nvme_poll); two use the threads.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -58,6 +62,7 @@ struct q {
 };
 static struct q aq, ioq;
 static bool threaded;
+static bool no_dbbuf;   /* the next setup_ctrl() offers no shadow doorbells */
 
 static void msi(void *opaque, uint64_t addr, uint32_t data)
 {
@@ -103,7 +108,8 @@ static void setup_ctrl(bool thr, unsigned io_queues)
 	assert_int_equal(disk_open(&k, true, &disks[1], err, sizeof(err)), 0);
 	struct pci_msi_sink sink = { msi, NULL };
 	assert_int_equal(pci_bus_create(&sink, &bus), 0);
-	struct nvme_config cfg = { .serial = "TEST0001", .io_queues = io_queues, .manual = !thr };
+	struct nvme_config cfg = { .serial = "TEST0001", .io_queues = io_queues, .manual = !thr,
+				   .no_dbbuf = no_dbbuf };
 	assert_int_equal(nvme_create(bus, &mem, disks, 2, &cfg, &nv), 0);
 	struct pci_dev *pd = nvme_pci_dev(nv);
 	unsigned devfn = pci_dev_slot(pd) << 3;
@@ -937,6 +943,290 @@ static void test_threads(void **state)
 	teardown_ctrl();
 }
 
+/* ---- shadow doorbells ----------------------------------------------------- */
+
+#define DBS_PAGE 0x400000u
+#define EIS_PAGE 0x401000u
+
+static uint32_t *shadow(unsigned idx) { return (uint32_t *)(ram + DBS_PAGE) + idx; }
+static uint32_t *eventidx(unsigned idx) { return (uint32_t *)(ram + EIS_PAGE) + idx; }
+
+static uint16_t dbbuf_config(uint64_t prp1, uint64_t prp2)
+{
+	return admin((struct nvme_sqe){ .opcode = NVME_ADM_DBBUF_CONFIG, .prp1 = prp1,
+					.prp2 = prp2 }, NULL);
+}
+
+/* Submits through the shadow SQ tail only: no MMIO doorbell. */
+static void push_shadow(struct q *q, struct nvme_sqe *c)
+{
+	memcpy(ram + q->sq_gpa + q->tail * 64, c, 64);
+	q->tail = (q->tail + 1) % q->size;
+	__atomic_store_n(shadow(2 * q->qid), q->tail, __ATOMIC_SEQ_CST);
+}
+
+/* Pops a CQE and moves the shadow CQ head only. */
+static bool pop_shadow(struct q *q, struct nvme_cqe *out)
+{
+	memcpy(out, ram + q->cq_gpa + q->head * 16, 16);
+	if ((out->status & 1) != q->phase)
+		return false;
+	if (++q->head == q->cq_size) {
+		q->head = 0;
+		q->phase = !q->phase;
+	}
+	__atomic_store_n(shadow(2 * q->qid + 1), q->head, __ATOMIC_SEQ_CST);
+	return true;
+}
+
+static void test_dbbuf_config(void **state)
+{
+	(void)state;
+	memset(ram + DBS_PAGE, 0xEE, 8192);
+	struct nvme_sqe c = { .opcode = NVME_ADM_IDENTIFY, .prp1 = BUF, .cdw10 = NVME_ID_CNS_CTRL };
+	assert_int_equal(admin(c, NULL), 0);
+	assert_int_equal(ram[BUF + 256] | ram[BUF + 257] << 8, NVME_OACS_DBBUF);
+	/* Each buffer one page-aligned page of RAM, else Invalid Field. */
+	const uint16_t inval = NVME_SC_INVALID_FIELD | NVME_SC_DNR;
+	assert_int_equal(dbbuf_config(DBS_PAGE + 4, EIS_PAGE), inval);
+	assert_int_equal(dbbuf_config(DBS_PAGE, EIS_PAGE + 0x800), inval);
+	assert_int_equal(dbbuf_config(RAM_SIZE, EIS_PAGE), inval);
+	assert_int_equal(dbbuf_config(DBS_PAGE, RAM_SIZE), inval);
+	assert_int_equal(dbbuf_config(DBS_PAGE, 1ull << 52), inval);
+	assert_false(atomic_load(&nv->dbbuf_on));
+	/* Queues that exist when it is configured get their entries synced. */
+	create_io_queues();
+	struct nvme_sqe rd = rw(NVME_CMD_READ, 1, 0, 1, BUF, 0);
+	assert_int_equal(io(rd), 0);
+	assert_int_equal(dbbuf_config(DBS_PAGE, EIS_PAGE), 0);
+	assert_true(atomic_load(&nv->dbbuf_on));
+	assert_int_equal(*shadow(2), 1);
+	assert_int_equal(*shadow(3), 1);
+	assert_int_equal(*eventidx(2), 1);
+	assert_int_equal(*shadow(0), 0xEEEEEEEEu); /* not the admin queue's */
+	assert_int_equal(*shadow(4), 0xEEEEEEEEu); /* nor queue 2's: none */
+	/* MMIO doorbells keep working beside the shadow page, which a host
+	 * updates first with the same values. */
+	*shadow(2) = (ioq.tail + 1) % IOQ_SIZE;
+	assert_int_equal(io(rd), 0);
+	*shadow(3) = ioq.head;
+	nvme_poll(nv);
+	assert_int_equal(nv->error_count, 0);
+	/* A controller reset forgets the buffers. */
+	w32(NVME_REG_CC, 0);
+	wait_csts(NVME_CSTS_RDY, 0);
+	assert_false(atomic_load(&nv->dbbuf_on));
+	assert_null(nv->dbbuf_shadow);
+	enable_ctrl();
+	memset(ram + IOCQ, 0, IOQ_SIZE * 16);
+	create_io_queues();
+	memset(ram + DBS_PAGE, 0, 8192);
+	push_shadow(&ioq, &rd);
+	nvme_poll(nv);
+	struct nvme_cqe e;
+	assert_false(pop(&ioq, &e)); /* the shadow tail is not read any more */
+	w32(NVME_REG_DBS + 8, ioq.tail);
+	assert_int_equal(wait_cqe(&ioq).status >> 1, 0);
+}
+
+static void test_dbbuf_unsupported(void **state)
+{
+	(void)state;
+	no_dbbuf = true;
+	setup_ctrl(false, 2);
+	no_dbbuf = false;
+	enable_ctrl();
+	struct nvme_sqe c = { .opcode = NVME_ADM_IDENTIFY, .prp1 = BUF, .cdw10 = NVME_ID_CNS_CTRL };
+	assert_int_equal(admin(c, NULL), 0);
+	assert_int_equal(ram[BUF + 257] & 1, 0); /* OACS bit 8 clear */
+	assert_int_equal(dbbuf_config(DBS_PAGE, EIS_PAGE), NVME_SC_INVALID_OPCODE | NVME_SC_DNR);
+	assert_false(atomic_load(&nv->dbbuf_on));
+	teardown_ctrl();
+}
+
+static void test_dbbuf_io(void **state)
+{
+	(void)state;
+	memset(ram + DBS_PAGE, 0, 8192);
+	assert_int_equal(dbbuf_config(DBS_PAGE, EIS_PAGE), 0);
+	create_io_queues();
+	/* Three times the queue's size of I/O with no MMIO doorbell at all:
+	 * both the SQ tails and the CQ heads come from the shadow page (with
+	 * CQ heads not read the CQ would fill after IOQ_SIZE - 1). */
+	for (unsigned i = 0; i < 3 * IOQ_SIZE; i++) {
+		fill(ram + BUF, 4096, i);
+		struct nvme_sqe c = rw(NVME_CMD_WRITE, 1, i * 8 % 2048, 8, BUF, 0);
+		c.cid = (uint16_t)i;
+		push_shadow(&ioq, &c);
+		nvme_poll(nv);
+		/* Idle: EventIdx is the SQ tail, the CQ head one behind. */
+		assert_int_equal(*eventidx(2), ioq.tail);
+		struct nvme_cqe e;
+		assert_true(pop_shadow(&ioq, &e));
+		assert_int_equal(e.cid, i);
+		assert_int_equal(e.status >> 1, 0);
+		assert_int_equal(e.sq_head, ioq.tail);
+		nvme_poll(nv);
+		assert_int_equal(*eventidx(3), (ioq.head - 1) & 0xFFFF);
+	}
+	uint8_t want[4096], got[4096];
+	fill(want, 4096, 3 * IOQ_SIZE - 1);
+	assert_int_equal(disk_pread(disks[0], got, 4096, ((3 * IOQ_SIZE - 1) * 8 % 2048) * 512ull), 0);
+	assert_memory_equal(got, want, 4096);
+	/* A batch: several SQEs behind one shadow tail. */
+	for (unsigned i = 0; i < 5; i++) {
+		struct nvme_sqe c = rw(NVME_CMD_READ, 1, i, 1, BUF2 + i * 4096, 0);
+		c.cid = (uint16_t)(0x100 + i);
+		push_shadow(&ioq, &c);
+	}
+	nvme_poll(nv);
+	for (unsigned i = 0; i < 5; i++) {
+		struct nvme_cqe e;
+		assert_true(pop_shadow(&ioq, &e));
+		assert_int_equal(e.cid, 0x100 + i);
+	}
+	/* A full CQ waits for room: EventIdx is then the CQ head itself, so
+	 * the host's next head move rings the MMIO doorbell. */
+	for (unsigned i = 0; i < IOQ_SIZE; i++) {
+		struct nvme_sqe c = rw(NVME_CMD_READ, 1, 0, 1, BUF, 0);
+		c.cid = (uint16_t)(0x200 + i);
+		push_shadow(&ioq, &c);
+		if (i == IOQ_SIZE - 2)
+			nvme_poll(nv); /* the SQ holds at most size - 1 */
+	}
+	nvme_poll(nv);
+	assert_int_equal(*eventidx(3), ioq.head);
+	unsigned n = 0;
+	struct nvme_cqe e;
+	while (n < IOQ_SIZE) {
+		if (!pop_shadow(&ioq, &e)) {
+			nvme_poll(nv);
+			assert_true(pop_shadow(&ioq, &e));
+		}
+		assert_int_equal(e.cid, 0x200 + n);
+		n++;
+	}
+}
+
+static void test_dbbuf_bogus(void **state)
+{
+	(void)state;
+	memset(ram + DBS_PAGE, 0, 8192);
+	assert_int_equal(dbbuf_config(DBS_PAGE, EIS_PAGE), 0);
+	create_io_queues();
+	aer_submit(0xAE01);
+	aer_submit(0xAE02);
+	settle();
+	/* A shadow SQ tail past the queue: ignored and reported once (it
+	 * stays in the page, polled again and again). */
+	*shadow(2) = IOQ_SIZE + 3;
+	nvme_poll(nv);
+	nvme_poll(nv);
+	uint32_t ev = aer_wait();
+	assert_int_equal(ev & 7, NVME_AER_TYPE_ERROR);
+	assert_int_equal((ev >> 8) & 0xFF, NVME_AER_INFO_ERR_INVALID_DB_VALUE);
+	assert_int_equal(nv->error_count, 1);
+	struct nvme_cqe e;
+	assert_false(pop(&ioq, &e)); /* nothing was fetched */
+	/* A shadow CQ head past what was posted: likewise. */
+	*shadow(2) = 0;
+	*shadow(3) = 5;
+	nvme_poll(nv);
+	nvme_poll(nv);
+	assert_int_equal(nv->error_count, 2);
+	assert_int_equal(atomic_load(&nv->cq[1]->head), 0);
+	*shadow(3) = 0;
+	/* The queue still works through the shadow page. */
+	struct nvme_sqe c = rw(NVME_CMD_READ, 1, 0, 1, BUF, 0);
+	c.cid = 77;
+	push_shadow(&ioq, &c);
+	nvme_poll(nv);
+	assert_true(pop_shadow(&ioq, &e));
+	assert_int_equal(e.cid, 77);
+	assert_int_equal(e.status >> 1, 0);
+	/* A shadow tail moving backwards over unfetched entries: no. */
+	assert_int_equal(nv->error_count, 2);
+}
+
+/* The host side of the event-index rule (NVMe 1.3 / virtio). */
+static bool need_event(uint16_t ei, uint16_t new, uint16_t old)
+{
+	return (uint16_t)(new - ei - 1) < (uint16_t)(new - old);
+}
+
+static unsigned mmio_rings;
+
+static void ring_ei(unsigned idx, uint32_t old, uint32_t v)
+{
+	__atomic_store_n(shadow(idx), v, __ATOMIC_SEQ_CST);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (need_event((uint16_t)__atomic_load_n(eventidx(idx), __ATOMIC_SEQ_CST), (uint16_t)v,
+		       (uint16_t)old)) {
+		mmio_rings++;
+		w32(NVME_REG_DBS + idx * 4, v);
+	}
+}
+
+/* Against the threads: nothing is lost between the worker's EventIdx and
+ * the host's check, whichever of polling and sleeping the worker does. */
+static void test_dbbuf_threads(void **state)
+{
+	(void)state;
+	setup_ctrl(true, 2);
+	enable_ctrl();
+	memset(ram + DBS_PAGE, 0, 8192);
+	assert_int_equal(dbbuf_config(DBS_PAGE, EIS_PAGE), 0);
+	create_io_queues();
+	mmio_rings = 0;
+	unsigned sent = 0, got = 0, total = 2000;
+	struct timespec pause = { 0, 30000 };
+	while (got < total) {
+		unsigned batch = (sent / 7) % 4 + 1;
+		uint32_t old = ioq.tail;
+		for (unsigned b = 0; b < batch && sent < total && sent - got < 32; b++) {
+			struct nvme_sqe c = rw(NVME_CMD_READ, 1, sent % 2048, 1,
+					       BUF + (sent % 64) * 4096ull, 0);
+			c.cid = (uint16_t)sent;
+			memcpy(ram + ioq.sq_gpa + ioq.tail * 64, &c, 64);
+			ioq.tail = (ioq.tail + 1) % ioq.size;
+			sent++;
+		}
+		if (ioq.tail != old)
+			ring_ei(2, old, ioq.tail);
+		if (sent % 3 == 0)
+			nanosleep(&pause, NULL); /* let the worker go to sleep sometimes */
+		struct nvme_cqe e;
+		uint32_t hold = ioq.head;
+		for (int i = 0; i < 200000 && got < sent; i++) {
+			memcpy(&e, ram + ioq.cq_gpa + ioq.head * 16, 16);
+			if ((e.status & 1) == ioq.phase)
+				break;
+			if (i == 199999)
+				fail_msg("lost: %u sent, %u completed", sent, got);
+			struct timespec t = { 0, 1000 };
+			nanosleep(&t, NULL);
+		}
+		while (got < sent) {
+			memcpy(&e, ram + ioq.cq_gpa + ioq.head * 16, 16);
+			if ((e.status & 1) != ioq.phase)
+				break;
+			assert_int_equal(e.cid, (uint16_t)got);
+			assert_int_equal(e.status >> 1, 0);
+			if (++ioq.head == ioq.cq_size) {
+				ioq.head = 0;
+				ioq.phase = !ioq.phase;
+			}
+			got++;
+		}
+		if (ioq.head != hold)
+			ring_ei(3, hold, ioq.head);
+	}
+	/* Some doorbells were needed (the worker slept), not one per batch
+	 * necessarily; all that matters here is that none was lost. */
+	assert_true(mmio_rings > 0);
+	teardown_ctrl();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -952,6 +1242,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delete_sq_with_full_cq, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_reset, setup, teardown),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test_setup_teardown(test_dbbuf_config, setup, teardown),
+		cmocka_unit_test(test_dbbuf_unsupported),
+		cmocka_unit_test_setup_teardown(test_dbbuf_io, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dbbuf_bogus, setup, teardown),
+		cmocka_unit_test(test_dbbuf_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
