@@ -370,8 +370,10 @@ static void conn_pump(struct vsock_conn *c)
 		}
 		break;
 	}
-	if (i == VSOCK_PUMP_ROUNDS && !c->h_eof)
-		want_in = true; /* more may be waiting: epoll says so at once */
+	/* Out of rounds with data still to move: neither the socket (its data
+	 * may all be in our buffer) nor the guest will wake us; we do. */
+	if (i == VSOCK_PUMP_ROUNDS)
+		again = true;
 	if (c->g_eof && c->fin_sent) {
 		conn_close(c, NULL);
 		return;
