@@ -157,6 +157,7 @@ int vmbus_glue_create(struct vm *vm)
 	ret = storage_attach_vmbus(vm->storage, g->srv, &vm->mem);
 	if (ret < 0) {
 		vmbus_server_destroy(g->srv);
+		storage_detach_vmbus(vm->storage); /* the controllers made before the failure */
 		hvutil_detach(g->utils);
 		pthread_mutex_destroy(&g->lock);
 		free(g);
@@ -209,6 +210,15 @@ bool vmbus_glue_guest_alive(struct vm *vm)
 	bool alive = vm->vmbus && hvutil_guest_alive(vm->vmbus->utils);
 	pthread_mutex_unlock(&vm->lock);
 	return alive;
+}
+
+int vmbus_glue_vsock_connect(struct vm *vm, uint32_t port, int *fd)
+{
+	pthread_mutex_lock(&vm->lock);
+	int ret = vm->vmbus && vm->vmbus->vsock ?
+		vsock_relay_connect_port(vm->vmbus->vsock, port, fd) : -ENODEV;
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
 }
 
 void vmbus_glue_kvp_print(struct vm *vm, FILE *f)

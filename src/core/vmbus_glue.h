@@ -13,6 +13,7 @@
 #define HVMM_CORE_VMBUS_GLUE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct vm;
@@ -30,6 +31,14 @@ int vmbus_glue_request_shutdown(struct vm *vm, bool reboot, bool force);
 
 /* True once the guest's heartbeat driver has answered recently. */
 bool vmbus_glue_guest_alive(struct vm *vm);
+
+/*
+ * Connects to guest vsock port through the --vmbus-vsock-path relay (for
+ * the console's `v PORT` and diagnostics): *fd is a Unix stream socket that
+ * first reads "OK <n>\n" (connected) or end of stream (no listener), then
+ * the guest's bytes. Any thread. 0, -ENODEV (no relay), or -errno.
+ */
+int vmbus_glue_vsock_connect(struct vm *vm, uint32_t port, int *fd);
 
 /* Prints the KVP items the guest has reported, one "pool key=value" a line. */
 void vmbus_glue_kvp_print(struct vm *vm, FILE *f);
