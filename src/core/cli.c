@@ -152,8 +152,14 @@ void cli_usage(FILE *f)
 "  --disk KIND[,FLAGS][,OPT=V]  a disk on the VMBus SCSI controller (needs --hv);\n"
 "                            repeatable. KIND: file:PATH[;direct][;create=SIZE],\n"
 "                            PATH, mem:SIZE, memdiff:KIND. FLAGS: ro, dvd.\n"
-"                            OPT: lun=N; on=NAME[,nsid=N] puts it on that NVMe\n"
+"                            OPT: on=NAME puts it on that --vmbus-scsi (with\n"
+"                            lun=N, 0..63) or --nvme-pci (with nsid=N)\n"
+"                            controller; lun=N alone: on the default SCSI\n"
 "                            controller. (uh, uh-nvme, vtl2 need --vtl2)\n"
+"  --vmbus-scsi id=NAME[,sub_channels=K]  another VMBus SCSI controller for\n"
+"                            disks with on=NAME; K (0..63) extra queues the\n"
+"                            guest may open (VMBus sub-channels) [0]\n"
+"  --scsi-sub-channels K     sub-channels of the default SCSI controller [0]\n"
 "  --nvme-pci id=NAME        an NVMe controller on PCI for disks with on=NAME\n"
 "\n"
 "Networking (a VMBus NIC, needs --hv; at most 4):\n"
@@ -183,6 +189,7 @@ enum {
 	OPT_COM1 = 0x100, OPT_COM2, OPT_COM3, OPT_COM4,
 	OPT_RESET_ACTION, OPT_SHUTDOWN_ACTION, OPT_CRASH_ACTION,
 	OPT_HV, OPT_NO_VMBUS, OPT_VMBUS_MAX_VERSION, OPT_DISK, OPT_NVME_PCI,
+	OPT_VMBUS_SCSI, OPT_SCSI_SUB_CHANNELS,
 	OPT_NIC, OPT_NET,
 	OPT_VSOCK_PATH, OPT_VTL2_VSOCK_PATH,
 };
@@ -207,6 +214,8 @@ static const struct option long_opts[] = {
 	{ "vmbus-max-version", required_argument, NULL, OPT_VMBUS_MAX_VERSION },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "nvme-pci", required_argument, NULL, OPT_NVME_PCI },
+	{ "vmbus-scsi", required_argument, NULL, OPT_VMBUS_SCSI },
+	{ "scsi-sub-channels", required_argument, NULL, OPT_SCSI_SUB_CHANNELS },
 	{ "nic", no_argument, NULL, OPT_NIC },
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "vmbus-vsock-path", required_argument, NULL, OPT_VSOCK_PATH },
@@ -239,6 +248,117 @@ static const char *opt_label(int c, int longindex, char *buf, size_t len)
 	return buf;
 }
 
+
+/* --vmbus-scsi id=NAME[,sub_channels=K][,vtl2] (OpenVMM's spelling). */
+static enum cli_result parse_vmbus_scsi(struct hvmm_config *cfg, const char *arg, char *err,
+					size_t errlen)
+{
+	if (cfg->nscsi >= CLI_MAX_SCSI)
+		return cli_fail(err, errlen, "too many --vmbus-scsi (at most %d)", CLI_MAX_SCSI);
+	char name[32] = "";
+	unsigned long k = 0;
+	const char *p = arg;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n > 3 && !strncmp(p, "id=", 3) && n - 3 < sizeof(name)) {
+			memcpy(name, p + 3, n - 3);
+			name[n - 3] = 0;
+		} else if (n > 13 && !strncmp(p, "sub_channels=", 13)) {
+			char num[16] = "";
+			char *e;
+			if (n - 13 >= sizeof(num))
+				goto bad;
+			memcpy(num, p + 13, n - 13);
+			errno = 0;
+			k = strtoul(num, &e, 0);
+			if (errno || *e || num[0] == '-' || k > CLI_MAX_SCSI_SUB_CHANNELS)
+				return cli_fail(err, errlen, "invalid --vmbus-scsi '%s': sub_channels "
+						"must be 0..%d", arg, CLI_MAX_SCSI_SUB_CHANNELS);
+		} else if (n == 4 && !strncmp(p, "vtl2", 4)) {
+			return cli_fail(err, errlen, "--vmbus-scsi '%s': vtl2 needs --vtl2, which "
+					"hvmm does not support yet", arg);
+		} else {
+			goto bad;
+		}
+		p += n + (end ? 1 : 0);
+	}
+	if (!name[0])
+		goto bad;
+	for (unsigned i = 0; i < cfg->nscsi; i++)
+		if (!strcmp(cfg->scsi[i].name, name))
+			return cli_fail(err, errlen, "--vmbus-scsi id=%s given twice", name);
+	memcpy(cfg->scsi[cfg->nscsi].name, name, sizeof(name));
+	cfg->scsi[cfg->nscsi].sub_channels = (unsigned)k;
+	cfg->nscsi++;
+	return CLI_OK;
+bad:
+	return cli_fail(err, errlen, "invalid --vmbus-scsi '%s': expected "
+			"id=NAME[,sub_channels=K]", arg);
+}
+
+/*
+ * Where each --disk goes: on=NAME names a --vmbus-scsi or an --nvme-pci
+ * controller (names unique across both), lun= goes with SCSI and nsid=
+ * with NVMe; explicit LUNs are unique per SCSI controller.
+ */
+static enum cli_result check_disk_placement(struct hvmm_config *cfg, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < cfg->nscsi; i++)
+		for (unsigned j = 0; j < cfg->nnvme; j++)
+			if (!strcmp(cfg->scsi[i].name, cfg->nvme[j]))
+				return cli_fail(err, errlen, "controller id %s is both a --vmbus-scsi "
+						"and an --nvme-pci", cfg->nvme[j]);
+	bool default_scsi = false;
+	/* Explicit LUNs per SCSI controller (0: the default one). */
+	uint64_t luns[CLI_MAX_SCSI + 1] = { 0 };
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		struct disk_cli_spec ds;
+		char derr[256];
+		if (disk_cli_spec_parse(cfg->disks[i], &ds, derr, sizeof(derr)) < 0)
+			return cli_fail(err, errlen, "invalid --disk '%s': %s", cfg->disks[i], derr);
+		int scsi = ds.on[0] ? -1 : 0;
+		bool nvme = false;
+		for (unsigned j = 0; j < cfg->nscsi && scsi < 0; j++)
+			if (!strcmp(ds.on, cfg->scsi[j].name))
+				scsi = (int)j + 1;
+		for (unsigned j = 0; j < cfg->nnvme && scsi < 0 && !nvme; j++)
+			nvme = !strcmp(ds.on, cfg->nvme[j]);
+		int64_t lun = ds.lun, nsid = ds.nsid;
+		char on[64];
+		snprintf(on, sizeof(on), "%s", ds.on);
+		disk_cli_spec_free(&ds);
+		if (scsi < 0 && !nvme)
+			return cli_fail(err, errlen, "--disk '%s': on=%s names no --nvme-pci or "
+					"--vmbus-scsi controller", cfg->disks[i], on);
+		if (nvme && lun >= 0)
+			return cli_fail(err, errlen, "--disk '%s': lun= goes with a SCSI controller; "
+					"%s is an --nvme-pci (use nsid=)", cfg->disks[i], on);
+		if (scsi >= 0 && nsid >= 0)
+			return cli_fail(err, errlen, "--disk '%s': nsid= goes with on=NVME-ID",
+					cfg->disks[i]);
+		if (scsi < 0)
+			continue;
+		default_scsi |= scsi == 0;
+		if (lun < 0)
+			continue;
+		if (lun > 63)
+			return cli_fail(err, errlen, "--disk '%s': lun=%lld is out of range (0..63)",
+					cfg->disks[i], (long long)lun);
+		if (luns[scsi] & (1ull << lun))
+			return cli_fail(err, errlen, "--disk '%s': LUN %lld is taken on %s",
+					cfg->disks[i], (long long)lun,
+					scsi ? cfg->scsi[scsi - 1].name : "the default SCSI controller");
+		luns[scsi] |= 1ull << lun;
+	}
+	if (default_scsi && (!cfg->hv || cfg->no_vmbus))
+		return cli_fail(err, errlen, "--disk without on= needs --hv and VMBus (it goes "
+				"on the VMBus SCSI controller)");
+	if (cfg->nscsi && (!cfg->hv || cfg->no_vmbus))
+		return cli_fail(err, errlen, "--vmbus-scsi needs --hv and VMBus (storvsp is a "
+				"VMBus device)");
+	return CLI_OK;
+}
 enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			  char *err, size_t errlen)
 {
@@ -334,7 +454,6 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			bool needs_vtl2 = ds.uh || ds.uh_nvme || ds.vtl2;
 			bool port = ds.pcie_port[0];
 			bool nsid_alone = ds.nsid >= 0 && !ds.on[0];
-			bool lun_on = ds.lun >= 0 && ds.on[0];
 			disk_cli_spec_free(&ds);
 			if (needs_vtl2)
 				return cli_fail(err, errlen, "--disk '%s': uh, uh-nvme and vtl2 need "
@@ -342,13 +461,30 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			if (port)
 				return cli_fail(err, errlen, "--disk '%s': pcie_port= names a PCIe "
 						"port, and hvmm has none (use on=NVME-ID)", optarg);
-			if (nsid_alone || lun_on)
-				return cli_fail(err, errlen, "--disk '%s': nsid= goes with on=NVME-ID, "
-						"lun= with the SCSI controller", optarg);
+			if (nsid_alone)
+				return cli_fail(err, errlen, "--disk '%s': nsid= goes with on=NVME-ID",
+						optarg);
 			if (cfg->ndisks >= CLI_MAX_DISKS)
 				return cli_fail(err, errlen, "too many --disk (at most %d)",
 						CLI_MAX_DISKS);
 			cfg->disks[cfg->ndisks++] = optarg;
+			break;
+		}
+		case OPT_VMBUS_SCSI: {
+			int r = parse_vmbus_scsi(cfg, optarg, err, errlen);
+			if (r != CLI_OK)
+				return r;
+			break;
+		}
+		case OPT_SCSI_SUB_CHANNELS: {
+			char *end;
+			errno = 0;
+			unsigned long k = strtoul(optarg, &end, 0);
+			if (errno || end == optarg || *end || optarg[0] == '-' ||
+			    k > CLI_MAX_SCSI_SUB_CHANNELS)
+				return cli_fail(err, errlen, "invalid --scsi-sub-channels '%s': expected "
+						"0..%d", optarg, CLI_MAX_SCSI_SUB_CHANNELS);
+			cfg->scsi_sub_channels = (unsigned)k;
 			break;
 		}
 		case OPT_NVME_PCI: {
@@ -419,26 +555,9 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 		return cli_fail(err, errlen, "--vmbus-max-version needs --hv");
 	if (cfg->vmbus_max_version && cfg->no_vmbus)
 		return cli_fail(err, errlen, "--vmbus-max-version conflicts with --no-vmbus");
-	bool scsi_disks = false;
-	for (unsigned i = 0; i < cfg->ndisks; i++) {
-		struct disk_cli_spec ds;
-		char derr[256];
-		if (disk_cli_spec_parse(cfg->disks[i], &ds, derr, sizeof(derr)) < 0)
-			return cli_fail(err, errlen, "invalid --disk '%s': %s", cfg->disks[i], derr);
-		bool found = !ds.on[0];
-		for (unsigned j = 0; j < cfg->nnvme && !found; j++)
-			found = !strcmp(ds.on, cfg->nvme[j]);
-		scsi_disks |= !ds.on[0];
-		char on[64];
-		snprintf(on, sizeof(on), "%s", ds.on);
-		disk_cli_spec_free(&ds);
-		if (!found)
-			return cli_fail(err, errlen, "--disk '%s': on=%s names no --nvme-pci "
-					"controller", cfg->disks[i], on);
-	}
-	if (scsi_disks && (!cfg->hv || cfg->no_vmbus))
-		return cli_fail(err, errlen, "--disk without on= needs --hv and VMBus (it goes "
-				"on the VMBus SCSI controller)");
+	int r = check_disk_placement(cfg, err, errlen);
+	if (r != CLI_OK)
+		return r;
 	if (cfg->nnets && (!cfg->hv || cfg->no_vmbus))
 		return cli_fail(err, errlen, "--nic and --net need --hv and VMBus (the NIC is "
 				"a VMBus device, netvsp)");

@@ -17,6 +17,8 @@
 #define CLI_NUM_COM 4
 #define CLI_MAX_DISKS 16
 #define CLI_MAX_NVME 4
+#define CLI_MAX_SCSI 4          /* --vmbus-scsi controllers besides the default */
+#define CLI_MAX_SCSI_SUB_CHANNELS 63
 #define CLI_MAX_NICS 4
 
 enum guest_action_kind { GUEST_ACTION_RESET, GUEST_ACTION_HALT, GUEST_ACTION_EXIT };
@@ -41,6 +43,12 @@ struct hvmm_config {
 	unsigned ndisks;
 	char nvme[CLI_MAX_NVME][32];      /* --nvme-pci id=NAME controllers */
 	unsigned nnvme;
+	struct {                          /* --vmbus-scsi id=NAME[,sub_channels=K] */
+		char name[32];
+		unsigned sub_channels;
+	} scsi[CLI_MAX_SCSI];
+	unsigned nscsi;
+	unsigned scsi_sub_channels;       /* --scsi-sub-channels: the default controller's */
 	const char *nets[CLI_MAX_NICS];   /* --net specs (syntax checked); --nic = "consomme" */
 	unsigned nnets;
 	const char *vsock_path;       /* --vmbus-vsock-path: hybrid vsock relay socket */

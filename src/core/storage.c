@@ -1,7 +1,9 @@
 /*
  * The VM's disks and their controllers (see storage.h). Disks are placed as
- * OpenVMM places a --disk without a controller name: on VMBus SCSI
- * controller 0, at lun=N or the lowest free LUN.
+ * OpenVMM places them: without on=, on the default VMBus SCSI controller
+ * (instance 0); with on=NAME, on that --vmbus-scsi controller (instances 1..,
+ * in command-line order) or namespace of that --nvme-pci controller; on a
+ * SCSI controller at lun=N or the lowest free LUN.
  */
 #include "core/storage.h"
 
@@ -15,12 +17,21 @@
 #include "core/log.h"
 #include "dev/storvsp.h"
 
+/* A VMBus SCSI controller: [0] the default one, [1..] --vmbus-scsi. */
+struct scsi_ctrl {
+	char name[32];
+	bool present;                            /* offered (the default: with disks) */
+	unsigned sub_channels;
+	struct storvsp_lun_config luns[CLI_MAX_DISKS];
+	unsigned n;
+	bool used[STORVSP_MAX_LUNS];
+	struct storvsp *sv;
+};
+
 struct storage {
 	struct disk *disks[CLI_MAX_DISKS];      /* all, for closing */
 	unsigned ndisks;
-	struct storvsp_lun_config luns[CLI_MAX_DISKS];
-	unsigned n;                              /* SCSI LUNs */
-	struct storvsp *scsi;
+	struct scsi_ctrl scsi[CLI_MAX_SCSI + 1];
 	struct {
 		char name[32];
 		struct disk *ns[CLI_MAX_DISKS];
@@ -49,6 +60,17 @@ static int add_nvme(struct storage *st, const char *spec, const struct disk_cli_
 	return -ENOENT; /* the CLI checked on= */
 }
 
+/* The SCSI controller a disk with on=`on` goes to ("": the default), or NULL. */
+static struct scsi_ctrl *scsi_for(struct storage *st, const char *on)
+{
+	if (!on[0])
+		return &st->scsi[0];
+	for (unsigned i = 1; i <= CLI_MAX_SCSI; i++)
+		if (st->scsi[i].present && !strcmp(st->scsi[i].name, on))
+			return &st->scsi[i];
+	return NULL;
+}
+
 int storage_open(const struct hvmm_config *cfg, struct storage **out)
 {
 	struct storage *st = calloc(1, sizeof(*st));
@@ -57,7 +79,14 @@ int storage_open(const struct hvmm_config *cfg, struct storage **out)
 	for (unsigned i = 0; i < cfg->nnvme; i++)
 		snprintf(st->nvme[i].name, sizeof(st->nvme[i].name), "%s", cfg->nvme[i]);
 	st->nnvme = cfg->nnvme;
-	bool used[STORVSP_MAX_LUNS] = { false };
+	snprintf(st->scsi[0].name, sizeof(st->scsi[0].name), "the default SCSI controller");
+	st->scsi[0].sub_channels = cfg->scsi_sub_channels;
+	for (unsigned i = 0; i < cfg->nscsi && i < CLI_MAX_SCSI; i++) {
+		snprintf(st->scsi[i + 1].name, sizeof(st->scsi[i + 1].name), "%s",
+			 cfg->scsi[i].name);
+		st->scsi[i + 1].sub_channels = cfg->scsi[i].sub_channels;
+		st->scsi[i + 1].present = true;
+	}
 	int ret = 0;
 	/* Explicit lun= first, so the others fill the gaps. */
 	for (int pass = 0; pass < 2 && ret == 0; pass++) {
@@ -69,7 +98,8 @@ int storage_open(const struct hvmm_config *cfg, struct storage **out)
 				log_error("invalid --disk '%s': %s", cfg->disks[i], err);
 				break;
 			}
-			if (ds.on[0]) {
+			struct scsi_ctrl *sc = scsi_for(st, ds.on);
+			if (!sc) {
 				/* NVMe namespaces, in command-line order, in the first pass. */
 				if (pass == 1) {
 					disk_cli_spec_free(&ds);
@@ -91,15 +121,21 @@ int storage_open(const struct hvmm_config *cfg, struct storage **out)
 				continue;
 			}
 			int64_t lun = ds.lun;
-			if (lun >= STORVSP_MAX_LUNS || (lun >= 0 && used[lun])) {
+			if (lun >= STORVSP_MAX_LUNS || (lun >= 0 && sc->used[lun])) {
 				log_error("--disk '%s': LUN %lld is %s", cfg->disks[i], (long long)lun,
 					  lun >= STORVSP_MAX_LUNS ? "out of range" : "taken");
 				disk_cli_spec_free(&ds);
 				ret = -EINVAL;
 				break;
 			}
-			for (lun = lun < 0 ? 0 : lun; lun < STORVSP_MAX_LUNS && used[lun]; lun++)
+			for (lun = lun < 0 ? 0 : lun; lun < STORVSP_MAX_LUNS && sc->used[lun]; lun++)
 				;
+			if (lun >= STORVSP_MAX_LUNS) {
+				log_error("--disk '%s': no free LUN left on %s", cfg->disks[i], sc->name);
+				disk_cli_spec_free(&ds);
+				ret = -EINVAL;
+				break;
+			}
 			struct disk *d;
 			ret = disk_open(&ds.kind, ds.ro, &d, err, sizeof(err));
 			if (ret < 0) {
@@ -107,13 +143,15 @@ int storage_open(const struct hvmm_config *cfg, struct storage **out)
 				disk_cli_spec_free(&ds);
 				break;
 			}
-			used[lun] = true;
+			sc->used[lun] = true;
+			sc->present = true;
 			st->disks[st->ndisks++] = d;
-			st->luns[st->n] = (struct storvsp_lun_config){
+			sc->luns[sc->n] = (struct storvsp_lun_config){
 				.disk = d, .lun = (uint16_t)lun, .dvd = ds.dvd, .read_only = ds.ro,
 			};
-			st->n++;
-			log_debug("disk %s on SCSI LUN %lld", disk_describe(d), (long long)lun);
+			sc->n++;
+			log_debug("disk %s on SCSI LUN %lld of %s", disk_describe(d), (long long)lun,
+				  sc->name);
 			disk_cli_spec_free(&ds);
 		}
 	}
@@ -150,25 +188,35 @@ static void *map_page(void *opaque, uint64_t gpa, uint64_t len)
 int storage_attach_vmbus(struct storage *st, struct vmbus_server *srv,
 			 const struct gmem *mem)
 {
-	if (!st || !st->n)
-		return 0;
-	struct storvsp_config cfg = {
-		.instance = 0, .luns = st->luns, .nluns = st->n,
-		.map = map_page, .map_opaque = (void *)mem,
-		.host = &storvsp_thread_host,
-	};
-	int ret = storvsp_create(srv, &cfg, &st->scsi);
-	if (ret < 0)
-		log_error("cannot create the VMBus SCSI controller: %s", strerror(-ret));
-	return ret;
+	for (unsigned i = 0; st && i <= CLI_MAX_SCSI; i++) {
+		struct scsi_ctrl *sc = &st->scsi[i];
+		if (!sc->present)
+			continue;
+		/* The instance number makes each controller's instance GUID distinct. */
+		struct storvsp_config cfg = {
+			.instance = i, .luns = sc->luns, .nluns = sc->n,
+			.sub_channels = sc->sub_channels,
+			.map = map_page, .map_opaque = (void *)mem,
+			.host = &storvsp_thread_host,
+		};
+		int ret = storvsp_create(srv, &cfg, &sc->sv);
+		if (ret < 0) {
+			log_error("cannot create VMBus SCSI controller %s: %s",
+				  i ? sc->name : "0", strerror(-ret));
+			return ret; /* the caller destroys the server, then detaches */
+		}
+	}
+	return 0;
 }
 
 void storage_detach_vmbus(struct storage *st)
 {
 	if (!st)
 		return;
-	storvsp_destroy(st->scsi);
-	st->scsi = NULL;
+	for (unsigned i = 0; i <= CLI_MAX_SCSI; i++) {
+		storvsp_destroy(st->scsi[i].sv);
+		st->scsi[i].sv = NULL;
+	}
 }
 
 unsigned storage_nvme_count(const struct storage *st)

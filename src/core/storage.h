@@ -2,8 +2,9 @@
  * The VM's disks (--disk): opened once when hvmm starts, so a bad file is
  * reported before the guest runs and the disks' contents (including mem:
  * and memdiff: overlays) survive a VM reset; and the storage controllers
- * that present them to the guest, rebuilt at every boot: today one VMBus
- * SCSI controller (storvsp) with a LUN per disk.
+ * that present them to the guest, rebuilt at every boot: VMBus SCSI
+ * controllers (storvsp, a LUN per disk; the default one and --vmbus-scsi)
+ * and NVMe controllers (--nvme-pci).
  */
 #ifndef HVMM_CORE_STORAGE_H
 #define HVMM_CORE_STORAGE_H
@@ -18,7 +19,11 @@ struct vmbus_server;
 int storage_open(const struct hvmm_config *cfg, struct storage **out);
 void storage_close(struct storage *st);
 
-/* Offers the SCSI controller on srv (nothing without disks). 0 or -errno. */
+/*
+ * Offers the VMBus SCSI controllers on srv: the default one (instance 0,
+ * only with disks without on=) and each --vmbus-scsi (instances 1..). 0 or
+ * -errno; on failure call storage_detach_vmbus() after destroying srv.
+ */
 int storage_attach_vmbus(struct storage *st, struct vmbus_server *srv,
 			 const struct gmem *mem);
 /* After vmbus_server_destroy(): frees the controller. */

@@ -39,6 +39,20 @@ expect_err "cannot open disk '/nonexistent/d.img'" -k "$G" --hv --disk /nonexist
 expect_err "multiple of 512" -k "$G" --hv --disk "file:$OUT/odd.img"
 expect_err "has no disks" -k "$G" --nvme-pci id=nv0
 expect_err "LUN 1 is taken" -k "$G" --hv --disk mem:1M,lun=1 --disk mem:1M,lun=1
+# VMBus SCSI controllers (--vmbus-scsi) and disk placement with on=.
+expect_err "on=zz names no --nvme-pci or --vmbus-scsi controller" -k "$G" --hv --disk mem:1M,on=zz
+expect_err "invalid --vmbus-scsi 'sub_channels=2': expected id=NAME" -k "$G" --hv --vmbus-scsi sub_channels=2
+expect_err "invalid --vmbus-scsi 'id=s,queues=2'" -k "$G" --hv --vmbus-scsi id=s,queues=2
+expect_err "sub_channels must be 0..63" -k "$G" --hv --vmbus-scsi id=s,sub_channels=64
+expect_err "--vmbus-scsi id=s given twice" -k "$G" --hv --vmbus-scsi id=s --vmbus-scsi id=s
+expect_err "controller id c is both a --vmbus-scsi and an --nvme-pci" -k "$G" --hv --vmbus-scsi id=c --nvme-pci id=c
+expect_err "LUN 2 is taken on s" -k "$G" --hv --vmbus-scsi id=s --disk mem:1M,on=s,lun=2 --disk mem:1M,on=s,lun=2
+expect_err "lun=64 is out of range" -k "$G" --hv --vmbus-scsi id=s --disk mem:1M,on=s,lun=64
+expect_err "lun= goes with a SCSI controller; n is an --nvme-pci" -k "$G" --nvme-pci id=n --disk mem:1M,on=n,lun=1
+expect_err "nsid= goes with on=NVME-ID" -k "$G" --hv --vmbus-scsi id=s --disk mem:1M,on=s,nsid=1
+expect_err "--vmbus-scsi needs --hv and VMBus" -k "$G" --vmbus-scsi id=s
+expect_err "vtl2 needs --vtl2" -k "$G" --hv --vmbus-scsi id=s,vtl2
+expect_err "invalid --scsi-sub-channels '99'" -k "$G" --hv --scsi-sub-channels 99
 # Networking: needs --hv; a missing tap or a taken forward port stops hvmm at start.
 expect_err "--nic and --net need --hv" -k "$G" --nic
 expect_err "uh: needs --vtl2, which hvmm does not have yet" -k "$G" --hv --net uh:consomme
