@@ -202,43 +202,46 @@ H_RR1_MB=$(host_med HOST_RR1_MBPS) H_RR32_MB=$(host_med HOST_RR32_MBPS)
 	echo "| ≥ 80% of the host's 128 KiB read throughput | hvmm/host = $rs | $(awk -v r="$rs" 'BEGIN{print (r ~ /^[0-9.]+$/ && r >= 0.8) ? "met" : "not met"}') |"
 	echo
 	cat <<'EOT'
-Where the time goes (found while writing this benchmark, 2026-11-26):
+Where the time goes (perf and A/B runs of hvmm alone, 2026-11-27; the
+figures of this run are in the tables above and below):
 
-- Every I/O costs the guest two MMIO exits, the SQ tail and the CQ head
-  doorbell (batched over all completions found at once), each ~20 µs from
-  ring 3 on a PVM host (see pio_bench), on both VMMs. The guest's vCPU
-  spins at 100% polling its CQ, so on this 2-CPU host it competes with the
-  VMM's I/O threads and with other users' jobs: the figures move with load.
-- QD1: hvmm's doorbell handler only stores the tail and writes an eventfd;
-  the CQ's worker thread fetches the SQE, maps its PRPs and submits to
-  io_uring, which completes a read of page-cached data inline, and posts the
-  CQE: one thread hop per I/O. QEMU 7.2's nvme arms a 500 ns timer on its
-  main loop at the doorbell, submits from there to its thread pool
-  (aio=threads) and posts the completion from a bottom half on the main
-  loop again: three hops. Under load each hop is a scheduling delay.
-- 128 KiB reads from the page cache: io_uring copies cached pages inline
-  in hvmm's CQ worker (perf: `copy_page_to_iter`/`_copy_to_iter` is nearly
-  all of its time), so one thread does every copy of the queue, with a fair
-  share of a CPU beside the spinning vCPU, while QEMU's thread pool runs up
-  to QD `preadv`s in parallel threads. An A/B with IOSQE_ASYNC set on reads
-  of 64 KiB and more in src/backend/disk_file.c (the copies then run on
-  io_uring's io-wq workers in parallel) gave 2.0-2.7 GB/s against 0.4-1.2
-  GB/s without, 4 alternating runs each, QD 8: not applied here (it belongs
-  to the disk backend, not the NVMe model).
-- 128 KiB reads with O_DIRECT (DIRECT=1) are also about half of QEMU's
-  although nothing is copied and hvmm's CQ worker is mostly idle (~11% of
-  a CPU, perf: page pinning and block submission): its median per-I/O
-  latency is ~25% higher than QEMU's and its 99th percentile twice as
-  high. Not explained yet; the common factor with the page-cache case is
-  that one worker thread per CQ does every fetch, submission and
-  completion and must be woken and scheduled for each batch beside the
-  spinning vCPU, while QEMU spreads a batch over its thread pool.
+- Doorbells. An MMIO doorbell write costs the guest one exit, ~20 µs from
+  ring 3 on this PVM host (see pio_bench). Without shadow doorbells
+  (DBBUF=0) every I/O costs two, the SQ tail and the CQ head. Both VMMs
+  offer Doorbell Buffer Config and nvme_bench uses it, but QEMU 7.2
+  publishes EventIdx = the value it has just consumed, so its guest still
+  rings for every submission and every CQ head move (2 per I/O at QD1).
+  hvmm's CQ worker wants a CQ head only when the CQ is full, and after a
+  batch with no disk I/O in flight it polls the shadow page for a while
+  (adaptive, up to 50 µs) before it publishes EventIdx and sleeps: a guest
+  that submits again within the window makes no exit at all. At QD1 from
+  the page cache that is a median latency of ~3 µs when the worker gets
+  its own CPU, against ~35-50 µs with MMIO doorbells.
+- The price of polling is a CPU. On this 2-CPU host the guest's vCPU also
+  spins (it polls its CQ), so when other jobs run the worker and the vCPU
+  take turns: the window halves each time it passes without work (an idle
+  guest, or a vCPU waiting for the worker's CPU) and the guest falls back
+  to one exit per submission, still none for the CQ head. QD1 and the
+  exits per I/O therefore move with the load more than anything else.
+- 128 KiB reads from the page cache: buffered reads of 64 KiB and more go
+  to io_uring with IOSQE_ASYNC (src/backend/disk_file.c), so the page
+  copies (perf: `copy_page_to_iter`, nearly all of the time) run on
+  io_uring's io-wq workers in parallel instead of inline in the one CQ
+  worker; fio's host figure is one thread whose io_uring copies inline.
+  On a quiet host alternating runs gave 3.8-4.3 GB/s with it against
+  2.3-4.1 GB/s without. Writes stay inline (an A/B showed no gain: one
+  file's buffered writes serialise on its inode lock).
+- 4 KiB reads at QD32: perf shows the worker's time in the page-cache copy
+  and in one `io_uring_enter` per request (the disk queue submits each
+  request as it comes); the vCPU's share is the guest polling.
+- O_DIRECT: IOSQE_ASYNC does not apply (nothing is copied; io_uring goes
+  async by itself when the device would block); the shadow doorbells do,
+  but the worker polls only while no disk I/O is in flight, which with
+  device latency is seldom, so the guest rings about once per batch.
 - IOPS are wall-clock: each time the host deschedules the spinning vCPU
   (other jobs; see the load column) the I/Os in flight wait, which shows
   in the 99th percentile and the mean. The median latency is what the VMM's
   path costs when it runs; at QD1 it is the load-robust comparison.
-- fio's host figure is one thread reading through io_uring too (for the
-  page cache: the same inline copy), the same request size and depth.
 
 EOT
 	echo "Every run (IOPS; \`result\` is the guest's GUEST-RESULT: every completion's"
