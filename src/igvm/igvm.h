@@ -1,0 +1,176 @@
+/*
+ * IGVM file parser and validator (portable C, no OS or KVM dependency). It
+ * checks a whole file once against every rule Microsoft's reference parser
+ * (microsoft/igvm igvm/src/lib.rs, IgvmFile::new_from_binary) enforces plus
+ * the ones it misses (overlapping imports, parameter usage bounds, file data
+ * offsets pointing into the headers, VBS register sanity), then lets a loader
+ * walk the headers in file order without re-parsing. Facts:
+ * ../shared/docs/igvm-and-vsm.md part A.
+ */
+#ifndef HVMM_IGVM_H
+#define HVMM_IGVM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "igvm/igvm_defs.h"
+
+#define IGVM_MAX_PLATFORMS 8 /* one per platform type (7 exist) */
+
+/* A validated file. buf is borrowed: it must outlive the struct. */
+struct igvm_file {
+	const uint8_t *buf;
+	size_t size;
+	uint32_t format_version; /* 1 or 2 */
+	uint32_t arch;           /* IGVM_ARCH_*; v1 is x64 */
+	uint32_t page_size;      /* always 4096 */
+	uint32_t fixed_size;     /* 24 (v1) or 32 (v2) */
+	uint32_t var_offset, var_size; /* variable header section */
+	uint32_t data_offset;    /* first byte of the file data section */
+	uint32_t checksum;
+	uint32_t n_headers;
+	uint32_t n_platforms;
+	struct igvm_platform {
+		uint32_t mask;
+		uint8_t highest_vtl, type;
+		uint16_t version;
+		uint64_t shared_gpa_boundary;
+	} platforms[IGVM_MAX_PLATFORMS];
+};
+
+/* VP context kind, from the platform whose mask equals the header's mask. */
+enum igvm_vp_kind { IGVM_VP_VBS, IGVM_VP_NATIVE_X64, IGVM_VP_SNP_VMSA, IGVM_VP_CCA };
+
+/*
+ * One decoded variable header. Multi-byte fields are host-endian copies.
+ * `data` points into the file (NULL when the header has no file data or its
+ * file_offset is 0, meaning zeros) and `data_len` is the length the header
+ * consumes; both were bounds-checked by igvm_open.
+ */
+struct igvm_hdr {
+	uint32_t index;   /* 0-based position in the variable header list */
+	uint32_t type;    /* IGVM_VHT_* */
+	uint32_t offset;  /* file offset of the payload */
+	uint32_t length;  /* payload length as stored */
+	uint32_t mask;    /* compatibility mask, 0 if the type has none */
+	const uint8_t *payload;
+	const uint8_t *data;
+	uint64_t data_len;
+	union {
+		struct igvm_platform platform;
+		struct { uint64_t policy; } policy;
+		struct {
+			uint16_t vp_index;
+			uint8_t vtl, flags;
+			uint64_t alignment, gpa, size, min_gpa, max_gpa;
+		} reloc;
+		struct {
+			uint16_t vp_index;
+			uint8_t vtl;
+			uint64_t gpa, size, used_size;
+		} pt_reloc;
+		struct { uint32_t file_offset, size; } corim;
+		struct {
+			uint64_t required_zeroes, required_ones;
+			uint8_t hash_algorithm, lfa_policy;
+		} cca;
+		struct { uint64_t size; uint32_t index, file_offset; } area;
+		struct {
+			uint64_t gpa;
+			uint32_t file_offset, flags;
+			uint16_t data_type;
+		} page;
+		struct { uint64_t gpa; uint32_t index; } insert;
+		struct {
+			uint64_t gpa;
+			uint32_t file_offset;
+			uint16_t vp_index;
+			uint8_t kind;      /* enum igvm_vp_kind */
+			uint8_t vtl;       /* VBS: the VTL all registers name */
+			uint32_t n_regs;   /* VBS: register count */
+		} vp;
+		struct { uint64_t gpa; uint32_t size, flags; } mem;
+		struct { uint32_t index, offset; } param;
+		struct { uint64_t gpa; uint32_t size; } err;
+	} u;
+};
+
+/* One VBS register record (IGVM VbsVpContextRegister). */
+struct igvm_vbs_reg {
+	uint8_t vtl;
+	uint32_t name;     /* HV_X64_REGISTER_* / HvArm64Register* */
+	uint8_t value[16]; /* HV_REGISTER_VALUE, little-endian */
+};
+
+/*
+ * Parse and validate buf[0..size). Returns 0 and fills *f, or -EINVAL with
+ * one line in err ("header 12 (IGVM_VHT_PAGE_DATA): gpa 0x1001 not 4 KiB
+ * aligned" or "fixed header: ..."). Never reads outside buf; temporary memory
+ * is proportional to the number of headers (at most size / 16), freed before
+ * returning. -ENOMEM if that allocation fails.
+ */
+int igvm_open(struct igvm_file *f, const void *buf, size_t size, char *err, size_t errlen);
+
+/*
+ * Iterate the headers of a file igvm_open accepted, in file order:
+ *   struct igvm_iter it = { 0 }; struct igvm_hdr h;
+ *   while (igvm_next(f, &it, &h)) ...
+ * Returns false at the end. O(1) per header, no allocation.
+ */
+struct igvm_iter { uint32_t offset, index; };
+bool igvm_next(const struct igvm_file *f, struct igvm_iter *it, struct igvm_hdr *h);
+
+/* Register i (< h->u.vp.n_regs) of a VBS VP_CONTEXT header. */
+void igvm_vbs_reg_get(const struct igvm_hdr *h, uint32_t i, struct igvm_vbs_reg *r);
+
+/* Decode a native x64 VP context (h->u.vp.kind == IGVM_VP_NATIVE_X64). */
+void igvm_native_ctx_get(const struct igvm_hdr *h, struct igvm_native_vp_context_x64 *c);
+
+/* Names for messages and dumps ("IGVM_VHT_PAGE_DATA", "VSM_ISOLATION", "Rip"). */
+const char *igvm_type_name(uint32_t type);
+const char *igvm_platform_name(uint32_t platform_type);
+const char *igvm_x64_reg_name(uint32_t name); /* NULL if the reference rejects it */
+
+/* The platform type a compatibility mask names exactly, or -1. */
+int igvm_mask_platform(const struct igvm_file *f, uint32_t mask);
+
+/* Human-readable dump of every header (like igvmfilegen's dump). */
+void igvm_dump(const struct igvm_file *f, FILE *out);
+
+/* CRC-32 (IEEE 802.3, reflected 0xEDB88320) continuing from crc (start at 0). */
+uint32_t igvm_crc32(uint32_t crc, const void *buf, size_t len);
+
+/*
+ * Minimal writer (for tests, fuzz seeds and, later, hvmm-igvm build): append
+ * headers in order, then igvm_writer_finish lays out fixed header, variable
+ * headers and file data exactly as the reference serializer does (8-byte
+ * padding, data right after the headers, total size and CRC patched last).
+ * It does not validate. Returns 0 or -ENOMEM.
+ */
+struct igvm_writer {
+	uint32_t version, arch;
+	uint8_t *hdrs;
+	size_t hdrs_len, hdrs_cap;
+	uint8_t *data;
+	size_t data_len, data_cap;
+	struct igvm_writer_fixup { size_t pos; uint32_t rel; } *fix;
+	size_t n_fix, fix_cap;
+	bool oom;
+};
+void igvm_writer_init(struct igvm_writer *w, uint32_t version, uint32_t arch);
+/* Append a header (payload copied, zero-padded to 8). */
+void igvm_writer_header(struct igvm_writer *w, uint32_t type, const void *payload, uint32_t len);
+/*
+ * Append a header with file data: the data goes to the data section and the
+ * u32 at payload byte `offset_field` is set to its absolute file offset when
+ * the file is finished (the caller's value there is ignored).
+ */
+void igvm_writer_header_data(struct igvm_writer *w, uint32_t type, const void *payload,
+			     uint32_t len, uint32_t offset_field, const void *data, size_t data_len);
+/* Lay the file out into a malloc'd buffer the caller frees. */
+int igvm_writer_finish(struct igvm_writer *w, uint8_t **out, size_t *out_len);
+void igvm_writer_free(struct igvm_writer *w);
+
+#endif
