@@ -122,6 +122,13 @@ struct storvsp {
 	unsigned nluns;
 	struct storvsp_queue q;                  /* the primary channel */
 	struct storvsp_queue *subq;              /* cfg.sub_channels, by index - 1 */
+	/*
+	 * The primary's negotiated version, as its worker saw it when it asked
+	 * for sub-channels (before the request: the server's atomics order it
+	 * before the sub-channels' open callbacks, which read it).
+	 */
+	uint16_t sub_version;
+	uint32_t sub_vmscsi_delta;
 };
 
 static uint16_t g16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -364,6 +371,8 @@ static uint32_t create_sub_channels(struct storvsp_queue *q, uint16_t count)
 			  count, max);
 		return VSTOR_STATUS_INVALID_PARAMETER;
 	}
+	sv->sub_version = q->version;
+	sv->sub_vmscsi_delta = q->vmscsi_delta;
 	int ret = vmbus_channel_request_subchannels(q->ch, count);
 	if (ret < 0) {
 		log_guest("storvsp: CREATE_SUB_CHANNELS: %s", strerror(-ret));
@@ -555,8 +564,8 @@ static uint32_t sv_open(void *dev, struct vmbus_channel *ch)
 		return 1;
 	q->ch = ch;
 	/* A sub-channel speaks the version its primary negotiated. */
-	q->vmscsi_delta = q->index ? sv->q.vmscsi_delta : 0;
-	q->version = q->index ? sv->q.version : 0;
+	q->vmscsi_delta = q->index ? sv->sub_vmscsi_delta : 0;
+	q->version = q->index ? sv->sub_version : 0;
 	q->props_queried = false;
 	q->subs_requested = false;
 	q->done_head = NULL;
