@@ -30,6 +30,7 @@
 struct network_nic {
 	unsigned index;
 	uint8_t mac[6];
+	unsigned queues;            /* --net queues=N: netvsp's channels */
 	char spec[64];
 	struct net_backend *be;
 	struct netvsp *nv;          /* between attach and detach */
@@ -219,6 +220,7 @@ int network_open(const struct hvmm_config *cfg, struct network **out)
 			network_close(net);
 			return ret;
 		}
+		nic->queues = ns.queues;
 		ret = net_backend_open(&ns.backend, ns.queues, nic->mac, on_backend_rx, nic,
 				       &nic->be, err, sizeof(err));
 		if (ret < 0) {
@@ -258,6 +260,7 @@ int network_attach_vmbus(struct network *net, struct vmbus_server *srv,
 		struct network_nic *nic = &net->nics[i];
 		struct netvsp_config cfg = {
 			.instance = i,
+			.queues = nic->queues,
 			.host = {
 				.opaque = nic, .map = host_map, .lock = host_lock,
 				.unlock = host_unlock, .kick = host_kick, .tx = host_tx,

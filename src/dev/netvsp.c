@@ -7,6 +7,15 @@
  * send buffer (sections holding the guest's RNDIS messages), completions,
  * and the receive path. RNDIS itself is in netvsp_rndis.c.
  *
+ * Multiple queues (NVSP 5): the guest asks for sub-channels
+ * (NVSP_MSG5_SUBCHANNEL); we grant up to queues - 1, have the VMBus server
+ * offer them (vmbus_channel_request_subchannels), and once all are open
+ * send the send indirection table (which channel the guest transmits on,
+ * by its hash) on the primary. The buffers and RNDIS control stay with
+ * the primary; frames and completions come on any channel, all read by
+ * the one device thread; received frames go to the channel the guest's RSS
+ * indirection table names for their Toeplitz hash.
+ *
  * The guest's buffers are mapped once (vmbus_channel_gpadl_map) when the
  * guest announces them; after that no server lock is taken per packet.
  * Nothing is allocated per packet: the section tables are sized when the
@@ -73,7 +82,11 @@ static void nv_reset(struct netvsp *nv)
 	rbuf_drop(nv);
 	gbuf_drop(&nv->sbuf);
 	nv->nvsp_version = 0;
-	nv->ncomp = 0;
+	memset(nv->chan, 0, sizeof(nv->chan));
+	nv->chan[0].ch = nv->ch;
+	nv->cur = &nv->chan[0];
+	nv->sub_granted = 0;
+	nv->table_pending = false;
 	nv->nctl = 0;
 	nv->gen++;
 	netvsp_rndis_reset(nv);
@@ -81,9 +94,9 @@ static void nv_reset(struct netvsp *nv)
 
 /* ---- sending --------------------------------------------------------------- */
 
-static bool send_comp(struct netvsp *nv, uint64_t trans_id, const uint8_t *msg, uint32_t len)
+static bool send_comp(struct netvsp_chan *c, uint64_t trans_id, const uint8_t *msg, uint32_t len)
 {
-	int ret = vmbus_channel_send(nv->ch, VMBUS_PACKET_COMP, 0, trans_id, NULL, 0, msg, len);
+	int ret = vmbus_channel_send(c->ch, VMBUS_PACKET_COMP, 0, trans_id, NULL, 0, msg, len);
 	if (ret == -EAGAIN)
 		return false;
 	if (ret < 0)
@@ -91,35 +104,58 @@ static bool send_comp(struct netvsp *nv, uint64_t trans_id, const uint8_t *msg, 
 	return true;
 }
 
-/* Completes the guest's packet with msg (an nvsp_message; NULL: no payload). */
+/*
+ * Completes the guest's packet with msg (an nvsp_message; NULL: no
+ * payload), on the channel it came on (nv->cur).
+ */
 static void reply(struct netvsp *nv, const struct vmbus_packet_info *info, const uint8_t *msg)
 {
+	struct netvsp_chan *c = nv->cur;
 	if (!(info->flags & VMBUS_PACKET_FLAG_COMPLETION_REQUESTED))
 		return;
 	uint32_t len = msg ? NVSP_MSG_SIZE : 0;
-	if (!nv->ncomp && send_comp(nv, info->trans_id, msg, len))
+	if (!c->ncomp && send_comp(c, info->trans_id, msg, len))
 		return;
 	/* Ring full: the reply waits, and the ring is not read meanwhile. */
-	if (nv->ncomp == NETVSP_COMP_BACKLOG) {
+	if (c->ncomp == NETVSP_COMP_BACKLOG) {
 		log_guest("netvsp: completion dropped (the guest does not read its ring)");
 		return;
 	}
-	nv->comp[nv->ncomp].trans_id = info->trans_id;
-	nv->comp[nv->ncomp].len = len;
+	c->comp[c->ncomp].trans_id = info->trans_id;
+	c->comp[c->ncomp].len = len;
 	if (msg)
-		memcpy(nv->comp[nv->ncomp].msg, msg, NVSP_MSG_SIZE);
-	nv->ncomp++;
+		memcpy(c->comp[c->ncomp].msg, msg, NVSP_MSG_SIZE);
+	c->ncomp++;
 }
 
-static bool flush_comp(struct netvsp *nv)
+static bool flush_comp(struct netvsp_chan *c)
 {
 	unsigned sent = 0;
-	while (sent < nv->ncomp &&
-	       send_comp(nv, nv->comp[sent].trans_id, nv->comp[sent].msg, nv->comp[sent].len))
+	while (sent < c->ncomp &&
+	       send_comp(c, c->comp[sent].trans_id, c->comp[sent].msg, c->comp[sent].len))
 		sent++;
-	memmove(nv->comp, nv->comp + sent, (nv->ncomp - sent) * sizeof(nv->comp[0]));
-	nv->ncomp -= sent;
-	return nv->ncomp == 0;
+	memmove(c->comp, c->comp + sent, (c->ncomp - sent) * sizeof(c->comp[0]));
+	c->ncomp -= sent;
+	return c->ncomp == 0;
+}
+
+/*
+ * NVSP_MSG5_SEND_INDIRECTION_TABLE on the primary: the guest transmits a
+ * flow on channel table[hash % 16]; round robin over the open channels.
+ */
+static void send_table(struct netvsp *nv)
+{
+	if (!nv->table_pending)
+		return;
+	uint8_t m[12 + 4 * NETVSP_SEND_TABLE] = { 0 };
+	nv_p32(m, NVSP_MSG5_SEND_INDIRECTION_TABLE);
+	nv_p32(m + 4, NETVSP_SEND_TABLE);  /* count */
+	nv_p32(m + 8, 12);                 /* offset, from the message start */
+	for (uint32_t i = 0; i < NETVSP_SEND_TABLE; i++)
+		nv_p32(m + 12 + 4 * i, i % (nv->sub_granted + 1));
+	int ret = vmbus_channel_send(nv->ch, VMBUS_PACKET_DATA_INBAND, 0, 0, NULL, 0, m, sizeof(m));
+	if (ret != -EAGAIN)
+		nv->table_pending = false;
 }
 
 static void reply_status(struct netvsp *nv, const struct vmbus_packet_info *info,
@@ -140,7 +176,13 @@ static uint32_t next_seq(struct netvsp *nv)
 int netvsp_rx_put(struct netvsp *nv, const void *a, uint32_t alen, const void *b,
 		  uint32_t blen, bool control)
 {
-	if (!nv->open || !nv->rbuf.valid)
+	return netvsp_rx_put_on(nv, 0, a, alen, b, blen, control);
+}
+
+int netvsp_rx_put_on(struct netvsp *nv, unsigned q, const void *a, uint32_t alen, const void *b,
+		     uint32_t blen, bool control)
+{
+	if (!nv->open || !nv->rbuf.valid || q >= NETVSP_MAX_CHANNELS || !nv->chan[q].open)
 		return -ENETDOWN;
 	uint32_t total = alen + blen;
 	if (total > nv->rbuf.section_size)
@@ -164,7 +206,7 @@ int netvsp_rx_put(struct netvsp *nv, const void *a, uint32_t alen, const void *b
 	nv_p32(m + 8, NVSP_INVALID_INDEX);
 	nv_p32(m + 12, total);
 	uint32_t seq = next_seq(nv);
-	int ret = vmbus_channel_send(nv->ch, VMBUS_PACKET_DATA_USING_XFER_PAGES,
+	int ret = vmbus_channel_send(nv->chan[q].ch, VMBUS_PACKET_DATA_USING_XFER_PAGES,
 				     VMBUS_PACKET_FLAG_COMPLETION_REQUESTED,
 				     NETVSP_RX_TID_TAG | (uint64_t)seq << 32 | idx,
 				     hdr, sizeof(hdr), m, sizeof(m));
@@ -367,6 +409,35 @@ static void do_revoke(struct netvsp *nv, bool recv, uint16_t id)
 		gbuf_drop(b);
 }
 
+/*
+ * NVSP_MSG5_SUBCHANNEL (op ALLOCATE, count): grants up to queues - 1, once
+ * per open, on the primary, and has the server offer them. The guest waits
+ * for exactly that many offers.
+ */
+static void do_subchannel(struct netvsp *nv, const struct vmbus_packet_info *info, const uint8_t *m)
+{
+	uint32_t op = nv_g32(m + 4), want = nv_g32(m + 8), grant = 0, status = NVSP_STAT_SUCCESS;
+	uint32_t max = nv->cfg.queues > 1 ? nv->cfg.queues - 1 : 0;
+	if (op != NVSP_SUBCHANNEL_ALLOCATE || nv->cur != &nv->chan[0] ||
+	    nv->nvsp_version < NVSP_VERSION_5 || nv->sub_granted) {
+		log_guest("netvsp: sub-channel request (op %u, %u wanted) refused", op, want);
+		netvsp_guest_error(nv);
+		status = NVSP_STAT_FAIL;
+	} else {
+		grant = want < max ? want : max;
+		if (grant && vmbus_channel_request_subchannels(nv->ch, grant) < 0) {
+			log_warn("netvsp: sub-channels could not be requested");
+			grant = 0;
+		}
+		nv->sub_granted = grant;
+	}
+	uint8_t r[NVSP_MSG_SIZE] = { 0 };
+	nv_p32(r, NVSP_MSG5_SUBCHANNEL);
+	nv_p32(r + 4, status);
+	nv_p32(r + 8, grant);
+	reply(nv, info, r);
+}
+
 /* The smallest NVSP message of each type we read (type included). */
 static uint32_t nvsp_min_len(uint32_t type)
 {
@@ -421,15 +492,9 @@ static bool handle_nvsp(struct netvsp *nv, const struct vmbus_packet_info *info,
 		return true;
 	case NVSP_MSG1_SEND_RNDIS_PKT:
 		return do_rndis_pkt(nv, info, m);
-	case NVSP_MSG5_SUBCHANNEL: {
-		/* Single queue: no sub-channels allocated. */
-		uint8_t r[NVSP_MSG_SIZE] = { 0 };
-		nv_p32(r, NVSP_MSG5_SUBCHANNEL);
-		nv_p32(r + 4, NVSP_STAT_SUCCESS);
-		nv_p32(r + 8, 0);
-		reply(nv, info, r);
+	case NVSP_MSG5_SUBCHANNEL:
+		do_subchannel(nv, info, m);
 		return true;
-	}
 	default:
 		log_guest("netvsp: NVSP message type %u not supported", type);
 		netvsp_guest_error(nv);
@@ -476,43 +541,59 @@ static bool handle_packet(struct netvsp *nv, const struct vmbus_packet_info *inf
 
 /* ---- the device thread ------------------------------------------------------ */
 
-bool netvsp_poll(struct netvsp *nv)
+/*
+ * Reads up to 64 packets of channel c. False when a channel closed
+ * meanwhile (stop: the caller looks again); *more when packets remain.
+ */
+static bool poll_chan(struct netvsp *nv, struct netvsp_chan *c, bool *more)
 {
-	nv_lock(nv);
-	if (!nv->open || !flush_comp(nv)) {
-		nv_unlock(nv);
-		return false;
-	}
-	netvsp_rndis_flush(nv);
-	bool more = false;
+	if (!flush_comp(c))
+		return true;
+	nv->cur = c;
 	for (unsigned n = 0;; n++) {
 		/* Replies wait for the guest: read nothing that needs another. */
-		if (nv->ncomp || nv->nctl == NETVSP_CTL_QUEUE)
-			break;
+		if (c->ncomp || nv->nctl == NETVSP_CTL_QUEUE)
+			return true;
 		if (n == 64) {
-			more = true;
-			break;
+			*more = true;
+			return true;
 		}
 		struct vmbus_packet_info info;
-		int ret = vmbus_channel_recv(nv->ch, nv->pkt, sizeof(nv->pkt), &info);
+		int ret = vmbus_channel_recv(c->ch, nv->pkt, sizeof(nv->pkt), &info);
 		if (ret == -EMSGSIZE) {
 			log_guest("netvsp: oversized packet (%u bytes) dropped", info.len);
 			netvsp_guest_error(nv);
-			vmbus_channel_skip(nv->ch);
+			vmbus_channel_skip(c->ch);
 			if (info.type == VMBUS_PACKET_DATA_USING_GPA_DIRECT)
 				reply_status(nv, &info, NVSP_MSG1_SEND_RNDIS_PKT_COMPLETE,
 					     NVSP_STAT_FAIL);
 			continue;
 		}
 		if (ret < 0)
-			break;
+			return true;
 		if (!handle_packet(nv, &info, (uint32_t)ret)) {
-			more = true; /* closed (and maybe reopened) meanwhile: look again */
-			break;
+			*more = true; /* closed (and maybe reopened) meanwhile: look again */
+			return false;
 		}
 	}
-	/* Completions just read may have freed sections for waiting responses. */
+}
+
+bool netvsp_poll(struct netvsp *nv)
+{
+	nv_lock(nv);
+	if (!nv->open) {
+		nv_unlock(nv);
+		return false;
+	}
 	netvsp_rndis_flush(nv);
+	send_table(nv);
+	bool more = false;
+	for (unsigned q = 0; q < NETVSP_MAX_CHANNELS; q++)
+		if (nv->chan[q].open && !poll_chan(nv, &nv->chan[q], &more))
+			break;
+	/* Completions just read may have freed sections for waiting responses. */
+	if (nv->open)
+		netvsp_rndis_flush(nv);
 	nv_unlock(nv);
 	return more;
 }
@@ -549,6 +630,21 @@ int netvsp_rx(struct netvsp *nv, const void *frame, size_t len)
 			nv_p32(pi + 12, ok);
 			ppi += RNDIS_PPI_HEADER + 4;
 		}
+		unsigned q = 0;
+		uint32_t hash;
+		if (nv->rss_on && netvsp_rss_hash(nv->rss_key, nv->rss_keylen, nv->rss_hashinfo,
+						  frame, (uint32_t)len, &hash)) {
+			/* NBL_HASH_VALUE: the guest's skb hash, no software hashing. */
+			uint8_t *pi = h + RNDIS_HEADER + RNDIS_PACKET_BODY + ppi;
+			nv_p32(pi, RNDIS_PPI_HEADER + 4);
+			nv_p32(pi + 4, RNDIS_PPI_HASH);
+			nv_p32(pi + 8, RNDIS_PPI_HEADER);
+			nv_p32(pi + 12, hash);
+			ppi += RNDIS_PPI_HEADER + 4;
+			q = nv->rss_table[hash % nv->rss_tabsize];
+			if (q >= NETVSP_MAX_CHANNELS || !nv->chan[q].open)
+				q = 0;
+		}
 		uint32_t hlen = RNDIS_HEADER + RNDIS_PACKET_BODY + ppi;
 		nv_p32(h, RNDIS_MSG_PACKET);
 		nv_p32(h + 4, (uint32_t)(hlen + len));
@@ -558,7 +654,7 @@ int netvsp_rx(struct netvsp *nv, const void *frame, size_t len)
 			nv_p32(h + 28, RNDIS_PACKET_BODY); /* per_pkt_info_offset */
 			nv_p32(h + 32, ppi);
 		}
-		ret = netvsp_rx_put(nv, h, hlen, frame, (uint32_t)len, false);
+		ret = netvsp_rx_put_on(nv, q, h, hlen, frame, (uint32_t)len, false);
 	}
 	if (ret == 0) {
 		nv->stats.rx_frames++;
@@ -601,11 +697,23 @@ void netvsp_get_stats(struct netvsp *nv, struct netvsp_stats *st)
 
 static uint32_t nv_open(void *dev, struct vmbus_channel *ch)
 {
-	(void)ch;
 	struct netvsp *nv = dev;
+	unsigned q = vmbus_channel_subchannel_index(ch);
 	nv_lock(nv);
-	nv_reset(nv);
-	nv->open = true;
+	if (q == 0) {
+		nv_reset(nv);
+		nv->open = true;
+		nv->chan[0].ch = ch;
+		nv->chan[0].open = true;
+	} else if (q < NETVSP_MAX_CHANNELS && q <= nv->sub_granted && nv->open) {
+		nv->chan[q] = (struct netvsp_chan){ .ch = ch, .open = true };
+		unsigned n = 0;
+		for (unsigned i = 1; i <= nv->sub_granted; i++)
+			n += nv->chan[i].open;
+		/* All there: tell the guest how to spread its sends. */
+		if (n == nv->sub_granted)
+			nv->table_pending = nv->nvsp_version >= NVSP_VERSION_5;
+	}
 	nv_unlock(nv);
 	nv->host.kick(nv->host.opaque);
 	return 0;
@@ -613,11 +721,17 @@ static uint32_t nv_open(void *dev, struct vmbus_channel *ch)
 
 static void nv_close(void *dev, struct vmbus_channel *ch)
 {
-	(void)ch;
 	struct netvsp *nv = dev;
+	unsigned q = vmbus_channel_subchannel_index(ch);
 	nv_lock(nv);
-	nv_reset(nv);
-	nv->open = false;
+	if (q == 0) {
+		nv_reset(nv);
+		nv->open = false;
+	} else if (q < NETVSP_MAX_CHANNELS && nv->chan[q].ch == ch) {
+		nv->chan[q].open = false;
+		nv->chan[q].ncomp = 0;
+		nv->gen++; /* a poll reading it stops */
+	}
 	nv_unlock(nv);
 }
 
@@ -661,6 +775,9 @@ int netvsp_create(struct vmbus_server *srv, const struct netvsp_config *cfg,
 	nv->cfg.mtu = (uint16_t)mtu;
 	nv->host = *h;
 	nv->max_frame = mtu + 18; /* Ethernet header and an 802.1Q tag */
+	if (nv->cfg.queues > NETVSP_MAX_CHANNELS)
+		nv->cfg.queues = NETVSP_MAX_CHANNELS;
+	nv->cur = &nv->chan[0];
 	nv->link_up = true;
 	memcpy(nv->mac, cfg->mac, 6);
 	nv->stream = malloc(NETVSP_STREAM_MAX);
@@ -684,6 +801,7 @@ int netvsp_create(struct vmbus_server *srv, const struct netvsp_config *cfg,
 		netvsp_destroy(nv);
 		return ret;
 	}
+	nv->chan[0].ch = nv->ch;
 	*out = nv;
 	return 0;
 }

@@ -54,6 +54,12 @@ struct netvsp_config {
 	unsigned instance;  /* NIC number: part of the instance GUID */
 	uint8_t mac[6];
 	uint16_t mtu;       /* 0: 1500 */
+	/*
+	 * Queues (channels) the guest may have: 0 or 1 one, up to 16 (the
+	 * primary and queues - 1 sub-channels, granted at the guest's NVSP
+	 * sub-channel request and used with its RSS indirection table).
+	 */
+	unsigned queues;
 	struct netvsp_host host;
 };
 

@@ -31,6 +31,9 @@
 #define NVSP_MSG5_SUBCHANNEL 133
 #define NVSP_MSG5_SEND_INDIRECTION_TABLE 134
 
+#define NVSP_SUBCHANNEL_ALLOCATE 1
+#define NVSP_VERSION_5 0x50000u
+
 #define NVSP_STAT_SUCCESS 1
 #define NVSP_STAT_FAIL 2
 #define NVSP_MSG_SIZE 40u
@@ -78,6 +81,15 @@
 #define NDIS_LSO_IPV6 (1u << 31)
 #define NETVSP_LSO_MAX 62780u   /* ndis_lsov2_offload.ip4_maxsz we report */
 
+/* NDIS_RECEIVE_SCALE_PARAMETERS hashinfo bits. */
+#define NDIS_HASH_FUNC_TOEPLITZ 0x00000001u
+#define NDIS_HASH_IPV4 0x00000100u
+#define NDIS_HASH_TCP_IPV4 0x00000200u
+#define NETVSP_RSS_KEY_MAX 40u    /* NDIS_RSS_HASH_SECRET_KEY_MAX_SIZE_REVISION_2 */
+#define NETVSP_RSS_TABLE_MAX 128u /* entries: Linux's ITAB_NUM */
+#define NETVSP_SEND_TABLE 16u     /* send indirection table entries (VRSS_SEND_TAB_SIZE) */
+#define NETVSP_MAX_CHANNELS 16u   /* primary + sub-channels: NET_MAX_QUEUES */
+
 /* OID_GEN_CURRENT_PACKET_FILTER bits. */
 #define NDIS_PACKET_TYPE_DIRECTED 0x01u
 #define NDIS_PACKET_TYPE_MULTICAST 0x02u
@@ -97,6 +109,19 @@
 #define NETVSP_CTL_MAX 256u            /* largest RNDIS response we build */
 #define NETVSP_RX_TID_TAG (1ull << 63) /* our transfer-page packets' trans_ids */
 #define NETVSP_RX_PPI_MAX 32u          /* per-packet info on a received frame */
+
+/* One VMBus channel of the NIC: the primary (0) or a sub-channel (1..). */
+struct netvsp_chan {
+	struct vmbus_channel *ch;
+	bool open;
+	/* Replies that found no room in this channel's ring, in order. */
+	struct {
+		uint64_t trans_id;
+		uint32_t len;
+		uint8_t msg[NVSP_MSG_SIZE];
+	} comp[NETVSP_COMP_BACKLOG];
+	unsigned ncomp;
+};
 
 /* One guest buffer (receive or send), its pages mapped once at setup. */
 struct netvsp_gbuf {
@@ -136,13 +161,16 @@ struct netvsp {
 	bool rx_csum_tcp4, rx_csum_udp4, tx_csum_tcp4, tx_csum_udp4, lso4;
 	bool link_up;
 	bool link_pending;    /* an INDICATE to send */
-	/* Replies that found no room, in order. */
-	struct {
-		uint64_t trans_id;
-		uint32_t len;
-		uint8_t msg[NVSP_MSG_SIZE];
-	} comp[NETVSP_COMP_BACKLOG];
-	unsigned ncomp;
+	/* Channels: chan[0] is the primary (ch above); the guest's sub-channels follow. */
+	struct netvsp_chan chan[NETVSP_MAX_CHANNELS];
+	struct netvsp_chan *cur;  /* the one poll is reading (device thread) */
+	unsigned sub_granted;     /* sub-channels given at NVSP_MSG5_SUBCHANNEL */
+	bool table_pending;       /* send indirection table to send on the primary */
+	/* OID_GEN_RECEIVE_SCALE_PARAMETERS */
+	bool rss_on;
+	uint32_t rss_hashinfo, rss_keylen, rss_tabsize;
+	uint8_t rss_key[NETVSP_RSS_KEY_MAX];
+	uint32_t rss_table[NETVSP_RSS_TABLE_MAX];
 	struct {
 		uint32_t len;
 		uint8_t msg[NETVSP_CTL_MAX];
@@ -172,6 +200,9 @@ static inline void nv_p32(uint8_t *p, uint32_t v)
  */
 int netvsp_rx_put(struct netvsp *nv, const void *a, uint32_t alen, const void *b,
 		  uint32_t blen, bool control);
+/* The same on channel q (0: the primary); -ENETDOWN if it is not open. */
+int netvsp_rx_put_on(struct netvsp *nv, unsigned q, const void *a, uint32_t alen, const void *b,
+		     uint32_t blen, bool control);
 /* A malformed guest message: counted; the caller logs. */
 void netvsp_guest_error(struct netvsp *nv);
 
@@ -222,6 +253,17 @@ int netvsp_lso(const uint8_t *f, uint32_t len, uint32_t mss, uint8_t *seg, uint3
 	       netvsp_emit_fn emit, void *ctx);
 /* NDIS_CSUM_RX_* bits for the checksums of f that verify (0 if none). */
 uint32_t netvsp_rx_csum(const uint8_t *f, uint32_t len);
+/*
+ * Toeplitz hash (Microsoft's RSS specification) of in[0..n) under key
+ * (keylen bytes; bits past the key count as 0).
+ */
+uint32_t netvsp_toeplitz(const uint8_t *key, uint32_t keylen, const uint8_t *in, uint32_t n);
+/*
+ * The RSS hash of a frame as hashinfo (NDIS_HASH_*) asks: IPv4 4-tuple
+ * (addresses, TCP ports) or 2-tuple; false if the frame has no such header.
+ */
+bool netvsp_rss_hash(const uint8_t *key, uint32_t keylen, uint32_t hashinfo, const uint8_t *f,
+		     uint32_t len, uint32_t *hash);
 /* Whether the packet filter lets a frame to f's destination through to mac's owner. */
 bool netvsp_filter_pass(uint32_t filter, const uint8_t mac[6], const uint8_t *f, uint32_t len);
 

@@ -219,3 +219,41 @@ bool netvsp_filter_pass(uint32_t filter, const uint8_t mac[6], const uint8_t *f,
 		return filter & (NDIS_PACKET_TYPE_MULTICAST | NDIS_PACKET_TYPE_ALL_MULTICAST);
 	return (filter & NDIS_PACKET_TYPE_DIRECTED) && !memcmp(f, mac, 6);
 }
+
+uint32_t netvsp_toeplitz(const uint8_t *key, uint32_t keylen, const uint8_t *in, uint32_t n)
+{
+	/* Microsoft RSS spec: for each input bit set (most significant first),
+	 * XOR in the 32 key bits that start at that bit's position. */
+	uint32_t res = 0, win = 0;
+	for (uint32_t i = 0; i < 4; i++)
+		win = win << 8 | (i < keylen ? key[i] : 0);
+	for (uint32_t i = 0; i < n; i++) {
+		for (int b = 7; b >= 0; b--) {
+			if (in[i] >> b & 1)
+				res ^= win;
+			uint32_t kbit = 32 + i * 8 + (uint32_t)(7 - b); /* next key bit */
+			uint32_t k = kbit / 8 < keylen ? key[kbit / 8] >> (7 - kbit % 8) & 1 : 0;
+			win = win << 1 | k;
+		}
+	}
+	return res;
+}
+
+bool netvsp_rss_hash(const uint8_t *key, uint32_t keylen, uint32_t hashinfo, const uint8_t *f,
+		     uint32_t len, uint32_t *hash)
+{
+	struct netvsp_ipv4 ip;
+	if (netvsp_parse_ipv4(f, len, false, &ip) < 0)
+		return false;
+	uint8_t in[12];
+	memcpy(in, f + ip.l3 + 12, 8); /* source, destination address */
+	if ((hashinfo & NDIS_HASH_TCP_IPV4) && ip.proto == IPPROTO_TCP_ && ip.end - ip.l4 >= 4) {
+		memcpy(in + 8, f + ip.l4, 4); /* source, destination port */
+		*hash = netvsp_toeplitz(key, keylen, in, 12);
+		return true;
+	}
+	if (!(hashinfo & NDIS_HASH_IPV4))
+		return false;
+	*hash = netvsp_toeplitz(key, keylen, in, 8);
+	return true;
+}

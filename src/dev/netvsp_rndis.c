@@ -33,6 +33,7 @@
 #define OID_GEN_MEDIA_CONNECT_STATUS 0x00010114u
 #define OID_GEN_MAXIMUM_SEND_PACKETS 0x00010115u
 #define OID_GEN_RECEIVE_SCALE_CAPABILITIES 0x00010203u
+#define OID_GEN_RECEIVE_SCALE_PARAMETERS 0x00010204u
 #define OID_GEN_RNDIS_CONFIG_PARAMETER 0x0001021Bu
 #define OID_GEN_FRIENDLY_NAME 0x00020216u
 #define OID_802_3_PERMANENT_ADDRESS 0x01010101u
@@ -70,6 +71,15 @@
 #define NDIS_PARAM_TX_RX_ENABLED 4
 #define NDIS_PARAM_LSOV2_DISABLED 1
 #define NDIS_PARAM_LSOV2_ENABLED 2
+/* RSS: ndis_recv_scale_cap (packed, 18 bytes), ndis_recv_scale_param (40). */
+#define NDIS_OBJECT_TYPE_RSS_CAPABILITIES 0x88
+#define NDIS_OBJECT_TYPE_RSS_PARAMETERS 0x89
+#define NDIS_RSS_CAPS_SIZE 18u
+#define NDIS_RSS_CAPS_HASH_TYPE_TCP_IPV4 0x00000100u
+#define NDIS_RSS_PARAMS_SIZE 40u
+#define NDIS_RSS_PARAM_FLAG_ITABLE_UNCHANGED 0x0004u
+#define NDIS_RSS_PARAM_FLAG_HASH_KEY_UNCHANGED 0x0008u
+#define NDIS_RSS_PARAM_FLAG_DISABLE_RSS 0x0010u
 /* rndis_config_parameter_info, as rndis_filter_set_device_mac sends it. */
 #define RNDIS_CONFIG_PARAM_TYPE_STRING 2
 #define LINK_SPEED_100BPS 100000000u /* 10 Gbit/s, in units of 100 bit/s */
@@ -128,6 +138,8 @@ void netvsp_rndis_reset(struct netvsp *nv)
 	nv->filter = 0;
 	nv->link_pending = false;
 	memcpy(nv->mac, nv->cfg.mac, 6);
+	nv->rss_on = false;
+	nv->rss_keylen = nv->rss_tabsize = 0;
 	nv->rx_csum_tcp4 = nv->rx_csum_udp4 = false;
 	nv->tx_csum_tcp4 = nv->tx_csum_udp4 = nv->lso4 = false;
 }
@@ -206,8 +218,23 @@ static uint32_t query(struct netvsp *nv, uint32_t oid, uint8_t *out, uint32_t *l
 		nv_p32(out + NDIS_OFF_LSOV2_IP4_MINSG, NDIS_LSO_MIN_SEGMENTS);
 		*len = NDIS_OFFLOAD_SIZE;
 		return RNDIS_STATUS_SUCCESS;
+	case OID_GEN_RECEIVE_SCALE_CAPABILITIES:
+		/* More than one queue only if configured (and NVSP 5 speaks sub-channels). */
+		if (nv->cfg.queues < 2 || nv->nvsp_version < NVSP_VERSION_5) {
+			*len = 0;
+			return RNDIS_STATUS_NOT_SUPPORTED;
+		}
+		memset(out, 0, NDIS_RSS_CAPS_SIZE);
+		out[0] = NDIS_OBJECT_TYPE_RSS_CAPABILITIES;
+		out[1] = 2;
+		nv_p16(out + 2, NDIS_RSS_CAPS_SIZE);
+		nv_p32(out + 4, NDIS_RSS_CAPS_HASH_TYPE_TCP_IPV4);
+		nv_p32(out + 8, nv->cfg.queues);   /* num_int_msg */
+		nv_p32(out + 12, nv->cfg.queues);  /* num_recv_que */
+		nv_p16(out + 16, NETVSP_RSS_TABLE_MAX);
+		*len = NDIS_RSS_CAPS_SIZE;
+		return RNDIS_STATUS_SUCCESS;
 	default:
-		/* RSS capabilities among them: single queue. */
 		*len = 0;
 		return RNDIS_STATUS_NOT_SUPPORTED;
 	}
@@ -279,6 +306,54 @@ static uint32_t set_offload(struct netvsp *nv, const uint8_t *p, uint32_t ilen)
 	return RNDIS_STATUS_SUCCESS;
 }
 
+/*
+ * OID_GEN_RECEIVE_SCALE_PARAMETERS: ndis_recv_scale_param, then the
+ * indirection table (u32 channel numbers) and the Toeplitz key where its
+ * offsets say. Taken whole or not at all.
+ */
+static uint32_t set_rss(struct netvsp *nv, const uint8_t *p, uint32_t ilen)
+{
+	if (ilen < NDIS_RSS_PARAMS_SIZE || nv_g16(p + 2) < NDIS_RSS_PARAMS_SIZE ||
+	    nv_g16(p + 2) > ilen)
+		return RNDIS_STATUS_INVALID_LENGTH;
+	if (p[0] != NDIS_OBJECT_TYPE_RSS_PARAMETERS || p[1] < 1)
+		return RNDIS_STATUS_INVALID_DATA;
+	if (nv->cfg.queues < 2)
+		return RNDIS_STATUS_NOT_SUPPORTED;
+	uint32_t flag = nv_g16(p + 4), hashinfo = nv_g32(p + 8);
+	uint32_t tsize = nv_g16(p + 12), toff = nv_g32(p + 16);
+	uint32_t ksize = nv_g16(p + 20), koff = nv_g32(p + 24);
+	if (flag & NDIS_RSS_PARAM_FLAG_DISABLE_RSS) {
+		nv->rss_on = false;
+		return RNDIS_STATUS_SUCCESS;
+	}
+	if ((hashinfo & 0xFF) != NDIS_HASH_FUNC_TOEPLITZ)
+		return RNDIS_STATUS_INVALID_DATA;
+	bool tnew = !(flag & NDIS_RSS_PARAM_FLAG_ITABLE_UNCHANGED);
+	bool knew = !(flag & NDIS_RSS_PARAM_FLAG_HASH_KEY_UNCHANGED);
+	if (tnew && (tsize == 0 || tsize % 4 || tsize > 4 * NETVSP_RSS_TABLE_MAX ||
+		     toff > ilen || tsize > ilen - toff))
+		return RNDIS_STATUS_INVALID_DATA;
+	if (knew && (ksize < 16 || ksize > NETVSP_RSS_KEY_MAX || koff > ilen ||
+		     ksize > ilen - koff))
+		return RNDIS_STATUS_INVALID_DATA; /* 16: enough for the IPv4 4-tuple */
+	if ((!tnew && !nv->rss_tabsize) || (!knew && !nv->rss_keylen))
+		return RNDIS_STATUS_INVALID_DATA; /* "unchanged" with nothing set */
+	if (tnew) {
+		/* Entries past the granted channels fall back to the primary at receive. */
+		for (uint32_t i = 0; i < tsize / 4; i++)
+			nv->rss_table[i] = nv_g32(p + toff + 4 * i);
+		nv->rss_tabsize = tsize / 4;
+	}
+	if (knew) {
+		memcpy(nv->rss_key, p + koff, ksize);
+		nv->rss_keylen = ksize;
+	}
+	nv->rss_hashinfo = hashinfo;
+	nv->rss_on = true;
+	return RNDIS_STATUS_SUCCESS;
+}
+
 static int hexval(uint16_t c)
 {
 	if (c >= '0' && c <= '9')
@@ -341,6 +416,9 @@ static void do_set(struct netvsp *nv, const uint8_t *body, uint32_t blen)
 			break;
 		case OID_GEN_RNDIS_CONFIG_PARAMETER:
 			status = set_config(nv, body + ioff, ilen);
+			break;
+		case OID_GEN_RECEIVE_SCALE_PARAMETERS:
+			status = set_rss(nv, body + ioff, ilen);
 			break;
 		case OID_802_3_MULTICAST_LIST:      /* not kept: see netvsp_filter_pass */
 		case OID_GEN_CURRENT_LOOKAHEAD:

@@ -25,18 +25,23 @@ static void test_probe(void **state)
 	assert_int_equal(st.guest_errors, 0);
 	assert_int_equal(t->ntx, 0);
 	assert_true(netvsp_rx_ready(t->nv));
-	/* Older guests: a 0x2 (NVSP 1) INIT is accepted too. */
+	/* SUBCHANNEL with one queue configured: success, none allocated. */
 	uint8_t m[40], c[40];
-	nvsp4(m, 1, 0x2, 0x2, 0);
-	nvsp_call(t, m, c);
-	assert_int_equal(g32(c + 4), 0x2);
-	assert_int_equal(g32(c + 12), 1);
-	/* SUBCHANNEL: success, none allocated. */
 	nvsp4(m, 133, 1, 3, 0);
 	nvsp_call(t, m, c);
 	assert_int_equal(g32(c), 133);
 	assert_int_equal(g32(c + 4), 1);
 	assert_int_equal(g32(c + 8), 0);
+	/* Older guests: a 0x2 (NVSP 1) INIT is accepted too... */
+	nvsp4(m, 1, 0x2, 0x2, 0);
+	nvsp_call(t, m, c);
+	assert_int_equal(g32(c + 4), 0x2);
+	assert_int_equal(g32(c + 12), 1);
+	/* ...and has no sub-channels to ask for. */
+	nvsp4(m, 133, 1, 3, 0);
+	nvsp_call(t, m, c);
+	assert_int_equal(g32(c + 4), 2);
+	assert_int_equal(stats(t).guest_errors, 1);
 	free_t(t);
 }
 

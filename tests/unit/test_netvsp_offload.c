@@ -563,6 +563,242 @@ static void test_offload_params(void **state)
 	free_t(t);
 }
 
+/* ---- RSS and sub-channels ---------------------------------------------------------- */
+
+/* The Microsoft RSS specification's key and verification vectors (IPv4). */
+static const uint8_t rss_key[40] = {
+	0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+	0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+	0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+};
+static const struct {
+	uint8_t dst[4], src[4];
+	uint16_t dport, sport;
+	uint32_t ip, tcp;
+} vectors[] = {
+	{ { 161, 142, 100, 80 }, { 66, 9, 149, 187 }, 1766, 2794, 0x323e8fc2, 0x51ccc178 },
+	{ { 65, 69, 140, 83 }, { 199, 92, 111, 2 }, 4739, 14230, 0xd718262a, 0xc626b0ea },
+	{ { 12, 22, 207, 184 }, { 24, 19, 198, 95 }, 38024, 12898, 0xd2d0a5de, 0x5c2b394a },
+	{ { 209, 142, 163, 6 }, { 38, 27, 205, 30 }, 2217, 48228, 0x82989176, 0xafc7327f },
+	{ { 202, 188, 127, 2 }, { 153, 39, 163, 191 }, 1303, 44251, 0x5d1809c5, 0x10e828a2 },
+};
+
+/* A TCP frame of vector v (to our MAC), checksums right. */
+static uint32_t vector_frame(uint8_t *f, unsigned v)
+{
+	size_t l3;
+	uint32_t len = build(f, false, false, 0, 20, &l3);
+	memcpy(f + l3 + 12, vectors[v].src, 4);
+	memcpy(f + l3 + 16, vectors[v].dst, 4);
+	f[l3 + 20] = (uint8_t)(vectors[v].sport >> 8);
+	f[l3 + 21] = (uint8_t)vectors[v].sport;
+	f[l3 + 22] = (uint8_t)(vectors[v].dport >> 8);
+	f[l3 + 23] = (uint8_t)vectors[v].dport;
+	assert_int_equal(netvsp_tx_csum(f, len, TX_TCP4 | NDIS_CSUM_TX_IP_HEADER), 0);
+	return len;
+}
+
+static void test_toeplitz(void **state)
+{
+	(void)state;
+	for (unsigned v = 0; v < sizeof(vectors) / sizeof(vectors[0]); v++) {
+		uint8_t in[12];
+		memcpy(in, vectors[v].src, 4);
+		memcpy(in + 4, vectors[v].dst, 4);
+		in[8] = (uint8_t)(vectors[v].sport >> 8);
+		in[9] = (uint8_t)vectors[v].sport;
+		in[10] = (uint8_t)(vectors[v].dport >> 8);
+		in[11] = (uint8_t)vectors[v].dport;
+		assert_int_equal(netvsp_toeplitz(rss_key, 40, in, 8), vectors[v].ip);
+		assert_int_equal(netvsp_toeplitz(rss_key, 40, in, 12), vectors[v].tcp);
+		/* From a frame: 4-tuple for TCP when asked, else the addresses. */
+		uint8_t f[256];
+		uint32_t len = vector_frame(f, v), h = 0;
+		assert_true(netvsp_rss_hash(rss_key, 40, 0x301, f, len, &h));
+		assert_int_equal(h, vectors[v].tcp);
+		assert_true(netvsp_rss_hash(rss_key, 40, 0x101, f, len, &h));
+		assert_int_equal(h, vectors[v].ip);
+		assert_false(netvsp_rss_hash(rss_key, 40, 0x001, f, len, &h));
+		f[12] = 0x86;
+		assert_false(netvsp_rss_hash(rss_key, 40, 0x301, f, len, &h));
+	}
+}
+
+/* One sub-channel as the guest sees it. */
+struct sub {
+	uint32_t relid;
+	struct gring out, in;
+};
+
+static void sub_open(struct t *t, struct sub *s, uint32_t gpadl_id, uint64_t pfn)
+{
+	memset(t->f->ram + pfn * 4096, 0, 4 * 4096);
+	uint64_t pfns[4] = { pfn, pfn + 1, pfn + 2, pfn + 3 };
+	guest_gpadl(t->f, s->relid, gpadl_id, pfns, 4);
+	struct fake_msg *m = fake_next(t->f);
+	assert_int_equal(m32(m, 0), 10);
+	assert_int_equal(m32(m, 16), 0);
+	guest_open(t->f, s->relid, gpadl_id, 0, 2);
+	m = fake_next(t->f);
+	assert_int_equal(m32(m, 0), 6);
+	assert_int_equal(m32(m, 16), 0);
+	s->out = (struct gring){ .hdr = t->f->ram + pfn * 4096, .size = 4096 };
+	s->out.data[0] = t->f->ram + (pfn + 1) * 4096;
+	s->in = (struct gring){ .hdr = t->f->ram + (pfn + 2) * 4096, .size = 4096 };
+	s->in.data[0] = t->f->ram + (pfn + 3) * 4096;
+}
+
+/* The RSS parameters Linux sets (rndis_filter_set_rss_param): table, then key. */
+static uint32_t set_rss(struct t *t, const uint32_t *table, uint32_t entries, uint16_t flag,
+			uint32_t type, uint32_t keylen)
+{
+	static uint8_t q[28 + 40 + 512 + 40];
+	uint32_t ilen = 40 + 4 * entries + keylen;
+	memset(q, 0, sizeof(q));
+	p32(q, 0, 5);
+	p32(q, 4, 28 + ilen);
+	p32(q, 8, ++t->req_id);
+	p32(q, 12, 0x00010204);
+	p32(q, 16, ilen);
+	p32(q, 20, 20);
+	uint8_t *p = q + 28;
+	p[0] = (uint8_t)type;
+	p[1] = 2;
+	p16(p, 2, 40);
+	p16(p, 4, flag);
+	p32(p, 8, 0x1 | 0x100 | 0x200 | 0x400 | 0x1000);
+	p16(p, 12, (uint16_t)(4 * entries));
+	p32(p, 16, 40);
+	p16(p, 20, (uint16_t)keylen);
+	p32(p, 24, 40 + 4 * entries);
+	for (uint32_t i = 0; i < entries; i++)
+		p32(p, 40 + 4 * i, table[i]);
+	memcpy(p + 40 + 4 * entries, rss_key, keylen < 40 ? keylen : 40);
+	uint8_t resp[64];
+	assert_int_equal(rndis_call(t, q, 28 + ilen, resp), 16);
+	return g32(resp + 12);
+}
+
+static void test_subchannels_rss(void **state)
+{
+	(void)state;
+	t_queues = 4;
+	struct t *t = up_t();
+	t_queues = 0;
+	uint8_t r[512], m[40], c[40];
+	uint32_t len;
+	/* RSS capabilities: 4 queues, a 128-entry table. */
+	assert_int_equal(rquery(t, 0x00010203, r, 18), 0);
+	const uint8_t *cap = qinfo(r, &len);
+	assert_int_equal(len, 18);
+	assert_int_equal(cap[0], 0x88);
+	assert_int_equal(g32(cap + 12), 4);
+	assert_int_equal(d16(cap, 16), 128);
+	/* Linux asks for 7 (its CPUs - 1): 3 granted, and offered. */
+	nvsp4(m, 133, 1, 7, 0);
+	nvsp_call(t, m, c);
+	assert_int_equal(g32(c), 133);
+	assert_int_equal(g32(c + 4), 1);
+	assert_int_equal(g32(c + 8), 3);
+	nvsp4(m, 133, 1, 2, 0);                       /* once per open */
+	nvsp_call(t, m, c);
+	assert_int_equal(g32(c + 4), 2);
+	vmbus_server_flush(t->f->srv);
+	struct sub subs[4];
+	for (unsigned i = 1; i <= 3; i++) {
+		struct fake_msg *o = fake_next(t->f);
+		assert_non_null(o);
+		assert_int_equal(m32(o, 0), 1);          /* OFFERCHANNEL */
+		uint16_t idx;
+		memcpy(&idx, o->b + 180, 2);
+		assert_int_equal(idx, i);
+		subs[i].relid = m32(o, 184);
+	}
+	struct hostpkt p;
+	for (unsigned i = 1; i <= 3; i++) {
+		sub_open(t, &subs[i], 0x300 + i, 400 + 4 * i);
+		netvsp_poll(t->nv);
+		/* The send table comes once all three are open, on the primary. */
+		if (i < 3)
+			assert_false(hnext(t, &p));
+	}
+	assert_true(hnext(t, &p));
+	assert_int_equal(d16(p.d, 0), 6);                 /* inband */
+	const uint8_t *tab = p.b + d16(p.d, 2) * 8 - 16;
+	assert_int_equal(g32(tab), 134);
+	assert_int_equal(g32(tab + 4), 16);
+	assert_int_equal(g32(tab + 8), 12);
+	for (unsigned i = 0; i < 16; i++)
+		assert_int_equal(g32(tab + 12 + 4 * i), i % 4);
+	/* Bad RSS parameters are refused whole. */
+	uint32_t table[128];
+	for (unsigned i = 0; i < 128; i++)
+		table[i] = (i * 7 + 1) % 4;
+	assert_int_equal(set_rss(t, table, 128, 0, 0x80, 40), 0xC0010015);   /* type */
+	assert_int_equal(set_rss(t, table, 0, 0, 0x89, 40), 0xC0010015);     /* no table */
+	assert_int_equal(set_rss(t, table, 128, 0, 0x89, 8), 0xC0010015);    /* key too short */
+	assert_int_equal(set_rss(t, table, 128, 0x4, 0x89, 40), 0xC0010015); /* "unchanged" of nothing */
+	/* Without RSS everything arrives on the primary. */
+	uint8_t f[256], msg[2048];
+	uint64_t tid;
+	uint32_t flen = vector_frame(f, 0);
+	assert_int_equal(netvsp_rx(t->nv, f, flen), 0);
+	expect_xfer(t, msg, sizeof(msg), NULL, &tid);
+	gcomplete(t, tid, 1);
+	netvsp_poll(t->nv);
+	/* Linux's: a 128-entry table and the 40-byte key. */
+	assert_int_equal(set_rss(t, table, 128, 0, 0x89, 40), 0);
+	unsigned seen[4] = { 0 };
+	for (unsigned v = 0; v < sizeof(vectors) / sizeof(vectors[0]); v++) {
+		flen = vector_frame(f, v);
+		unsigned q = table[vectors[v].tcp % 128];
+		seen[q]++;
+		assert_int_equal(netvsp_rx(t->nv, f, flen), 0);
+		struct gring *in = q ? &subs[q].in : &t->in;
+		uint64_t trailer;
+		int n = gring_read(in, p.d, p.b, sizeof(p.b), &trailer);
+		assert_true(n > 0);
+		assert_int_equal(d16(p.d, 0), 7);          /* transfer pages, on channel q */
+		uint32_t off = g32(p.b + 12);
+		memcpy(msg, t->f->ram + RBUF_PFN * 4096 + off, g32(p.b + 8));
+		/* Per-packet info: checksum, then the hash value. */
+		uint32_t poff = g32(msg + 28), plen = g32(msg + 32);
+		assert_int_equal(plen, 32);
+		assert_int_equal(g32(msg + 8 + poff + 16 + 4), 8);  /* NBL_HASH_VALUE */
+		assert_int_equal(g32(msg + 8 + poff + 16 + 12), vectors[v].tcp);
+		assert_memory_equal(msg + 8 + g32(msg + 8), f, flen);
+		/* The completion comes back on that channel and frees the section. */
+		uint8_t cm[8];
+		p32(cm, 0, 108);
+		p32(cm, 4, 1);
+		uint64_t ctid;
+		memcpy(&ctid, p.d + 8, 8);
+		uint8_t raw[24] = { 0 };
+		p16(raw, 0, 11);
+		p16(raw, 2, 2);
+		p16(raw, 4, 3);
+		p64(raw, 8, ctid);
+		memcpy(raw + 16, cm, 8);
+		struct gring *out = q ? &subs[q].out : &t->out;
+		uint32_t w = gr32(out, 0);
+		gring_copy(out, w, raw, 24, true);
+		uint64_t tr = (uint64_t)w << 32;
+		gring_copy(out, w + 24, &tr, 8, true);
+		gw32(out, 0, (w + 32) % out->size);
+		netvsp_poll(t->nv);
+	}
+	assert_true(seen[1] + seen[2] + seen[3] > 0);   /* some went to sub-channels */
+	struct netvsp_stats st = stats(t);
+	assert_int_equal(st.rx_frames, 1 + 5);
+	assert_int_equal(st.guest_errors, 1);            /* the second request */
+	/* Every section is back: NSECT frames fit again. */
+	for (unsigned i = 0; i < NSECT; i++) {
+		assert_int_equal(netvsp_rx(t->nv, f, flen), 0);
+	}
+	assert_int_equal(netvsp_rx(t->nv, f, flen), -EAGAIN);
+	free_t(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -573,6 +809,8 @@ int main(void)
 		cmocka_unit_test(test_tx_offload),
 		cmocka_unit_test(test_rx_csum_and_filter),
 		cmocka_unit_test(test_offload_params),
+		cmocka_unit_test(test_toeplitz),
+		cmocka_unit_test(test_subchannels_rss),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
