@@ -309,6 +309,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	h->f = fake_new_mode(0, 1, true);
 	struct netvsp_config cfg = {
 		.mac = { 0, 0x15, 0x5d, 1, 2, 3 },
+		.queues = data[0] & 0x40 ? 4 : 1, /* sub-channel requests, RSS */
 		.host = { .opaque = h, .map = h_map, .lock = h_nop, .unlock = h_nop,
 			  .kick = h_nop, .tx = h_tx },
 	};
@@ -442,18 +443,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			gpa_send(h, m, len, (uint32_t)a * 8 % 4096, 0);
 			break;
 		}
-		case 14: { /* a SET: offload parameters, a config parameter, the filter */
-			static const uint32_t oids[3] = { 0xFC01020C, 0x0001021B, 0x0001010E };
+		case 14: { /* a SET: offload or RSS parameters, a config parameter, the filter */
+			static const uint32_t oids[4] = { 0xFC01020C, 0x0001021B, 0x0001010E,
+							  0x00010204 };
 			uint8_t q[28 + 96] = { 5, 0, 0, 0 };
 			n = left < (size_t)b % 97 ? left : (size_t)b % 97;
 			p32(q, 4, 28 + (uint32_t)n);
 			p32(q, 8, 9);
-			p32(q, 12, oids[a % 3]);
+			p32(q, 12, oids[a % 4]);
 			p32(q, 16, (uint32_t)n);
 			p32(q, 20, 20);
 			memcpy(q + 28, data + pos, n);
 			pos += n;
-			if (a % 3 == 0 && n >= 4 && (a & 4)) { /* a well-formed header */
+			if (a % 4 == 0 && n >= 4 && (a & 4)) { /* a well-formed header */
 				q[28] = 0x80;
 				q[29] = 3;
 				p16(q, 30, (uint16_t)n);
