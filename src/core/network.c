@@ -302,9 +302,11 @@ void network_detach_vmbus(struct network *net)
 		netvsp_get_stats(nic->nv, &st);
 		log_debug("net%u: guest sent %" PRIu64 " frames (%" PRIu64 " bytes), received %"
 			  PRIu64 " (%" PRIu64 " bytes); dropped %" PRIu64 " for lack of room, %"
-			  PRIu64 " at the queue; %" PRIu64 " guest errors", i, st.tx_frames,
-			  st.tx_bytes, st.rx_frames, st.rx_bytes, st.rx_dropped, nic->rxq_dropped,
-			  st.guest_errors);
+			  PRIu64 " at the queue; %" PRIu64 " guest errors; offloads: %" PRIu64
+			  " checksummed, %" PRIu64 " large sends, %" PRIu64 " refused; %" PRIu64
+			  " filtered", i, st.tx_frames, st.tx_bytes, st.rx_frames, st.rx_bytes,
+			  st.rx_dropped, nic->rxq_dropped, st.guest_errors, st.tx_csum, st.tx_lso,
+			  st.tx_offload_errors, st.rx_filtered);
 		netvsp_destroy(nic->nv);
 		nic->nv = NULL;
 		nic->rxq_count = 0;
