@@ -264,18 +264,39 @@ int igvm_open(struct igvm_file *f, const void *buf, size_t size, char *err, size
 	int r = igvm_parse_fixed(f, buf, size, err, errlen);
 	if (r)
 		return r;
-	/* Every entry is at least 16 bytes (8-byte prefix + 8-byte payload). */
-	size_t max = f->var_size / 16 + 1, slots = 2;
-	while (slots < 2 * max)
+	/*
+	 * Size the temporary arrays by what the file holds (a framing-only
+	 * pre-pass; walk() checks the framing for real): at most a few times the
+	 * variable header size, never an attacker-chosen count.
+	 */
+	size_t n_regions = 0, n_imports = 0, n_areas = 0;
+	for (uint32_t at = f->var_offset, end = f->var_offset + f->var_size; end - at >= 8;) {
+		uint32_t type = igvm_le32(f->buf + at), len = igvm_le32(f->buf + at + 4);
+		if (len > end - at - 8)
+			break;
+		at += 8 + ((len + 7) & ~7u);
+		if (type == IGVM_VHT_RELOCATABLE_REGION || type == IGVM_VHT_PAGE_TABLE_RELOCATION_REGION)
+			n_regions++;
+		else if (type == IGVM_VHT_PAGE_DATA || type == IGVM_VHT_PARAMETER_INSERT ||
+			 type == IGVM_VHT_VP_CONTEXT)
+			n_imports++;
+		else if (type == IGVM_VHT_PARAMETER_AREA)
+			n_areas++;
+		if (at < 8) /* wrapped */
+			break;
+	}
+	size_t slots = 2;
+	while (slots < 2 * n_areas)
 		slots *= 2;
+	size_t n_scratch = n_regions > n_imports ? n_regions : n_imports;
 	struct vstate v = { .f = f, .area_slots = slots };
-	v.regions = calloc(max, sizeof(*v.regions));
-	v.imports = calloc(max, sizeof(*v.imports));
-	v.scratch = calloc(max, sizeof(*v.scratch));
-	v.idents = calloc(max, sizeof(*v.idents));
+	v.regions = calloc(n_regions + 1, sizeof(*v.regions));
+	v.imports = calloc(n_imports + 1, sizeof(*v.imports));
+	v.scratch = calloc(n_scratch + 1, sizeof(*v.scratch));
+	v.idents = calloc(n_regions + 1, sizeof(*v.idents));
 	v.areas = calloc(slots, sizeof(*v.areas));
 	if (!v.regions || !v.imports || !v.scratch || !v.idents || !v.areas) {
-		igvm_errf(err, errlen, NULL, "out of memory for %zu headers", max);
+		igvm_errf(err, errlen, NULL, "out of memory for %zu regions and %zu imports", n_regions, n_imports);
 		r = -ENOMEM;
 	} else {
 		r = walk(f, &v, err, errlen);

@@ -1,8 +1,9 @@
 /*
  * libFuzzer harness: the IGVM parser/validator (src/igvm) on arbitrary files.
- * The CRC-32 would stop almost every mutation at the fixed header, so when
- * the input's first byte is odd the harness recomputes it over the (clamped)
- * header range before parsing. An accepted file is iterated and dumped, which
+ * The total size and the CRC-32 would stop almost every mutation at the
+ * fixed header, so when the input's last byte is odd the harness sets
+ * total_file_size to the input size and recomputes the CRC over the
+ * (clamped) header range before parsing. An accepted file is iterated and dumped, which
  * exercises every decoder on validated data. Seeds: tests/fuzz/regressions/
  * fuzz_igvm (written by test_igvm with HVMM_IGVM_SEED_DIR).
  */
@@ -23,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t *buf = malloc(size ? size : 1);
 	memcpy(buf, data, size);
 	if (size >= 32 && (data[size - 1] & 1)) {
-		uint32_t fixed = buf[4] == 2 ? 32 : 24, off, len, zero = 0;
+		uint32_t fixed = buf[4] == 2 ? 32 : 24, off, len, zero = 0, total = (uint32_t)size;
+		memcpy(buf + 16, &total, 4);
 		memcpy(&off, buf + 8, 4);
 		memcpy(&len, buf + 12, 4);
 		if (off <= size && len <= size - off) {
