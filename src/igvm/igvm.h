@@ -173,4 +173,22 @@ void igvm_writer_header_data(struct igvm_writer *w, uint32_t type, const void *p
 int igvm_writer_finish(struct igvm_writer *w, uint8_t **out, size_t *out_len);
 void igvm_writer_free(struct igvm_writer *w);
 
+/*
+ * Build a NATIVE-platform x64 IGVM file from a freestanding ELF64 payload:
+ * PT_LOAD segments as page data at their physical addresses (below 4 GiB,
+ * spanning at most 256 MiB), 7 pages at pt_gpa (default 0x1000) holding an
+ * identity map of 0-4 GiB with 2 MiB pages and a GDT (code 0x10, data 0x18),
+ * and a native VP context entering e_entry in long mode with rsp/rsi as
+ * given. cmdline_gpa != 0 adds a 4 KiB parameter area carrying the
+ * COMMAND_LINE parameter, inserted there. The file is validated with
+ * igvm_open; returns 0 and a malloc'd buffer, or -EINVAL/-ENOMEM with err.
+ */
+struct igvm_build_opts {
+	const uint8_t *elf;
+	size_t elf_len;
+	uint64_t pt_gpa, cmdline_gpa, rsp, rsi;
+};
+int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t *out_len,
+			  char *err, size_t errlen);
+
 #endif

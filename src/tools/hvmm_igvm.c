@@ -4,6 +4,8 @@
  * src/igvm (every rule of the reference parser and a few more) and exits 0
  * (valid), 1 (invalid, one line on stderr naming the header and the rule) or
  * 2 (usage or I/O error). `dump FILE` validates, then prints every header.
+ * `build -o OUT --elf FILE [...]` makes a NATIVE x64 file from a freestanding
+ * ELF payload (igvm_build_native_elf).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +22,9 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: hvmm-igvm verify FILE   check FILE; exit 0 valid, 1 invalid, 2 error\n"
 		"       hvmm-igvm dump FILE     check FILE and print every header\n"
+		"       hvmm-igvm build -o OUT --elf FILE [--pt-gpa GPA] [--cmdline-gpa GPA]\n"
+		"                 [--rsp VALUE] [--rsi VALUE]\n"
+		"                               NATIVE x64 IGVM from a freestanding ELF64 payload\n"
 		"       hvmm-igvm --help\n");
 }
 
@@ -50,8 +55,78 @@ static uint8_t *read_file(const char *path, size_t *len)
 	return buf;
 }
 
+static int parse_u64(const char *flag, const char *s, uint64_t *v)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 0);
+	if (errno || end == s || *end || s[0] == '-') {
+		fprintf(stderr, "hvmm-igvm: invalid %s '%s'\n", flag, s);
+		return -1;
+	}
+	*v = x;
+	return 0;
+}
+
+static int cmd_build(int argc, char **argv)
+{
+	const char *out = NULL, *elf = NULL;
+	struct igvm_build_opts o = { 0 };
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!v) {
+			fprintf(stderr, "hvmm-igvm: %s needs a value\n", a);
+			return 2;
+		}
+		i++;
+		if (!strcmp(a, "-o"))
+			out = v;
+		else if (!strcmp(a, "--elf"))
+			elf = v;
+		else if ((!strcmp(a, "--pt-gpa") && parse_u64(a, v, &o.pt_gpa)) ||
+			 (!strcmp(a, "--cmdline-gpa") && parse_u64(a, v, &o.cmdline_gpa)) ||
+			 (!strcmp(a, "--rsp") && parse_u64(a, v, &o.rsp)) ||
+			 (!strcmp(a, "--rsi") && parse_u64(a, v, &o.rsi)))
+			return 2;
+		else if (strcmp(a, "--pt-gpa") && strcmp(a, "--cmdline-gpa") && strcmp(a, "--rsp") &&
+			 strcmp(a, "--rsi")) {
+			fprintf(stderr, "hvmm-igvm: unknown build option '%s'\n", a);
+			return 2;
+		}
+	}
+	if (!out || !elf) {
+		fprintf(stderr, "hvmm-igvm: build needs -o OUT and --elf FILE\n");
+		return 2;
+	}
+	size_t len;
+	uint8_t *payload = read_file(elf, &len);
+	if (!payload)
+		return 2;
+	o.elf = payload;
+	o.elf_len = len;
+	uint8_t *file;
+	size_t flen;
+	char err[256];
+	int r = igvm_build_native_elf(&o, &file, &flen, err, sizeof(err));
+	free(payload);
+	if (r) {
+		fprintf(stderr, "hvmm-igvm: %s: %s\n", elf, err);
+		return r == -EINVAL ? 1 : 2;
+	}
+	FILE *fp = fopen(out, "wb");
+	if (!fp || fwrite(file, 1, flen, fp) != flen || fclose(fp)) {
+		fprintf(stderr, "hvmm-igvm: cannot write '%s': %s\n", out, strerror(errno));
+		free(file);
+		return 2;
+	}
+	free(file);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], "build"))
+		return cmd_build(argc, argv);
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		usage(stdout);
 		return 0;

@@ -74,6 +74,22 @@ one_line "$OUT/e" "cannot open '/nonexistent.igvm'"
 run 2 "$OUT/o" "$OUT/e" verify
 run 2 "$OUT/o" "$OUT/e" frobnicate "$OUT/good.igvm"
 run 2 "$OUT/o" "$OUT/e" verify /tmp
+# build: a NATIVE file from the hello test guest; verify it and check the entry.
+G=$BUILD/tests/guests/hello.elf
+if [ -f "$G" ]; then
+	run 0 "$OUT/o" "$OUT/e" build -o "$OUT/hello.igvm" --elf "$G" --cmdline-gpa 0x20000 --rsp 0x80000
+	run 0 "$OUT/o" "$OUT/e" verify "$OUT/hello.igvm"
+	run 0 "$OUT/dump" "$OUT/e" dump "$OUT/hello.igvm"
+	entry=$(python3 -c 'import struct,sys; print(hex(struct.unpack_from("<Q", open(sys.argv[1],"rb").read(), 24)[0]))' "$G")
+	grep -qE "^\[0\] IGVM_VHT_SUPPORTED_PLATFORM mask 0x1 NATIVE" "$OUT/dump" || fail "build: no NATIVE platform"
+	grep -q "IGVM_VHT_COMMAND_LINE area 0" "$OUT/dump" || fail "build: no command line parameter"
+	grep -q "rip $entry rsp 0x80000" "$OUT/dump" || fail "build: entry $entry not in $(grep rip "$OUT/dump")"
+	log "ok: build (entry $entry)"
+	run 1 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$OUT/good.igvm"
+	one_line "$OUT/e" 'not a little-endian x86-64 ELF64'
+	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm"
+	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$G" --rsp zz
+fi
 run 0 "$OUT/o" "$OUT/e" --help
 grep -q 'hvmm-igvm verify FILE' "$OUT/o" || fail "--help: $(cat "$OUT/o")"
 log "PASS"

@@ -798,6 +798,112 @@ static void test_accepted(void **state)
 	expect_ok(buf, len);
 }
 
+/* A tiny ELF64: one PT_LOAD of 6 KiB file data + 8 KiB bss at 0x200800. */
+static size_t tiny_elf(uint8_t *e, size_t cap)
+{
+	assert_true(cap >= 0x1000 + 6144);
+	memset(e, 0, 0x1000 + 6144);
+	memcpy(e, "\x7f" "ELF", 4);
+	e[4] = 2, e[5] = 1, e[6] = 1;
+	uint16_t u16;
+	uint32_t u32;
+	uint64_t u64;
+#define PUT(off, v, var) (var = (v), memcpy(e + (off), &var, sizeof(var)))
+	PUT(16, 2, u16);          /* ET_EXEC */
+	PUT(18, 62, u16);         /* EM_X86_64 */
+	PUT(24, 0x200900, u64);   /* e_entry */
+	PUT(32, 64, u64);         /* e_phoff */
+	PUT(54, 56, u16);         /* e_phentsize */
+	PUT(56, 1, u16);          /* e_phnum */
+	PUT(64, 1, u32);          /* PT_LOAD */
+	PUT(64 + 8, 0x1000, u64); /* p_offset */
+	PUT(64 + 16, 0x200800, u64);
+	PUT(64 + 24, 0x200800, u64);
+	PUT(64 + 32, 6144, u64);
+	PUT(64 + 40, 6144 + 8192, u64);
+#undef PUT
+	for (unsigned i = 0; i < 6144; i++)
+		e[0x1000 + i] = (uint8_t)(i * 7 + 1);
+	return 0x1000 + 6144;
+}
+
+static void test_build_native_elf(void **state)
+{
+	(void)state;
+	static uint8_t elf[0x1000 + 6144];
+	size_t elf_len = tiny_elf(elf, sizeof(elf));
+	struct igvm_build_opts o = { .elf = elf, .elf_len = elf_len, .cmdline_gpa = 0x30000,
+				     .rsp = 0x90000, .rsi = 0x7000 };
+	uint8_t *buf;
+	size_t len;
+	char err[256] = "";
+	if (igvm_build_native_elf(&o, &buf, &len, err, sizeof(err)))
+		fail_msg("%s", err);
+	struct igvm_file f;
+	assert_int_equal(igvm_open(&f, buf, len, err, sizeof(err)), 0);
+	assert_int_equal(igvm_mask_platform(&f, 1), IGVM_PLATFORM_NATIVE);
+	struct igvm_iter it = { 0 };
+	struct igvm_hdr h;
+	/* Segment 0x200800-0x203fff: pages 0x200000..0x203000, file data in the first two. */
+	int pages = 0, zero_pages = 0, cmdline = 0, ctx = 0;
+	while (igvm_next(&f, &it, &h)) {
+		if (h.type == IGVM_VHT_COMMAND_LINE)
+			cmdline++;
+		if (h.type == IGVM_VHT_PARAMETER_INSERT)
+			assert_int_equal(h.u.insert.gpa, 0x30000);
+		if (h.type == IGVM_VHT_PAGE_DATA && h.u.page.gpa == 0x1000) { /* PML4[0] -> PDPT */
+			uint64_t pml4e;
+			memcpy(&pml4e, h.data, 8);
+			assert_int_equal(pml4e, 0x2000 | 3);
+		}
+		if (h.type == IGVM_VHT_PAGE_DATA && h.u.page.gpa == 0x3000) { /* PD 0, entry 1: 2 MiB */
+			uint64_t pde;
+			memcpy(&pde, h.data + 8, 8);
+			assert_int_equal(pde, 0x200000 | 0x83);
+		}
+		if (h.type == IGVM_VHT_PAGE_DATA && h.u.page.gpa >= 0x200000) {
+			pages++;
+			if (!h.data) {
+				zero_pages++;
+			} else if (h.u.page.gpa == 0x200000) {
+				assert_int_equal(h.data[0x7ff], 0);
+				assert_int_equal(h.data[0x800], 1);
+				assert_int_equal(h.data[0x801], 8);
+			}
+		}
+		if (h.type == IGVM_VHT_VP_CONTEXT) {
+			ctx++;
+			assert_int_equal(h.u.vp.kind, IGVM_VP_NATIVE_X64);
+			struct igvm_native_vp_context_x64 c;
+			igvm_native_ctx_get(&h, &c);
+			assert_int_equal(c.rip, 0x200900);
+			assert_int_equal(c.rsp, 0x90000);
+			assert_int_equal(c.rsi, 0x7000);
+			assert_int_equal(c.cr3, 0x1000);
+			assert_int_equal(c.gdtr_base, 0x7000);
+			assert_int_equal(c.code_selector, 0x10);
+			assert_int_equal(c.efer & 0x500, 0x500);
+		}
+	}
+	assert_int_equal(pages, 4);
+	assert_int_equal(zero_pages, 2); /* 0x202000 and 0x203000 are bss only */
+	assert_int_equal(cmdline, 1);
+	assert_int_equal(ctx, 1);
+	free(buf);
+	/* A payload over the page tables is refused by the validator. */
+	o.pt_gpa = 0x1fe000;
+	assert_int_equal(igvm_build_native_elf(&o, &buf, &len, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "overlaps header"));
+	/* Not an ELF; a segment past the end of the file. */
+	o.pt_gpa = 0;
+	o.elf_len = 10;
+	assert_int_equal(igvm_build_native_elf(&o, &buf, &len, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not a little-endian x86-64 ELF64"));
+	o.elf_len = 0x1000 + 100;
+	assert_int_equal(igvm_build_native_elf(&o, &buf, &len, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "outside the file"));
+}
+
 /* Write seed files for the fuzzer when HVMM_IGVM_SEED_DIR is set. */
 static void test_write_seeds(void **state)
 {
@@ -841,6 +947,7 @@ int main(void)
 		cmocka_unit_test(test_corruption),
 		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_accepted),
+		cmocka_unit_test(test_build_native_elf),
 		cmocka_unit_test(test_write_seeds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
