@@ -4,7 +4,8 @@
  * fixed header, so when the input's last byte is odd the harness sets
  * total_file_size to the input size and recomputes the CRC over the
  * (clamped) header range before parsing. An accepted file is iterated and dumped, which
- * exercises every decoder on validated data. Seeds: tests/fuzz/regressions/
+ * exercises every decoder on validated data. Inputs starting with an ELF
+ * magic also go through igvm_build_native_elf (the ELF reader of `build`). Seeds: tests/fuzz/regressions/
  * fuzz_igvm (written by test_igvm with HVMM_IGVM_SEED_DIR).
  */
 #include <stdint.h>
@@ -48,6 +49,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			igvm_dump(&f, devnull);
 	} else if (!err[0] || strchr(err, '\n')) {
 		abort(); /* every rejection is exactly one line */
+	}
+	if (size >= 4 && !memcmp(data, "\x7f" "ELF", 4)) {
+		struct igvm_build_opts o = { .elf = buf, .elf_len = size };
+		uint8_t *out;
+		size_t out_len;
+		if (igvm_build_native_elf(&o, &out, &out_len, err, sizeof(err)) == 0)
+			free(out);
 	}
 	free(buf);
 	return 0;
