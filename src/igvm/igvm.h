@@ -157,15 +157,20 @@ struct igvm_writer {
 	size_t data_len, data_cap;
 	struct igvm_writer_fixup { size_t pos; uint32_t rel; } *fix;
 	size_t n_fix, fix_cap;
+	/* Identical data blobs are stored once, as the reference does. */
+	struct igvm_writer_blob { uint64_t hash; uint32_t rel, len; } *blobs;
+	size_t blob_slots, n_blobs; /* open addressing, slots a power of two */
 	bool oom;
 };
 void igvm_writer_init(struct igvm_writer *w, uint32_t version, uint32_t arch);
 /* Append a header (payload copied, zero-padded to 8). */
 void igvm_writer_header(struct igvm_writer *w, uint32_t type, const void *payload, uint32_t len);
 /*
- * Append a header with file data: the data goes to the data section and the
- * u32 at payload byte `offset_field` is set to its absolute file offset when
- * the file is finished (the caller's value there is ignored).
+ * Append a header with file data: the data goes to the data section (or
+ * reuses an identical blob already there, like the reference serializer's
+ * FileDataSerializer) and the u32 at payload byte `offset_field` is set to
+ * its absolute file offset when the file is finished (the caller's value
+ * there is ignored).
  */
 void igvm_writer_header_data(struct igvm_writer *w, uint32_t type, const void *payload,
 			     uint32_t len, uint32_t offset_field, const void *data, size_t data_len);

@@ -58,15 +58,68 @@ void igvm_writer_header(struct igvm_writer *w, uint32_t type, const void *payloa
 	memset(p + 8 + len, 0, padded - len);
 }
 
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	while (n--)
+		h = (h ^ *p++) * 0x100000001b3ull;
+	return h;
+}
+
+/* Offset of an identical blob already written, or append it. */
+static uint32_t store_blob(struct igvm_writer *w, const uint8_t *data, size_t len)
+{
+	uint64_t h = fnv1a(data, len);
+	size_t m = w->blob_slots - 1;
+	if (w->blob_slots) {
+		for (size_t i = h & m; w->blobs[i].len; i = (i + 1) & m)
+			if (w->blobs[i].hash == h && w->blobs[i].len == len &&
+			    !memcmp(w->data + w->blobs[i].rel, data, len))
+				return w->blobs[i].rel;
+	}
+	uint32_t rel = (uint32_t)w->data_len;
+	uint8_t *d = grow(w, &w->data, &w->data_len, &w->data_cap, len);
+	if (!d)
+		return 0;
+	memcpy(d, data, len);
+	if (2 * (w->n_blobs + 1) > w->blob_slots) { /* rehash at half load */
+		size_t n = w->blob_slots ? 2 * w->blob_slots : 64;
+		struct igvm_writer_blob *t = calloc(n, sizeof(*t));
+		if (!t) {
+			w->oom = true;
+			return 0;
+		}
+		for (size_t i = 0; i < w->blob_slots; i++) {
+			if (!w->blobs[i].len)
+				continue;
+			size_t j = w->blobs[i].hash & (n - 1);
+			while (t[j].len)
+				j = (j + 1) & (n - 1);
+			t[j] = w->blobs[i];
+		}
+		free(w->blobs);
+		w->blobs = t;
+		w->blob_slots = n;
+		m = n - 1;
+	}
+	size_t i = h & m;
+	while (w->blobs[i].len)
+		i = (i + 1) & m;
+	w->blobs[i] = (struct igvm_writer_blob){ h, rel, (uint32_t)len };
+	w->n_blobs++;
+	return rel;
+}
+
 void igvm_writer_header_data(struct igvm_writer *w, uint32_t type, const void *payload,
 			     uint32_t len, uint32_t offset_field, const void *data, size_t data_len)
 {
 	size_t pos = w->hdrs_len + 8 + offset_field;
 	igvm_writer_header(w, type, payload, len);
-	uint32_t rel = (uint32_t)w->data_len;
-	uint8_t *d = grow(w, &w->data, &w->data_len, &w->data_cap, data_len);
-	if (d && data_len)
-		memcpy(d, data, data_len);
+	if (w->oom || data_len > UINT32_MAX) {
+		w->oom = true;
+		return;
+	}
+	uint32_t rel = data_len ? store_blob(w, data, data_len) : (uint32_t)w->data_len;
 	if (w->n_fix == w->fix_cap) {
 		size_t n = w->fix_cap ? 2 * w->fix_cap : 16;
 		void *p = realloc(w->fix, n * sizeof(*w->fix));
@@ -119,5 +172,6 @@ void igvm_writer_free(struct igvm_writer *w)
 	free(w->hdrs);
 	free(w->data);
 	free(w->fix);
+	free(w->blobs);
 	memset(w, 0, sizeof(*w));
 }

@@ -217,8 +217,13 @@ static void test_full_file_parses(void **state)
 		struct igvm_iter it = { 0 };
 		struct igvm_hdr h;
 		uint32_t n = 0;
+		const uint8_t *page_a_at = NULL;
 		while (igvm_next(&f, &it, &h)) {
 			assert_int_equal(h.index, n);
+			if (n == 22)
+				page_a_at = h.data;
+			if (n == 28) /* same contents as header 22: stored once */
+				assert_ptr_equal(h.data, page_a_at);
 			switch (n) {
 			case 4:
 				assert_int_equal(h.type, IGVM_VHT_RELOCATABLE_REGION);
