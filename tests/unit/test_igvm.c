@@ -456,6 +456,40 @@ static void test_fixed_header(void **state)
 	free(buf);
 }
 
+/* Framing: a payload cut by the variable header's end; no platform at all. */
+static void test_framing(void **state)
+{
+	(void)state;
+	size_t len;
+	uint8_t *buf = with(NULL, &len);
+	uint32_t var_size;
+	memcpy(&var_size, buf + 12, 4);
+	var_size -= 8; /* the VP_CONTEXT entry (32 bytes) now has 24 */
+	memcpy(buf + 12, &var_size, 4);
+	fix_crc(buf);
+	expect_err(buf, len, "header 2 (IGVM_VHT_VP_CONTEXT)", "payload of 24 bytes runs past the variable header");
+	struct igvm_writer w;
+	igvm_writer_init(&w, 1, 0);
+	page(&w, 0, 1, page_a);
+	buf = finish(&w, &len);
+	expect_err(buf, len, "header 0 (IGVM_VHT_PAGE_DATA)", "no IGVM_VHT_SUPPORTED_PLATFORM header before it");
+	igvm_writer_init(&w, 1, 0);
+	HDR(&w, IGVM_VHT_GUEST_POLICY, (struct igvm_vhs_guest_policy){ .compatibility_mask = 1 });
+	HDR_DATA(&w, IGVM_VHT_CORIM_DOCUMENT, file_offset, "x", 1, (struct igvm_vhs_corim_data){ .size_bytes = 1 });
+	buf = finish(&w, &len);
+	expect_err(buf, len, "header 0 (IGVM_VHT_GUEST_POLICY)", "no IGVM_VHT_SUPPORTED_PLATFORM header before it");
+	/* No headers at all, only data. */
+	igvm_writer_init(&w, 1, 0);
+	buf = finish(&w, &len);
+	uint8_t *big = calloc(1, len + 8);
+	memcpy(big, buf, len);
+	free(buf);
+	uint32_t total = (uint32_t)len + 8;
+	memcpy(big + 16, &total, 4);
+	fix_crc(big);
+	expect_err(big, len + 8, "fixed header: ", "no IGVM_VHT_SUPPORTED_PLATFORM header");
+}
+
 static void test_v1_v2(void **state)
 {
 	(void)state;
@@ -583,6 +617,7 @@ CASE(pt_used, PTR(.used_size = 0x5000))
 CASE(pt_twice, { PTR(.gpa = 0x40000); PTR(.gpa = 0x80000); })
 CASE(pt_overlaps_reloc, { RELOC(.relocation_region_gpa = 0x40000); PTR(.gpa = 0x42000); })
 CASE(pt_vtl, PTR(.vtl = 7))
+CASE(pt_wrap, PTR(.gpa = 0xfffffffffff00000ull, .size = 0x200000))
 CASE(corim_rsvd, HDR(w, IGVM_VHT_CORIM_DOCUMENT, (struct igvm_vhs_corim_data){ .compatibility_mask = 1, .reserved = 1 }))
 CASE(corim_past_end, HDR(w, IGVM_VHT_CORIM_DOCUMENT, (struct igvm_vhs_corim_data){
 	.compatibility_mask = 1, .file_offset = 0x100, .size_bytes = 0x100000 }))
@@ -606,6 +641,7 @@ CASE(insert_gpa, { AREA(0, PG); INSERT(0x300010, 0); })
 CASE(insert_undeclared, INSERT(0x300000, 4))
 CASE(insert_twice, { AREA(0, PG); INSERT(0x300000, 0); INSERT(0x400000, 0); })
 CASE(insert_overlaps_page, { AREA(0, 2 * PG); INSERT(0xff000, 0); })
+CASE(insert_wrap, { AREA(0, 0xfffffffffff00000ull); INSERT(0x200000, 0); })
 #define PAGE(...) HDR(w, IGVM_VHT_PAGE_DATA, (struct igvm_vhs_page_data){ .compatibility_mask = 1, __VA_ARGS__ })
 CASE(page_gpa, PAGE(.gpa = 0x1001))
 CASE(page_type, PAGE(.gpa = 0x1000, .data_type = 4))
@@ -710,6 +746,7 @@ static const struct rule rules[] = {
 	R(pt_twice, 1, H(2, PAGE_TABLE_RELOCATION_REGION), "second page table relocation region"),
 	R(pt_overlaps_reloc, 1, H(2, PAGE_TABLE_RELOCATION_REGION), "overlaps header 1"),
 	R(pt_vtl, 1, H(1, PAGE_TABLE_RELOCATION_REGION), "vtl 7"),
+	R(pt_wrap, 1, H(1, PAGE_TABLE_RELOCATION_REGION), "region wraps around"),
 	R(corim_rsvd, 1, H(1, CORIM_DOCUMENT), "reserved field is not zero"),
 	R(corim_past_end, 1, H(1, CORIM_DOCUMENT), "past the end of the file"),
 	R(cca_x64, 1, H(1, CCA_POLICY), "CCA policy in a non-AArch64 file"),
@@ -724,6 +761,7 @@ static const struct rule rules[] = {
 	R(insert_gpa, 0, H(4, PARAMETER_INSERT), "gpa 0x300010 not 4 KiB aligned"),
 	R(insert_undeclared, 0, H(3, PARAMETER_INSERT), "parameter_area_index 4 is not declared"),
 	R(insert_twice, 0, H(5, PARAMETER_INSERT), "parameter_area_index 0 is already inserted"),
+	R(insert_wrap, 0, H(4, PARAMETER_INSERT), "range 0x200000+0xfffffffffff00000 wraps around"),
 	R(insert_overlaps_page, 0, H(4, PARAMETER_INSERT), "import 0xff000-0x100fff overlaps header 1"),
 	R(page_gpa, 0, H(3, PAGE_DATA), "gpa 0x1001 not 4 KiB aligned"),
 	R(page_type, 0, H(3, PAGE_DATA), "unknown data_type 4"),
@@ -947,6 +985,7 @@ int main(void)
 		cmocka_unit_test(test_dump),
 		cmocka_unit_test(test_aarch64_cca),
 		cmocka_unit_test(test_fixed_header),
+		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_v1_v2),
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_corruption),
