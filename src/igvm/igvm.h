@@ -136,6 +136,27 @@ const char *igvm_x64_reg_name(uint32_t name); /* NULL if the reference rejects i
 /* The platform type a compatibility mask names exactly, or -1. */
 int igvm_mask_platform(const struct igvm_file *f, uint32_t mask);
 
+/*
+ * A loader picks one platform: igvm_platform_mask gives the mask bit of
+ * platform `type` (IGVM_PLATFORM_*), 0 if the file does not support it.
+ * igvm_hdr_applies says whether a header is for that platform: its mask
+ * shares a bit with `mask`, or the type carries no mask (parameter areas and
+ * usages), like the reference parser's isolation filter.
+ */
+uint32_t igvm_platform_mask(const struct igvm_file *f, uint32_t type);
+static inline bool igvm_hdr_applies(const struct igvm_hdr *h, uint32_t mask)
+{
+	switch (h->type) {
+	case IGVM_VHT_PARAMETER_AREA: case IGVM_VHT_VP_COUNT_PARAMETER: case IGVM_VHT_SRAT:
+	case IGVM_VHT_MADT: case IGVM_VHT_MMIO_RANGES: case IGVM_VHT_MEMORY_MAP:
+	case IGVM_VHT_COMMAND_LINE: case IGVM_VHT_SLIT: case IGVM_VHT_PPTT:
+	case IGVM_VHT_DEVICE_TREE: case IGVM_VHT_ENVIRONMENT_INFO_PARAMETER:
+		return true;
+	default:
+		return (h->mask & mask) != 0;
+	}
+}
+
 /* Human-readable dump of every header (like igvmfilegen's dump). */
 void igvm_dump(const struct igvm_file *f, FILE *out);
 

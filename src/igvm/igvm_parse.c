@@ -110,6 +110,14 @@ int igvm_mask_platform(const struct igvm_file *f, uint32_t mask)
 	return -1;
 }
 
+uint32_t igvm_platform_mask(const struct igvm_file *f, uint32_t type)
+{
+	for (uint32_t i = 0; i < f->n_platforms; i++)
+		if (f->platforms[i].type == type)
+			return f->platforms[i].mask;
+	return 0;
+}
+
 void igvm_errf(char *err, size_t errlen, const struct igvm_hdr *h, const char *fmt, ...)
 {
 	if (!err || !errlen)

@@ -212,6 +212,17 @@ static void test_full_file_parses(void **state)
 			fail_msg("v%u: %s", v, err);
 		assert_int_equal(f.n_headers, FULL_HEADERS);
 		assert_int_equal(f.n_platforms, 3);
+		assert_int_equal(igvm_platform_mask(&f, IGVM_PLATFORM_NATIVE), 2);
+		assert_int_equal(igvm_platform_mask(&f, IGVM_PLATFORM_TDX), 0);
+		/* The headers a NATIVE loader would apply. */
+		struct igvm_iter it2 = { 0 };
+		struct igvm_hdr h2;
+		uint32_t native = 0;
+		while (igvm_next(&f, &it2, &h2))
+			native += igvm_hdr_applies(&h2, 2);
+		/* platform 1, area 8, usages 9-17, area 19 + cmdline 20, insert 21
+		 * (mask 3), pages 23 and 24, native context 27 */
+		assert_int_equal(native, 1 + 1 + 9 + 2 + 1 + 2 + 1);
 		assert_int_equal(f.fixed_size, v == 1 ? 24 : 32);
 		assert_int_equal(f.var_offset, f.fixed_size);
 		struct igvm_iter it = { 0 };
