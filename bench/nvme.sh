@@ -201,6 +201,12 @@ H_RR1_MB=$(host_med HOST_RR1_MBPS) H_RR32_MB=$(host_med HOST_RR32_MBPS)
 	rs=$(ratio "$(med hvmm nvme_sr128k_mbps)" "$H_SR")
 	echo "| ≥ 80% of the host's 128 KiB read throughput | hvmm/host = $rs | $(awk -v r="$rs" 'BEGIN{print (r ~ /^[0-9.]+$/ && r >= 0.8) ? "met" : "not met"}') |"
 	echo
+	verdict() { awk -v r="$1" -v t="$2" 'BEGIN{print (r ~ /^[0-9.]+$/ && r >= t) ? "met" : "not met"}'; }
+	echo "In this run (load average $LOAD0 at the start, $(printf '%s\n' "${LOADS[@]}" | sort -n | head -1)-$(printf '%s\n' "${LOADS[@]}" | sort -n | tail -1) at each boot):"
+	echo "QD1 IOPS hvmm/QEMU = $r1, target 1.5x $(verdict "$r1" 1.5); by median QD1 latency"
+	echo "$rl, $(verdict "$rl" 1.5); 128 KiB reads hvmm/host = $rs, target 0.8 $(verdict "$rs" 0.8)."
+	echo "MMIO doorbell writes per I/O at QD1: hvmm $(per_io hvmm rr4k_qd1), QEMU $(per_io qemu rr4k_qd1)."
+	echo
 	cat <<'EOT'
 Where the time goes (perf and A/B runs of hvmm alone, 2026-11-27; the
 figures of this run are in the tables above and below):
