@@ -244,6 +244,19 @@ figures of this run are in the tables above and below):
   async by itself when the device would block); the shadow doorbells do,
   but the worker polls only while no disk I/O is in flight, which with
   device latency is seldom, so the guest rings about once per batch.
+- Polling against load: the polling worker is always runnable, so on a
+  loaded host it waits behind other jobs where a sleeping thread would get
+  the scheduler's wake-up preference. At QD32 from the page cache this
+  shows as a median latency below QEMU's with a mean and a 99th percentile
+  above it, and IOPS that can fall to half of QEMU's (page-cache run of
+  2026-11-27 02:27Z, load ~4-5), while on a quiet host alternating hvmm
+  runs gave 366-398k QD32 IOPS with shadow doorbells against 285-383k
+  without and QD1 120-232k against 20-25k. Tuning the window to the load
+  (or polling only at low queue depth) is open.
+- 128 KiB reads with O_DIRECT stay at ~0.55-0.7 of QEMU's and of fio's:
+  not explained yet; the CQ worker is mostly idle there (perf: page
+  pinning and block submission), one worker per CQ does every fetch,
+  submission and completion, while QEMU spreads a batch over its threads.
 - IOPS are wall-clock: each time the host deschedules the spinning vCPU
   (other jobs; see the load column) the I/Os in flight wait, which shows
   in the 99th percentile and the mean. The median latency is what the VMM's
