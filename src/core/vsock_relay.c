@@ -52,7 +52,6 @@
  * (HV_SYNIC_QUEUE_MAX); a burst of client requests waits its turn instead.
  */
 #define VSOCK_MAX_OFFERED 8u
-#define VSOCK_WAIT_TIMEOUT_MS 60000u
 
 enum conn_state {
 	C_REQUEST, /* host client: reading the request line */
@@ -479,8 +478,10 @@ static void conn_read_request(struct vsock_conn *c)
 		return;
 	}
 	random_guid(&c->instance);
+	/* No deadline in line: the queue is bounded by VSOCK_MAX_CONNS, and
+	 * each offer ahead ends within VSOCK_OPEN_TIMEOUT_MS. */
 	c->state = C_WAIT;
-	c->deadline_ms = now_ms() + VSOCK_WAIT_TIMEOUT_MS;
+	c->deadline_ms = 0;
 	conn_interest(c, 0); /* the client's data waits in its socket */
 }
 
@@ -637,8 +638,6 @@ static void on_tick(void *opaque, int fd, uint32_t events)
 			continue;
 		if (c->state == C_REQUEST) {
 			conn_close(c, "no request in time");
-		} else if (c->state == C_WAIT) {
-			conn_close(c, "no offer slot in time");
 		} else if (c->state == C_OFFERED) {
 			char g[37];
 			hvsock_guid_format(&c->req.service, g);
