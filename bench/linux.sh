@@ -151,10 +151,11 @@ measure() {
 		local dir flag
 		for dir in tx rx; do
 			flag=; [ $dir = rx ] && flag=-R
-			send "iperf3 -c \$GW -p $PORT -t $SECS -f m $flag >/tmp/ip.log 2>&1; echo IPERF_$dir=\$?; grep -E 'sender|receiver' /tmp/ip.log"
-			wait_for "$LOG" "^IPERF_$dir=" $((SECS * 6 + 120)) || { echo "stop iperf3 $dir hung" >>"$res"; halt; return; }
-			sleep 2
-			echo "net_$dir $(sed -n "/^IPERF_$dir=0/,\$p" "$LOG" | iperf_rate)" >>"$res"
+			# The summary lines are printed between two markers, so they
+			# are complete when the second one shows.
+			send "iperf3 -c \$GW -p $PORT -t $SECS -f m $flag >/tmp/ip.log 2>&1; echo IPERF_$dir=\$?; grep -E 'sender|receiver' /tmp/ip.log; echo IPERF_$dir-END"
+			wait_for "$LOG" "^IPERF_$dir-END" $((SECS * 6 + 300)) || { echo "stop iperf3 $dir hung" >>"$res"; halt; return; }
+			echo "net_$dir $(sed -n "/^IPERF_$dir=0/,/^IPERF_$dir-END/p" "$LOG" | iperf_rate)" >>"$res"
 		done
 	else
 		echo "note DHCP failed" >>"$res"
