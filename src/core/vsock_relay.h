@@ -44,7 +44,7 @@ struct vsock_relay;
 /* "CONNECT 00000000-facb-11e6-bd58-64006a7986d3\n" */
 #define VSOCK_REQUEST_MAX 45u
 #define VSOCK_REQUEST_TIMEOUT_MS 10000u /* to send the request line */
-#define VSOCK_OPEN_TIMEOUT_MS 20000u    /* for the guest to open the channel */
+#define VSOCK_OPEN_TIMEOUT_MS 30000u    /* for the guest to open the channel */
 #define VSOCK_MAX_CONNS 256u
 #define VSOCK_TL_QUEUE 64u              /* guest connect requests not handled yet */
 

@@ -70,7 +70,7 @@ r=$($CLIENT garbage "$SOCK" 5000) || fail "garbage: $r"
 log "$r"
 
 # No listener on either side.
-r=$($CLIENT refused "$SOCK" 5999 60) || fail "no guest listener: $r"
+r=$($CLIENT refused "$SOCK" 5999 90) || fail "no guest listener: $r"
 log "$r"
 send 'socat -u - VSOCK-CONNECT:2:6001 </dev/null; echo NOHOST-RC=$?'
 wait_for "$OUT/console.log" '^NOHOST-RC=' 120 "$HVMM_PID" || fail "the guest's connect did not end"
