@@ -46,12 +46,6 @@
 #define VSOCK_TX_BUF HVSOCK_MTU
 #define VSOCK_PUMP_ROUNDS 64 /* packets or chunks per turn, then yield */
 
-/*
- * Offers waiting for the guest at once. Each costs the guest a few VMBus
- * messages (offer, GPADL, open) through the SynIC's bounded message queue
- * (HV_SYNIC_QUEUE_MAX); a burst of client requests waits its turn instead.
- */
-#define VSOCK_MAX_OFFERED 8u
 
 enum conn_state {
 	C_REQUEST, /* host client: reading the request line */
@@ -488,7 +482,7 @@ static void conn_read_request(struct vsock_conn *c)
 /* Offers for waiting clients, oldest first, while there are slots. */
 static void relay_start_waiting(struct vsock_relay *r)
 {
-	while (!r->stopping && r->noffered < VSOCK_MAX_OFFERED) {
+	while (!r->stopping && r->noffered < VSOCK_RELAY_MAX_OFFERED) {
 		struct vsock_conn *oldest = NULL;
 		for (struct vsock_conn *c = r->conns; c; c = c->next)
 			if (c->state == C_WAIT)

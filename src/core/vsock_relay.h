@@ -31,6 +31,17 @@
 #ifndef HVMM_CORE_VSOCK_RELAY_H
 #define HVMM_CORE_VSOCK_RELAY_H
 
+/*
+ * Offers waiting for the guest at once; a burst of client requests waits its
+ * turn. Each costs the guest a few VMBus messages (offer, GPADL, open)
+ * through the SynIC's bounded message queue, and a guest processes the
+ * opens one after another: with many outstanding, the last waits for all
+ * before it, and on a slow guest (Linux on a loaded PVM host: seconds per
+ * open) it ran past the open deadline. Two keep one open in progress and
+ * the next offer ready.
+ */
+#define VSOCK_RELAY_MAX_OFFERED 2u
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -554,14 +554,15 @@ static void test_many(void **state)
 	for (int i = 0; i < N; i++)
 		fds[i] = client(t, "CONNECT 5000\n");
 	memset(c, 0, sizeof(c));
-	/* At most 8 offers wait for the guest at once; the rest queue. */
-	for (int i = 0; i < 8; i++)
+	/* At most VSOCK_RELAY_MAX_OFFERED offers wait for the guest at once; the rest queue. */
+	const int k = (int)VSOCK_RELAY_MAX_OFFERED;
+	for (int i = 0; i < k; i++)
 		take_offer(t, &c[i]);
 	struct fake_msg m;
 	assert_false(wait_msg(t, 1, &m, 200));
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < k; i++)
 		g_open(t, &c[i]);
-	for (int i = 8; i < N; i++) {
+	for (int i = k; i < N; i++) {
 		take_offer(t, &c[i]);
 		g_open(t, &c[i]);
 	}
