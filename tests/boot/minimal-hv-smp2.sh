@@ -57,7 +57,7 @@ disk=$(sed -n 's/^SCSIDISK=\(sd[a-z]*\).*/\1/p' "$OUT/console.log" | tr -d '\r' 
 [[ " $subids " == *" 1 "* ]] || fail "no sub-channel 1 among the open channels (ids: $subids)"
 [ -n "$disk" ] || fail "no disk on controller scsi1"
 # Write 1 MiB from each CPU, drop the caches, read back and compare.
-send "head -c 2097152 /dev/urandom >/tmp/pat; taskset 1 dd if=/tmp/pat of=/dev/$disk bs=64k count=16 conv=fsync 2>/dev/null; taskset 2 dd if=/tmp/pat of=/dev/$disk bs=64k skip=16 seek=16 count=16 conv=fsync 2>/dev/null; echo 3 >/proc/sys/vm/drop_caches; echo \"WMD5=\$(md5sum </tmp/pat | cut -d' ' -f1)\"; echo \"RMD5=\$(taskset 2 dd if=/dev/$disk bs=64k count=32 2>/dev/null | md5sum | cut -d' ' -f1)\""
+send "cat /bin/busybox /bin/busybox | head -c 2097152 >/tmp/pat; taskset 1 dd if=/tmp/pat of=/dev/$disk bs=64k count=16 conv=fsync 2>/dev/null; taskset 2 dd if=/tmp/pat of=/dev/$disk bs=64k skip=16 seek=16 count=16 conv=fsync 2>/dev/null; echo 3 >/proc/sys/vm/drop_caches; echo \"WMD5=\$(md5sum </tmp/pat | cut -d' ' -f1)\"; echo \"RMD5=\$(taskset 2 dd if=/dev/$disk bs=64k count=32 2>/dev/null | md5sum | cut -d' ' -f1)\""
 wait_for "$OUT/console.log" '^RMD5=' 900 "$HVMM_PID" || fail "the disk I/O did not finish"
 w=$(sed -n 's/^WMD5=\([0-9a-f]*\).*/\1/p' "$OUT/console.log" | head -1)
 r=$(sed -n 's/^RMD5=\([0-9a-f]*\).*/\1/p' "$OUT/console.log" | head -1)
