@@ -29,6 +29,7 @@
 set -uo pipefail
 export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 BUILD=${HVMM_BUILD:-$ROOT/build}
 CACHE=${HVMM_CACHE:-$ROOT/.cache}
 RUNS=${RUNS:-3}
@@ -244,17 +245,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 	echo "<!-- $MARK:end -->"
 } >"$TMP/section.md"
 
-if [ "$OUTPUT" = - ]; then
-	cat "$TMP/section.md"
-	exit 0
-fi
-touch "$OUTPUT"
-if grep -q "<!-- $MARK:begin" "$OUTPUT"; then
-	awk -v f="$TMP/section.md" -v b="<!-- $MARK:begin" -v e="<!-- $MARK:end" '
-		index($0, b) == 1 { while ((getline l < f) > 0) print l; skip = 1; next }
-		index($0, e) == 1 { skip = 0; next }
-		!skip { print }' "$OUTPUT" >"$TMP/out.md" && cat "$TMP/out.md" >"$OUTPUT"
-else
-	{ echo; cat "$TMP/section.md"; } >>"$OUTPUT"
-fi
+write_section "$MARK" "$TMP/section.md" "$OUTPUT" || exit 2
+[ "$OUTPUT" = - ] && exit 0
 log "wrote the $MARK section of $OUTPUT"

@@ -31,6 +31,7 @@
 set -uo pipefail
 export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 BUILD=${HVMM_BUILD:-$ROOT/build}
 RUNS=${RUNS:-5}
 SECS=${SECS:-2}
@@ -291,18 +292,7 @@ EOT
 	echo "      -kernel build/tests/guests/nvme_bench.elf -append '$APPEND'"
 	echo "<!-- $MARK:end -->"
 } >"$TMP/section.md"
-if [ "$OUTPUT" = - ]; then
-	cat "$TMP/section.md"
-	exit 0
-fi
-touch "$OUTPUT"
-if grep -q "<!-- $MARK:begin" "$OUTPUT"; then
-	awk -v f="$TMP/section.md" -v b="<!-- $MARK:begin" -v e="<!-- $MARK:end" '
-		index($0, b) == 1 { while ((getline l < f) > 0) print l; skip = 1; next }
-		index($0, e) == 1 { skip = 0; next }
-		!skip { print }' "$OUTPUT" >"$TMP/out.md" && cat "$TMP/out.md" >"$OUTPUT"
-else
-	{ echo; cat "$TMP/section.md"; } >>"$OUTPUT"
-fi
+write_section "$MARK" "$TMP/section.md" "$OUTPUT" || exit 2
+[ "$OUTPUT" = - ] && exit 0
 log "wrote the $MARK section of $OUTPUT"
 if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && cp "$TMP"/*.log "$TMP"/*.bench "$TMP"/*.json "$TMP/section.md" "$KEEP"/; fi
