@@ -10,6 +10,7 @@ PKGS=(
 	linux-source-6.1 flex bison bc libelf-dev libssl-dev
 	qemu-system-x86 socat
 	hyperv-daemons iperf3 e2fsprogs libslirp-dev python3
+	libprotobuf-c-dev protobuf-c-compiler
 )
 missing=()
 for p in "${PKGS[@]}"; do
