@@ -128,6 +128,12 @@ void cli_usage(FILE *f)
 "                            spaces; hvmm puts `panic=-1` first and\n"
 "                            `console=ttyS0` when a COM port is `console`)\n"
 "\n"
+"IGVM boot (instead of -k/-r):\n"
+"  --igvm FILE               load an IGVM file (NATIVE platform); -c, also\n"
+"                            spelled --igvm-cmdline, fills its COMMAND_LINE\n"
+"  --igvm-personality P      linux-direct [default] | uefi (not supported yet)\n"
+"  --igvm-vtl2-relocation-type T  disable [default]; others not supported yet\n"
+"\n"
 "Serial ports (16550A; COM1 0x3F8/IRQ4, COM2 0x2F8/IRQ3, COM3 0x3E8/IRQ4,\n"
 "COM4 0x2E8/IRQ3):\n"
 "  --com1 SERIAL .. --com4 SERIAL\n"
@@ -192,6 +198,7 @@ enum {
 	OPT_VMBUS_SCSI, OPT_SCSI_SUB_CHANNELS,
 	OPT_NIC, OPT_NET,
 	OPT_VSOCK_PATH, OPT_VTL2_VSOCK_PATH,
+	OPT_IGVM, OPT_IGVM_PERSONALITY, OPT_IGVM_RELOC,
 };
 
 static const struct option long_opts[] = {
@@ -202,6 +209,10 @@ static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, 'k' },
 	{ "initrd", required_argument, NULL, 'r' },
 	{ "cmdline", required_argument, NULL, 'c' },
+	{ "igvm", required_argument, NULL, OPT_IGVM },
+	{ "igvm-cmdline", required_argument, NULL, 'c' },
+	{ "igvm-personality", required_argument, NULL, OPT_IGVM_PERSONALITY },
+	{ "igvm-vtl2-relocation-type", required_argument, NULL, OPT_IGVM_RELOC },
 	{ "com1", required_argument, NULL, OPT_COM1 },
 	{ "com2", required_argument, NULL, OPT_COM2 },
 	{ "com3", required_argument, NULL, OPT_COM3 },
@@ -421,6 +432,28 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			if (append_cmdline(cfg, optarg) < 0)
 				return cli_fail(err, errlen, "out of memory");
 			break;
+		case OPT_IGVM:
+			if (!*optarg)
+				return cli_fail(err, errlen, "--igvm needs a path");
+			cfg->igvm = optarg;
+			break;
+		case OPT_IGVM_PERSONALITY:
+			if (!strcmp(optarg, "uefi"))
+				return cli_fail(err, errlen, "--igvm-personality uefi is not supported "
+						"yet (only linux-direct)");
+			if (strcmp(optarg, "linux-direct"))
+				return cli_fail(err, errlen, "invalid --igvm-personality '%s': expected "
+						"linux-direct or uefi", optarg);
+			break;
+		case OPT_IGVM_RELOC:
+			if (!strcmp(optarg, "disable"))
+				break;
+			if (!strncmp(optarg, "absolute=", 9) || !strncmp(optarg, "auto=", 5) ||
+			    !strncmp(optarg, "vtl2=", 5))
+				return cli_fail(err, errlen, "--igvm-vtl2-relocation-type %s: relocation "
+						"is not supported yet (needs --vtl2)", optarg);
+			return cli_fail(err, errlen, "invalid --igvm-vtl2-relocation-type '%s': "
+					"expected disable, absolute=ADDR, auto=... or vtl2=...", optarg);
 		case OPT_COM1: case OPT_COM2: case OPT_COM3: case OPT_COM4:
 			cfg->com[c - OPT_COM1] = optarg;
 			break;
@@ -546,9 +579,11 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 	}
 	if (optind < argc)
 		return cli_fail(err, errlen, "unexpected argument '%s'", argv[optind]);
-	if (!cfg->kernel)
+	if (cfg->igvm && (cfg->kernel || cfg->initrd))
+		return cli_fail(err, errlen, "--igvm conflicts with -k/--kernel and -r/--initrd");
+	if (!cfg->kernel && !cfg->igvm)
 		return cli_fail(err, errlen,
-				"no guest to boot: give a kernel with -k/--kernel");
+				"no guest to boot: give a kernel with -k/--kernel or an --igvm file");
 	if (cfg->no_vmbus && !cfg->hv)
 		return cli_fail(err, errlen, "--no-vmbus needs --hv");
 	if (cfg->vmbus_max_version && !cfg->hv)

@@ -33,6 +33,7 @@ struct hvmm_config {
 	uint64_t memory;
 	const char *kernel;
 	const char *initrd;
+	const char *igvm;       /* --igvm FILE (then kernel and initrd are NULL) */
 	char *cmdline;          /* the -c strings joined with spaces (malloc'd) */
 	const char *com[CLI_NUM_COM]; /* serial specs; NULL = default */
 	struct guest_action reset_action, shutdown_action, crash_action;

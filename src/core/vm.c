@@ -108,6 +108,12 @@ static char *build_cmdline(const struct vm *vm, const struct hvmm_config *cfg)
 static int load_images(struct vm *vm)
 {
 	const struct hvmm_config *cfg = vm->cfg;
+	if (cfg->igvm) { /* the IGVM file's bytes stand in for the kernel's */
+		int ret = read_file(cfg->igvm, UINT32_MAX, &vm->kernel, &vm->kernel_len);
+		if (ret < 0)
+			log_error("cannot read IGVM file '%s': %s", cfg->igvm, file_error(ret));
+		return ret;
+	}
 	int ret = read_file(cfg->kernel, MAX_KERNEL_FILE, &vm->kernel, &vm->kernel_len);
 	if (ret < 0) {
 		log_error("cannot read kernel '%s': %s", cfg->kernel, file_error(ret));
@@ -431,7 +437,10 @@ static int setup_bsp(struct vm_vcpu *v, uint64_t entry)
 	int ret = vm->ops->vcpu_get_sregs(v->av, &s);
 	if (ret < 0)
 		return ret;
-	ret = linux_boot_setup_cpu(&vm->mem, entry, &r, &s);
+	if (vm->igvm.have_ctx)
+		igvm_native_to_regs(&vm->igvm.ctx, &r, &s);
+	else
+		ret = linux_boot_setup_cpu(&vm->mem, entry, &r, &s);
 	if (ret < 0)
 		return ret;
 	ret = vm->ops->vcpu_set_sregs(v->av, &s);
@@ -659,6 +668,8 @@ static void teardown(struct vm *vm)
 	memset(&vm->mmio, 0, sizeof(vm->mmio));
 }
 
+static int start_vcpus(struct vm *vm, uint64_t entry);
+
 static int build(struct vm *vm)
 {
 	const struct hvmm_config *cfg = vm->cfg;
@@ -732,6 +743,20 @@ static int build(struct vm *vm)
 		vm->config_error = true;
 		return ret;
 	}
+	if (cfg->igvm) {
+		struct igvm_load_config lc = {
+			.nvcpus = vm->nvcpus, .cmdline = vm->cmdline, .rsdp_gpa = rsdp,
+		};
+		ret = igvm_load(&vm->mem, vm->kernel, vm->kernel_len, &lc, &vm->igvm, err,
+				sizeof(err));
+		free_images(vm);
+		if (ret < 0) {
+			log_error("%s: %s", cfg->igvm, err);
+			vm->config_error = true;
+			return ret;
+		}
+		return start_vcpus(vm, 0);
+	}
 	struct linux_boot_config bc = {
 		.kernel = vm->kernel, .kernel_len = vm->kernel_len,
 		.initrd = vm->initrd, .initrd_len = vm->initrd_len,
@@ -753,6 +778,14 @@ static int build(struct vm *vm)
 		  bi.kernel_start, bi.kernel_end, bi.entry, bi.bzimage ? "bzImage" : "ELF",
 		  bi.kernel_compression, bi.from_cache ? " from cache" : "", bi.initrd_size, bi.initrd_compression, bi.initrd_gpa);
 
+	return start_vcpus(vm, bi.entry);
+}
+
+/* Creates the vCPU threads (the BSP entering at `entry`) and VMBus, then lets them run. */
+static int start_vcpus(struct vm *vm, uint64_t entry)
+{
+	const struct hvmm_config *cfg = vm->cfg;
+	int ret;
 	struct vm_vcpu *vcpus = calloc(vm->nvcpus, sizeof(*vm->vcpus));
 	if (!vcpus)
 		return -ENOMEM;
@@ -760,7 +793,7 @@ static int build(struct vm *vm)
 	vm->vcpus = vcpus;
 	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
-		ret = start_vcpu_thread(vm, i, bi.entry);
+		ret = start_vcpu_thread(vm, i, entry);
 		if (ret < 0) {
 			log_error("cannot create vCPU %u: %s", i, strerror(-ret));
 			return ret;

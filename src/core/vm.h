@@ -19,6 +19,7 @@
 #include "core/cli.h"
 #include "core/evloop.h"
 #include "core/gmem.h"
+#include "core/igvm_load.h"
 #include "core/irq.h"
 #include "core/iobus.h"
 #include "core/vmevent.h"
@@ -66,6 +67,7 @@ struct vm {
 	uint8_t *initrd;
 	size_t initrd_len;
 	char *cmdline;
+	struct igvm_boot igvm;  /* --igvm: the BSP's state from the file */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;

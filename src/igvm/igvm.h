@@ -209,11 +209,28 @@ void igvm_writer_free(struct igvm_writer *w);
  * COMMAND_LINE parameter, inserted there. The file is validated with
  * igvm_open; returns 0 and a malloc'd buffer, or -EINVAL/-ENOMEM with err.
  */
+#define IGVM_BUILD_MAX_PARAMS 16
+struct igvm_build_param {
+	uint32_t type;        /* IGVM_VHT_VP_COUNT_PARAMETER .. ENVIRONMENT_INFO */
+	uint64_t gpa;         /* where the area is inserted (4 KiB aligned) */
+	uint32_t pages;       /* area size in 4 KiB pages (0 = 1) */
+	const char *initial;  /* optional NUL-terminated initial text (command line) */
+};
 struct igvm_build_opts {
 	const uint8_t *elf;
 	size_t elf_len;
 	uint64_t pt_gpa, cmdline_gpa, rsp, rsi;
+	/* Extra parameter areas: one area per entry, usage at offset 0, inserted at gpa. */
+	struct igvm_build_param params[IGVM_BUILD_MAX_PARAMS];
+	unsigned nparams;
 };
+
+/* "vp_count" -> IGVM_VHT_VP_COUNT_PARAMETER etc. (names as in --param); 0 if unknown. */
+uint32_t igvm_param_type(const char *name);
+
+/* Appends the parameter areas of o->params (area indexes from first_index). */
+void igvm_build_params(struct igvm_writer *w, const struct igvm_build_param *p, unsigned n,
+		       uint32_t first_index);
 int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t *out_len,
 			  char *err, size_t errlen);
 

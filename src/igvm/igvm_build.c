@@ -89,6 +89,54 @@ static bool page_zero(const uint8_t *p)
 	return true;
 }
 
+static const struct { const char *name; uint32_t type; } param_names[] = {
+	{ "vp_count", IGVM_VHT_VP_COUNT_PARAMETER }, { "srat", IGVM_VHT_SRAT },
+	{ "madt", IGVM_VHT_MADT }, { "mmio_ranges", IGVM_VHT_MMIO_RANGES },
+	{ "memory_map", IGVM_VHT_MEMORY_MAP }, { "cmdline", IGVM_VHT_COMMAND_LINE },
+	{ "slit", IGVM_VHT_SLIT }, { "pptt", IGVM_VHT_PPTT },
+	{ "device_tree", IGVM_VHT_DEVICE_TREE },
+	{ "environment_info", IGVM_VHT_ENVIRONMENT_INFO_PARAMETER },
+};
+
+uint32_t igvm_param_type(const char *name)
+{
+	for (size_t i = 0; i < sizeof(param_names) / sizeof(param_names[0]); i++)
+		if (!strcmp(name, param_names[i].name))
+			return param_names[i].type;
+	return 0;
+}
+
+void igvm_build_params(struct igvm_writer *w, const struct igvm_build_param *p, unsigned n,
+		       uint32_t first_index)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t idx = first_index + i;
+		uint64_t size = (uint64_t)(p[i].pages ? p[i].pages : 1) * IGVM_PAGE_SIZE_4K;
+		struct igvm_vhs_parameter_area area = { .number_of_bytes = size,
+			.parameter_area_index = idx };
+		struct igvm_vhs_parameter use = { idx, 0 };
+		struct igvm_vhs_parameter_insert ins = { .gpa = p[i].gpa, .compatibility_mask = 1,
+			.parameter_area_index = idx };
+		/* Initial contents fill the whole area in the file (the reader's rule). */
+		size_t il = p[i].initial ? strlen(p[i].initial) + 1 : 0;
+		uint8_t *init = il && il <= size ? calloc(1, size) : NULL;
+		if (il && !init) {
+			w->oom = true; /* callers check il <= size; this is calloc failing */
+			continue;
+		}
+		if (init) {
+			memcpy(init, p[i].initial, il);
+			igvm_writer_header_data(w, IGVM_VHT_PARAMETER_AREA, &area, sizeof(area),
+						offsetof(struct igvm_vhs_parameter_area, file_offset),
+						init, size);
+			free(init);
+		} else
+			igvm_writer_header(w, IGVM_VHT_PARAMETER_AREA, &area, sizeof(area));
+		igvm_writer_header(w, p[i].type, &use, sizeof(use));
+		igvm_writer_header(w, IGVM_VHT_PARAMETER_INSERT, &ins, sizeof(ins));
+	}
+}
+
 int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t *out_len,
 			  char *err, size_t errlen)
 {
@@ -119,13 +167,10 @@ int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t
 		.platform_type = IGVM_PLATFORM_NATIVE, .platform_version = IGVM_PLATFORM_VERSION };
 	igvm_writer_header(&w, IGVM_VHT_SUPPORTED_PLATFORM, &plat, sizeof(plat));
 	if (o->cmdline_gpa) {
-		struct igvm_vhs_parameter_area area = { .number_of_bytes = IGVM_PAGE_SIZE_4K };
-		struct igvm_vhs_parameter use = { 0, 0 };
-		struct igvm_vhs_parameter_insert ins = { .gpa = o->cmdline_gpa, .compatibility_mask = 1 };
-		igvm_writer_header(&w, IGVM_VHT_PARAMETER_AREA, &area, sizeof(area));
-		igvm_writer_header(&w, IGVM_VHT_COMMAND_LINE, &use, sizeof(use));
-		igvm_writer_header(&w, IGVM_VHT_PARAMETER_INSERT, &ins, sizeof(ins));
+		struct igvm_build_param cl = { .type = IGVM_VHT_COMMAND_LINE, .gpa = o->cmdline_gpa };
+		igvm_build_params(&w, &cl, 1, 0);
 	}
+	igvm_build_params(&w, o->params, o->nparams < IGVM_BUILD_MAX_PARAMS ? o->nparams : 0, 1);
 	size_t off_field = offsetof(struct igvm_vhs_page_data, file_offset);
 	for (unsigned i = 0; i < PT_PAGES; i++) {
 		struct igvm_vhs_page_data pd = { .gpa = pt + i * IGVM_PAGE_SIZE_4K, .compatibility_mask = 1 };

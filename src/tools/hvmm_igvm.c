@@ -23,7 +23,7 @@ static void usage(FILE *out)
 		"usage: hvmm-igvm verify FILE   check FILE; exit 0 valid, 1 invalid, 2 error\n"
 		"       hvmm-igvm dump FILE     check FILE and print every header\n"
 		"       hvmm-igvm build -o OUT --elf FILE [--pt-gpa GPA] [--cmdline-gpa GPA]\n"
-		"                 [--rsp VALUE] [--rsi VALUE]\n"
+		"                 [--rsp VALUE] [--rsi VALUE] [--param NAME@GPA[:PAGES]]...\n"
 		"                               NATIVE x64 IGVM from a freestanding ELF64 payload\n"
 		"       hvmm-igvm --help\n");
 }
@@ -68,6 +68,43 @@ static int parse_u64(const char *flag, const char *s, uint64_t *v)
 	return 0;
 }
 
+/* NAME@GPA[:PAGES], e.g. memory_map@0x12000:2 */
+static int parse_param(const char *s, struct igvm_build_opts *o)
+{
+	char name[32];
+	const char *at = strchr(s, '@');
+	if (!at || (size_t)(at - s) >= sizeof(name)) {
+		fprintf(stderr, "hvmm-igvm: invalid --param '%s': expected NAME@GPA[:PAGES]\n", s);
+		return -1;
+	}
+	memcpy(name, s, (size_t)(at - s));
+	name[at - s] = 0;
+	struct igvm_build_param p = { .type = igvm_param_type(name) };
+	if (!p.type) {
+		fprintf(stderr, "hvmm-igvm: unknown parameter '%s' (vp_count, memory_map, cmdline, "
+			"mmio_ranges, madt, srat, slit, pptt, device_tree, environment_info)\n", name);
+		return -1;
+	}
+	char *end;
+	errno = 0;
+	p.gpa = strtoull(at + 1, &end, 0);
+	unsigned long pages = 1;
+	if (!errno && *end == ':')
+		pages = strtoul(end + 1, &end, 0);
+	if (errno || end == at + 1 || *end || pages == 0 || pages > 4096 || p.gpa & 0xfff) {
+		fprintf(stderr, "hvmm-igvm: invalid --param '%s': GPA must be 4 KiB aligned, "
+			"PAGES 1..4096\n", s);
+		return -1;
+	}
+	p.pages = (uint32_t)pages;
+	if (o->nparams >= IGVM_BUILD_MAX_PARAMS) {
+		fprintf(stderr, "hvmm-igvm: at most %u --param\n", IGVM_BUILD_MAX_PARAMS);
+		return -1;
+	}
+	o->params[o->nparams++] = p;
+	return 0;
+}
+
 static int cmd_build(int argc, char **argv)
 {
 	const char *out = NULL, *elf = NULL;
@@ -83,12 +120,15 @@ static int cmd_build(int argc, char **argv)
 			out = v;
 		else if (!strcmp(a, "--elf"))
 			elf = v;
-		else if ((!strcmp(a, "--pt-gpa") && parse_u64(a, v, &o.pt_gpa)) ||
+		else if (!strcmp(a, "--param")) {
+			if (parse_param(v, &o))
+				return 2;
+		} else if ((!strcmp(a, "--pt-gpa") && parse_u64(a, v, &o.pt_gpa)) ||
 			 (!strcmp(a, "--cmdline-gpa") && parse_u64(a, v, &o.cmdline_gpa)) ||
 			 (!strcmp(a, "--rsp") && parse_u64(a, v, &o.rsp)) ||
 			 (!strcmp(a, "--rsi") && parse_u64(a, v, &o.rsi)))
 			return 2;
-		else if (strcmp(a, "--pt-gpa") && strcmp(a, "--cmdline-gpa") && strcmp(a, "--rsp") &&
+		else if (strcmp(a, "--param") && strcmp(a, "--pt-gpa") && strcmp(a, "--cmdline-gpa") && strcmp(a, "--rsp") &&
 			 strcmp(a, "--rsi")) {
 			fprintf(stderr, "hvmm-igvm: unknown build option '%s'\n", a);
 			return 2;

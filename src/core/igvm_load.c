@@ -1,0 +1,423 @@
+/*
+ * IGVM loader (`hvmm --igvm FILE`), after the loading contract of
+ * ../shared/docs/igvm-and-vsm.md parts A and B (OpenVMM's vm/loader and
+ * openvmm_core's igvm.rs, read for facts only). Only the NATIVE platform is
+ * loaded: PAGE_DATA, PARAMETER_AREA + parameter usages + PARAMETER_INSERT,
+ * REQUIRED_MEMORY and the BSP's native x64 VP context. Parameters filled:
+ * VP_COUNT (u32), MEMORY_MAP (hvmm's e820 RAM ranges as 24-byte
+ * IGVM_VHS_MEMORY_MAP_ENTRY records, zero-terminated), MMIO_RANGES (the
+ * 32-bit hole; no high range), COMMAND_LINE (NUL-terminated; appended after
+ * any text the file put in the area), MADT/SRAT (copied from hvmm's own ACPI
+ * tables when present), ENVIRONMENT_INFO (0: memory not shared). SLIT, PPTT
+ * and DEVICE_TREE are left zero. Relocation headers are refused (not
+ * supported yet). Every GPA and size in the file is checked against guest
+ * RAM; errors are one line naming the header index.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/igvm_load.h"
+#include "igvm/igvm.h"
+#include "x86/linux_boot.h"
+
+#define MAX_AREAS 4096 /* parameter areas in one file */
+
+struct area {
+	uint32_t index;
+	uint64_t size;
+	uint8_t *buf;
+	bool inserted;
+};
+
+struct loader {
+	struct gmem *m;
+	const struct igvm_load_config *c;
+	struct area *areas;
+	size_t nareas;
+	uint64_t area_bytes;
+	char *err;
+	size_t errlen;
+};
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct loader *l, const struct igvm_hdr *h, const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (h)
+		snprintf(l->err, l->errlen, "IGVM header %u (%s): %s", h->index,
+			 igvm_type_name(h->type), msg);
+	else
+		snprintf(l->err, l->errlen, "IGVM file: %s", msg);
+	return -EINVAL;
+}
+
+static struct area *find_area(struct loader *l, uint32_t index)
+{
+	for (size_t i = 0; i < l->nareas; i++)
+		if (l->areas[i].index == index)
+			return &l->areas[i];
+	return NULL;
+}
+
+static int page_data(struct loader *l, const struct igvm_hdr *h)
+{
+	uint64_t size = h->u.page.flags & IGVM_PAGE_DATA_FLAG_IS_2MB_PAGE ? IGVM_PAGE_SIZE_2M
+									 : IGVM_PAGE_SIZE_4K;
+	uint8_t *p = gmem_map(l->m, h->u.page.gpa, size);
+	if (!p)
+		return fail(l, h, "page 0x%llx-0x%llx is not guest RAM (give more memory with -m?)",
+			    (unsigned long long)h->u.page.gpa,
+			    (unsigned long long)(h->u.page.gpa + size - 1));
+	if (h->data_len > size)
+		return fail(l, h, "%llu bytes of data for a %llu-byte page",
+			    (unsigned long long)h->data_len, (unsigned long long)size);
+	uint64_t n = h->data ? h->data_len : 0;
+	if (n)
+		memcpy(p, h->data, n);
+	memset(p + n, 0, size - n);
+	return 0;
+}
+
+static int param_area(struct loader *l, const struct igvm_hdr *h)
+{
+	uint64_t size = h->u.area.size;
+	if (l->nareas >= MAX_AREAS)
+		return fail(l, h, "more than %u parameter areas", MAX_AREAS);
+	if (size == 0 || size > l->m->size || l->area_bytes + size > l->m->size)
+		return fail(l, h, "parameter area of %llu bytes larger than guest RAM",
+			    (unsigned long long)size);
+	if (find_area(l, h->u.area.index))
+		return fail(l, h, "parameter area %u allocated twice", h->u.area.index);
+	uint8_t *buf = calloc(1, size);
+	if (!buf)
+		return -ENOMEM;
+	if (h->data && h->data_len)
+		memcpy(buf, h->data, h->data_len < size ? h->data_len : size);
+	l->areas[l->nareas++] = (struct area){ h->u.area.index, size, buf, false };
+	l->area_bytes += size;
+	return 0;
+}
+
+/* The bytes [off, off+len) of the area a usage names, or NULL after fail(). */
+static uint8_t *param_slot(struct loader *l, const struct igvm_hdr *h, uint64_t len, int *ret)
+{
+	struct area *a = find_area(l, h->u.param.index);
+	if (!a || a->inserted) {
+		*ret = fail(l, h, "parameter area %u is not allocated", h->u.param.index);
+		return NULL;
+	}
+	uint64_t off = h->u.param.offset;
+	if (off > a->size || len > a->size - off) {
+		*ret = fail(l, h, "%llu bytes at offset %llu do not fit parameter area %u (%llu bytes)",
+			    (unsigned long long)len, (unsigned long long)off, a->index,
+			    (unsigned long long)a->size);
+		return NULL;
+	}
+	return a->buf + off;
+}
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static int param_memory_map(struct loader *l, const struct igvm_hdr *h)
+{
+	struct e820_entry e[E820_MAX_ENTRIES];
+	unsigned n = e820_build(l->m, e, E820_MAX_ENTRIES), k = 0;
+	uint8_t rec[E820_MAX_ENTRIES][sizeof(struct igvm_vhs_memory_map_entry)];
+	memset(rec, 0, sizeof(rec));
+	for (unsigned i = 0; i < n; i++) {
+		if (e[i].type != E820_RAM)
+			continue;
+		uint64_t first = (e[i].addr + IGVM_PAGE_SIZE_4K - 1) / IGVM_PAGE_SIZE_4K;
+		uint64_t end = (e[i].addr + e[i].size) / IGVM_PAGE_SIZE_4K;
+		if (end <= first)
+			continue;
+		put_le(rec[k], first, 8);
+		put_le(rec[k] + 8, end - first, 8);
+		put_le(rec[k] + 16, IGVM_MEMORY_MAP_ENTRY_TYPE_MEMORY, 2);
+		k++;
+	}
+	/* k entries and the zero terminator. */
+	int ret = 0;
+	uint8_t *p = param_slot(l, h, (uint64_t)(k + 1) * sizeof(rec[0]), &ret);
+	if (!p)
+		return ret;
+	memcpy(p, rec, k * sizeof(rec[0]));
+	memset(p + k * sizeof(rec[0]), 0, sizeof(rec[0]));
+	return 0;
+}
+
+static int param_cmdline(struct loader *l, const struct igvm_hdr *h)
+{
+	const char *s = l->c->cmdline ? l->c->cmdline : "";
+	struct area *a = find_area(l, h->u.param.index);
+	uint64_t off = h->u.param.offset;
+	/* Text the file put there comes first (hvmm-igvm build --cmdline). */
+	size_t have = 0;
+	if (a && !a->inserted && off < a->size) {
+		const uint8_t *q = a->buf + off;
+		while (have < a->size - off && q[have])
+			have++;
+		if (have == a->size - off)
+			have = 0; /* no NUL: not a string, overwrite */
+	}
+	size_t sep = have && *s ? 1 : 0;
+	int ret = 0;
+	uint8_t *p = param_slot(l, h, have + sep + strlen(s) + 1, &ret);
+	if (!p)
+		return ret;
+	if (sep)
+		p[have] = ' ';
+	memcpy(p + have + sep, s, strlen(s) + 1);
+	return 0;
+}
+
+/* Copies hvmm's ACPI table `sig` (found through the RSDP's XSDT) to *out. */
+static int acpi_find(struct gmem *m, uint64_t rsdp, const char sig[4], uint8_t **out,
+		     uint32_t *len)
+{
+	uint8_t r[36];
+	if (!rsdp || gmem_read(m, rsdp, r, sizeof(r)) || memcmp(r, "RSD PTR ", 8) || r[15] < 2)
+		return -ENOENT;
+	uint64_t xsdt = 0;
+	memcpy(&xsdt, r + 24, 8);
+	uint8_t hdr[36];
+	if (gmem_read(m, xsdt, hdr, sizeof(hdr)) || memcmp(hdr, "XSDT", 4))
+		return -ENOENT;
+	uint32_t xlen;
+	memcpy(&xlen, hdr + 4, 4);
+	for (uint32_t off = 36; xlen <= 4096 && off + 8 <= xlen; off += 8) {
+		uint64_t t = 0;
+		uint8_t th[8];
+		if (gmem_read(m, xsdt + off, &t, 8) || gmem_read(m, t, th, 8) || memcmp(th, sig, 4))
+			continue;
+		uint32_t tl;
+		memcpy(&tl, th + 4, 4);
+		uint8_t *p = tl >= 36 && tl <= 65536 ? gmem_map(m, t, tl) : NULL;
+		if (!p)
+			return -ENOENT;
+		*out = p;
+		*len = tl;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int param_acpi(struct loader *l, const struct igvm_hdr *h, const char sig[4])
+{
+	uint8_t *t;
+	uint32_t tl;
+	if (acpi_find(l->m, l->c->rsdp_gpa, sig, &t, &tl))
+		return 0; /* hvmm has no such table: the parameter stays zero */
+	int ret = 0;
+	uint8_t *p = param_slot(l, h, tl, &ret);
+	if (!p)
+		return ret;
+	memcpy(p, t, tl);
+	return 0;
+}
+
+static int parameter(struct loader *l, const struct igvm_hdr *h)
+{
+	int ret = 0;
+	uint8_t *p;
+	switch (h->type) {
+	case IGVM_VHT_VP_COUNT_PARAMETER:
+		if (!(p = param_slot(l, h, 4, &ret)))
+			return ret;
+		put_le(p, l->c->nvcpus, 4);
+		return 0;
+	case IGVM_VHT_ENVIRONMENT_INFO_PARAMETER:
+		if (!(p = param_slot(l, h, 4, &ret)))
+			return ret;
+		put_le(p, 0, 4);
+		return 0;
+	case IGVM_VHT_MMIO_RANGES:
+		if (!(p = param_slot(l, h, 2 * sizeof(struct igvm_vhs_memory_range), &ret)))
+			return ret;
+		memset(p, 0, 2 * sizeof(struct igvm_vhs_memory_range));
+		put_le(p, GMEM_MMIO_HOLE_START / IGVM_PAGE_SIZE_4K, 8);
+		put_le(p + 8, (GMEM_4G - GMEM_MMIO_HOLE_START) / IGVM_PAGE_SIZE_4K, 8);
+		return 0;
+	case IGVM_VHT_MEMORY_MAP:
+		return param_memory_map(l, h);
+	case IGVM_VHT_COMMAND_LINE:
+		return param_cmdline(l, h);
+	case IGVM_VHT_MADT:
+		return param_acpi(l, h, "APIC");
+	case IGVM_VHT_SRAT:
+		return param_acpi(l, h, "SRAT");
+	default: /* SLIT, PPTT, DEVICE_TREE: left zero (the usage is still checked) */
+		return param_slot(l, h, 0, &ret) ? 0 : ret;
+	}
+}
+
+static int param_insert(struct loader *l, const struct igvm_hdr *h)
+{
+	struct area *a = find_area(l, h->u.insert.index);
+	if (!a || a->inserted)
+		return fail(l, h, "parameter area %u is not allocated", h->u.insert.index);
+	uint8_t *p = gmem_map(l->m, h->u.insert.gpa, a->size);
+	if (!p)
+		return fail(l, h, "parameter area %u (%llu bytes) at 0x%llx is not guest RAM",
+			    a->index, (unsigned long long)a->size, (unsigned long long)h->u.insert.gpa);
+	memcpy(p, a->buf, a->size);
+	a->inserted = true;
+	free(a->buf);
+	a->buf = NULL;
+	return 0;
+}
+
+static int vp_context(struct loader *l, const struct igvm_hdr *h, struct igvm_boot *b)
+{
+	if (h->u.vp.kind != IGVM_VP_NATIVE_X64)
+		return fail(l, h, "only native x64 VP contexts are supported");
+	if (h->u.vp.vp_index != 0)
+		return fail(l, h, "VP context for VP %u: only the BSP (VP 0) can be set",
+			    h->u.vp.vp_index);
+	if (b->have_ctx)
+		return fail(l, h, "second VP context for VP 0");
+	igvm_native_ctx_get(h, &b->ctx);
+	b->have_ctx = true;
+	return 0;
+}
+
+static int apply(struct loader *l, const struct igvm_hdr *h, struct igvm_boot *b)
+{
+	switch (h->type) {
+	case IGVM_VHT_SUPPORTED_PLATFORM:
+	case IGVM_VHT_GUEST_POLICY:
+	case IGVM_VHT_SNP_ID_BLOCK:
+	case IGVM_VHT_VBS_MEASUREMENT:
+	case IGVM_VHT_CORIM_DOCUMENT:
+	case IGVM_VHT_CORIM_SIGNATURE:
+	case IGVM_VHT_ERROR_RANGE:
+		return 0; /* nothing to load for a non-isolated VM */
+	case IGVM_VHT_RELOCATABLE_REGION:
+	case IGVM_VHT_PAGE_TABLE_RELOCATION_REGION:
+		return fail(l, h, "relocation is not supported yet");
+	case IGVM_VHT_PAGE_DATA:
+		return page_data(l, h);
+	case IGVM_VHT_PARAMETER_AREA:
+		return param_area(l, h);
+	case IGVM_VHT_PARAMETER_INSERT:
+		return param_insert(l, h);
+	case IGVM_VHT_VP_CONTEXT:
+		return vp_context(l, h, b);
+	case IGVM_VHT_REQUIRED_MEMORY:
+		if (!gmem_map(l->m, h->u.mem.gpa, h->u.mem.size ? h->u.mem.size : 1))
+			return fail(l, h, "needs RAM at 0x%llx-0x%llx (give more memory with -m)",
+				    (unsigned long long)h->u.mem.gpa,
+				    (unsigned long long)(h->u.mem.gpa + h->u.mem.size - 1));
+		return 0;
+	case IGVM_VHT_VP_COUNT_PARAMETER: case IGVM_VHT_SRAT: case IGVM_VHT_MADT:
+	case IGVM_VHT_MMIO_RANGES: case IGVM_VHT_MEMORY_MAP: case IGVM_VHT_COMMAND_LINE:
+	case IGVM_VHT_SLIT: case IGVM_VHT_PPTT: case IGVM_VHT_DEVICE_TREE:
+	case IGVM_VHT_ENVIRONMENT_INFO_PARAMETER:
+		return parameter(l, h);
+	default:
+		return fail(l, h, "not supported for the NATIVE platform");
+	}
+}
+
+/* "NATIVE, VSM_ISOLATION" */
+static void platform_list(const struct igvm_file *f, char *s, size_t n)
+{
+	s[0] = 0;
+	for (uint32_t i = 0; i < f->n_platforms; i++)
+		snprintf(s + strlen(s), n - strlen(s), "%s%s", i ? ", " : "",
+			 igvm_platform_name(f->platforms[i].type));
+}
+
+int igvm_load(struct gmem *m, const uint8_t *buf, size_t len, const struct igvm_load_config *c,
+	      struct igvm_boot *b, char *err, size_t errlen)
+{
+	memset(b, 0, sizeof(*b));
+	struct igvm_file f;
+	char why[200];
+	int ret = igvm_open(&f, buf, len, why, sizeof(why));
+	if (ret) {
+		snprintf(err, errlen, "invalid IGVM file: %s", why);
+		return ret;
+	}
+	struct loader l = { .m = m, .c = c, .err = err, .errlen = errlen };
+	if (f.arch != IGVM_ARCH_X64)
+		return fail(&l, NULL, "not an x64 file");
+	uint32_t mask = igvm_platform_mask(&f, c->vtl2 ? IGVM_PLATFORM_VSM_ISOLATION
+							: IGVM_PLATFORM_NATIVE);
+	char plats[128];
+	platform_list(&f, plats, sizeof(plats));
+	if (c->vtl2)
+		return fail(&l, NULL, "VSM_ISOLATION (--vtl2) loading is not supported yet");
+	if (!mask) {
+		bool vsm = igvm_platform_mask(&f, IGVM_PLATFORM_VSM_ISOLATION) != 0;
+		return fail(&l, NULL, "no NATIVE platform (the file has %s)%s", plats,
+			    vsm ? "; VSM_ISOLATION needs --vtl2" : "");
+	}
+	l.areas = calloc(MAX_AREAS, sizeof(*l.areas));
+	if (!l.areas) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	struct igvm_iter it = { 0 };
+	struct igvm_hdr h;
+	while (igvm_next(&f, &it, &h)) {
+		if (!igvm_hdr_applies(&h, mask))
+			continue;
+		ret = apply(&l, &h, b);
+		if (ret == -ENOMEM)
+			snprintf(err, errlen, "out of memory loading IGVM header %u", h.index);
+		if (ret)
+			break;
+	}
+	if (!ret && !b->have_ctx)
+		ret = fail(&l, NULL, "no VP context for the BSP on the NATIVE platform");
+	for (size_t i = 0; i < l.nareas; i++)
+		free(l.areas[i].buf);
+	free(l.areas);
+	return ret;
+}
+
+/* Access rights as IGVM stores them (VMX layout) into hvmm's segment. */
+static struct x86_segment seg(uint16_t sel, uint16_t attr, uint64_t base, uint32_t limit)
+{
+	return (struct x86_segment){
+		.base = base, .limit = limit, .selector = sel,
+		.type = attr & 0xf, .s = (attr >> 4) & 1, .dpl = (attr >> 5) & 3,
+		.present = (attr >> 7) & 1, .avl = (attr >> 12) & 1, .l = (attr >> 13) & 1,
+		.db = (attr >> 14) & 1, .g = (attr >> 15) & 1, .unusable = !((attr >> 7) & 1),
+	};
+}
+
+void igvm_native_to_regs(const struct igvm_native_vp_context_x64 *c, struct x86_regs *r,
+			 struct x86_sregs *s)
+{
+	*r = (struct x86_regs){
+		.rax = c->rax, .rbx = c->rbx, .rcx = c->rcx, .rdx = c->rdx,
+		.rsi = c->rsi, .rdi = c->rdi, .rsp = c->rsp, .rbp = c->rbp,
+		.r8 = c->r8, .r9 = c->r9, .r10 = c->r10, .r11 = c->r11,
+		.r12 = c->r12, .r13 = c->r13, .r14 = c->r14, .r15 = c->r15,
+		.rip = c->rip, .rflags = c->rflags | 0x2, /* bit 1 is always set */
+	};
+	s->cs = seg(c->code_selector, c->code_attributes, c->code_base, c->code_limit);
+	s->ds = s->es = s->fs = s->ss =
+		seg(c->data_selector, c->data_attributes, c->data_base, c->data_limit);
+	s->gs = s->ds;
+	s->gs.base = c->gs_base;
+	s->gdt = (struct x86_dtable){ c->gdtr_base, c->gdtr_limit };
+	s->idt = (struct x86_dtable){ c->idtr_base, c->idtr_limit };
+	s->cr0 = c->cr0;
+	s->cr3 = c->cr3;
+	s->cr4 = c->cr4;
+	s->efer = c->efer;
+}

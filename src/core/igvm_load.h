@@ -1,0 +1,55 @@
+/*
+ * IGVM loader (`hvmm --igvm FILE`): loads a validated IGVM file into guest
+ * RAM the way OpenVMM's loader does for a NATIVE platform (the contract in
+ * ../shared/docs/igvm-and-vsm.md parts A and B): directives are applied in
+ * file order for one platform's compatibility mask; PAGE_DATA is copied (or
+ * zeroed) at its GPA, PARAMETER_AREA buffers are filled from the VM's
+ * configuration by the parameter directives and copied in by
+ * PARAMETER_INSERT, REQUIRED_MEMORY must be RAM, and the BSP's native x64
+ * VP context becomes its initial register state. The file is user input:
+ * every GPA and size is checked against guest RAM and errors are one line
+ * naming the header index.
+ */
+#ifndef HVMM_CORE_IGVM_LOAD_H
+#define HVMM_CORE_IGVM_LOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/gmem.h"
+#include "igvm/igvm_defs.h"
+#include "x86/regs.h"
+
+enum igvm_personality { IGVM_PERSONALITY_LINUX_DIRECT, IGVM_PERSONALITY_UEFI };
+
+struct igvm_load_config {
+	unsigned nvcpus;      /* VP_COUNT */
+	const char *cmdline;  /* COMMAND_LINE (NULL = empty) */
+	uint64_t rsdp_gpa;    /* hvmm's ACPI tables (MADT/SRAT copied from them); 0 = none */
+	bool vtl2;            /* pick VSM_ISOLATION instead of NATIVE (not supported yet) */
+};
+
+/* The BSP's initial state from the file's VP context. */
+struct igvm_boot {
+	bool have_ctx;
+	struct igvm_native_vp_context_x64 ctx;
+};
+
+/*
+ * Load buf[0..len) into m. Returns 0 and fills *b, or -EINVAL (bad or
+ * unsupported file, does not fit the VM) / -ENOMEM with one line in err.
+ * Guest RAM outside the file's pages is not touched.
+ */
+int igvm_load(struct gmem *m, const uint8_t *buf, size_t len, const struct igvm_load_config *c,
+	      struct igvm_boot *b, char *err, size_t errlen);
+
+/*
+ * Apply a native VP context to register state: general registers are
+ * replaced, segments/descriptor tables/control registers/EFER overwritten in
+ * *s (TR and LDT are left as the caller read them from the vCPU).
+ */
+void igvm_native_to_regs(const struct igvm_native_vp_context_x64 *c, struct x86_regs *r,
+			 struct x86_sregs *s);
+
+#endif
