@@ -1,0 +1,281 @@
+/*
+ * Unit tests for the IGVM loader (src/core/igvm_load.c) against fake guest
+ * RAM: a NATIVE file built with the writer loads its pages (data and zero
+ * pages, nothing else touched), fills VP_COUNT, MEMORY_MAP (hvmm's e820 RAM
+ * in 24-byte entries), MMIO_RANGES, COMMAND_LINE (appended to the file's
+ * text) and inserts them, and hands back the BSP's native context, which
+ * converts to the segment/control register state a 64-bit entry needs.
+ * Every file that does not fit the VM is a one-line error naming the header
+ * index: pages, inserts and required memory past RAM, a command line larger
+ * than its area, VSM-only files, missing or non-BSP VP contexts.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/igvm_load.h"
+#include "igvm/igvm.h"
+
+#define PG 4096u
+#define RAM (8u << 20)
+
+static uint8_t *ram;
+static struct gmem mem;
+
+static int setup(void **state)
+{
+	(void)state;
+	ram = malloc(RAM);
+	memset(ram, 0xcc, RAM);
+	gmem_init_fake(&mem, ram, RAM);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	free(ram);
+	return 0;
+}
+
+#define HDR(w, type, ...) do { __typeof__(__VA_ARGS__) p_ = __VA_ARGS__; \
+	igvm_writer_header(w, type, &p_, sizeof(p_)); } while (0)
+
+static void plat(struct igvm_writer *w, uint8_t type)
+{
+	HDR(w, IGVM_VHT_SUPPORTED_PLATFORM, (struct igvm_vhs_supported_platform){
+		.compatibility_mask = 1, .platform_type = type, .platform_version = 1,
+		.highest_vtl = type == IGVM_PLATFORM_VSM_ISOLATION ? 2 : 0 });
+}
+
+static void page(struct igvm_writer *w, uint64_t gpa, const void *data)
+{
+	struct igvm_vhs_page_data p = { .gpa = gpa, .compatibility_mask = 1 };
+	if (data)
+		igvm_writer_header_data(w, IGVM_VHT_PAGE_DATA, &p, sizeof(p),
+					offsetof(struct igvm_vhs_page_data, file_offset), data, PG);
+	else
+		igvm_writer_header(w, IGVM_VHT_PAGE_DATA, &p, sizeof(p));
+}
+
+static void vp(struct igvm_writer *w, uint16_t index)
+{
+	static uint8_t ctx[PG];
+	struct igvm_native_vp_context_x64 c = {
+		.rip = 0x123456, .rsp = 0x8000, .rsi = 0x7000, .rflags = 0,
+		.gdtr_base = 0x6000, .gdtr_limit = 0x1f,
+		.code_selector = 0x10, .code_attributes = 0xa09b, .code_limit = 0xffffffff,
+		.data_selector = 0x18, .data_attributes = 0xc093, .data_limit = 0xffffffff,
+		.gs_base = 0xabc000, .cr0 = 0x80050033, .cr3 = 0x1000, .cr4 = 0x6a0, .efer = 0x500,
+	};
+	memcpy(ctx, &c, sizeof(c));
+	struct igvm_vhs_vp_context h = { .compatibility_mask = 1, .vp_index = index };
+	igvm_writer_header_data(w, IGVM_VHT_VP_CONTEXT, &h, sizeof(h),
+				offsetof(struct igvm_vhs_vp_context, file_offset), ctx, PG);
+}
+
+static int load(struct igvm_writer *w, const char *cmdline, struct igvm_boot *b, char *err,
+		size_t errlen)
+{
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(igvm_writer_finish(w, &buf, &len), 0);
+	igvm_writer_free(w);
+	struct igvm_load_config c = { .nvcpus = 3, .cmdline = cmdline };
+	err[0] = 0;
+	int r = igvm_load(&mem, buf, len, &c, b, err, errlen);
+	free(buf);
+	if (r)
+		assert_null(strchr(err, '\n'));
+	return r;
+}
+
+static uint64_t rd64(uint64_t gpa)
+{
+	uint64_t v;
+	memcpy(&v, ram + gpa, 8);
+	return v;
+}
+
+static void test_load(void **state)
+{
+	(void)state;
+	static uint8_t data[PG];
+	memset(data, 'A', PG);
+	char initial[PG] = "console=ttyS0";
+	struct igvm_writer w;
+	igvm_writer_init(&w, IGVM_FORMAT_VERSION_1, IGVM_ARCH_X64);
+	plat(&w, IGVM_PLATFORM_NATIVE);
+	uint32_t types[] = { IGVM_VHT_VP_COUNT_PARAMETER, IGVM_VHT_MEMORY_MAP,
+			     IGVM_VHT_COMMAND_LINE, IGVM_VHT_MMIO_RANGES };
+	for (uint32_t i = 0; i < 4; i++) {
+		struct igvm_vhs_parameter_area a = { .number_of_bytes = PG, .parameter_area_index = i };
+		if (types[i] == IGVM_VHT_COMMAND_LINE)
+			igvm_writer_header_data(&w, IGVM_VHT_PARAMETER_AREA, &a, sizeof(a),
+						offsetof(struct igvm_vhs_parameter_area, file_offset),
+						initial, PG);
+		else
+			igvm_writer_header(&w, IGVM_VHT_PARAMETER_AREA, &a, sizeof(a));
+		HDR(&w, types[i], (struct igvm_vhs_parameter){ i, 0 });
+		HDR(&w, IGVM_VHT_PARAMETER_INSERT, (struct igvm_vhs_parameter_insert){
+			.gpa = 0x10000 + PG * i, .compatibility_mask = 1, .parameter_area_index = i });
+	}
+	HDR(&w, IGVM_VHT_REQUIRED_MEMORY, (struct igvm_vhs_required_memory){
+		.gpa = 0, .compatibility_mask = 1, .number_of_bytes = 0x100000 });
+	page(&w, 0x3000, data);
+	page(&w, 0x4000, NULL);
+	vp(&w, 0);
+	struct igvm_boot b;
+	char err[256];
+	assert_int_equal(load(&w, "hello", &b, err, sizeof(err)), 0);
+
+	uint32_t n;
+	memcpy(&n, ram + 0x10000, 4);
+	assert_int_equal(n, 3);
+	/* e820 of 8 MiB: 0-0x9fc00 and 1 MiB-8 MiB, then the zero terminator. */
+	assert_int_equal(rd64(0x11000), 0);
+	assert_int_equal(rd64(0x11008), 0x9f);
+	assert_int_equal(ram[0x11010], IGVM_MEMORY_MAP_ENTRY_TYPE_MEMORY);
+	assert_int_equal(rd64(0x11018), 0x100);
+	assert_int_equal(rd64(0x11020), 0x700);
+	assert_int_equal(rd64(0x11038), 0);
+	assert_string_equal((char *)ram + 0x12000, "console=ttyS0 hello");
+	assert_int_equal(rd64(0x13000), 0xc0000);
+	assert_int_equal(rd64(0x13008), 0x40000);
+	assert_int_equal(rd64(0x13010), 0);
+	for (unsigned i = 0; i < PG; i++) {
+		assert_int_equal(ram[0x3000 + i], 'A');
+		assert_int_equal(ram[0x4000 + i], 0);
+		assert_int_equal(ram[0x5000 + i], 0xcc); /* untouched */
+	}
+
+	assert_true(b.have_ctx);
+	struct x86_regs r;
+	struct x86_sregs s = { .tr = { .selector = 0x28, .type = 11, .present = 1 } };
+	igvm_native_to_regs(&b.ctx, &r, &s);
+	assert_int_equal(r.rip, 0x123456);
+	assert_int_equal(r.rsi, 0x7000);
+	assert_int_equal(r.rsp, 0x8000);
+	assert_int_equal(r.rflags, 0x2);
+	assert_int_equal(s.cs.selector, 0x10);
+	assert_int_equal(s.cs.type, 0xb);
+	assert_true(s.cs.l && s.cs.s && s.cs.present && s.cs.g && !s.cs.db && !s.cs.unusable);
+	assert_int_equal(s.ss.selector, 0x18);
+	assert_true(s.ds.db && !s.ds.l && s.ds.present && s.ds.type == 3);
+	assert_int_equal(s.gs.base, 0xabc000);
+	assert_int_equal(s.fs.base, 0);
+	assert_int_equal(s.gdt.base, 0x6000);
+	assert_int_equal(s.gdt.limit, 0x1f);
+	assert_int_equal(s.cr0, 0x80050033);
+	assert_int_equal(s.cr3, 0x1000);
+	assert_int_equal(s.cr4, 0x6a0);
+	assert_int_equal(s.efer, 0x500);
+	assert_int_equal(s.tr.selector, 0x28); /* left alone */
+}
+
+/* A NATIVE file with one bad directive after a good page, expecting `want` in err. */
+enum bad { PAGE_PAST_RAM, INSERT_PAST_RAM, REQUIRED_PAST_RAM, CMDLINE_TOO_LONG, NO_VP,
+	   VP_NOT_BSP, VSM_ONLY };
+
+static void expect_bad(enum bad kind, const char *want)
+{
+	static char longline[PG + 10];
+	memset(longline, 'x', PG + 1);
+	struct igvm_writer w;
+	igvm_writer_init(&w, IGVM_FORMAT_VERSION_1, IGVM_ARCH_X64);
+	static const uint8_t one[PG] = { 1 };
+	plat(&w, kind == VSM_ONLY ? IGVM_PLATFORM_VSM_ISOLATION : IGVM_PLATFORM_NATIVE);
+	page(&w, 0x3000, one); /* a file needs some file data */
+	switch (kind) {
+	case PAGE_PAST_RAM:
+		page(&w, RAM, NULL);
+		break;
+	case INSERT_PAST_RAM:
+	case CMDLINE_TOO_LONG:
+		HDR(&w, IGVM_VHT_PARAMETER_AREA, (struct igvm_vhs_parameter_area){ .number_of_bytes = PG });
+		HDR(&w, IGVM_VHT_COMMAND_LINE, (struct igvm_vhs_parameter){ 0, 0 });
+		HDR(&w, IGVM_VHT_PARAMETER_INSERT, (struct igvm_vhs_parameter_insert){
+			.gpa = kind == INSERT_PAST_RAM ? RAM : 0x10000,
+			.compatibility_mask = 1 });
+		break;
+	case REQUIRED_PAST_RAM:
+		HDR(&w, IGVM_VHT_REQUIRED_MEMORY, (struct igvm_vhs_required_memory){
+			.gpa = RAM - PG, .compatibility_mask = 1, .number_of_bytes = 2 * PG });
+		break;
+	default:
+		break;
+	}
+	if (kind == VP_NOT_BSP)
+		vp(&w, 1);
+	else if (kind != NO_VP && kind != VSM_ONLY)
+		vp(&w, 0);
+	struct igvm_boot b;
+	char err[256];
+	int r = load(&w, kind == CMDLINE_TOO_LONG ? longline : "x", &b, err, sizeof(err));
+	assert_int_equal(r, -EINVAL);
+	if (!strstr(err, want))
+		fail_msg("error \"%s\" lacks \"%s\"", err, want);
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	expect_bad(PAGE_PAST_RAM, "IGVM header 2 (IGVM_VHT_PAGE_DATA): page 0x800000-0x800fff is not guest RAM");
+	expect_bad(INSERT_PAST_RAM, "IGVM header 4 (IGVM_VHT_PARAMETER_INSERT): parameter area 0");
+	expect_bad(REQUIRED_PAST_RAM, "IGVM header 2 (IGVM_VHT_REQUIRED_MEMORY): needs RAM at 0x7ff000-0x800fff");
+	expect_bad(CMDLINE_TOO_LONG, "IGVM header 3 (IGVM_VHT_COMMAND_LINE): 4098 bytes at offset 0 do not fit");
+	expect_bad(NO_VP, "no VP context for the BSP");
+	expect_bad(VP_NOT_BSP, "IGVM header 2 (IGVM_VHT_VP_CONTEXT): VP context for VP 1");
+	expect_bad(VSM_ONLY, "no NATIVE platform (the file has VSM_ISOLATION); VSM_ISOLATION needs --vtl2");
+}
+
+/* Truncations and byte flips of a good file never crash the loader. */
+static void test_hostile(void **state)
+{
+	(void)state;
+	struct igvm_writer w;
+	igvm_writer_init(&w, IGVM_FORMAT_VERSION_1, IGVM_ARCH_X64);
+	plat(&w, IGVM_PLATFORM_NATIVE);
+	HDR(&w, IGVM_VHT_PARAMETER_AREA, (struct igvm_vhs_parameter_area){ .number_of_bytes = PG });
+	HDR(&w, IGVM_VHT_MEMORY_MAP, (struct igvm_vhs_parameter){ 0, 0 });
+	HDR(&w, IGVM_VHT_PARAMETER_INSERT, (struct igvm_vhs_parameter_insert){
+		.gpa = 0x10000, .compatibility_mask = 1 });
+	page(&w, 0x3000, NULL);
+	vp(&w, 0);
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(igvm_writer_finish(&w, &buf, &len), 0);
+	igvm_writer_free(&w);
+	struct igvm_load_config c = { .nvcpus = 1 };
+	struct igvm_boot b;
+	char err[256];
+	assert_int_equal(igvm_load(&mem, buf, len, &c, &b, err, sizeof(err)), 0);
+	for (size_t n = 0; n < len; n += 7)
+		assert_int_not_equal(igvm_load(&mem, buf, n, &c, &b, err, sizeof(err)), 0);
+	srand(7);
+	for (int i = 0; i < 2000; i++) {
+		uint8_t *m = malloc(len);
+		memcpy(m, buf, len);
+		m[(size_t)rand() % len] ^= (uint8_t)(1u << (rand() % 8));
+		igvm_load(&mem, m, len, &c, &b, err, sizeof(err));
+		free(m);
+	}
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_hostile),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
