@@ -16,7 +16,10 @@
 #      HVMM_GUEST_TOOLS (host programs to add, space-separated, e.g.
 #      "hv_kvp_daemon mke2fs iperf3": each is copied to the same path with
 #      the shared libraries and loader it needs; the default is none, so the
-#      plain image stays small for the many boots that need only busybox).
+#      plain image stays small for the many boots that need only busybox),
+#      HVMM_GUEST_AGENT (a static hvmm-agent to install as /usr/sbin/hvmm-agent,
+#      which /init starts on Hyper-V; default build/src/agent/hvmm-agent when
+#      that exists and is static; "none" leaves it out).
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -28,6 +31,7 @@ UDHCPC_SCRIPT="$ROOT/scripts/guest/udhcpc.script"
 BUSYBOX=${HVMM_BUSYBOX:-/bin/busybox}
 COMPRESS=${HVMM_INITRD_COMPRESS:-gzip}
 read -r -a TOOLS <<<"${HVMM_GUEST_TOOLS:-}"
+AGENT=${HVMM_GUEST_AGENT:-$ROOT/build/src/agent/hvmm-agent}
 
 [[ $# -ge 1 && $# -le 2 ]] || die "usage: $PROG OUT.img [KERNEL_MODULES_DIR]"
 OUT=$(realpath -m "$1")
@@ -200,6 +204,7 @@ populate() {
         >"$stage/etc/os-release"
     [[ -z $MODDIR ]] || install_modules "$stage"
     [[ ${#TOOLS[@]} -eq 0 ]] || install_tools "$stage"
+    [[ -z $AGENT ]] || install -s -m 0755 "$AGENT" "$stage/usr/sbin/hvmm-agent"
 }
 
 write_cpio() {
@@ -225,6 +230,16 @@ if [[ ${#TOOLS[@]} -gt 0 ]]; then
     resolve_tools
     inputs+=("tools=${TOOLS[*]} $(tool_files | xargs -r sha256sum | sha256sum)")
 fi
+# The agent must run without a libc in the image: static only.
+if [[ $AGENT == none || ! -f $AGENT ]]; then
+    [[ $AGENT == none || -z ${HVMM_GUEST_AGENT:-} ]] || die "no hvmm-agent at $AGENT"
+    AGENT=
+elif readelf -l "$AGENT" 2>/dev/null | grep -q 'Requesting program interpreter'; then
+    [[ -z ${HVMM_GUEST_AGENT:-} ]] || die "$AGENT is dynamically linked (a sanitized build?)"
+    log "leaving out $AGENT: dynamically linked"
+    AGENT=
+fi
+[[ -z $AGENT ]] || inputs+=("agent=$(sha256sum <"$AGENT" | cut -d' ' -f1)")
 if [[ -n $MODDIR ]]; then
     select_modules
     paths=()

@@ -92,8 +92,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: out of memory\n", prog);
 		return 1;
 	}
-	fprintf(stderr, "%s: listening on vsock ports %u (control) and %u (data)\n", prog, cport,
-		dport);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = lfd[0], .events = POLLIN },
 				       { .fd = lfd[1], .events = POLLIN } };
