@@ -25,7 +25,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "diag/diag.pb-c.h"
@@ -33,7 +32,6 @@
 #include "diag/ttrpc.pb-c.h"
 
 #define DIAG_MAX_ARGS 4096
-#define DIAG_CONN_WAIT_MS 5000 /* how long a request waits for its data conn */
 
 struct data_conn {
 	uint64_t id;
@@ -150,27 +148,20 @@ int diag_server_add_data(struct diag_server *s, int fd)
 	return r;
 }
 
-/* Removes and returns data connection id's fd, waiting a while for it
- * (the client may race its data connect with the request); -1 if absent. */
+/* Removes and returns data connection id's fd; -1 if absent. No waiting:
+ * a connection is registered before its id is sent, so a request naming an
+ * id the client was given finds it unless it was already taken or dropped. */
 static int take_conn(struct diag_server *s, uint64_t id)
 {
-	struct timespec end;
 	int fd = -1;
 
-	clock_gettime(CLOCK_REALTIME, &end);
-	end.tv_sec += DIAG_CONN_WAIT_MS / 1000;
 	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		for (int i = 0; i < DIAG_MAX_DATA_CONNS; i++) {
-			if (s->conns[i].fd >= 0 && s->conns[i].id == id) {
-				fd = s->conns[i].fd;
-				s->conns[i].fd = -1;
-				break;
-			}
-		}
-		if (fd >= 0 || id == 0 || id >= s->next_id ||
-		    pthread_cond_timedwait(&s->cond, &s->lock, &end) == ETIMEDOUT)
+	for (int i = 0; i < DIAG_MAX_DATA_CONNS && id != 0; i++) {
+		if (s->conns[i].fd >= 0 && s->conns[i].id == id) {
+			fd = s->conns[i].fd;
+			s->conns[i].fd = -1;
 			break;
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	return fd;
