@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -376,6 +377,7 @@ static void test_garbage_control(void **state)
 /* --- hybrid vsock: a fake hvmm socket ------------------------------------------------ */
 
 enum hy_mode { HY_SERVE, HY_CLOSE, HY_GARBAGE };
+#define ECHO_PORT 5000
 
 struct hy {
 	struct fx *f;
@@ -409,6 +411,14 @@ static void *hy_thread(void *p)
 			continue;
 		}
 		(void)!write(fd, "OK 1073741824\n", 14);
+		if (port == ECHO_PORT) { /* a guest echo service */
+			char buf[256];
+			ssize_t n;
+			while ((n = read(fd, buf, sizeof(buf))) > 0)
+				(void)!write(fd, buf, (size_t)n);
+			close(fd);
+			continue;
+		}
 		serve_port(h->f, port, fd);
 	}
 	return NULL;
@@ -534,6 +544,62 @@ static void test_hvmm_diag_binary(void **state)
 	assert_ptr_equal(strchr(buf, '\n'), buf + strlen(buf) - 1); /* one line */
 }
 
+/* vsock-tcp-relay: a TCP client reaches the guest's port through the
+ * socket; without -r the tool exits 0 after the connection closes. */
+static void test_hvmm_diag_tcp_relay(void **state)
+{
+	struct fx *f = *state;
+	const char *b = getenv("HVMM_BUILD_ROOT");
+	char tool[512], port[16];
+	if (!b)
+		skip();
+	snprintf(tool, sizeof(tool), "%s/src/tools/hvmm-diag", b);
+	if (access(tool, X_OK) != 0)
+		skip();
+	/* A free TCP port: bind to 0, read it back, release it. */
+	int t = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	assert_int_equal(bind(t, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(t, (struct sockaddr *)&sa, &sl), 0);
+	close(t);
+	snprintf(port, sizeof(port), "%u", ntohs(sa.sin_port));
+	struct hy h;
+	hy_start(&h, f, HY_SERVE, 1);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+		dup2(nul, 1);
+		execl(tool, tool, h.path, "vsock-tcp-relay", "5000", port, (char *)NULL);
+		_exit(127);
+	}
+	int c = -1;
+	for (int i = 0; i < 500; i++) { /* until it listens (5 s) */
+		c = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			break;
+		close(c);
+		c = -1;
+		usleep(10000);
+	}
+	assert_true(c >= 0);
+	assert_int_equal(write(c, "ping", 4), 4);
+	char buf[8] = "";
+	size_t got = 0;
+	while (got < 4) {
+		ssize_t n = read(c, buf + got, 4 - got);
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	assert_memory_equal(buf, "ping", 4);
+	close(c);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	hy_stop(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -549,6 +615,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hybrid_dial_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hybrid_kmsg, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hvmm_diag_binary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hvmm_diag_tcp_relay, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
