@@ -234,4 +234,23 @@ void igvm_build_params(struct igvm_writer *w, const struct igvm_build_param *p, 
 int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t *out_len,
 			  char *err, size_t errlen);
 
+/*
+ * A NATIVE x64 file that boots a Linux bzImage or ELF vmlinux (+ initrd) like
+ * hvmm's direct boot (igvm_build_linux.c; needs src/x86/linux_boot.c, so it
+ * is not part of the portable libhvmm_igvm). The loader's command line is
+ * appended to `cmdline` (at most 4095 bytes) in a COMMAND_LINE area at
+ * IGVM_LINUX_CMDLINE_GPA; its memory map (IGVM_LINUX_MMAP_GPA) becomes the
+ * e820 table. Returns 0 and a malloc'd file, or -EINVAL/-ENOMEM with err.
+ */
+#define IGVM_LINUX_STUB_GPA 0x1000u
+#define IGVM_LINUX_MMAP_GPA 0x2000u
+#define IGVM_LINUX_CMDLINE_GPA 0x30000u
+struct igvm_linux_opts {
+	const uint8_t *kernel, *initrd;
+	size_t kernel_len, initrd_len;
+	const char *cmdline;
+};
+int igvm_build_linux(const struct igvm_linux_opts *o, uint8_t **out, size_t *out_len,
+		     char *err, size_t errlen);
+
 #endif

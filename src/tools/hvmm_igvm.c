@@ -5,7 +5,8 @@
  * (valid), 1 (invalid, one line on stderr naming the header and the rule) or
  * 2 (usage or I/O error). `dump FILE` validates, then prints every header.
  * `build -o OUT --elf FILE [...]` makes a NATIVE x64 file from a freestanding
- * ELF payload (igvm_build_native_elf).
+ * ELF payload (igvm_build_native_elf); `build -o OUT --kernel FILE
+ * [--initrd FILE] [--cmdline STR]` one that boots Linux (igvm_build_linux).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@ static void usage(FILE *out)
 		"       hvmm-igvm build -o OUT --elf FILE [--pt-gpa GPA] [--cmdline-gpa GPA]\n"
 		"                 [--rsp VALUE] [--rsi VALUE] [--param NAME@GPA[:PAGES]]...\n"
 		"                               NATIVE x64 IGVM from a freestanding ELF64 payload\n"
+"       hvmm-igvm build -o OUT --kernel FILE [--initrd FILE] [--cmdline STR]\n"
+"                               NATIVE x64 IGVM booting Linux like hvmm -k/-r\n"
 		"       hvmm-igvm --help\n");
 }
 
@@ -105,9 +108,45 @@ static int parse_param(const char *s, struct igvm_build_opts *o)
 	return 0;
 }
 
+static int write_out(const char *out, uint8_t *file, size_t flen)
+{
+	FILE *fp = fopen(out, "wb");
+	if (!fp || fwrite(file, 1, flen, fp) != flen || fclose(fp)) {
+		fprintf(stderr, "hvmm-igvm: cannot write '%s': %s\n", out, strerror(errno));
+		free(file);
+		return 2;
+	}
+	free(file);
+	return 0;
+}
+
+/* build -o OUT --kernel FILE [--initrd FILE] [--cmdline STR] */
+static int build_linux(const char *out, const char *kernel, const char *initrd, const char *cmdline)
+{
+	struct igvm_linux_opts o = { .cmdline = cmdline };
+	uint8_t *k = read_file(kernel, &o.kernel_len), *i = NULL;
+	if (!k || (initrd && !(i = read_file(initrd, &o.initrd_len)))) {
+		free(k);
+		return 2;
+	}
+	o.kernel = k;
+	o.initrd = i;
+	uint8_t *file;
+	size_t flen;
+	char err[256];
+	int r = igvm_build_linux(&o, &file, &flen, err, sizeof(err));
+	free(k);
+	free(i);
+	if (r) {
+		fprintf(stderr, "hvmm-igvm: %s: %s\n", kernel, err);
+		return r == -ENOMEM ? 2 : 1;
+	}
+	return write_out(out, file, flen);
+}
+
 static int cmd_build(int argc, char **argv)
 {
-	const char *out = NULL, *elf = NULL;
+	const char *out = NULL, *elf = NULL, *kernel = NULL, *initrd = NULL, *cmdline = NULL;
 	struct igvm_build_opts o = { 0 };
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -120,6 +159,12 @@ static int cmd_build(int argc, char **argv)
 			out = v;
 		else if (!strcmp(a, "--elf"))
 			elf = v;
+		else if (!strcmp(a, "--kernel"))
+			kernel = v;
+		else if (!strcmp(a, "--initrd"))
+			initrd = v;
+		else if (!strcmp(a, "--cmdline"))
+			cmdline = v;
 		else if (!strcmp(a, "--param")) {
 			if (parse_param(v, &o))
 				return 2;
@@ -134,8 +179,11 @@ static int cmd_build(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!out || !elf) {
-		fprintf(stderr, "hvmm-igvm: build needs -o OUT and --elf FILE\n");
+	if (out && kernel && !elf && !o.nparams && !o.pt_gpa && !o.cmdline_gpa && !o.rsp && !o.rsi)
+		return build_linux(out, kernel, initrd, cmdline);
+	if (!out || !elf || kernel || initrd || cmdline) {
+		fprintf(stderr, "hvmm-igvm: build needs -o OUT and either --elf FILE [ELF options] "
+			"or --kernel FILE [--initrd FILE] [--cmdline STR]\n");
 		return 2;
 	}
 	size_t len;
@@ -153,14 +201,7 @@ static int cmd_build(int argc, char **argv)
 		fprintf(stderr, "hvmm-igvm: %s: %s\n", elf, err);
 		return r == -EINVAL ? 1 : 2;
 	}
-	FILE *fp = fopen(out, "wb");
-	if (!fp || fwrite(file, 1, flen, fp) != flen || fclose(fp)) {
-		fprintf(stderr, "hvmm-igvm: cannot write '%s': %s\n", out, strerror(errno));
-		free(file);
-		return 2;
-	}
-	free(file);
-	return 0;
+	return write_out(out, file, flen);
 }
 
 int main(int argc, char **argv)

@@ -5,7 +5,9 @@
  * total_file_size to the input size and recomputes the CRC over the
  * (clamped) header range before parsing. An accepted file is iterated and dumped, which
  * exercises every decoder on validated data. Inputs starting with an ELF
- * magic also go through igvm_build_native_elf (the ELF reader of `build`). Seeds: tests/fuzz/regressions/
+ * magic also go through igvm_build_native_elf (the ELF reader of `build`).
+ * Accepted files are also loaded by igvm_load (src/core/igvm_load.c) into
+ * 16 MiB of fake guest RAM. Seeds: tests/fuzz/regressions/
  * fuzz_igvm (written by test_igvm with HVMM_IGVM_SEED_DIR).
  */
 #include <stdint.h>
@@ -13,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/igvm_load.h"
 #include "igvm/igvm.h"
+
+#define FUZZ_RAM (16u << 20)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,6 +52,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (devnull)
 			igvm_dump(&f, devnull);
+		/* The loader over fake RAM: every GPA and size is checked, one-line errors. */
+		static uint8_t *ram;
+		static struct gmem mem;
+		if (!ram && (ram = malloc(FUZZ_RAM)))
+			gmem_init_fake(&mem, ram, FUZZ_RAM);
+		if (ram) {
+			struct igvm_load_config c = { .nvcpus = 2, .cmdline = "console=ttyS0" };
+			struct igvm_boot b;
+			if (igvm_load(&mem, buf, size, &c, &b, err, sizeof(err)) &&
+			    (!err[0] || strchr(err, '\n')))
+				abort();
+		}
 	} else if (!err[0] || strchr(err, '\n')) {
 		abort(); /* every rejection is exactly one line */
 	}
