@@ -339,31 +339,49 @@ static void platform_list(const struct igvm_file *f, char *s, size_t n)
 			 igvm_platform_name(f->platforms[i].type));
 }
 
+/* Open the file and pick the platform: 0 and *mask, or -EINVAL with err. */
+static int open_pick(struct igvm_file *f, const uint8_t *buf, size_t len, bool vtl2,
+		     uint32_t *mask, struct loader *l)
+{
+	char why[200];
+	int ret = igvm_open(f, buf, len, why, sizeof(why));
+	if (ret) {
+		snprintf(l->err, l->errlen, "invalid IGVM file: %s", why);
+		return ret;
+	}
+	if (f->arch != IGVM_ARCH_X64)
+		return fail(l, NULL, "not an x64 file");
+	char plats[128];
+	platform_list(f, plats, sizeof(plats));
+	if (vtl2)
+		return fail(l, NULL, "VSM_ISOLATION (--vtl2) loading is not supported yet");
+	*mask = igvm_platform_mask(f, IGVM_PLATFORM_NATIVE);
+	if (!*mask) {
+		bool vsm = igvm_platform_mask(f, IGVM_PLATFORM_VSM_ISOLATION) != 0;
+		return fail(l, NULL, "no NATIVE platform (the file has %s)%s", plats,
+			    vsm ? "; VSM_ISOLATION needs --vtl2" : "");
+	}
+	return 0;
+}
+
+int igvm_load_check(const uint8_t *buf, size_t len, bool vtl2, char *err, size_t errlen)
+{
+	struct igvm_file f;
+	struct loader l = { .err = err, .errlen = errlen };
+	uint32_t mask;
+	return open_pick(&f, buf, len, vtl2, &mask, &l);
+}
+
 int igvm_load(struct gmem *m, const uint8_t *buf, size_t len, const struct igvm_load_config *c,
 	      struct igvm_boot *b, char *err, size_t errlen)
 {
 	memset(b, 0, sizeof(*b));
 	struct igvm_file f;
-	char why[200];
-	int ret = igvm_open(&f, buf, len, why, sizeof(why));
-	if (ret) {
-		snprintf(err, errlen, "invalid IGVM file: %s", why);
-		return ret;
-	}
 	struct loader l = { .m = m, .c = c, .err = err, .errlen = errlen };
-	if (f.arch != IGVM_ARCH_X64)
-		return fail(&l, NULL, "not an x64 file");
-	uint32_t mask = igvm_platform_mask(&f, c->vtl2 ? IGVM_PLATFORM_VSM_ISOLATION
-							: IGVM_PLATFORM_NATIVE);
-	char plats[128];
-	platform_list(&f, plats, sizeof(plats));
-	if (c->vtl2)
-		return fail(&l, NULL, "VSM_ISOLATION (--vtl2) loading is not supported yet");
-	if (!mask) {
-		bool vsm = igvm_platform_mask(&f, IGVM_PLATFORM_VSM_ISOLATION) != 0;
-		return fail(&l, NULL, "no NATIVE platform (the file has %s)%s", plats,
-			    vsm ? "; VSM_ISOLATION needs --vtl2" : "");
-	}
+	uint32_t mask;
+	int ret = open_pick(&f, buf, len, c->vtl2, &mask, &l);
+	if (ret)
+		return ret;
 	l.areas = calloc(MAX_AREAS, sizeof(*l.areas));
 	if (!l.areas) {
 		snprintf(err, errlen, "out of memory");

@@ -45,6 +45,13 @@ int igvm_load(struct gmem *m, const uint8_t *buf, size_t len, const struct igvm_
 	      struct igvm_boot *b, char *err, size_t errlen);
 
 /*
+ * The checks igvm_load makes before touching guest RAM (the file is valid,
+ * x64, and has the platform the VM needs), for reporting errors before a VM
+ * exists. 0 or -EINVAL with one line in err.
+ */
+int igvm_load_check(const uint8_t *buf, size_t len, bool vtl2, char *err, size_t errlen);
+
+/*
  * Apply a native VP context to register state: general registers are
  * replaced, segments/descriptor tables/control registers/EFER overwritten in
  * *s (TR and LDT are left as the caller read them from the vCPU).

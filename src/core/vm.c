@@ -153,6 +153,15 @@ int vm_prepare(struct vm *vm, const struct hvmm_config *cfg, struct evloop *loop
 	int ret = load_images(vm);
 	if (ret < 0)
 		return ret;
+	if (cfg->igvm) {
+		char err[256];
+		ret = igvm_load_check(vm->kernel, vm->kernel_len, false, err, sizeof(err));
+		if (ret < 0) {
+			log_error("%s: %s", cfg->igvm, err);
+			free_images(vm);
+			return ret;
+		}
+	}
 	free_images(vm); /* read again at each boot; see build() */
 	ret = storage_open(cfg, &vm->storage);
 	if (ret < 0)

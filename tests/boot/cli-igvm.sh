@@ -3,7 +3,9 @@
 # Python below follows the igvm_defs layout, not src/igvm's writer): a valid
 # file verifies (exit 0) and dumps every header; broken ones exit 1 with one
 # line naming the header index and the rule; usage and I/O errors exit 2.
-# Needs no /dev/kvm.
+# `build` round trips (--elf with every --param type, --kernel with the
+# minimal kernel) verify and dump as built; hvmm --igvm reports bad files and
+# flags in one line before any VM exists. Needs no /dev/kvm.
 source "$(dirname "$0")/lib.sh"
 TOOL=$BUILD/src/tools/hvmm-igvm
 [ -x "$TOOL" ] || fail "$TOOL not built"
@@ -90,6 +92,63 @@ if [ -f "$G" ]; then
 	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm"
 	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$G" --rsp zz
 fi
+# Round trip with parameter areas: build -> verify -> dump shows each area,
+# its usage and its insert, in that order, at the GPAs asked for.
+if [ -f "$G" ]; then
+	names=(vp_count memory_map cmdline mmio_ranges madt srat slit pptt device_tree environment_info)
+	types=(VP_COUNT_PARAMETER MEMORY_MAP COMMAND_LINE MMIO_RANGES MADT SRAT SLIT PPTT DEVICE_TREE
+	       ENVIRONMENT_INFO_PARAMETER)
+	args=()
+	for i in "${!names[@]}"; do args+=(--param "${names[$i]}@$(printf '0x%x' $((0x10000 + i * 0x2000))):2"); done
+	run 0 "$OUT/o" "$OUT/e" build -o "$OUT/params.igvm" --elf "$G" "${args[@]}"
+	run 0 "$OUT/o" "$OUT/e" verify "$OUT/params.igvm"
+	run 0 "$OUT/dump" "$OUT/e" dump "$OUT/params.igvm"
+	for i in "${!names[@]}"; do
+		a=$((i + 1)) h=$((1 + 3 * i)) gpa=$(printf '0x%x' $((0x10000 + i * 0x2000)))
+		grep -qx "\[$h\] IGVM_VHT_PARAMETER_AREA index $a number_of_bytes 0x2000 file_offset 0x0 (zeroed)" "$OUT/dump" &&
+		grep -qx "\[$((h + 1))\] IGVM_VHT_${types[$i]} area $a byte_offset 0" "$OUT/dump" &&
+		grep -qx "\[$((h + 2))\] IGVM_VHT_PARAMETER_INSERT mask 0x1 gpa $gpa index $a" "$OUT/dump" ||
+			fail "round trip: ${names[$i]} not at headers $h..$((h + 2)): $(grep -n "index $a" "$OUT/dump")"
+	done
+	log "ok: build --param round trip (${#names[@]} parameter types)"
+	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$G" --param bogus@0x1000
+	one_line "$OUT/e" "unknown parameter 'bogus'"
+	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$G" --param vp_count@0x1001
+	one_line "$OUT/e" "GPA must be 4 KiB aligned"
+fi
+# build --kernel: the Linux payload (minimal kernel when it is built).
+K=$ROOT/.cache/guest/minimal
+if [ -f "$K/bzImage" ] && [ -f "$K/initrd.img" ]; then
+	run 0 "$OUT/o" "$OUT/e" build -o "$OUT/linux.igvm" --kernel "$K/bzImage" --initrd "$K/initrd.img" --cmdline "a=b"
+	run 0 "$OUT/o" "$OUT/e" verify "$OUT/linux.igvm"
+	run 0 "$OUT/dump" "$OUT/e" dump "$OUT/linux.igvm"
+	for want in '^\[1\] IGVM_VHT_REQUIRED_MEMORY mask 0x1 gpa 0x0 number_of_bytes 0x' \
+		'IGVM_VHT_COMMAND_LINE area 0 byte_offset 0' 'IGVM_VHT_PARAMETER_INSERT mask 0x1 gpa 0x30000 index 0' \
+		'IGVM_VHT_MEMORY_MAP area 1 byte_offset 0' 'IGVM_VHT_PARAMETER_INSERT mask 0x1 gpa 0x2000 index 1' \
+		'IGVM_VHT_PAGE_DATA mask 0x1 gpa 0x1000000 ' 'rip 0x1000 rsp 0x8ff0 rsi 0x7000' \
+		'cs 0x10/0xa09b ds 0x18/0xc093'; do
+		grep -qE -- "$want" "$OUT/dump" || fail "build --kernel: dump lacks /$want/"
+	done
+	log "ok: build --kernel ($(stat -c %s "$OUT/linux.igvm") bytes)"
+	run 1 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --kernel "$OUT/good.igvm"
+	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --kernel "$K/bzImage" --elf "$G"
+fi
+# hvmm --igvm: configuration errors are one line and exit 2 before any VM exists.
+hv() { # regex args...
+	local re=$1
+	shift
+	"$BUILD/hvmm" "$@" --com1 none >"$OUT/o" 2>"$OUT/e"
+	local st=$?
+	[ "$st" = 2 ] || fail "hvmm $*: exit $st, expected 2 ($(cat "$OUT/e"))"
+	one_line "$OUT/e" "$re"
+}
+hv 'no NATIVE platform \(the file has VSM_ISOLATION\); VSM_ISOLATION needs --vtl2' --igvm "$OUT/good.igvm"
+hv 'invalid IGVM file: fixed header: checksum' --igvm "$OUT/bad-crc.igvm"
+hv "cannot read IGVM file '/nonexistent.igvm'" --igvm /nonexistent.igvm
+hv '--igvm conflicts with -k/--kernel' --igvm "$OUT/good.igvm" -k /dev/null
+hv 'igvm-personality uefi is not supported yet' --igvm "$OUT/good.igvm" --igvm-personality uefi
+hv "invalid --igvm-personality 'bios'" --igvm "$OUT/good.igvm" --igvm-personality bios
+hv 'relocation is not supported yet' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type auto=filesize
 run 0 "$OUT/o" "$OUT/e" --help
 grep -q 'hvmm-igvm verify FILE' "$OUT/o" || fail "--help: $(cat "$OUT/o")"
 log "PASS"
