@@ -8,7 +8,7 @@
  * build cannot know comes from the loader through parameter areas: the
  * command line (COMMAND_LINE at IGVM_LINUX_CMDLINE_GPA, after the text given
  * here; the zero page points at it) and the RAM layout (MEMORY_MAP at
- * IGVM_LINUX_MMAP_GPA). A 108-byte stub at IGVM_LINUX_STUB_GPA, the VP
+ * IGVM_LINUX_MMAP_GPA). A 107-byte stub at IGVM_LINUX_STUB_GPA, the VP
  * context's RIP, turns that memory map into the zero page's e820 table and
  * jumps to the kernel's 64-bit entry with RSI = zero page. REQUIRED_MEMORY
  * covers the RAM the layout uses, so a VM that is too small gets one clear

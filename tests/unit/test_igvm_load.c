@@ -7,7 +7,9 @@
  * converts to the segment/control register state a 64-bit entry needs.
  * Every file that does not fit the VM is a one-line error naming the header
  * index: pages, inserts and required memory past RAM, a command line larger
- * than its area, VSM-only files, missing or non-BSP VP contexts.
+ * than its area, VSM-only files, missing or non-BSP VP contexts. The Linux
+ * payload builder's file (with the hello guest as an ELF vmlinux) loads
+ * into the layout its stub and zero page expect.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -270,12 +272,77 @@ static void test_hostile(void **state)
 	free(buf);
 }
 
+/*
+ * hvmm-igvm build --kernel with the hello test guest as an ELF "vmlinux"
+ * (the ELF path of linux_boot.c), loaded into fake RAM: the zero page points
+ * at the COMMAND_LINE area, which holds the build's text then the VM's line,
+ * the memory map is where the stub reads it, the stub jumps to e_entry, and
+ * the VP context enters the stub with RSI = zero page.
+ */
+static void test_build_linux(void **state)
+{
+	(void)state;
+	const char *b = getenv("HVMM_BUILD_ROOT");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/tests/guests/hello.elf", b ? b : ".");
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		skip();
+	static uint8_t elf[1 << 20];
+	size_t n = fread(elf, 1, sizeof(elf), fp);
+	fclose(fp);
+	struct igvm_linux_opts o = { .kernel = elf, .kernel_len = n, .cmdline = "built=1" };
+	uint8_t *file;
+	size_t len;
+	char err[256];
+	assert_int_equal(igvm_build_linux(&o, &file, &len, err, sizeof(err)), 0);
+	/* 32 MiB of RAM here (the layout asks for at least 16). */
+	uint8_t *big = calloc(1, 32u << 20), *keep = ram;
+	assert_non_null(big);
+	struct gmem bigmem;
+	gmem_init_fake(&bigmem, big, 32u << 20);
+	ram = big; /* for rd64 */
+	struct igvm_load_config c = { .nvcpus = 1, .cmdline = "panic=-1 host=1" };
+	struct igvm_boot bt;
+	int r = igvm_load(&bigmem, file, len, &c, &bt, err, sizeof(err));
+	free(file);
+	if (r)
+		fail_msg("%s", err);
+	uint32_t cl;
+	memcpy(&cl, ram + 0x7000 + 0x228, 4);
+	assert_int_equal(cl, IGVM_LINUX_CMDLINE_GPA);
+	assert_string_equal((char *)ram + IGVM_LINUX_CMDLINE_GPA, "built=1 panic=-1 host=1");
+	assert_int_equal(rd64(IGVM_LINUX_MMAP_GPA + 8), 0x9f); /* first e820 RAM range */
+	uint32_t mm;
+	memcpy(&mm, ram + IGVM_LINUX_STUB_GPA + 8, 4);
+	assert_int_equal(mm, IGVM_LINUX_MMAP_GPA);
+	uint64_t entry;
+	memcpy(&entry, elf + 24, 8);
+	assert_int_equal(rd64(IGVM_LINUX_STUB_GPA + 0x61), entry);
+	assert_memory_equal(ram + 0x100000, elf + 0x1000, 64); /* .text at 1 MiB */
+	assert_true(bt.have_ctx);
+	assert_int_equal(bt.ctx.rip, IGVM_LINUX_STUB_GPA);
+	assert_int_equal(bt.ctx.rsi, 0x7000);
+	assert_int_equal(bt.ctx.code_attributes, 0xa09b);
+	assert_int_equal(bt.ctx.efer & 0x500, 0x500);
+	ram = keep;
+	free(big);
+	/* Too little RAM for what the layout needs: REQUIRED_MEMORY says so. */
+	struct gmem small;
+	gmem_init_fake(&small, ram, 1 << 20);
+	assert_int_equal(igvm_build_linux(&o, &file, &len, err, sizeof(err)), 0);
+	assert_int_equal(igvm_load(&small, file, len, &c, &bt, err, sizeof(err)), -EINVAL);
+	free(file);
+	assert_non_null(strstr(err, "IGVM header 1 (IGVM_VHT_REQUIRED_MEMORY): needs RAM at 0x0-"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_build_linux),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
