@@ -6,6 +6,8 @@
 #  - `run uname -r` prints the guest's kernel release, exit status 0;
 #  - `run false` exits with status 1;
 #  - `file -p /proc/cpuinfo` has a "processor" line;
+#  - `kmsg -f` keeps following; `shell` runs on a pty with our input and
+#    exits with the shell's status;
 #  - a missing socket is one clear error line.
 # Every hvmm-diag call opens 2-3 hv_sock channels (control + data), which a
 # loaded PVM host opens in seconds each; the host-side logic is covered in
@@ -66,7 +68,21 @@ diag file -p /proc/cpuinfo >"$OUT/cpuinfo.txt" 2>"$OUT/file.err" ||
 	fail "file -p /proc/cpuinfo failed: $(cat "$OUT/file.err")"
 grep -q '^processor' "$OUT/cpuinfo.txt" || fail "no processor line in $OUT/cpuinfo.txt"
 
+# kmsg -f keeps following: still running (killed by timeout) with the log.
+timeout 60 "$DIAG" "$SOCK" kmsg -f >"$OUT/kmsg-f.txt" 2>"$OUT/kmsg-f.err"
+rc=$?
+[ $rc = 124 ] || fail "kmsg -f ended by itself (status $rc): $(cat "$OUT/kmsg-f.err")"
+grep -q 'Linux version' "$OUT/kmsg-f.txt" || fail "kmsg -f printed no boot log"
+
+# shell: a pty (tty says /dev/pts), our input, its exit status.
+printf 'tty; echo SHELL-$((6 * 7))\nexit 3\n' |
+	diag shell >"$OUT/shell.txt" 2>"$OUT/shell.err"
+rc=$?
+[ $rc = 3 ] || fail "shell: status $rc, expected 3: $(cat "$OUT/shell.err")"
+grep -q 'SHELL-42' "$OUT/shell.txt" && grep -q '/dev/pts/' "$OUT/shell.txt" ||
+	fail "shell: no pty or no output (see $OUT/shell.txt)"
+
 kill -0 "$HVMM_PID" 2>/dev/null || fail "hvmm exited"
 grep -aE 'hvmm: (error|warning)' "$OUT/console.log" | grep -v 'guest' &&
 	fail "hvmm logged errors (see $OUT/console.log)"
-log "ok: hvmm-diag kmsg, run (status 0 and 1), file against hvmm-agent"
+log "ok: hvmm-diag kmsg (-f), run (status 0 and 1), file, shell against hvmm-agent"
