@@ -236,6 +236,20 @@ int diag_client_call(struct diag_client *c, const char *service, const char *met
 	return r < 0 ? r : diag_client_recv(c, stream, desc, result);
 }
 
+/* Copies text into out (NUL-terminated, truncated) with control characters
+ * but tab replaced by '?': the peer must not drive our terminal (Linux
+ * already escapes them in /dev/kmsg; a hostile guest need not). */
+static int copy_printable(char *out, size_t outlen, const char *text, size_t len)
+{
+	size_t i;
+	for (i = 0; i < len && i + 1 < outlen; i++) {
+		unsigned char ch = (unsigned char)text[i];
+		out[i] = (ch < 0x20 && ch != '\t') || ch == 0x7f ? '?' : (char)ch;
+	}
+	out[i] = '\0';
+	return (int)i;
+}
+
 int diag_kmsg_format(const char *rec, size_t len, char *out, size_t outlen)
 {
 	unsigned long long prio, seq, usec;
@@ -267,10 +281,12 @@ int diag_kmsg_format(const char *rec, size_t len, char *out, size_t outlen)
 	const char *text = semi + 1;
 	const char *nl = memchr(text, '\n', len - (size_t)(text - rec));
 	text_len = nl ? (size_t)(nl - text) : len - (size_t)(text - rec);
-	return snprintf(out, outlen, "[%5llu.%06llu] %.*s", usec / 1000000, usec % 1000000,
-			(int)(text_len > 4096 ? 4096 : text_len), text);
+	int n = snprintf(out, outlen, "[%5llu.%06llu] ", usec / 1000000, usec % 1000000);
+	if (n < 0 || (size_t)n >= outlen)
+		return n;
+	return n + copy_printable(out + n, outlen - (size_t)n, text, text_len);
 verbatim:
-	snprintf(out, outlen, "%.*s", (int)(len > 4096 ? 4096 : len), rec);
+	copy_printable(out, outlen, rec, len);
 	return -EINVAL;
 }
 

@@ -57,8 +57,9 @@ int diag_client_call(struct diag_client *c, const char *service, const char *met
 
 /* Formats one /dev/kmsg record ("prio,seq,usec,flags;text\n" plus optional
  * " KEY=VALUE" lines) as "[   sec.usec] text" into out (NUL-terminated,
- * truncated to outlen). Returns the length, or -EINVAL for a record that is
- * not in kmsg's format (out then holds it verbatim). */
+ * truncated to outlen; control characters but tab become '?'). Returns the
+ * length, or -EINVAL for a record that is not in kmsg's format (out then
+ * holds it as is, control characters replaced). */
 int diag_kmsg_format(const char *rec, size_t len, char *out, size_t outlen);
 
 /* Kmsg: writes the kernel log, one formatted line per record, to out_fd;

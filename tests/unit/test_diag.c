@@ -260,8 +260,9 @@ static void test_kmsg(void **state)
 		"6,1,1500000,-;Linux version 6.1.0 (hvmm)\n",
 		"4,2,2000001,-;second\n SUBSYSTEM=acpi\n DEVICE=+acpi:x\n",
 		"not a kmsg record",
+		"3,3,3000000,-;evil \x1b]0;title\x07 text\n",
 	};
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		assert_int_equal(write(sv[0], recs[i], strlen(recs[i])), (ssize_t)strlen(recs[i]));
 	close(sv[0]);
 	f->kmsg_fd = sv[1];
@@ -273,7 +274,8 @@ static void test_kmsg(void **state)
 	char *out = mem_read(of);
 	assert_string_equal(out, "[    1.500000] Linux version 6.1.0 (hvmm)\n"
 				 "[    2.000001] second\n"
-				 "not a kmsg record\n");
+				 "not a kmsg record\n"
+				 "[    3.000000] evil ?]0;title? text\n");
 	free(out);
 	close(of);
 }
