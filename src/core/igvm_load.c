@@ -8,8 +8,8 @@
  * IGVM_VHS_MEMORY_MAP_ENTRY records, zero-terminated), MMIO_RANGES (the
  * 32-bit hole; no high range), COMMAND_LINE (NUL-terminated; appended after
  * any text the file put in the area), MADT/SRAT (copied from hvmm's own ACPI
- * tables when present), ENVIRONMENT_INFO (0: memory not shared). SLIT, PPTT
- * and DEVICE_TREE are left zero. Relocation headers are refused (not
+ * tables when present), ENVIRONMENT_INFO (0: memory not shared), DEVICE_TREE
+ * (igvm_fdt.c: cpus, RAM, VMBus, bootargs). SLIT and PPTT are left zero. Relocation headers are refused (not
  * supported yet). Every GPA and size in the file is checked against guest
  * RAM; errors are one line naming the header index.
  */
@@ -129,23 +129,48 @@ static void put_le(uint8_t *p, uint64_t v, unsigned n)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static int param_memory_map(struct loader *l, const struct igvm_hdr *h)
+/* The RAM ranges of hvmm's e820 map in whole pages; returns the count. */
+static unsigned ram_ranges(const struct gmem *m, struct igvm_dt_mem *r)
 {
 	struct e820_entry e[E820_MAX_ENTRIES];
-	unsigned n = e820_build(l->m, e, E820_MAX_ENTRIES), k = 0;
-	uint8_t rec[E820_MAX_ENTRIES][sizeof(struct igvm_vhs_memory_map_entry)];
-	memset(rec, 0, sizeof(rec));
+	unsigned n = e820_build(m, e, E820_MAX_ENTRIES), k = 0;
 	for (unsigned i = 0; i < n; i++) {
 		if (e[i].type != E820_RAM)
 			continue;
 		uint64_t first = (e[i].addr + IGVM_PAGE_SIZE_4K - 1) / IGVM_PAGE_SIZE_4K;
 		uint64_t end = (e[i].addr + e[i].size) / IGVM_PAGE_SIZE_4K;
-		if (end <= first)
-			continue;
-		put_le(rec[k], first, 8);
-		put_le(rec[k] + 8, end - first, 8);
-		put_le(rec[k] + 16, IGVM_MEMORY_MAP_ENTRY_TYPE_MEMORY, 2);
-		k++;
+		if (end > first)
+			r[k++] = (struct igvm_dt_mem){ first * IGVM_PAGE_SIZE_4K,
+				(end - first) * IGVM_PAGE_SIZE_4K, IGVM_MEMORY_MAP_ENTRY_TYPE_MEMORY };
+	}
+	return k;
+}
+
+static int param_device_tree(struct loader *l, const struct igvm_hdr *h)
+{
+	struct area *a = find_area(l, h->u.param.index);
+	if (!a || a->inserted || h->u.param.offset > a->size)
+		return fail(l, h, "parameter area %u is not allocated", h->u.param.index);
+	struct igvm_dt_mem r[E820_MAX_ENTRIES];
+	struct igvm_dt_config dc = { .ncpus = l->c->nvcpus, .mem = r, .nmem = ram_ranges(l->m, r),
+				     .bootargs = l->c->cmdline, .vmbus = l->c->vmbus };
+	long n = igvm_dt_build(&dc, a->buf + h->u.param.offset, a->size - h->u.param.offset);
+	if (n < 0)
+		return fail(l, h, "the device tree does not fit parameter area %u (%llu bytes at "
+			    "offset %u)", a->index, (unsigned long long)a->size, h->u.param.offset);
+	return 0;
+}
+
+static int param_memory_map(struct loader *l, const struct igvm_hdr *h)
+{
+	struct igvm_dt_mem r[E820_MAX_ENTRIES];
+	unsigned k = ram_ranges(l->m, r);
+	uint8_t rec[E820_MAX_ENTRIES][sizeof(struct igvm_vhs_memory_map_entry)];
+	memset(rec, 0, sizeof(rec));
+	for (unsigned i = 0; i < k; i++) {
+		put_le(rec[i], r[i].gpa / IGVM_PAGE_SIZE_4K, 8);
+		put_le(rec[i] + 8, r[i].size / IGVM_PAGE_SIZE_4K, 8);
+		put_le(rec[i] + 16, r[i].type, 2);
 	}
 	/* k entries and the zero terminator. */
 	int ret = 0;
@@ -257,7 +282,9 @@ static int parameter(struct loader *l, const struct igvm_hdr *h)
 		return param_acpi(l, h, "APIC");
 	case IGVM_VHT_SRAT:
 		return param_acpi(l, h, "SRAT");
-	default: /* SLIT, PPTT, DEVICE_TREE: left zero (the usage is still checked) */
+	case IGVM_VHT_DEVICE_TREE:
+		return param_device_tree(l, h);
+	default: /* SLIT, PPTT: left zero (the usage is still checked) */
 		return param_slot(l, h, 0, &ret) ? 0 : ret;
 	}
 }

@@ -28,6 +28,7 @@ struct igvm_load_config {
 	const char *cmdline;  /* COMMAND_LINE (NULL = empty) */
 	uint64_t rsdp_gpa;    /* hvmm's ACPI tables (MADT/SRAT copied from them); 0 = none */
 	bool vtl2;            /* pick VSM_ISOLATION instead of NATIVE (not supported yet) */
+	bool vmbus;           /* DEVICE_TREE gets a VTL0 VMBus node */
 };
 
 /* The BSP's initial state from the file's VP context. */

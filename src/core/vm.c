@@ -755,6 +755,7 @@ static int build(struct vm *vm)
 	if (cfg->igvm) {
 		struct igvm_load_config lc = {
 			.nvcpus = vm->nvcpus, .cmdline = vm->cmdline, .rsdp_gpa = rsdp,
+			.vmbus = cfg->hv && !cfg->no_vmbus,
 		};
 		ret = igvm_load(&vm->mem, vm->kernel, vm->kernel_len, &lc, &vm->igvm, err,
 				sizeof(err));

@@ -235,6 +235,22 @@ int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t
 			  char *err, size_t errlen);
 
 /*
+ * The DEVICE_TREE parameter's blob (igvm_fdt.c): cpus, memory ranges (gpa,
+ * size, IGVM memory map entry type), a VTL0 VMBus node when `vmbus`, and
+ * /chosen/bootargs, laid out as OpenVMM describes a VM to OpenHCL. Writes
+ * at most cap bytes to out; returns the blob size or -E2BIG.
+ */
+struct igvm_dt_mem { uint64_t gpa, size; uint32_t type; };
+struct igvm_dt_config {
+	unsigned ncpus;
+	const struct igvm_dt_mem *mem;
+	unsigned nmem;
+	const char *bootargs;
+	bool vmbus;
+};
+long igvm_dt_build(const struct igvm_dt_config *c, uint8_t *out, size_t cap);
+
+/*
  * A NATIVE x64 file that boots a Linux bzImage or ELF vmlinux (+ initrd) like
  * hvmm's direct boot (igvm_build_linux.c; needs src/x86/linux_boot.c, so it
  * is not part of the portable libhvmm_igvm). The loader's command line is

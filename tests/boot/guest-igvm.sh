@@ -3,7 +3,8 @@
 # IGVM file by `hvmm-igvm build --elf ... --param NAME@GPA` and booted with
 # `hvmm --igvm`: from inside the guest, VP_COUNT must equal -p, MEMORY_MAP
 # must match -m, COMMAND_LINE must carry -c, the MADT must list -p local
-# APICs (PASS/FAIL lines on COM1). Run for -p 1/2 and two memory sizes; a
+# APICs, the DEVICE_TREE -p cpu nodes, the RAM and the command line
+# (PASS/FAIL lines on COM1). Run for -p 1/2 and two memory sizes; a
 # run whose -c disagrees with -p must fail (the guest really checks), and a
 # parameter area outside guest RAM must be a one-line loader error.
 source "$(dirname "$0")/lib.sh"
@@ -12,7 +13,8 @@ TOOL=$BUILD/src/tools/hvmm-igvm
 ELF=$BUILD/tests/guests/igvmparam.elf
 [ -x "$TOOL" ] && [ -f "$ELF" ] || skip "hvmm-igvm or the igvmparam guest is not built"
 PARAMS=(--param cmdline@0x10000 --param vp_count@0x11000 --param memory_map@0x12000
-	--param mmio_ranges@0x13000 --param madt@0x14000:2 --param environment_info@0x16000)
+	--param mmio_ranges@0x13000 --param madt@0x14000:2 --param environment_info@0x16000
+	--param device_tree@0x18000:4)
 "$TOOL" build -o "$OUT/igvmparam.igvm" --elf "$ELF" "${PARAMS[@]}" || fail "hvmm-igvm build failed"
 "$TOOL" verify "$OUT/igvmparam.igvm" >/dev/null || fail "the built file does not verify"
 rc=0
@@ -25,7 +27,7 @@ run() { # want(pass|fail) procs mib [vps]
 	local res
 	res=$(grep -a '^GUEST-RESULT:' "$log" | tail -1)
 	if [ "$want" = pass ]; then
-		if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 6 passed, 0 failed'; then
+		if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 7 passed, 0 failed'; then
 			log "ok: -p $p -m ${mib}MB: $res"
 		else
 			log "FAIL: -p $p -m ${mib}MB (exit $st, '${res:-no result}'); log $log"

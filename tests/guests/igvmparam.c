@@ -5,12 +5,14 @@
  *   hvmm-igvm build --elf igvmparam.elf --param cmdline@0x10000
  *     --param vp_count@0x11000 --param memory_map@0x12000
  *     --param mmio_ranges@0x13000 --param madt@0x14000:2
- *     --param environment_info@0x16000
+ *     --param environment_info@0x16000 --param device_tree@0x18000:4
  * and booted with `hvmm --igvm FILE -p N -m SIZE -c "vps=N mem=MIB igvm=ok"`:
  * the command line must carry igvm=ok, VP_COUNT must equal vps, the memory
  * map (24-byte entries, zero-terminated) must be sorted RAM ending at mem
  * MiB with the legacy hole, MMIO_RANGES must name the 32-bit hole, the MADT
- * must list vps local APICs, and ENVIRONMENT_INFO must be 0. Every area is
+ * must list vps local APICs, the DEVICE_TREE must have vps cpu nodes, one
+ * memory node per memory map entry and the command line as bootargs, and
+ * ENVIRONMENT_INFO must be 0. Every area is
  * treated as untrusted (bounded walks). The loader's own command line does
  * not reach guest_start (RSI is 0), so this guest reads only the areas.
  */
@@ -24,7 +26,14 @@ const char guest_name[] = "igvmparam";
 #define P_MMIO 0x13000ULL
 #define P_MADT 0x14000ULL
 #define P_ENV 0x16000ULL
+#define P_DT 0x18000ULL
+#define P_DT_SIZE 0x4000u
 #define MAP_MAX (4096 / 24)
+
+static u32 be32(const u8 *p)
+{
+	return (u32)p[0] << 24 | (u32)p[1] << 16 | (u32)p[2] << 8 | p[3];
+}
 
 /* Value of "key=" in the space-separated line s (copied, bounded). */
 static bool kv(const char *s, const char *key, char *buf, size_t size)
@@ -118,6 +127,47 @@ int guest_main(const char *unused)
 		for (u32 off = 44; off + 2 <= len && madt[off + 1] >= 2; off += madt[off + 1])
 			lapics += madt[off] == 0; /* Processor Local APIC */
 		expect(lapics == vps, "%u local APICs, expected %lu", lapics, (unsigned long)vps);
+	}
+
+	TEST_BEGIN("device_tree");
+	const u8 *dt = (const u8 *)P_DT;
+	u32 st = be32(dt + 8), tsize = be32(dt + 36), strs = be32(dt + 12), ssize = be32(dt + 32);
+	unsigned cpus = 0, mems = 0, depth = 0;
+	bool bootargs_ok = false, end = false;
+	if (expect(be32(dt) == 0xd00dfeed, "no FDT magic") &&
+	    expect(st + tsize <= P_DT_SIZE && strs + ssize <= P_DT_SIZE, "FDT blocks too large")) {
+		for (u32 off = st; off + 4 <= st + tsize && !end;) {
+			u32 t = be32(dt + off);
+			off += 4;
+			if (t == 1) { /* FDT_BEGIN_NODE */
+				const char *name = (const char *)dt + off;
+				size_t nl = strnlen(name, 64);
+				cpus += depth == 2 && !strncmp(name, "cpu@", 4);
+				mems += depth == 1 && !strncmp(name, "memory@", 7);
+				off += ((u32)nl + 4) & ~3u;
+				depth++;
+			} else if (t == 3) { /* FDT_PROP */
+				u32 len = be32(dt + off), no = be32(dt + off + 4);
+				if (no < ssize && !strcmp((const char *)dt + strs + no, "bootargs") &&
+				    len < sizeof(line)) {
+					char ba[512];
+					memcpy(ba, dt + off + 8, len);
+					ba[len ? len - 1 : 0] = 0;
+					bootargs_ok = !strcmp(ba, line);
+				}
+				off += 8 + ((len + 3) & ~3u);
+			} else if (t == 2) { /* FDT_END_NODE */
+				depth--;
+			} else {
+				end = t == 9;
+				break;
+			}
+		}
+		printf("IGVM DEVICE_TREE: %u cpu nodes, %u memory nodes\n", cpus, mems);
+		expect(end, "no FDT_END token");
+		expect(cpus == vps, "%u cpu nodes, expected %lu", cpus, (unsigned long)vps);
+		expect(mems == i, "%u memory nodes, the memory map has %u", mems, i);
+		expect(bootargs_ok, "/chosen/bootargs is not the command line");
 	}
 
 	TEST_BEGIN("environment_info");

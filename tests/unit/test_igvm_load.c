@@ -336,6 +336,101 @@ static void test_build_linux(void **state)
 	assert_non_null(strstr(err, "IGVM header 1 (IGVM_VHT_REQUIRED_MEMORY): needs RAM at 0x0-"));
 }
 
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * Walks a flattened device tree: counts nodes whose name starts with
+ * `prefix` and copies the value of the first property `pname` found.
+ */
+static unsigned dt_walk(const uint8_t *dt, const char *prefix, const char *pname, char *val,
+			size_t vlen)
+{
+	assert_int_equal(be32(dt), 0xd00dfeed);
+	uint32_t total = be32(dt + 4), st = be32(dt + 8), strs = be32(dt + 12);
+	uint32_t ssize = be32(dt + 32), tsize = be32(dt + 36);
+	assert_int_equal(be32(dt + 20), 17);
+	assert_true(st + tsize <= strs && strs + ssize == total);
+	unsigned count = 0, depth = 0;
+	for (uint32_t off = st; off < st + tsize;) {
+		uint32_t t = be32(dt + off);
+		off += 4;
+		if (t == 1) {
+			const char *name = (const char *)dt + off;
+			count += !strncmp(name, prefix, strlen(prefix));
+			off += ((uint32_t)strlen(name) + 4) & ~3u;
+			depth++;
+		} else if (t == 3) {
+			uint32_t len = be32(dt + off), no = be32(dt + off + 4);
+			assert_true(no < ssize);
+			if (val && !strcmp((const char *)dt + strs + no, pname) && len < vlen) {
+				memcpy(val, dt + off + 8, len);
+				val = NULL;
+			}
+			off += 8 + ((len + 3) & ~3u);
+		} else if (t == 2) {
+			assert_true(depth-- > 0);
+		} else {
+			assert_int_equal(t, 9);
+			assert_int_equal(depth, 0);
+			assert_int_equal(off, st + tsize);
+			return count;
+		}
+	}
+	fail_msg("no FDT_END");
+	return 0;
+}
+
+/* DEVICE_TREE: a well-formed blob with -p cpus, the RAM ranges, VMBus, bootargs. */
+static void test_device_tree(void **state)
+{
+	(void)state;
+	static const uint8_t one[PG] = { 1 };
+	struct igvm_writer w;
+	igvm_writer_init(&w, IGVM_FORMAT_VERSION_1, IGVM_ARCH_X64);
+	plat(&w, IGVM_PLATFORM_NATIVE);
+	HDR(&w, IGVM_VHT_PARAMETER_AREA, (struct igvm_vhs_parameter_area){ .number_of_bytes = 2 * PG });
+	HDR(&w, IGVM_VHT_DEVICE_TREE, (struct igvm_vhs_parameter){ 0, 0 });
+	HDR(&w, IGVM_VHT_PARAMETER_INSERT, (struct igvm_vhs_parameter_insert){
+		.gpa = 0x10000, .compatibility_mask = 1 });
+	page(&w, 0x3000, one);
+	vp(&w, 0);
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(igvm_writer_finish(&w, &buf, &len), 0);
+	igvm_writer_free(&w);
+	struct igvm_load_config c = { .nvcpus = 3, .cmdline = "console=ttyS0 dt=1", .vmbus = true };
+	struct igvm_boot b;
+	char err[256];
+	if (igvm_load(&mem, buf, len, &c, &b, err, sizeof(err)))
+		fail_msg("%s", err);
+	const uint8_t *dt = ram + 0x10000;
+	char v[64] = "";
+	assert_int_equal(dt_walk(dt, "cpu@", "bootargs", v, sizeof(v)), 3);
+	assert_string_equal(v, "console=ttyS0 dt=1");
+	assert_int_equal(dt_walk(dt, "memory@", NULL, NULL, 0), 2);
+	assert_int_equal(dt_walk(dt, "memory@100000", NULL, NULL, 0), 1);
+	assert_int_equal(dt_walk(dt, "vmbus-vtl0", NULL, NULL, 0), 1);
+	memset(v, 0, sizeof(v));
+	dt_walk(dt, "", "model", v, sizeof(v));
+	assert_string_equal(v, "microsoft,hyperv");
+	/* 240 CPUs do not fit 64 bytes: a one-line error, not an overflow. */
+	uint8_t small[64];
+	struct igvm_dt_config dc = { .ncpus = 240 };
+	assert_int_equal(igvm_dt_build(&dc, small, sizeof(small)), -E2BIG);
+	const char *out = getenv("HVMM_IGVM_DT_OUT"); /* for dtc -I dtb by hand */
+	if (out) {
+		FILE *fp = fopen(out, "wb");
+		if (fp) {
+			fwrite(dt, 1, be32(dt + 4), fp);
+			fclose(fp);
+		}
+	}
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +438,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_build_linux),
+		cmocka_unit_test(test_device_tree),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
