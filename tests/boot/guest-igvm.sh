@@ -5,8 +5,9 @@
 # must match -m, COMMAND_LINE must carry -c, the MADT must list -p local
 # APICs, the DEVICE_TREE -p cpu nodes, the RAM and the command line
 # (PASS/FAIL lines on COM1). Run for -p 1/2 and two memory sizes; a
-# run whose -c disagrees with -p must fail (the guest really checks), and a
-# parameter area outside guest RAM must be a one-line loader error.
+# run whose -c disagrees with -p must fail (the guest really checks), resets
+# load the file again, and a parameter area outside guest RAM must be a
+# one-line loader error.
 source "$(dirname "$0")/lib.sh"
 need_kvm
 TOOL=$BUILD/src/tools/hvmm-igvm
@@ -46,6 +47,24 @@ run pass 2 64
 run pass 1 256
 run pass 2 200
 run fail 2 64 1
+
+# Every reset loads the file again: with the shutdown action `reset` the
+# guest's power-off restarts it; three passing runs, then stop it.
+"$HVMM" --igvm "$OUT/igvmparam.igvm" -p 2 -m 64MB --com1 stderr --guest-shutdown-action reset \
+	-c "vps=2 mem=64 igvm=ok" >"$OUT/reset.log" 2>&1 &
+pid=$!
+end=$((SECONDS + 120))
+while [ "$(grep -ac 'GUEST-RESULT: 7 passed, 0 failed' "$OUT/reset.log")" -lt 3 ] &&
+	[ $SECONDS -lt $end ] && kill -0 $pid 2>/dev/null; do sleep 0.5; done
+kill $pid 2>/dev/null
+wait $pid 2>/dev/null
+n=$(grep -ac 'GUEST-RESULT: 7 passed, 0 failed' "$OUT/reset.log")
+if [ "$n" -ge 3 ] && ! grep -qa 'failed\|error' <(grep -av 'GUEST-RESULT: 7 passed, 0 failed' "$OUT/reset.log"); then
+	log "ok: the file was loaded again at each reset ($n passing boots)"
+else
+	log "FAIL: reloading at reset: $n passing boots; log $OUT/reset.log"
+	rc=1
+fi
 
 # A parameter area inserted past the end of RAM: one line naming the header.
 "$TOOL" build -o "$OUT/high.igvm" --elf "$ELF" --param vp_count@0x8000000 ||
