@@ -1,8 +1,9 @@
 /*
  * IGVM loader (`hvmm --igvm FILE`), after the loading contract of
  * ../shared/docs/igvm-and-vsm.md parts A and B (OpenVMM's vm/loader and
- * openvmm_core's igvm.rs, read for facts only). Only the NATIVE platform is
- * loaded: PAGE_DATA, PARAMETER_AREA + parameter usages + PARAMETER_INSERT,
+ * openvmm_core's igvm.rs, read for facts only). The NATIVE platform is
+ * loaded (and, for the coming --vtl2, VSM_ISOLATION with its VTL 2 VBS
+ * register list decoded): PAGE_DATA, PARAMETER_AREA + parameter usages + PARAMETER_INSERT,
  * REQUIRED_MEMORY and the BSP's native x64 VP context. Parameters filled:
  * VP_COUNT (u32), MEMORY_MAP (hvmm's e820 RAM ranges as 24-byte
  * IGVM_VHS_MEMORY_MAP_ENTRY records, zero-terminated), MMIO_RANGES (the
@@ -305,10 +306,96 @@ static int param_insert(struct loader *l, const struct igvm_hdr *h)
 	return 0;
 }
 
+static uint64_t le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = n; i-- > 0;)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* HV_X64_SEGMENT_REGISTER: base u64, limit u32, selector u16, attributes u16. */
+static struct x86_segment hv_seg(const uint8_t *v)
+{
+	struct x86_segment sg = { 0 };
+	uint16_t attr = (uint16_t)le(v + 14, 2);
+	sg.base = le(v, 8);
+	sg.limit = (uint32_t)le(v + 8, 4);
+	sg.selector = (uint16_t)le(v + 12, 2);
+	sg.type = attr & 0xf;
+	sg.s = (attr >> 4) & 1;
+	sg.dpl = (attr >> 5) & 3;
+	sg.present = (attr >> 7) & 1;
+	sg.avl = (attr >> 12) & 1;
+	sg.l = (attr >> 13) & 1;
+	sg.db = (attr >> 14) & 1;
+	sg.g = (attr >> 15) & 1;
+	sg.unusable = !sg.present;
+	return sg;
+}
+
+/* A VBS register list (validated: known names, one VTL) into b->vbs_*. */
+static int vbs_context(struct loader *l, const struct igvm_hdr *h, struct igvm_boot *b)
+{
+	struct x86_regs *r = &b->vbs_regs;
+	struct x86_sregs *s = &b->vbs_sregs;
+	for (uint32_t i = 0; i < h->u.vp.n_regs; i++) {
+		struct igvm_vbs_reg reg;
+		igvm_vbs_reg_get(h, i, &reg);
+		uint64_t v = le(reg.value, 8);
+		switch (reg.name) {
+		case 0x20004: r->rsp = v; break;
+		case 0x20005: r->rbp = v; break;
+		case 0x20006: r->rsi = v; break;
+		case 0x20008: r->r8 = v; break;
+		case 0x20009: r->r9 = v; break;
+		case 0x2000A: r->r10 = v; break;
+		case 0x2000B: r->r11 = v; break;
+		case 0x2000C: r->r12 = v; break;
+		case 0x20010: r->rip = v; break;
+		case 0x20011: r->rflags = v | 0x2; break;
+		case 0x40000: s->cr0 = v; break;
+		case 0x40002: s->cr3 = v; break;
+		case 0x40003: s->cr4 = v; break;
+		case 0x60000: s->es = hv_seg(reg.value); break;
+		case 0x60001: s->cs = hv_seg(reg.value); break;
+		case 0x60002: s->ss = hv_seg(reg.value); break;
+		case 0x60003: s->ds = hv_seg(reg.value); break;
+		case 0x60004: s->fs = hv_seg(reg.value); break;
+		case 0x60005: s->gs = hv_seg(reg.value); break;
+		case 0x60007: break; /* TR: skipped, as the reference loader does */
+		/* HV_X64_TABLE_REGISTER: pad u16[3], limit u16, base u64. */
+		case 0x70000: s->idt = (struct x86_dtable){ le(reg.value + 8, 8),
+				(uint16_t)le(reg.value + 6, 2) }; break;
+		case 0x70001: s->gdt = (struct x86_dtable){ le(reg.value + 8, 8),
+				(uint16_t)le(reg.value + 6, 2) }; break;
+		case 0x80001: s->efer = v; break;
+		case 0x80004: b->vbs_pat = v; b->have_pat = true; break;
+		default: break; /* MTRRs: not kept */
+		}
+	}
+	b->have_vbs = true;
+	b->vbs_vtl = h->u.vp.vtl;
+	(void)l;
+	return 0;
+}
+
 static int vp_context(struct loader *l, const struct igvm_hdr *h, struct igvm_boot *b)
 {
-	if (h->u.vp.kind != IGVM_VP_NATIVE_X64)
-		return fail(l, h, "only native x64 VP contexts are supported");
+	if (l->c->vtl2 && h->u.vp.kind == IGVM_VP_VBS) {
+		if (h->u.vp.vtl != 2)
+			return fail(l, h, "VBS context for VTL %u: the file's registers must be VTL 2's",
+				    h->u.vp.vtl);
+		if (h->u.vp.vp_index != 0)
+			return fail(l, h, "VP context for VP %u: only the BSP (VP 0) can be set",
+				    h->u.vp.vp_index);
+		if (b->have_vbs)
+			return fail(l, h, "second VP context for VP 0");
+		return vbs_context(l, h, b);
+	}
+	if (l->c->vtl2 || h->u.vp.kind != IGVM_VP_NATIVE_X64)
+		return fail(l, h, "only native x64 VP contexts (NATIVE) and VBS contexts "
+			    "(VSM_ISOLATION) are supported");
 	if (h->u.vp.vp_index != 0)
 		return fail(l, h, "VP context for VP %u: only the BSP (VP 0) can be set",
 			    h->u.vp.vp_index);
@@ -380,8 +467,13 @@ static int open_pick(struct igvm_file *f, const uint8_t *buf, size_t len, bool v
 		return fail(l, NULL, "not an x64 file");
 	char plats[128];
 	platform_list(f, plats, sizeof(plats));
-	if (vtl2)
-		return fail(l, NULL, "VSM_ISOLATION (--vtl2) loading is not supported yet");
+	if (vtl2) {
+		*mask = igvm_platform_mask(f, IGVM_PLATFORM_VSM_ISOLATION);
+		if (!*mask)
+			return fail(l, NULL, "no VSM_ISOLATION platform for --vtl2 (the file has %s)",
+				    plats);
+		return 0;
+	}
 	*mask = igvm_platform_mask(f, IGVM_PLATFORM_NATIVE);
 	if (!*mask) {
 		bool vsm = igvm_platform_mask(f, IGVM_PLATFORM_VSM_ISOLATION) != 0;
@@ -425,8 +517,10 @@ int igvm_load(struct gmem *m, const uint8_t *buf, size_t len, const struct igvm_
 		if (ret)
 			break;
 	}
-	if (!ret && !b->have_ctx)
+	if (!ret && !b->have_ctx && !c->vtl2)
 		ret = fail(&l, NULL, "no VP context for the BSP on the NATIVE platform");
+	if (!ret && !b->have_vbs && c->vtl2)
+		ret = fail(&l, NULL, "no VTL 2 VP context for the BSP on the VSM_ISOLATION platform");
 	for (size_t i = 0; i < l.nareas; i++)
 		free(l.areas[i].buf);
 	free(l.areas);

@@ -6,7 +6,9 @@
  * zeroed) at its GPA, PARAMETER_AREA buffers are filled from the VM's
  * configuration by the parameter directives and copied in by
  * PARAMETER_INSERT, REQUIRED_MEMORY must be RAM, and the BSP's native x64
- * VP context becomes its initial register state. The file is user input:
+ * VP context becomes its initial register state (with vtl2, the
+ * VSM_ISOLATION platform and its VTL 2 VBS context instead: the loader half
+ * of --vtl2, which hvmm does not wire yet). The file is user input:
  * every GPA and size is checked against guest RAM and errors are one line
  * naming the header index.
  */
@@ -27,14 +29,25 @@ struct igvm_load_config {
 	unsigned nvcpus;      /* VP_COUNT */
 	const char *cmdline;  /* COMMAND_LINE (NULL = empty) */
 	uint64_t rsdp_gpa;    /* hvmm's ACPI tables (MADT/SRAT copied from them); 0 = none */
-	bool vtl2;            /* pick VSM_ISOLATION instead of NATIVE (not supported yet) */
+	bool vtl2;            /* load VSM_ISOLATION instead of NATIVE (no relocation yet) */
 	bool vmbus;           /* DEVICE_TREE gets a VTL0 VMBus node */
 };
 
-/* The BSP's initial state from the file's VP context. */
+/*
+ * The BSP's initial state from the file's VP context: a native context
+ * (NATIVE platform), or with vtl2 the VBS register list of VTL 2 decoded
+ * into vbs_regs/vbs_sregs (registers the file does not name stay zero; MTRRs
+ * are not kept; PAT in vbs_pat when have_pat).
+ */
 struct igvm_boot {
 	bool have_ctx;
 	struct igvm_native_vp_context_x64 ctx;
+	bool have_vbs;
+	uint8_t vbs_vtl;
+	struct x86_regs vbs_regs;
+	struct x86_sregs vbs_sregs;
+	bool have_pat;
+	uint64_t vbs_pat;
 };
 
 /*

@@ -431,6 +431,97 @@ static void test_device_tree(void **state)
 	free(buf);
 }
 
+/* One VBS register record: VTL vtl, name, 16-byte value. */
+static void vbs_reg(uint8_t *rec, uint8_t vtl, uint32_t name, const void *val, size_t n)
+{
+	memset(rec, 0, 32);
+	rec[0] = vtl;
+	memcpy(rec + 1, &name, 4);
+	memcpy(rec + 16, val, n);
+}
+
+/*
+ * The loader half of --vtl2: a VSM_ISOLATION file's pages load and its
+ * VTL 2 VBS registers decode (segment and table register layouts of the
+ * TLFS); a native load of the same file is refused, and so is a VTL 0
+ * context.
+ */
+static void test_vsm(void **state)
+{
+	(void)state;
+	static const uint8_t one[PG] = { 7 };
+	for (int vtl0 = 0; vtl0 < 2; vtl0++) {
+		struct igvm_writer w;
+		igvm_writer_init(&w, IGVM_FORMAT_VERSION_1, IGVM_ARCH_X64);
+		plat(&w, IGVM_PLATFORM_VSM_ISOLATION);
+		page(&w, 0x3000, one);
+		uint8_t ctx[4 + 32 * 8];
+		uint32_t n = 8;
+		uint8_t vtl = vtl0 ? 0 : 2;
+		memcpy(ctx, &n, 4);
+		uint64_t rip = 0x200000, rsp = 0x1ff000, cr0 = 0x80000033, cr3 = 0x300000, efer = 0xd01;
+		uint8_t cs[16] = { 0 }, gdtr[16] = { 0 };
+		uint64_t base = 0;
+		uint32_t limit = 0xffffffff;
+		uint16_t sel = 0x8, attr = 0xa09b, glim = 0x27;
+		uint64_t gbase = 0x301000;
+		memcpy(cs, &base, 8);
+		memcpy(cs + 8, &limit, 4);
+		memcpy(cs + 12, &sel, 2);
+		memcpy(cs + 14, &attr, 2);
+		memcpy(gdtr + 6, &glim, 2);
+		memcpy(gdtr + 8, &gbase, 8);
+		vbs_reg(ctx + 4, vtl, 0x20010, &rip, 8);
+		vbs_reg(ctx + 36, vtl, 0x20004, &rsp, 8);
+		vbs_reg(ctx + 68, vtl, 0x40000, &cr0, 8);
+		vbs_reg(ctx + 100, vtl, 0x40002, &cr3, 8);
+		vbs_reg(ctx + 132, vtl, 0x80001, &efer, 8);
+		vbs_reg(ctx + 164, vtl, 0x60001, cs, 16);
+		vbs_reg(ctx + 196, vtl, 0x70001, gdtr, 16);
+		vbs_reg(ctx + 228, vtl, 0x60007, cs, 16); /* TR: skipped */
+		struct igvm_vhs_vp_context h = { .compatibility_mask = 1 };
+		igvm_writer_header_data(&w, IGVM_VHT_VP_CONTEXT, &h, sizeof(h),
+					offsetof(struct igvm_vhs_vp_context, file_offset), ctx, sizeof(ctx));
+		uint8_t *buf;
+		size_t len;
+		assert_int_equal(igvm_writer_finish(&w, &buf, &len), 0);
+		igvm_writer_free(&w);
+		struct igvm_load_config c = { .nvcpus = 1, .vtl2 = true };
+		struct igvm_boot b;
+		char err[256];
+		memset(ram + 0x3000, 0, PG);
+		int r = igvm_load(&mem, buf, len, &c, &b, err, sizeof(err));
+		if (vtl0) {
+			assert_int_equal(r, -EINVAL);
+			assert_non_null(strstr(err, "IGVM header 2 (IGVM_VHT_VP_CONTEXT): VBS context for VTL 0"));
+			free(buf);
+			continue;
+		}
+		if (r)
+			fail_msg("%s", err);
+		assert_int_equal(ram[0x3000], 7);
+		assert_true(b.have_vbs && !b.have_ctx);
+		assert_int_equal(b.vbs_vtl, 2);
+		assert_int_equal(b.vbs_regs.rip, rip);
+		assert_int_equal(b.vbs_regs.rsp, rsp);
+		assert_int_equal(b.vbs_sregs.cr0, cr0);
+		assert_int_equal(b.vbs_sregs.cr3, cr3);
+		assert_int_equal(b.vbs_sregs.efer, efer);
+		assert_int_equal(b.vbs_sregs.cs.selector, 8);
+		assert_int_equal(b.vbs_sregs.cs.limit, 0xffffffff);
+		assert_true(b.vbs_sregs.cs.l && b.vbs_sregs.cs.present && b.vbs_sregs.cs.type == 0xb);
+		assert_int_equal(b.vbs_sregs.gdt.base, gbase);
+		assert_int_equal(b.vbs_sregs.gdt.limit, glim);
+		assert_int_equal(b.vbs_sregs.tr.selector, 0);
+		/* The same file without --vtl2: one line naming what it has. */
+		c.vtl2 = false;
+		assert_int_equal(igvm_load(&mem, buf, len, &c, &b, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "no NATIVE platform (the file has VSM_ISOLATION); "
+					    "VSM_ISOLATION needs --vtl2"));
+		free(buf);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +530,7 @@ int main(void)
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_build_linux),
 		cmocka_unit_test(test_device_tree),
+		cmocka_unit_test(test_vsm),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
