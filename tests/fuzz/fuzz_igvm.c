@@ -7,7 +7,7 @@
  * exercises every decoder on validated data. Inputs starting with an ELF
  * magic also go through igvm_build_native_elf (the ELF reader of `build`).
  * Accepted files are also loaded by igvm_load (src/core/igvm_load.c) into
- * 16 MiB of fake guest RAM. Seeds: tests/fuzz/regressions/
+ * 16 MiB of fake guest RAM, once for NATIVE and once with vtl2 (VSM). Seeds: tests/fuzz/regressions/
  * fuzz_igvm (written by test_igvm with HVMM_IGVM_SEED_DIR).
  */
 #include <stdint.h>
@@ -60,9 +60,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ram) {
 			struct igvm_load_config c = { .nvcpus = 2, .cmdline = "console=ttyS0" };
 			struct igvm_boot b;
-			if (igvm_load(&mem, buf, size, &c, &b, err, sizeof(err)) &&
-			    (!err[0] || strchr(err, '\n')))
-				abort();
+			for (int vtl2 = 0; vtl2 < 2; vtl2++) {
+				c.vtl2 = vtl2;
+				if (igvm_load(&mem, buf, size, &c, &b, err, sizeof(err)) &&
+				    (!err[0] || strchr(err, '\n')))
+					abort();
+			}
 		}
 	} else if (!err[0] || strchr(err, '\n')) {
 		abort(); /* every rejection is exactly one line */
