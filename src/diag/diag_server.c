@@ -461,7 +461,7 @@ static void serve_exec(struct diag_server *s, struct ctl_conn *c, uint32_t strea
 		goto out;
 	}
 	if (req->combine_stderr && err < 0 && out >= 0)
-		err = dup(out);
+		err = fcntl(out, F_DUPFD_CLOEXEC, 0); /* not inherited by other children */
 	argv = calloc(req->n_args + 2, sizeof(*argv));
 	if (!argv) {
 		fail = "out of memory";

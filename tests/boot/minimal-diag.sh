@@ -8,6 +8,8 @@
 #  - `file -p /proc/cpuinfo` has a "processor" line;
 #  - `kmsg -f` keeps following; `shell` runs on a pty with our input and
 #    exits with the shell's status;
+#  - `kmsg -f -r` reconnects across a guest reboot (`reboot -f`) and prints
+#    the second boot's log too (HVMM_DIAG_REBOOT=0 skips this ~2 min step);
 #  - a missing socket is one clear error line.
 # Every hvmm-diag call opens 2-3 hv_sock channels (control + data), which a
 # loaded PVM host opens in seconds each; the host-side logic is covered in
@@ -81,6 +83,23 @@ rc=$?
 [ $rc = 3 ] || fail "shell: status $rc, expected 3: $(cat "$OUT/shell.err")"
 grep -q 'SHELL-42' "$OUT/shell.txt" && grep -q '/dev/pts/' "$OUT/shell.txt" ||
 	fail "shell: no pty or no output (see $OUT/shell.txt)"
+
+# kmsg -f -r across a guest reboot: the second boot's log arrives too.
+if [ "${HVMM_DIAG_REBOOT:-1}" = 1 ]; then
+	"$DIAG" "$SOCK" kmsg -f -r -v >"$OUT/kmsg-r.txt" 2>"$OUT/kmsg-r.err" &
+	KPID=$!
+	wait_for "$OUT/kmsg-r.txt" 'Linux version' 120 || fail "kmsg -f -r printed no boot log"
+	send 'reboot -f'
+	end=$((SECONDS + 900))
+	while [ "$(grep -c 'Linux version' "$OUT/kmsg-r.txt")" -lt 2 ] && [ $SECONDS -lt $end ]; do
+		sleep 2
+	done
+	kill "$KPID" 2>/dev/null
+	wait "$KPID" 2>/dev/null
+	[ "$(grep -c 'Linux version' "$OUT/kmsg-r.txt")" -ge 2 ] ||
+		fail "kmsg -f -r did not reconnect after the reboot (see $OUT/kmsg-r.err)"
+	log "kmsg -r: reconnected after a guest reboot"
+fi
 
 kill -0 "$HVMM_PID" 2>/dev/null || fail "hvmm exited"
 grep -aE 'hvmm: (error|warning)' "$OUT/console.log" | grep -v 'guest' &&
