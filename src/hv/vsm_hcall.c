@@ -653,7 +653,11 @@ static uint16_t hc_post_message_direct(struct args *a)
 	return (uint16_t)o->post_message(o->opaque, vp, in.vtl, in.sint, in.message);
 }
 
-/* ---- TLB flushes: accepted (KVM keeps each VM's TLB coherent with its page tables). ---- */
+/*
+ * ---- TLB flushes: arguments checked, success returned. No remote flush
+ * happens here; the wiring must make the target VPs flush (hvmm's CPUID
+ * does not recommend these calls to VTL0). ----
+ */
 
 #define FLUSH_FLAGS_VALID 0x31full
 
