@@ -49,4 +49,82 @@ int vsm_msr_read_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t ind
 int vsm_msr_write_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t index,
 			 uint64_t val);
 
+/*
+ * vsm_regs.c: one register of (vp, vtl) for a caller running `caller`.
+ * r/have_regs cache the VP's register block across a rep call; *dirty says
+ * it must be written back. 0 or an HV status.
+ */
+uint16_t vsm_reg_get(struct vsm *vsm, uint32_t vp, unsigned caller, unsigned vtl,
+		     uint32_t name, struct vsm_regs *r, bool *have_regs, uint8_t val[16]);
+uint16_t vsm_reg_set(struct vsm *vsm, uint32_t vp, unsigned caller, unsigned vtl,
+		     uint32_t name, struct vsm_regs *r, bool *have_regs, bool *dirty,
+		     const uint8_t val[16]);
+
+/* ---- Hypercall handlers (vsm_hcall.c dispatches; lock held) ---- */
+
+struct vsm_hc_args {
+	struct vsm *vsm;
+	uint32_t vp;
+	unsigned vtl;               /* the caller's active VTL */
+	uint16_t rep_count, rep_start, reps_done;
+	unsigned varhdr;            /* qwords */
+	const uint8_t *in;          /* header, variable header, elements */
+	uint8_t *out;
+};
+
+/* ---- Shared argument checks ---- */
+
+static inline uint16_t vsm_hc_partition(uint64_t id)
+{
+	return id == HV_PARTITION_ID_SELF ? HV_STATUS_SUCCESS : HV_STATUS_INVALID_PARTITION_ID;
+}
+
+/* HV_INPUT_VTL: resolves to a VTL the caller may name (at most its own). */
+static inline uint16_t vsm_hc_input_vtl(const struct vsm_hc_args *a, uint8_t v, unsigned *vtl)
+{
+	if (v & HV_INPUT_VTL_RESERVED)
+		return HV_STATUS_INVALID_PARAMETER;
+	if (!(v & HV_INPUT_VTL_USE_TARGET)) {
+		*vtl = a->vtl;
+		return HV_STATUS_SUCCESS;
+	}
+	unsigned t = HV_INPUT_VTL_TARGET(v);
+	if (t > a->vsm->cfg.max_vtl)
+		return HV_STATUS_INVALID_PARAMETER;
+	if (t > a->vtl)
+		return HV_STATUS_ACCESS_DENIED;
+	*vtl = t;
+	return HV_STATUS_SUCCESS;
+}
+
+/* A VP index (or HV_VP_INDEX_SELF) naming an existing VP. */
+static inline uint16_t vsm_hc_vp_index(const struct vsm_hc_args *a, uint32_t in, uint32_t *vp)
+{
+	if (in == HV_VP_INDEX_SELF)
+		in = a->vp;
+	if (in >= a->vsm->cfg.nvps)
+		return HV_STATUS_INVALID_VP_INDEX;
+	*vp = in;
+	return HV_STATUS_SUCCESS;
+}
+
+static inline bool vsm_hc_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+uint16_t vsm_hc_modify_vtl_protection_mask(struct vsm_hc_args *a);
+uint16_t vsm_hc_install_intercept(struct vsm_hc_args *a);
+uint16_t vsm_hc_translate(struct vsm_hc_args *a);
+uint16_t vsm_hc_translate_ex(struct vsm_hc_args *a);
+uint16_t vsm_hc_get_vp_index_from_apic_id(struct vsm_hc_args *a);
+uint16_t vsm_hc_assert_virtual_interrupt(struct vsm_hc_args *a);
+uint16_t vsm_hc_signal_event_direct(struct vsm_hc_args *a);
+uint16_t vsm_hc_post_message_direct(struct vsm_hc_args *a);
+uint16_t vsm_hc_flush(struct vsm_hc_args *a);
+uint16_t vsm_hc_flush_ex(struct vsm_hc_args *a);
+
 #endif

@@ -18,11 +18,6 @@
 #include <errno.h>
 #include <string.h>
 
-uint16_t vsm_reg_get(struct vsm *vsm, uint32_t vp, unsigned caller, unsigned vtl,
-		     uint32_t name, struct vsm_regs *r, bool *have_regs, uint8_t val[16]);
-uint16_t vsm_reg_set(struct vsm *vsm, uint32_t vp, unsigned caller, unsigned vtl,
-		     uint32_t name, struct vsm_regs *r, bool *have_regs, bool *dirty,
-		     const uint8_t val[16]);
 
 /* EFER bits a guest may set: SCE, LME, LMA, NXE, SVME, LMSLE, FFXSR, TCE. */
 #define EFER_VALID 0xfd01ull
