@@ -370,6 +370,44 @@ int vsm_vtl_return_locked(struct vsm *vsm, uint32_t vp, bool fast)
 	return 0;
 }
 
+/* ---- Interrupts across VTLs (TLFS: higher VTLs preempt; VINA) ---- */
+
+int vsm_interrupt_pending(struct vsm *vsm, uint32_t vp, unsigned vtl, uint8_t *vector)
+{
+	if (vp >= vsm->cfg.nvps || vtl >= VSM_NUM_VTLS)
+		return -EINVAL;
+	const struct vsm_ops *o = &vsm->cfg.ops;
+	int ret = 0;
+	pthread_mutex_lock(&vsm->lock);
+	struct vsm_vp *v = &vsm->vps[vp];
+	unsigned cur = v->active;
+	if (!vsm_vtl_on(v->enabled, vtl) || vtl == cur) {
+		ret = 0;
+	} else if (vtl > cur) {
+		/* Only the higher VTL's own APIC state counts (the wiring's check). */
+		if (o->switch_vtl(o->opaque, vp, cur, vtl) == 0) {
+			v->active = (uint8_t)vtl;
+			set_entry_reason(vsm, vp, vtl, HV_VTL_ENTRY_INTERRUPT);
+			ret = 1;
+		}
+	} else {
+		uint64_t vina = v->vtl[cur].vina;
+		uint64_t assist = assist_gpa(vsm, vp, cur);
+		uint8_t status = 1;
+		if ((vina & HV_VSM_VINA_ENABLED) && assist &&
+		    !o->read_gpa(o->opaque, assist + HV_VP_ASSIST_VINA_STATUS, &status, 1) &&
+		    !(status & 1)) {
+			status = 1;
+			if (!o->write_gpa(o->opaque, assist + HV_VP_ASSIST_VINA_STATUS, &status, 1)) {
+				*vector = HV_VSM_VINA_VECTOR(vina);
+				ret = 2;
+			}
+		}
+	}
+	pthread_mutex_unlock(&vsm->lock);
+	return ret;
+}
+
 /* ---- Intercepts ---- */
 
 bool vsm_intercepts_io(struct vsm *vsm, uint16_t port, bool write)

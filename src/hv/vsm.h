@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "hv/hv.h"
+#include "x86/regs.h"
 
 /* VTLs hvmm models: 0 (the guest) up to 2 (the paravisor). */
 #define VSM_MAX_VTL   2
@@ -229,6 +230,17 @@ struct vsm_regs {
 void vsm_regs_copy_shared(struct vsm_regs *dst, const struct vsm_regs *src);
 /* Loads an HV_INITIAL_VP_CONTEXT into the private part of r. */
 void vsm_regs_from_context(struct vsm_regs *r, const struct hv_initial_vp_context *c);
+/*
+ * Between vsm_regs and the accelerator's x86_regs/x86_sregs (GPRs, RIP,
+ * RFLAGS, control registers, EFER, APIC base, segments, tables). The MSRs
+ * and debug registers are not in x86_*: the backend moves them itself.
+ * HV segment attributes: type 0-3, S 4, DPL 5-6, P 7, AVL 12, L 13, DB 14,
+ * G 15; a segment without P is unusable.
+ */
+void vsm_regs_from_x86(struct vsm_regs *v, const struct x86_regs *r, const struct x86_sregs *s);
+void vsm_regs_to_x86(const struct vsm_regs *v, struct x86_regs *r, struct x86_sregs *s);
+uint16_t vsm_seg_attributes(const struct x86_segment *s);
+void vsm_seg_to_x86(const struct hv_x64_segment *h, struct x86_segment *s);
 
 /*
  * What the platform does for vsm. Every op returns 0 or an HV_STATUS_* code
@@ -288,6 +300,17 @@ unsigned vsm_active_vtl(struct vsm *vsm, uint32_t vp);
 uint16_t vsm_vp_enabled_vtls(struct vsm *vsm, uint32_t vp);
 uint16_t vsm_partition_enabled_vtls(struct vsm *vsm);
 bool vsm_vp_started(struct vsm *vsm, uint32_t vp);
+
+/*
+ * An interrupt became pending for (vp, vtl) (the wiring delivered it to
+ * that VTL's APIC). If vtl is above the VTL vp runs, vp switches to it now
+ * (ops->switch_vtl, entry reason INTERRUPT) and 1 is returned: run that
+ * VTL. If vtl is below the running VTL and the running VTL's VsmVina is
+ * enabled and its assist page's vina_status is clear, vina_status is set
+ * and 2 is returned with *vector: inject it (edge) into the running VTL.
+ * Otherwise 0: the interrupt waits until the VP returns to vtl.
+ */
+int vsm_interrupt_pending(struct vsm *vsm, uint32_t vp, unsigned vtl, uint8_t *vector);
 
 /* ---- Hypercalls (vsm_hcall.c) ---- */
 struct vsm_hypercall {

@@ -11,7 +11,8 @@
  * VTL below the caller; the status/capability/code-page registers are read
  * only. Naming a VTL above the caller's is ACCESS_DENIED (vsm_hcall.c);
  * a rule broken here is ACCESS_DENIED, an unknown or read-only register
- * INVALID_PARAMETER, a bad value INVALID_REGISTER_VALUE.
+ * INVALID_PARAMETER, a bad value INVALID_REGISTER_VALUE. Also the
+ * conversion between struct vsm_regs and the accelerator's x86_regs/sregs.
  */
 #include "hv/vsm_impl.h"
 
@@ -274,4 +275,106 @@ uint16_t vsm_reg_set(struct vsm *vsm, uint32_t vp, unsigned caller, unsigned vtl
 		memcpy(p128, val, 16);
 	*dirty = true;
 	return 0;
+}
+
+/* ---- Conversion to and from the accelerator's register structs ---- */
+
+uint16_t vsm_seg_attributes(const struct x86_segment *s)
+{
+	if (s->unusable)
+		return 0;
+	return (uint16_t)((s->type & 0xf) | (s->s & 1) << 4 | (s->dpl & 3) << 5 |
+			  (s->present & 1) << 7 | (s->avl & 1) << 12 | (s->l & 1) << 13 |
+			  (s->db & 1) << 14 | (s->g & 1) << 15);
+}
+
+static void seg_from_x86(struct hv_x64_segment *h, const struct x86_segment *s)
+{
+	h->base = s->base;
+	h->limit = s->limit;
+	h->selector = s->selector;
+	h->attributes = vsm_seg_attributes(s);
+}
+
+void vsm_seg_to_x86(const struct hv_x64_segment *h, struct x86_segment *s)
+{
+	uint16_t a = h->attributes;
+	s->base = h->base;
+	s->limit = h->limit;
+	s->selector = h->selector;
+	s->type = a & 0xf;
+	s->s = (a >> 4) & 1;
+	s->dpl = (a >> 5) & 3;
+	s->present = (a >> 7) & 1;
+	s->avl = (a >> 12) & 1;
+	s->l = (a >> 13) & 1;
+	s->db = (a >> 14) & 1;
+	s->g = (a >> 15) & 1;
+	s->unusable = !s->present;
+}
+
+void vsm_regs_from_x86(struct vsm_regs *v, const struct x86_regs *r, const struct x86_sregs *s)
+{
+	const uint64_t g[16] = { r->rax, r->rcx, r->rdx, r->rbx, r->rsp, r->rbp, r->rsi, r->rdi,
+				 r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15 };
+	memcpy(v->gpr, g, sizeof(g));
+	v->rip = r->rip;
+	v->rflags = r->rflags;
+	v->cr0 = s->cr0;
+	v->cr2 = s->cr2;
+	v->cr3 = s->cr3;
+	v->cr4 = s->cr4;
+	v->cr8 = s->cr8;
+	v->efer = s->efer;
+	v->apic_base = s->apic_base;
+	seg_from_x86(&v->es, &s->es);
+	seg_from_x86(&v->cs, &s->cs);
+	seg_from_x86(&v->ss, &s->ss);
+	seg_from_x86(&v->ds, &s->ds);
+	seg_from_x86(&v->fs, &s->fs);
+	seg_from_x86(&v->gs, &s->gs);
+	seg_from_x86(&v->ldtr, &s->ldt);
+	seg_from_x86(&v->tr, &s->tr);
+	v->idtr = (struct hv_x64_table){ .limit = s->idt.limit, .base = s->idt.base };
+	v->gdtr = (struct hv_x64_table){ .limit = s->gdt.limit, .base = s->gdt.base };
+}
+
+void vsm_regs_to_x86(const struct vsm_regs *v, struct x86_regs *r, struct x86_sregs *s)
+{
+	const uint64_t *g = v->gpr;
+	r->rax = g[0];
+	r->rcx = g[1];
+	r->rdx = g[2];
+	r->rbx = g[3];
+	r->rsp = g[4];
+	r->rbp = g[5];
+	r->rsi = g[6];
+	r->rdi = g[7];
+	r->r8 = g[8];
+	r->r9 = g[9];
+	r->r10 = g[10];
+	r->r11 = g[11];
+	r->r12 = g[12];
+	r->r13 = g[13];
+	r->r14 = g[14];
+	r->r15 = g[15];
+	r->rip = v->rip;
+	r->rflags = v->rflags;
+	s->cr0 = v->cr0;
+	s->cr2 = v->cr2;
+	s->cr3 = v->cr3;
+	s->cr4 = v->cr4;
+	s->cr8 = v->cr8;
+	s->efer = v->efer;
+	s->apic_base = v->apic_base;
+	vsm_seg_to_x86(&v->es, &s->es);
+	vsm_seg_to_x86(&v->cs, &s->cs);
+	vsm_seg_to_x86(&v->ss, &s->ss);
+	vsm_seg_to_x86(&v->ds, &s->ds);
+	vsm_seg_to_x86(&v->fs, &s->fs);
+	vsm_seg_to_x86(&v->gs, &s->gs);
+	vsm_seg_to_x86(&v->ldtr, &s->ldt);
+	vsm_seg_to_x86(&v->tr, &s->tr);
+	s->idt = (struct x86_dtable){ .base = v->idtr.base, .limit = v->idtr.limit };
+	s->gdt = (struct x86_dtable){ .base = v->gdtr.base, .limit = v->gdtr.limit };
 }

@@ -5,8 +5,8 @@
  * as a list of operations on a 3-VP partition that may or may not have
  * booted VTL2: hypercalls with arbitrary control words (codes mostly from
  * the VSM set), RAX, RDX, R8, XMM input, CPL and mode, on any VP in whatever
- * VTL it runs; per-VTL synthetic MSR writes; intercept deliveries; direct
- * page-table walks. The fake ops abort when vsm asks for something its
+ * VTL it runs; per-VTL synthetic MSR writes; intercept deliveries;
+ * interrupts for any VTL (preemption, VINA); direct page-table walks. The fake ops abort when vsm asks for something its
  * contract rules out (a switch from a VTL the VP does not run, a SynIC
  * target out of range, an interrupt vector it should have refused).
  */
@@ -163,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned ops = 0; p < end && ops < 256; ops++) {
 		uint8_t op = (uint8_t)take(&p, end, 1);
 		uint32_t vp = (op >> 5) % NVPS;
-		switch (op % 5) {
+		switch (op % 6) {
 		case 0: case 1: {
 			struct vsm_hypercall hc = {
 				.control = take(&p, end, 8), .rax = take(&p, end, 1) & 3,
@@ -225,6 +225,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			r.cr3 = take(&p, end, 2) << 4;
 			uint64_t gpa;
 			vsm_translate_gva(&cfg.ops, &r, take(&p, end, 8), take(&p, end, 1), &gpa);
+			break;
+		}
+		case 5: {
+			uint8_t vec = 0;
+			unsigned before = vsm_active_vtl(c.vsm, vp);
+			int r = vsm_interrupt_pending(c.vsm, vp, (unsigned)take(&p, end, 1) % 4, &vec);
+			unsigned after = vsm_active_vtl(c.vsm, vp);
+			if ((r != 1 && before != after) || (r == 1 && after <= before) ||
+			    !((vsm_vp_enabled_vtls(c.vsm, vp) >> after) & 1))
+				abort();
 			break;
 		}
 		}

@@ -6,7 +6,9 @@
  * (fast and slow, return actions, VINA auto-reset, every #UD case), the
  * loader's VTL2 boot state, StartVirtualProcessor, Get/SetVpRegisters
  * access rules and values (VSM registers and VTL0's architectural
- * registers from VTL2), per-VTL synthetic MSRs and the hypercall page.
+ * registers from VTL2), per-VTL synthetic MSRs and the hypercall page,
+ * interrupts across VTLs (preemption, VINA) and the register conversion
+ * to the accelerator's structs.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -591,6 +593,93 @@ static void test_hypercall_page(void **state)
 	vf_free(f);
 }
 
+static void test_interrupt_pending(void **state)
+{
+	(void)state;
+	struct vfake *f = vf_new(1);
+	uint8_t vec = 0;
+	assert_int_equal(vsm_interrupt_pending(f->vsm, 0, 2, &vec), 0);  /* VTL2 not enabled */
+	assert_int_equal(enable_partition(f, 0, 2, 0), 0);
+	assert_int_equal(enable_vp(f, 0, 0, 2, 0x2000, CR0_PE), 0);
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_VP_ASSIST_PAGE, 0xb000 | 1), 0);
+	assert_int_equal(vsm_interrupt_pending(f->vsm, 0, 0, &vec), 0);  /* VTL0 runs it */
+	/* An interrupt for VTL2 preempts VTL0 at once. */
+	assert_int_equal(vsm_interrupt_pending(f->vsm, 0, 2, &vec), 1);
+	assert_int_equal(vsm_active_vtl(f->vsm, 0), 2);
+	assert_int_equal(f->switch_to, 2);
+	uint32_t reason;
+	memcpy(&reason, f->ram + 0xb000 + HV_VP_ASSIST_VTL_ENTRY_REASON, 4);
+	assert_int_equal(reason, HV_VTL_ENTRY_INTERRUPT);
+	/* A VTL0 interrupt while VTL2 runs: nothing without VINA ... */
+	assert_int_equal(vsm_interrupt_pending(f->vsm, 0, 0, &vec), 0);
+	assert_int_equal(set_reg(f, 0, 0, HV_REGISTER_VSM_VINA, HV_VSM_VINA_ENABLED | 0xe9), 0);
+	/* ... one notification with VINA, then none until the status is cleared. */
+	assert_int_equal(vsm_interrupt_pending(f->vsm, 0, 0, &vec), 2);
+	assert_int_equal(vec, 0xe9);
+	assert_int_equal(f->ram[0xb000 + HV_VP_ASSIST_VINA_STATUS], 1);
+	assert_int_equal(vsm_interrupt_pending(f->vsm, 0, 0, &vec), 0);
+	f->ram[0xb000 + HV_VP_ASSIST_VINA_STATUS] = 0;
+	assert_int_equal(vsm_interrupt_pending(f->vsm, 0, 0, &vec), 2);
+	assert_int_equal(vsm_active_vtl(f->vsm, 0), 2);
+	assert_int_equal(f->nswitch, 1);
+	vf_free(f);
+}
+
+static void test_x86_conversion(void **state)
+{
+	(void)state;
+	struct x86_regs r = { .rax = 1, .rbx = 2, .rcx = 3, .rdx = 4, .rsi = 5, .rdi = 6, .rsp = 7,
+			      .rbp = 8, .r8 = 9, .r15 = 16, .rip = 0x1000, .rflags = 0x202 };
+	struct x86_sregs s;
+	memset(&s, 0, sizeof(s));
+	s.cs = (struct x86_segment){ .base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 11,
+				     .present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1 };
+	s.ss = (struct x86_segment){ .selector = 0x18, .type = 3, .present = 1, .s = 1, .db = 1,
+				     .g = 1, .dpl = 3, .avl = 1 };
+	s.ldt = (struct x86_segment){ .unusable = 1 };
+	s.gdt = (struct x86_dtable){ .base = 0x5000, .limit = 0x27 };
+	s.cr0 = 0x80000011;
+	s.cr3 = 0x9000;
+	s.efer = 0x500;
+	s.apic_base = 0xfee00900;
+	struct vsm_regs v;
+	memset(&v, 0, sizeof(v));
+	vsm_regs_from_x86(&v, &r, &s);
+	/* HV register order: RAX RCX RDX RBX RSP RBP RSI RDI R8.. */
+	assert_int_equal(v.gpr[0], 1);
+	assert_int_equal(v.gpr[1], 3);
+	assert_int_equal(v.gpr[2], 4);
+	assert_int_equal(v.gpr[3], 2);
+	assert_int_equal(v.gpr[4], 7);
+	assert_int_equal(v.gpr[5], 8);
+	assert_int_equal(v.gpr[6], 5);
+	assert_int_equal(v.gpr[7], 6);
+	assert_int_equal(v.gpr[8], 9);
+	assert_int_equal(v.gpr[15], 16);
+	assert_int_equal(v.cs.attributes, 0xa09b);     /* 64-bit ring-0 code */
+	assert_int_equal(v.ss.attributes, 0xd0f3);     /* with AVL, DPL 3 */
+	assert_int_equal(v.ldtr.attributes, 0);
+	assert_int_equal(v.gdtr.base, 0x5000);
+	assert_int_equal(v.gdtr.limit, 0x27);
+	assert_int_equal(v.apic_base, 0xfee00900);
+	struct x86_regs r2;
+	struct x86_sregs s2;
+	memset(&s2, 0xff, sizeof(s2));
+	vsm_regs_to_x86(&v, &r2, &s2);
+	assert_memory_equal(&r, &r2, sizeof(r));
+	assert_int_equal(s2.cs.l, 1);
+	assert_int_equal(s2.cs.type, 11);
+	assert_int_equal(s2.cs.unusable, 0);
+	assert_int_equal(s2.ss.dpl, 3);
+	assert_int_equal(s2.ss.avl, 1);
+	assert_int_equal(s2.ss.db, 1);
+	assert_int_equal(s2.ldt.unusable, 1);
+	assert_int_equal(s2.cr0, 0x80000011);
+	assert_int_equal(s2.cr3, 0x9000);
+	assert_int_equal(s2.efer, 0x500);
+	assert_int_equal(s2.gdt.limit, 0x27);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -608,6 +697,8 @@ int main(void)
 		cmocka_unit_test(test_register_reps),
 		cmocka_unit_test(test_fast_get_registers),
 		cmocka_unit_test(test_hypercall_page),
+		cmocka_unit_test(test_interrupt_pending),
+		cmocka_unit_test(test_x86_conversion),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
