@@ -449,18 +449,26 @@ int vsm_deliver_intercept(struct vsm *vsm, uint32_t vp, const uint8_t msg[HV_MES
 		return HV_STATUS_INVALID_VP_INDEX;
 	const struct vsm_ops *o = &vsm->cfg.ops;
 	pthread_mutex_lock(&vsm->lock);
+	struct vsm_vp *v = &vsm->vps[vp];
 	int st = HV_STATUS_INVALID_VTL_STATE;
-	if (vsm_vtl_on(vsm->vps[vp].enabled, 2)) {
+	uint32_t reason = HV_VTL_ENTRY_INTERRUPT;
+	if (vsm_vtl_on(v->enabled, 2)) {
 		uint64_t assist = assist_gpa(vsm, vp, 2);
 		if ((vsm->partition_config[2] & HV_VSM_CONFIG_INTERCEPT_PAGE) && assist) {
-			uint32_t reason = HV_VTL_ENTRY_INTERCEPT;
+			reason = HV_VTL_ENTRY_INTERCEPT;
 			st = o->write_gpa(o->opaque, assist + HV_VP_ASSIST_INTERCEPT_MESSAGE, msg,
-					  HV_MESSAGE_SIZE) ||
-			     o->write_gpa(o->opaque, assist + HV_VP_ASSIST_VTL_ENTRY_REASON,
-					  &reason, sizeof(reason)) ?
-				HV_STATUS_INVALID_PARAMETER : HV_STATUS_SUCCESS;
+					  HV_MESSAGE_SIZE) ? HV_STATUS_INVALID_PARAMETER : 0;
 		} else {
+			/* The SINT0 message interrupts VTL2, which preempts the VP. */
 			st = o->post_message(o->opaque, vp, 2, 0, msg);
+		}
+	}
+	if (st == 0 && v->active < 2) {
+		if (o->switch_vtl(o->opaque, vp, v->active, 2) == 0) {
+			v->active = 2;
+			set_entry_reason(vsm, vp, 2, reason);
+		} else {
+			st = HV_STATUS_INVALID_VP_STATE;
 		}
 	}
 	pthread_mutex_unlock(&vsm->lock);

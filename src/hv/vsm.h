@@ -349,10 +349,13 @@ bool vsm_intercepts_unknown_synic(struct vsm *vsm);
 bool vsm_intercepts_apic_eoi(struct vsm *vsm);
 
 /*
- * Where an intercept message for vp goes: true when VTL2's VsmPartitionConfig
- * asks for the VP assist page (intercept_page); then vsm_deliver_intercept
- * writes it at offset 112 with entry reason INTERCEPT. false: post it to
- * VTL2's SINT0 with ops->post_message. 0 or HV status.
+ * Hands an intercept message about vp's lower VTL to VTL2: into VTL2's VP
+ * assist page at offset 112 with entry reason INTERCEPT when VTL2's
+ * VsmPartitionConfig has intercept_page (and the page is enabled), else
+ * as a message on VTL2's SINT0 (ops->post_message; entry reason
+ * INTERRUPT). Then vp switches to VTL2 if it ran a lower VTL; the lower
+ * VTL's RIP is left for VTL2 to advance. 0 (vp now runs VTL2) or an HV
+ * status (e.g. the SINT0 slot is busy: retry later).
  */
 int vsm_deliver_intercept(struct vsm *vsm, uint32_t vp, const uint8_t msg[HV_MESSAGE_SIZE]);
 

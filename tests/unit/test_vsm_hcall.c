@@ -40,6 +40,18 @@ static struct vfake *booted(unsigned nvps)
 	return f;
 }
 
+static enum vsm_hc_action vtl_return(struct vfake *f)
+{
+	struct vsm_hypercall h = { .control = HVCALL_VTL_RETURN, .rax = 1, .long_mode = true };
+	return vsm_hypercall(f->vsm, 0, &h);
+}
+
+static enum vsm_hc_action vtl_call(struct vfake *f)
+{
+	struct vsm_hypercall h = { .control = HVCALL_VTL_CALL, .long_mode = true };
+	return vsm_hypercall(f->vsm, 0, &h);
+}
+
 /* A VTL0-only partition (the caller of the access-denied cases). */
 static struct vfake *plain(unsigned nvps)
 {
@@ -700,26 +712,45 @@ static void test_intercept_messages(void **state)
 static void test_deliver_intercept(void **state)
 {
 	(void)state;
-	struct vfake *f = booted(2);
+	struct vfake *f = vf_new(2);
 	uint8_t m[HV_MESSAGE_SIZE];
 	memset(m, 0x5A, sizeof(m));
-	/* Default: VTL2's SINT0. */
+	/* No VTL2 anywhere. */
+	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), HV_STATUS_INVALID_VTL_STATE);
+	vf_free(f);
+
+	f = booted(2);
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_VP_ASSIST_PAGE, 0xa000 | 1), 0);
+	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);        /* VP 0 now runs VTL0 */
+	/* Default: VTL2's SINT0, then VP 0 switches to VTL2 (entry reason INTERRUPT). */
 	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), 0);
 	assert_int_equal(f->nmsg, 1);
+	assert_int_equal(f->msg[0].vp, 0);
 	assert_int_equal(f->msg[0].vtl, 2);
 	assert_int_equal(f->msg[0].sint, 0);
 	assert_memory_equal(f->msg[0].msg, m, sizeof(m));
-	/* VP 1 has no VTL2. */
+	assert_int_equal(vsm_active_vtl(f->vsm, 0), 2);
+	assert_int_equal(u32_at(f->ram + 0xa000 + HV_VP_ASSIST_VTL_ENTRY_REASON),
+			 HV_VTL_ENTRY_INTERRUPT);
+	/* A busy slot: the status comes back and the VP stays where it is. */
+	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);
+	f->status = HV_STATUS_INSUFFICIENT_BUFFERS;
+	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), HV_STATUS_INSUFFICIENT_BUFFERS);
+	assert_int_equal(vsm_active_vtl(f->vsm, 0), 0);
+	f->status = 0;
+	/* VP 1 has no VTL2; VP 9 does not exist. */
 	assert_int_equal(vsm_deliver_intercept(f->vsm, 1, m), HV_STATUS_INVALID_VTL_STATE);
 	assert_int_equal(vsm_deliver_intercept(f->vsm, 9, m), HV_STATUS_INVALID_VP_INDEX);
-	/* intercept_page: into VTL2's assist page at 112, entry reason 3. */
+	/* intercept_page: into VTL2's assist page at 112, entry reason INTERCEPT. */
+	assert_int_equal(vtl_call(f), VSM_HC_SWITCHED);
 	set_partition_config(f, HV_VSM_CONFIG_INTERCEPT_PAGE);
-	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_VP_ASSIST_PAGE, 0xa000 | 1), 0);
+	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);
 	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), 0);
-	assert_int_equal(f->nmsg, 1);
+	assert_int_equal(f->nmsg, 2);
 	assert_memory_equal(f->ram + 0xa000 + HV_VP_ASSIST_INTERCEPT_MESSAGE, m, sizeof(m));
 	assert_int_equal(u32_at(f->ram + 0xa000 + HV_VP_ASSIST_VTL_ENTRY_REASON),
 			 HV_VTL_ENTRY_INTERCEPT);
+	assert_int_equal(vsm_active_vtl(f->vsm, 0), 2);
 	vf_free(f);
 }
 
