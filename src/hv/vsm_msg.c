@@ -10,6 +10,7 @@
  */
 #include "hv/vsm_impl.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* ---- Page-table walk ---- */
@@ -132,11 +133,12 @@ _Static_assert(sizeof(struct hv_memory_intercept) == 80, "HV_X64_MEMORY_INTERCEP
 struct hv_hypercall_intercept {
 	struct hv_x64_intercept_header h;
 	uint64_t rax, rbx, rcx, rdx, r8, rsi, rdi;
-	uint64_t xmm[12];
-	uint32_t flags;
-	uint32_t reserved;
+	uint64_t xmm[12];      /* XMM0-5, 16-byte aligned at 96 */
+	uint32_t flags;        /* bit 0: is_isolated */
+	uint32_t reserved[3];  /* pads to the 16-byte alignment of the XMM values */
 } __attribute__((packed));
-_Static_assert(sizeof(struct hv_hypercall_intercept) == 200, "hypercall intercept");
+_Static_assert(sizeof(struct hv_hypercall_intercept) == 208, "HV_X64_HYPERCALL_INTERCEPT_MESSAGE");
+_Static_assert(offsetof(struct hv_hypercall_intercept, xmm) == 96, "XMM0");
 
 static void header(struct hv_x64_intercept_header *h, const struct vsm_intercept_ctx *c)
 {

@@ -695,7 +695,7 @@ static void test_intercept_messages(void **state)
 		xmm[i] = 0xA0 + i;
 	vsm_msg_hypercall(m, &c, xmm);
 	assert_int_equal(u32_at(m), HV_MESSAGE_TYPE_HYPERCALL_INTERCEPT);
-	assert_int_equal(m[4], 200);
+	assert_int_equal(m[4], 208);
 	p = m + 16;
 	assert_int_equal(u64_at(p + 40), 0x100);  /* RAX */
 	assert_int_equal(u64_at(p + 48), 0x103);  /* RBX */
