@@ -182,16 +182,6 @@ static void conn_wake(void *opaque)
 	relay_kick(c->r);
 }
 
-static void r_lock(void *opaque)
-{
-	pthread_mutex_lock(&((struct vsock_relay *)opaque)->lock);
-}
-
-static void r_unlock(void *opaque)
-{
-	pthread_mutex_unlock(&((struct vsock_relay *)opaque)->lock);
-}
-
 static void conn_fd_cb(void *opaque, int fd, uint32_t events);
 
 static void conn_interest(struct vsock_conn *c, uint32_t ev)
@@ -266,7 +256,8 @@ static bool conn_offer(struct vsock_conn *c)
 		.service = c->req.service, .instance = c->instance,
 		.from_host = !c->from_guest,
 		.wake = conn_wake, .wake_opaque = c,
-		.lock = r_lock, .unlock = r_unlock, .lock_opaque = c->r,
+		/* hvsock's own lock: hs outlives the relay when the guest keeps
+		 * the channel open past vsock_relay_destroy(). */
 	};
 	int ret = hvsock_create(c->r->srv, &p, &c->hs);
 	if (ret < 0) {
@@ -711,12 +702,12 @@ int vsock_relay_create(struct evloop *loop, struct vmbus_server *srv, const char
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	atomic_init(&r->nconns, 0);
-	int ret = relay_listen(r, path);
+	int ret = path ? relay_listen(r, path) : 0;
 	if (ret < 0) {
 		relay_free(r);
 		return ret;
 	}
-	snprintf(r->path, sizeof(r->path), "%s", path);
+	snprintf(r->path, sizeof(r->path), "%s", path ? path : "");
 	r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	r->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	const struct timespec tick = { 0, VSOCK_TICK_MS * 1000000L };
@@ -727,15 +718,21 @@ int vsock_relay_create(struct evloop *loop, struct vmbus_server *srv, const char
 		ret = evloop_add_fd(loop, r->efd, EPOLLIN, on_event, r);
 	if (!ret && (ret = evloop_add_fd(loop, r->tfd, EPOLLIN, on_tick, r)) < 0)
 		evloop_del_fd(loop, r->efd);
-	if (!ret && (ret = evloop_add_fd(loop, r->lfd, EPOLLIN, on_listen, r)) < 0) {
+	if (!ret && r->lfd >= 0 && (ret = evloop_add_fd(loop, r->lfd, EPOLLIN, on_listen, r)) < 0) {
 		evloop_del_fd(loop, r->efd);
 		evloop_del_fd(loop, r->tfd);
 	}
 	if (ret < 0) {
 		log_error("vsock relay: %s", strerror(-ret));
-		unlink(path);
+		if (path)
+			unlink(path);
 		relay_free(r);
 		return ret;
+	}
+	if (!path) {
+		log_debug("vsock: in-process connections only (no --vmbus-vsock-path)");
+		*out = r;
+		return 0;
 	}
 	vmbus_set_tl_connect_handler(srv, on_tl_connect, r);
 	log_debug("vsock: relaying guest hv_sock connections at %s", path);
@@ -746,7 +743,8 @@ int vsock_relay_create(struct evloop *loop, struct vmbus_server *srv, const char
 static void relay_teardown(void *opaque)
 {
 	struct vsock_relay *r = opaque;
-	evloop_del_fd(r->loop, r->lfd);
+	if (r->lfd >= 0)
+		evloop_del_fd(r->loop, r->lfd);
 	evloop_del_fd(r->loop, r->efd);
 	evloop_del_fd(r->loop, r->tfd);
 	r->stopping = true;
@@ -776,7 +774,8 @@ void vsock_relay_destroy(struct vsock_relay *r)
 	} else {
 		relay_teardown(r);
 	}
-	unlink(r->path);
+	if (r->path[0])
+		unlink(r->path);
 	relay_free(r);
 }
 

@@ -8,6 +8,7 @@
 #include "dev/hvsock.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,8 @@ static const uint8_t srv_id_tail[12] = {
 struct hvsock {
 	struct vmbus_channel *ch;
 	struct hvsock_params p;
-	/* Guarded by p.lock. */
+	pthread_mutex_t mu;   /* the lock when p.lock is NULL */
+	/* Guarded by p.lock (or mu). */
 	bool open;
 	bool closed;
 	bool released;
@@ -70,12 +72,22 @@ static void hs_lock(struct hvsock *hs)
 {
 	if (hs->p.lock)
 		hs->p.lock(hs->p.lock_opaque);
+	else
+		pthread_mutex_lock(&hs->mu);
 }
 
 static void hs_unlock(struct hvsock *hs)
 {
-	if (hs->p.unlock)
+	if (hs->p.lock)
 		hs->p.unlock(hs->p.lock_opaque);
+	else
+		pthread_mutex_unlock(&hs->mu);
+}
+
+static void hs_free(struct hvsock *hs)
+{
+	pthread_mutex_destroy(&hs->mu);
+	free(hs);
 }
 
 /* ---- VMBus device callbacks (server lock held) ---------------------------- */
@@ -108,7 +120,7 @@ static void hs_close(void *dev, struct vmbus_channel *ch)
 	bool orphan = hs->released;
 	hs_unlock(hs);
 	if (orphan)
-		free(hs); /* released while open: the close was all we waited for */
+		hs_free(hs); /* released while open: the close was all we waited for */
 	else
 		hs->p.wake(hs->p.wake_opaque);
 }
@@ -136,6 +148,7 @@ int hvsock_create(struct vmbus_server *srv, const struct hvsock_params *p,
 	if (!hs)
 		return -ENOMEM;
 	hs->p = *p;
+	pthread_mutex_init(&hs->mu, NULL);
 	struct vmbus_offer o = { 0 };
 	o.if_type = p->service;
 	o.if_instance = p->instance;
@@ -149,7 +162,7 @@ int hvsock_create(struct vmbus_server *srv, const struct hvsock_params *p,
 	struct vmbus_channel *ch;
 	int ret = vmbus_offer(srv, &o, &hvsock_ops, hs, &ch);
 	if (ret < 0) {
-		free(hs);
+		hs_free(hs);
 		return ret;
 	}
 	hs_lock(hs);
@@ -323,7 +336,7 @@ void hvsock_release(struct hvsock *hs)
 	hs_unlock(hs);
 	vmbus_rescind(ch);
 	if (!wait_close)
-		free(hs);
+		hs_free(hs);
 }
 
 void hvsock_counters(struct hvsock *hs, uint64_t *to_guest, uint64_t *from_guest)

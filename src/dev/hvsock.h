@@ -83,6 +83,13 @@ struct hvsock_params {
 	 */
 	void (*wake)(void *wake_opaque);
 	void *wake_opaque;
+	/*
+	 * The lock guarding the connection's state, or NULL for one of its
+	 * own. A shared lock must outlive the hvsock, which lives on after
+	 * hvsock_release() until the guest closes the channel: a user that
+	 * goes away first (the vsock relay at VM teardown, with channels the
+	 * guest still holds open) must pass NULL.
+	 */
 	void (*lock)(void *lock_opaque);
 	void (*unlock)(void *lock_opaque);
 	void *lock_opaque;
