@@ -17,9 +17,11 @@
 #include "core/cli.h"
 #include "core/console.h"
 #include "core/evloop.h"
+#include "core/inspect.h"
 #include "core/log.h"
 #include "core/vm.h"
 #include "core/vmbus_glue.h"
+#include "core/vsock_term.h"
 
 /* Seconds a guest gets to shut down after SIGTERM before hvmm stops it. */
 #define SHUTDOWN_TIMEOUT_DEFAULT 30
@@ -166,10 +168,20 @@ static void con_kvp(void *opaque, struct console *con)
 	free(buf);
 }
 
+static int con_inspect(void *opaque, const char *path, int depth, char **out)
+{
+	return inspect_render(vm_inspect, opaque, path, depth, out);
+}
+
+static int con_vsock_term(void *opaque, unsigned port, const char *program)
+{
+	return vsock_term_open(opaque, port, program);
+}
+
 static const struct console_vm_ops console_ops = {
 	.quit = con_quit, .reset = con_reset, .pause = con_pause,
 	.resume = con_resume, .nmi = con_nmi, .shutdown = con_shutdown,
-	.kvp = con_kvp,
+	.kvp = con_kvp, .inspect = con_inspect, .vsock_term = con_vsock_term,
 };
 
 int main(int argc, char **argv)

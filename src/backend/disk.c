@@ -255,6 +255,26 @@ static int validate(const struct disk *d, const struct disk_req *r)
 	return -EINVAL;
 }
 
+static void count(struct disk *d, const struct disk_req *r)
+{
+	__atomic_fetch_add(&d->n_ops[r->op], 1, __ATOMIC_RELAXED);
+	if (r->op == DISK_READ)
+		__atomic_fetch_add(&d->bytes_read, r->len, __ATOMIC_RELAXED);
+	else if (r->op == DISK_WRITE)
+		__atomic_fetch_add(&d->bytes_written, r->len, __ATOMIC_RELAXED);
+}
+
+void disk_get_stats(const struct disk *d, struct disk_stats *st)
+{
+	st->reads = __atomic_load_n(&d->n_ops[DISK_READ], __ATOMIC_RELAXED);
+	st->writes = __atomic_load_n(&d->n_ops[DISK_WRITE], __ATOMIC_RELAXED);
+	st->flushes = __atomic_load_n(&d->n_ops[DISK_FLUSH], __ATOMIC_RELAXED);
+	st->discards = __atomic_load_n(&d->n_ops[DISK_DISCARD], __ATOMIC_RELAXED);
+	st->write_zeroes = __atomic_load_n(&d->n_ops[DISK_WRITE_ZEROES], __ATOMIC_RELAXED);
+	st->bytes_read = __atomic_load_n(&d->bytes_read, __ATOMIC_RELAXED);
+	st->bytes_written = __atomic_load_n(&d->bytes_written, __ATOMIC_RELAXED);
+}
+
 int disk_queue_submit(struct disk_queue *q, struct disk_req *req)
 {
 	int ret = validate(q->d, req);
@@ -262,6 +282,7 @@ int disk_queue_submit(struct disk_queue *q, struct disk_req *req)
 		return ret;
 	if (q->inflight >= q->depth)
 		return -EAGAIN;
+	count(q->d, req);
 	if (q->d->ops->queue_submit) {
 		ret = q->d->ops->queue_submit(q, req);
 		if (ret < 0)

@@ -95,6 +95,13 @@ enum disk_op {
 	DISK_WRITE_ZEROES,
 };
 
+/* Requests submitted through queues since the disk was opened. */
+struct disk_stats {
+	uint64_t reads, writes, flushes, discards, write_zeroes;
+	uint64_t bytes_read, bytes_written;
+};
+void disk_get_stats(const struct disk *d, struct disk_stats *st);
+
 struct disk_req;
 typedef void (*disk_done_fn)(struct disk_req *req, int result);
 

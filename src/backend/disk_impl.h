@@ -33,6 +33,9 @@ struct disk {
 	bool can_discard;
 	char desc[DISK_PATH_MAX + 32];
 	void *priv;
+	/* Requests accepted by disk_queue_submit (any queue; relaxed atomics). */
+	uint64_t n_ops[DISK_WRITE_ZEROES + 1];
+	uint64_t bytes_read, bytes_written;
 };
 
 struct disk_queue {

@@ -377,6 +377,81 @@ static int cmd_kvp(struct console *con, int argc, char **argv, void *opaque)
 	return 0;
 }
 
+/* x [-r] [-l N] [PATH]: OpenVMM's inspect (-r: everything below PATH). */
+static int cmd_inspect(struct console *con, int argc, char **argv, void *opaque)
+{
+	(void)opaque;
+	int depth = 0;
+	const char *path = "";
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-r")) {
+			depth = -1;
+		} else if (!strcmp(argv[i], "-l") && i + 1 < argc) {
+			char *end;
+			long v = strtol(argv[++i], &end, 10);
+			if (*end || v < 0 || v > 64) {
+				console_printf(con, "x: -l wants a depth from 0 to 64, not '%s'\n",
+					       argv[i]);
+				return 0;
+			}
+			depth = (int)v;
+		} else if (argv[i][0] == '-' || *path) {
+			console_printf(con, "usage: x [-r] [-l DEPTH] [PATH]\n");
+			return 0;
+		} else {
+			path = argv[i];
+		}
+	}
+	if (!con->ops->inspect) {
+		console_printf(con, "x: nothing to inspect\n");
+		return 0;
+	}
+	char *text = NULL;
+	int ret = con->ops->inspect(con->opaque, path, depth, &text);
+	if (ret == -ENOENT || ret == -EINVAL) {
+		console_printf(con, "x: no node '%s'%s\n", path,
+			       ret == -EINVAL ? " (malformed path)" : "");
+		return 0;
+	}
+	if (ret < 0)
+		return ret;
+	/* Line by line: the console's output queue takes bounded writes. */
+	for (char *line = text, *nl; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (!nl) {
+			console_printf(con, "%s\n", line);
+			break;
+		}
+		*nl = 0;
+		console_printf(con, "%s\n", line);
+	}
+	free(text);
+	return 0;
+}
+
+/* v PORT [PROGRAM]: a terminal window on guest vsock PORT. */
+static int cmd_vsock(struct console *con, int argc, char **argv, void *opaque)
+{
+	(void)opaque;
+	char *end = NULL;
+	unsigned long port = argc >= 2 ? strtoul(argv[1], &end, 10) : 0;
+	if (argc < 2 || argc > 3 || *end || argv[1][0] == '-' || port > 0x7fffffffUL) {
+		console_printf(con, "usage: v PORT [TERMINAL-PROGRAM] (PORT 0 to 2147483647)\n");
+		return 0;
+	}
+	if (!con->ops->vsock_term) {
+		console_printf(con, "v: no vsock\n");
+		return 0;
+	}
+	int ret = con->ops->vsock_term(con->opaque, (unsigned)port, argc == 3 ? argv[2] : NULL);
+	if (ret == 0)
+		console_printf(con, "opening a terminal on guest vsock port %lu\n", port);
+	else
+		console_printf(con, "v: cannot open a terminal on guest vsock port %lu (see the "
+				    "log line above)\n", port);
+	return 0;
+}
+
 int console_add_command(struct console *con, const char *name,
 			const char *alias, const char *usage,
 			console_cmd_fn fn, void *opaque)
@@ -420,6 +495,9 @@ int console_create(struct chardev *cd, const struct console_vm_ops *ops,
 		{ "shutdown", NULL, "shutdown [-r] [-f]: ask the guest to power off (-r reboot, -f forced)",
 		  cmd_shutdown },
 		{ "kvp", NULL, "show the key/value pairs the guest reported", cmd_kvp },
+		{ "inspect", "x", "x [-r] [-l DEPTH] [PATH]: show the VM's state (devices, "
+		  "channels, counters)", cmd_inspect },
+		{ "vsock", "v", "v PORT [PROGRAM]: open a terminal on guest vsock PORT", cmd_vsock },
 	};
 	for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
 		console_add_command(con, builtin[i].name, builtin[i].alias,

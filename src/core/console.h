@@ -8,7 +8,7 @@
  *
  * Commands come from a table that later features extend with
  * console_add_command(). The built-in ones (q, R/reset, p/r, n, shutdown,
- * i, I, kvp, help) act through struct console_vm_ops, so this file does not
+ * i, I, kvp, x, v, help) act through struct console_vm_ops, so this file does not
  * depend on the VM's internals.
  *
  * Threads: input is parsed and commands run on the event loop thread; a
@@ -38,6 +38,13 @@ struct console_vm_ops {
 	int (*shutdown)(void *opaque, bool reboot, bool force);
 	/* Writes "pool key=value" lines with console_printf(). */
 	void (*kvp)(void *opaque, struct console *con);
+	/*
+	 * Renders the inspect tree at path, depth levels deep (< 0: all) into
+	 * a malloc'd text: 0, -ENOENT (no such node), -EINVAL, -ENOMEM.
+	 */
+	int (*inspect)(void *opaque, const char *path, int depth, char **out);
+	/* Opens a terminal window on guest vsock port (program NULL = default). */
+	int (*vsock_term)(void *opaque, unsigned port, const char *program);
 };
 
 /*

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -24,6 +25,7 @@
 #include "backend/net.h"
 #include "core/cli.h"
 #include "core/gmem.h"
+#include "core/inspect.h"
 #include "core/log.h"
 #include "dev/netvsp.h"
 
@@ -311,4 +313,37 @@ void network_detach_vmbus(struct network *net)
 		nic->nv = NULL;
 		nic->rxq_count = 0;
 	}
+}
+
+/* ---- inspect ---------------------------------------------------------------- */
+
+static void inspect_nic(struct inspect *in, void *opaque)
+{
+	struct network_nic *nic = opaque;
+	char mac[18];
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", nic->mac[0], nic->mac[1],
+		 nic->mac[2], nic->mac[3], nic->mac[4], nic->mac[5]);
+	inspect_str(in, "backend", nic->spec);
+	inspect_str(in, "mac", mac);
+	inspect_u64(in, "queues", nic->queues);
+	if (!nic->nv)
+		return;
+	struct netvsp_stats st;
+	netvsp_get_stats(nic->nv, &st);
+	inspect_u64(in, "tx_frames", st.tx_frames);
+	inspect_u64(in, "tx_bytes", st.tx_bytes);
+	inspect_u64(in, "rx_frames", st.rx_frames);
+	inspect_u64(in, "rx_bytes", st.rx_bytes);
+	inspect_u64(in, "rx_dropped", st.rx_dropped);
+	inspect_u64(in, "rx_filtered", st.rx_filtered);
+	inspect_u64(in, "tx_checksummed", st.tx_csum);
+	inspect_u64(in, "tx_lso", st.tx_lso);
+	inspect_u64(in, "tx_offload_errors", st.tx_offload_errors);
+	inspect_u64(in, "guest_errors", st.guest_errors);
+}
+
+void network_inspect(struct network *net, struct inspect *in)
+{
+	for (unsigned i = 0; net && i < net->n; i++)
+		inspect_child_index(in, i, inspect_nic, &net->nics[i]);
 }

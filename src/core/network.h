@@ -39,4 +39,12 @@ int network_attach_vmbus(struct network *net, struct vmbus_server *srv,
 /* After vmbus_server_destroy(): stops the threads, frees the netvsps. */
 void network_detach_vmbus(struct network *net);
 
+/*
+ * Inspect view: one child per NIC with its backend, MAC and netvsp's
+ * counters. Call where the NICs cannot be detached meanwhile (under
+ * vm->lock while vm->vmbus is set: vmbus_glue_inspect).
+ */
+struct inspect;
+void network_inspect(struct network *net, struct inspect *in);
+
 #endif

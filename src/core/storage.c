@@ -14,6 +14,7 @@
 #include "backend/disk.h"
 #include "core/cli.h"
 #include "core/gmem.h"
+#include "core/inspect.h"
 #include "core/log.h"
 #include "dev/storvsp.h"
 
@@ -178,6 +179,79 @@ void storage_close(struct storage *st)
 	for (unsigned i = 0; i < st->ndisks; i++)
 		disk_close(st->disks[i]);
 	free(st);
+}
+
+/* ---- inspect (static configuration and atomic counters: no lock) ---- */
+
+static void inspect_disk(struct inspect *in, void *opaque)
+{
+	struct disk *d = opaque;
+	struct disk_stats ds;
+	disk_get_stats(d, &ds);
+	inspect_str(in, "backend", disk_describe(d));
+	inspect_u64(in, "size_bytes", disk_size(d));
+	inspect_bool(in, "read_only", disk_is_read_only(d));
+	inspect_bool(in, "discard", disk_can_discard(d));
+	inspect_u64(in, "reads", ds.reads);
+	inspect_u64(in, "writes", ds.writes);
+	inspect_u64(in, "flushes", ds.flushes);
+	inspect_u64(in, "discards", ds.discards);
+	inspect_u64(in, "write_zeroes", ds.write_zeroes);
+	inspect_u64(in, "bytes_read", ds.bytes_read);
+	inspect_u64(in, "bytes_written", ds.bytes_written);
+}
+
+static void inspect_lun(struct inspect *in, void *opaque)
+{
+	const struct storvsp_lun_config *l = opaque;
+	inspect_bool(in, "dvd", l->dvd);
+	inspect_bool(in, "read_only", l->read_only);
+	inspect_disk(in, l->disk);
+}
+
+static void inspect_scsi(struct inspect *in, void *opaque)
+{
+	struct scsi_ctrl *sc = opaque;
+	inspect_u64(in, "sub_channels", sc->sub_channels);
+	for (unsigned i = 0; i < sc->n; i++)
+		inspect_child_index(in, sc->luns[i].lun, inspect_lun, &sc->luns[i]);
+}
+
+struct nvme_ctrl_view {
+	struct storage *st;
+	unsigned i;
+};
+
+static void inspect_nvme(struct inspect *in, void *opaque)
+{
+	const struct nvme_ctrl_view *v = opaque;
+	for (unsigned n = 0; n < v->st->nvme[v->i].n; n++)
+		inspect_child_index(in, n + 1, inspect_disk, v->st->nvme[v->i].ns[n]);
+}
+
+static void inspect_scsi_all(struct inspect *in, void *opaque)
+{
+	struct storage *st = opaque;
+	for (unsigned i = 0; i <= CLI_MAX_SCSI; i++)
+		if (st->scsi[i].present)
+			inspect_child(in, i == 0 ? "default" : st->scsi[i].name, inspect_scsi,
+				      &st->scsi[i]);
+}
+
+static void inspect_nvme_all(struct inspect *in, void *opaque)
+{
+	struct storage *st = opaque;
+	for (unsigned i = 0; i < st->nnvme; i++) {
+		struct nvme_ctrl_view v = { st, i };
+		inspect_child(in, st->nvme[i].name, inspect_nvme, &v);
+	}
+}
+
+void storage_inspect(struct storage *st, struct inspect *in)
+{
+	inspect_u64(in, "disks", st->ndisks);
+	inspect_child(in, "scsi", inspect_scsi_all, st);
+	inspect_child(in, "nvme", inspect_nvme_all, st);
 }
 
 static void *map_page(void *opaque, uint64_t gpa, uint64_t len)

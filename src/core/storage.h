@@ -37,4 +37,11 @@ unsigned storage_nvme_count(const struct storage *st);
 const char *storage_nvme_name(const struct storage *st, unsigned i);
 unsigned storage_nvme_disks(const struct storage *st, unsigned i, struct disk ***disks);
 
+/*
+ * Inspect view: "scsi/<controller>/<lun>" and "nvme/<controller>/<nsid>",
+ * each disk's backend, size and request counters. Any thread.
+ */
+struct inspect;
+void storage_inspect(struct storage *st, struct inspect *in);
+
 #endif

@@ -21,6 +21,7 @@
 #include <x86intrin.h>
 
 #include "core/devices.h"
+#include "core/inspect.h"
 #include "core/log.h"
 #include "core/network.h"
 #include "core/storage.h"
@@ -296,6 +297,44 @@ void vm_dump_vcpus(struct vm *vm)
 			vm->ops->vcpu_kick(vm->vcpus[i].av);
 	}
 	pthread_mutex_unlock(&vm->lock);
+}
+
+static void inspect_vcpu(struct inspect *in, void *opaque)
+{
+	struct vm_vcpu *v = opaque;
+	inspect_bool(in, "started", v->started);
+	inspect_u64(in, "exits_io", __atomic_load_n(&v->exits_io, __ATOMIC_RELAXED));
+	inspect_u64(in, "exits_mmio", __atomic_load_n(&v->exits_mmio, __ATOMIC_RELAXED));
+	inspect_u64(in, "exits_msr", __atomic_load_n(&v->exits_msr, __ATOMIC_RELAXED));
+}
+
+static void inspect_vcpus(struct inspect *in, void *opaque)
+{
+	struct vm *vm = opaque;
+	pthread_mutex_lock(&vm->lock); /* vm->vcpus lives across the call */
+	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++)
+		inspect_child_index(in, i, inspect_vcpu, &vm->vcpus[i]);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static void inspect_storage(struct inspect *in, void *opaque)
+{
+	struct vm *vm = opaque;
+	if (vm->storage)
+		storage_inspect(vm->storage, in);
+}
+
+void vm_inspect(struct inspect *in, void *opaque)
+{
+	struct vm *vm = opaque;
+	inspect_u64(in, "memory_bytes", vm->mem.size);
+	inspect_u64(in, "processors", vm->nvcpus);
+	inspect_bool(in, "paused", atomic_load(&vm->paused));
+	inspect_bool(in, "hv", vm->cfg->hv);
+	inspect_str(in, "cmdline", vm->cmdline ? vm->cmdline : "");
+	inspect_child(in, "vcpu", inspect_vcpus, vm);
+	inspect_child(in, "storage", inspect_storage, vm);
+	vmbus_glue_inspect(vm, in);
 }
 
 static void event_raise(void *opaque, enum vm_event ev)

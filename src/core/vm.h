@@ -108,6 +108,14 @@ int vm_resume(struct vm *vm);
 /* Injects an NMI into vCPU `index`. 0 or -EINVAL. Any thread. */
 int vm_nmi(struct vm *vm, unsigned index);
 
+/*
+ * The root of the inspect tree (an inspect_fn; opaque = the vm): memory,
+ * vCPUs and their exit counters, storage, and with VMBus its channels,
+ * NICs and vsock connections. Any thread but a vCPU's.
+ */
+struct inspect;
+void vm_inspect(struct inspect *in, void *opaque);
+
 /* Prints every vCPU's registers (host SIGQUIT). Any thread. */
 void vm_dump_vcpus(struct vm *vm);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/inspect.h"
 #include "core/log.h"
 #include "core/network.h"
 #include "core/storage.h"
@@ -26,7 +27,7 @@ struct vmbus_glue {
 	struct vm *vm;
 	struct vmbus_server *srv;
 	struct hvutils *utils;
-	struct vsock_relay *vsock; /* --vmbus-vsock-path, or NULL */
+	struct vsock_relay *vsock; /* hybrid vsock (a socket with --vmbus-vsock-path) */
 	pthread_mutex_t lock;
 	/* Sub-channel flushes queued on the event loop; teardown waits for 0. */
 	atomic_uint flushes;
@@ -168,8 +169,8 @@ int vmbus_glue_create(struct vm *vm)
 		teardown(vm, g);
 		return ret;
 	}
-	if (vm->cfg->vsock_path &&
-	    (ret = vsock_relay_create(vm->loop, g->srv, vm->cfg->vsock_path, &g->vsock)) < 0) {
+	/* Without --vmbus-vsock-path: in-process connections (console `v`) only. */
+	if ((ret = vsock_relay_create(vm->loop, g->srv, vm->cfg->vsock_path, &g->vsock)) < 0) {
 		teardown(vm, g);
 		return ret;
 	}
@@ -226,5 +227,34 @@ void vmbus_glue_kvp_print(struct vm *vm, FILE *f)
 	pthread_mutex_lock(&vm->lock);
 	if (vm->vmbus)
 		hvutil_kvp_print(vm->vmbus->utils, f);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static void inspect_vmbus(struct inspect *in, void *opaque)
+{
+	vmbus_server_inspect(((struct vmbus_glue *)opaque)->srv, in);
+}
+
+static void inspect_net(struct inspect *in, void *opaque)
+{
+	network_inspect(opaque, in);
+}
+
+static void inspect_vsock(struct inspect *in, void *opaque)
+{
+	struct vmbus_glue *g = opaque;
+	inspect_str(in, "path", g->vm->cfg->vsock_path ? g->vm->cfg->vsock_path : "");
+	inspect_u64(in, "connections", g->vsock ? vsock_relay_nconns(g->vsock) : 0);
+}
+
+void vmbus_glue_inspect(struct vm *vm, struct inspect *in)
+{
+	pthread_mutex_lock(&vm->lock); /* keeps vm->vmbus (and the NICs) alive */
+	struct vmbus_glue *g = vm->vmbus;
+	if (g) {
+		inspect_child(in, "vmbus", inspect_vmbus, g);
+		inspect_child(in, "net", inspect_net, vm->network);
+		inspect_child(in, "vsock", inspect_vsock, g);
+	}
 	pthread_mutex_unlock(&vm->lock);
 }

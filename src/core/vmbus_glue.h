@@ -43,4 +43,8 @@ int vmbus_glue_vsock_connect(struct vm *vm, uint32_t port, int *fd);
 /* Prints the KVP items the guest has reported, one "pool key=value" a line. */
 void vmbus_glue_kvp_print(struct vm *vm, FILE *f);
 
+/* Inspect children "vmbus", "net" and "vsock" while VMBus runs. Any thread. */
+struct inspect;
+void vmbus_glue_inspect(struct vm *vm, struct inspect *in);
+
 #endif

@@ -85,6 +85,8 @@ int vsock_host_path(const char *base, const struct vmbus_guid *service, bool por
  * Binds PATH (a stale socket file there is replaced; mode 0600), registers
  * with loop and srv (the TL_CONNECT handler). 0 or -errno with one error
  * line logged (e.g. the path cannot be bound, or exists and is no socket).
+ * With path NULL there is no socket and no guest-to-host relaying: only
+ * vsock_relay_connect_port() (the console's `v PORT`) is served.
  */
 int vsock_relay_create(struct evloop *loop, struct vmbus_server *srv, const char *path,
 		       struct vsock_relay **out);

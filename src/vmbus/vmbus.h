@@ -147,4 +147,12 @@ void vmbus_server_flush(struct vmbus_server *srv);
 /* The negotiated version, or 0 when no guest is connected. */
 uint32_t vmbus_server_version(struct vmbus_server *srv);
 
+/*
+ * Inspect view (core/inspect.h): the version, GPADLs, and "channels/<relid>"
+ * with each offer's class and instance, state, target VP and ring indices.
+ * Takes the server lock; any thread but one holding it.
+ */
+struct inspect;
+void vmbus_server_inspect(struct vmbus_server *srv, struct inspect *in);
+
 #endif

@@ -10,9 +10,11 @@
 #include "vmbus/vmbus_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/inspect.h"
 #include "core/log.h"
 
 static void flush_locked(struct vmbus_server *srv);
@@ -824,4 +826,78 @@ int vmbus_guid_parse(const char *s, struct vmbus_guid *g)
 	for (int i = 0; i < 16; i++)
 		g->b[wire[i]] = text[i];
 	return 0;
+}
+
+/* ---- inspect ---------------------------------------------------------------- */
+
+static void guid_text(const struct vmbus_guid *g, char out[37])
+{
+	const uint8_t *b = g->b; /* wire order: the first three fields little-endian */
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11],
+		 b[12], b[13], b[14], b[15]);
+}
+
+static void inspect_ring(struct inspect *in, const struct vmbus_ring *r)
+{
+	inspect_u64(in, "size", r->size);
+	if (!r->hdr)
+		return;
+	/* The guest shares these: shown as found, never trusted. */
+	inspect_u64(in, "write_index", __atomic_load_n((const uint32_t *)(r->hdr + RING_WRITE_INDEX),
+						     __ATOMIC_RELAXED));
+	inspect_u64(in, "read_index", __atomic_load_n((const uint32_t *)(r->hdr + RING_READ_INDEX),
+						    __ATOMIC_RELAXED));
+	inspect_bool(in, "interrupt_mask",
+		     __atomic_load_n((const uint32_t *)(r->hdr + RING_INTERRUPT_MASK),
+				     __ATOMIC_RELAXED) != 0);
+	inspect_bool(in, "broken", r->broken);
+}
+
+static void inspect_ring_in(struct inspect *in, void *opaque)
+{
+	inspect_ring(in, &((struct vmbus_channel *)opaque)->in);
+}
+
+static void inspect_ring_out(struct inspect *in, void *opaque)
+{
+	inspect_ring(in, &((struct vmbus_channel *)opaque)->out);
+}
+
+static void inspect_channel(struct inspect *in, void *opaque)
+{
+	struct vmbus_channel *ch = opaque;
+	char g[37];
+	guid_text(&ch->offer.if_type, g);
+	inspect_str(in, "class", g);
+	guid_text(&ch->offer.if_instance, g);
+	inspect_str(in, "instance", g);
+	inspect_str(in, "state", ch->rescinded ? "rescinded" : ch->open ? "open"
+				 : ch->offered ? "offered" : "not offered");
+	if (ch->sub)
+		inspect_u64(in, "sub_channel_index", ch->offer.sub_channel_index);
+	inspect_u64(in, "connection_id", ch->conn_id);
+	inspect_u64(in, "target_vp", ch->target_vp);
+	if (ch->open) {
+		inspect_child(in, "ring_in", inspect_ring_in, ch);
+		inspect_child(in, "ring_out", inspect_ring_out, ch);
+	}
+}
+
+static void inspect_channels(struct inspect *in, void *opaque)
+{
+	struct vmbus_server *srv = opaque;
+	for (struct vmbus_channel *ch = srv->channels; ch; ch = ch->next)
+		inspect_child_index(in, ch->relid, inspect_channel, ch);
+}
+
+void vmbus_server_inspect(struct vmbus_server *srv, struct inspect *in)
+{
+	vmbus_lock(srv);
+	inspect_hex(in, "version", srv->version);
+	inspect_u64(in, "target_vp", srv->target_vp);
+	inspect_u64(in, "gpadls", srv->ngpadls);
+	inspect_u64(in, "gpadl_pages", srv->gpadl_pages);
+	inspect_child(in, "channels", inspect_channels, srv);
+	vmbus_unlock(srv);
 }

@@ -256,13 +256,14 @@ static int my_cmd(struct console *con, int argc, char **argv, void *opaque)
 static void test_added_command(void **state)
 {
 	struct env *e = *state;
-	assert_int_equal(console_add_command(e->con, "hvsock", "v", "v PORT", my_cmd,
+	assert_int_equal(console_add_command(e->con, "hvsock", "hs", "hs PORT", my_cmd,
 					     &my_cmd_calls), 0);
 	assert_int_equal(console_add_command(e->con, "hvsock", NULL, "", my_cmd, NULL), -EEXIST);
 	assert_int_equal(console_add_command(e->con, "other", "q", "", my_cmd, NULL), -EEXIST);
-	type(e, "\021v 9980\r");
+	assert_int_equal(console_add_command(e->con, "mine", "x", "", my_cmd, NULL), -EEXIST);
+	type(e, "\021hs 9980\r");
 	assert_true(out_has(e, "v ran"));
-	assert_true(out_has(e, "v: No such file or directory"));
+	assert_true(out_has(e, "hs: No such file or directory"));
 	assert_int_equal(my_cmd_calls, 1);
 }
 
