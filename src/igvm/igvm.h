@@ -206,7 +206,8 @@ void igvm_writer_free(struct igvm_writer *w);
  * identity map of 0-4 GiB with 2 MiB pages and a GDT (code 0x10, data 0x18),
  * and a native VP context entering e_entry in long mode with rsp/rsi as
  * given. cmdline_gpa != 0 adds a 4 KiB parameter area carrying the
- * COMMAND_LINE parameter, inserted there. The file is validated with
+ * COMMAND_LINE parameter, inserted there. With vsm the platform is
+ * VSM_ISOLATION and the context a VBS register list (see the field). The file is validated with
  * igvm_open; returns 0 and a malloc'd buffer, or -EINVAL/-ENOMEM with err.
  */
 #define IGVM_BUILD_MAX_PARAMS 16
@@ -220,6 +221,10 @@ struct igvm_build_opts {
 	const uint8_t *elf;
 	size_t elf_len;
 	uint64_t pt_gpa, cmdline_gpa, rsp, rsi;
+	/* VSM_ISOLATION (highest VTL 2) instead of NATIVE: the same pages, and a
+	 * VBS VP context of VTL 2 registers (Rip Rsp Rsi Rflags Cr0 Cr3 Cr4 Efer
+	 * Pat Gdtr Cs Ds Es Fs Gs Ss) with the native context's values. */
+	bool vsm;
 	/* Extra parameter areas: one area per entry, usage at offset 0, inserted at gpa. */
 	struct igvm_build_param params[IGVM_BUILD_MAX_PARAMS];
 	unsigned nparams;

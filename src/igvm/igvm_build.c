@@ -6,7 +6,10 @@
  * context enters the ELF entry point in 64-bit mode (CS 0x10, data 0x18, the
  * state the Linux 64-bit boot protocol gives a kernel). Optionally a
  * 4 KiB parameter area carrying the COMMAND_LINE parameter is inserted at a
- * GPA. The result is checked with igvm_open before it is returned.
+ * GPA. With --vsm the platform is VSM_ISOLATION (highest VTL 2) and the VP
+ * context the VBS register list of VTL 2 (IGVM VbsVpContextRegister records,
+ * igvm-and-vsm.md A), for hvmm --vtl2. The result is checked with igvm_open
+ * before it is returned.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -79,6 +82,63 @@ static void put64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* HV_REGISTER_NAME values of the VBS context (x64; igvm-and-vsm.md A). */
+#define VBS_REGS 16
+
+static uint8_t *vbs_reg(uint8_t *p, uint32_t name)
+{
+	struct igvm_vbs_vp_context_register r = { .vtl = 2, .register_name = name };
+	memcpy(p, &r, sizeof(r));
+	return p + offsetof(struct igvm_vbs_vp_context_register, register_value);
+}
+
+/* HV_X64_SEGMENT_REGISTER: base u64, limit u32, selector u16, attributes u16. */
+static void vbs_seg(uint8_t *v, uint16_t sel, uint16_t attr, uint32_t limit)
+{
+	put64(v, 0);
+	for (int i = 0; i < 4; i++)
+		v[8 + i] = (uint8_t)(limit >> (8 * i));
+	v[12] = (uint8_t)sel, v[13] = (uint8_t)(sel >> 8);
+	v[14] = (uint8_t)attr, v[15] = (uint8_t)(attr >> 8);
+}
+
+/* The VTL 2 register list equivalent to the native context c; returns its size. */
+static size_t vbs_context(const struct igvm_native_vp_context_x64 *c, uint8_t *out)
+{
+	static const struct { uint32_t name; size_t off; } gprs[] = {
+		{ 0x20010, offsetof(struct igvm_native_vp_context_x64, rip) },
+		{ 0x20004, offsetof(struct igvm_native_vp_context_x64, rsp) },
+		{ 0x20006, offsetof(struct igvm_native_vp_context_x64, rsi) },
+		{ 0x20011, offsetof(struct igvm_native_vp_context_x64, rflags) },
+		{ 0x40000, offsetof(struct igvm_native_vp_context_x64, cr0) },
+		{ 0x40002, offsetof(struct igvm_native_vp_context_x64, cr3) },
+		{ 0x40003, offsetof(struct igvm_native_vp_context_x64, cr4) },
+		{ 0x80001, offsetof(struct igvm_native_vp_context_x64, efer) },
+	};
+	size_t rs = sizeof(struct igvm_vbs_vp_context_register);
+	uint8_t *p = out + 4;
+	memset(out, 0, 4 + VBS_REGS * rs);
+	for (size_t i = 0; i < sizeof(gprs) / sizeof(gprs[0]); i++, p += rs) {
+		uint64_t v;
+		memcpy(&v, (const uint8_t *)c + gprs[i].off, 8);
+		put64(vbs_reg(p, gprs[i].name), v);
+	}
+	put64(vbs_reg(p, 0x80004), 0x0007040600070406ull); /* Pat: the reset value */
+	p += rs;
+	uint8_t *g = vbs_reg(p, 0x70001); /* Gdtr: pad u16[3], limit u16, base u64 */
+	g[6] = (uint8_t)c->gdtr_limit, g[7] = (uint8_t)(c->gdtr_limit >> 8);
+	put64(g + 8, c->gdtr_base);
+	p += rs;
+	vbs_seg(vbs_reg(p, 0x60001), c->code_selector, c->code_attributes, c->code_limit);
+	p += rs;
+	static const uint32_t data_regs[] = { 0x60003, 0x60000, 0x60004, 0x60005, 0x60002 };
+	for (size_t i = 0; i < 5; i++, p += rs)
+		vbs_seg(vbs_reg(p, data_regs[i]), c->data_selector, c->data_attributes, c->data_limit);
+	size_t n = (size_t)(p - out - 4) / rs;
+	out[0] = (uint8_t)n;
+	return 4 + n * rs;
 }
 
 static bool page_zero(const uint8_t *p)
@@ -164,7 +224,9 @@ int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t
 	struct igvm_writer w;
 	igvm_writer_init(&w, IGVM_FORMAT_VERSION_1, IGVM_ARCH_X64);
 	struct igvm_vhs_supported_platform plat = { .compatibility_mask = 1,
-		.platform_type = IGVM_PLATFORM_NATIVE, .platform_version = IGVM_PLATFORM_VERSION };
+		.highest_vtl = o->vsm ? 2 : 0,
+		.platform_type = o->vsm ? IGVM_PLATFORM_VSM_ISOLATION : IGVM_PLATFORM_NATIVE,
+		.platform_version = IGVM_PLATFORM_VERSION };
 	igvm_writer_header(&w, IGVM_VHT_SUPPORTED_PLATFORM, &plat, sizeof(plat));
 	if (o->cmdline_gpa) {
 		struct igvm_build_param cl = { .type = IGVM_VHT_COMMAND_LINE, .gpa = o->cmdline_gpa };
@@ -188,7 +250,6 @@ int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t
 			igvm_writer_header_data(&w, IGVM_VHT_PAGE_DATA, &pd, sizeof(pd), (uint32_t)off_field,
 						src, IGVM_PAGE_SIZE_4K);
 	}
-	uint8_t ctx[IGVM_PAGE_SIZE_4K] = { 0 };
 	struct igvm_native_vp_context_x64 c = {
 		.rip = entry, .rsp = o->rsp, .rsi = o->rsi, .rflags = 0x2,
 		.gdtr_base = pt + 0x6000, .gdtr_limit = 0x1f,
@@ -197,10 +258,18 @@ int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t
 		.cr0 = 0x80050033, .cr3 = pt, .cr4 = 0x6a0 /* PAE PGE OSFXSR OSXMMEXCPT */,
 		.efer = 0x500 /* LME LMA */,
 	};
-	memcpy(ctx, &c, sizeof(c)); /* little-endian host: the on-disk layout */
 	struct igvm_vhs_vp_context vp = { .compatibility_mask = 1 };
-	igvm_writer_header_data(&w, IGVM_VHT_VP_CONTEXT, &vp, sizeof(vp),
-				offsetof(struct igvm_vhs_vp_context, file_offset), ctx, sizeof(ctx));
+	if (o->vsm) {
+		uint8_t vbs[4 + VBS_REGS * sizeof(struct igvm_vbs_vp_context_register)];
+		size_t n = vbs_context(&c, vbs);
+		igvm_writer_header_data(&w, IGVM_VHT_VP_CONTEXT, &vp, sizeof(vp),
+					offsetof(struct igvm_vhs_vp_context, file_offset), vbs, n);
+	} else {
+		uint8_t ctx[IGVM_PAGE_SIZE_4K] = { 0 };
+		memcpy(ctx, &c, sizeof(c)); /* little-endian host: the on-disk layout */
+		igvm_writer_header_data(&w, IGVM_VHT_VP_CONTEXT, &vp, sizeof(vp),
+					offsetof(struct igvm_vhs_vp_context, file_offset), ctx, sizeof(ctx));
+	}
 	r = igvm_writer_finish(&w, out, out_len);
 	igvm_writer_free(&w);
 	if (r)

@@ -5,7 +5,8 @@
  * (valid), 1 (invalid, one line on stderr naming the header and the rule) or
  * 2 (usage or I/O error). `dump FILE` validates, then prints every header.
  * `build -o OUT --elf FILE [...]` makes a NATIVE x64 file from a freestanding
- * ELF payload (igvm_build_native_elf); `build -o OUT --kernel FILE
+ * ELF payload (igvm_build_native_elf; with --vsm a VSM_ISOLATION file whose
+ * VTL 2 starts there, for hvmm --vtl2); `build -o OUT --kernel FILE
  * [--initrd FILE] [--cmdline STR]` one that boots Linux (igvm_build_linux).
  */
 #include <errno.h>
@@ -24,8 +25,9 @@ static void usage(FILE *out)
 		"usage: hvmm-igvm verify FILE   check FILE; exit 0 valid, 1 invalid, 2 error\n"
 		"       hvmm-igvm dump FILE     check FILE and print every header\n"
 		"       hvmm-igvm build -o OUT --elf FILE [--pt-gpa GPA] [--cmdline-gpa GPA]\n"
-		"                 [--rsp VALUE] [--rsi VALUE] [--param NAME@GPA[:PAGES]]...\n"
+		"                 [--rsp VALUE] [--rsi VALUE] [--param NAME@GPA[:PAGES]]... [--vsm]\n"
 		"                               NATIVE x64 IGVM from a freestanding ELF64 payload\n"
+		"                               (--vsm: VSM_ISOLATION, the payload runs in VTL 2)\n"
 "       hvmm-igvm build -o OUT --kernel FILE [--initrd FILE] [--cmdline STR]\n"
 "                               NATIVE x64 IGVM booting Linux like hvmm -k/-r\n"
 		"       hvmm-igvm --help\n");
@@ -150,6 +152,10 @@ static int cmd_build(int argc, char **argv)
 	struct igvm_build_opts o = { 0 };
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--vsm")) {
+			o.vsm = true;
+			continue;
+		}
 		if (!v) {
 			fprintf(stderr, "hvmm-igvm: %s needs a value\n", a);
 			return 2;
@@ -179,7 +185,8 @@ static int cmd_build(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (out && kernel && !elf && !o.nparams && !o.pt_gpa && !o.cmdline_gpa && !o.rsp && !o.rsi)
+	if (out && kernel && !elf && !o.nparams && !o.pt_gpa && !o.cmdline_gpa && !o.rsp && !o.rsi &&
+	    !o.vsm)
 		return build_linux(out, kernel, initrd, cmdline);
 	if (!out || !elf || kernel || initrd || cmdline) {
 		fprintf(stderr, "hvmm-igvm: build needs -o OUT and either --elf FILE [ELF options] "

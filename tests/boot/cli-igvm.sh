@@ -91,6 +91,17 @@ if [ -f "$G" ]; then
 	one_line "$OUT/e" 'not a little-endian x86-64 ELF64'
 	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm"
 	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$G" --rsp zz
+	# --vsm: VSM_ISOLATION (highest VTL 2), a VBS context of VTL 2 entering there.
+	run 0 "$OUT/o" "$OUT/e" build -o "$OUT/vsm.igvm" --elf "$G" --rsp 0x80000 --vsm
+	run 0 "$OUT/o" "$OUT/e" verify "$OUT/vsm.igvm"
+	run 0 "$OUT/dump" "$OUT/e" dump "$OUT/vsm.igvm"
+	grep -qE "^\[0\] IGVM_VHT_SUPPORTED_PLATFORM mask 0x1 VSM_ISOLATION highest_vtl 2" "$OUT/dump" ||
+		fail "build --vsm: no VSM_ISOLATION platform with highest VTL 2"
+	grep -q "VBS VTL 2, 16 registers" "$OUT/dump" || fail "build --vsm: no VBS VTL 2 context"
+	grep -qE "Rip +\(0x20010\) = 0x0*${entry#0x}\$" "$OUT/dump" || fail "build --vsm: Rip is not $entry"
+	grep -qE "Rsp +\(0x20004\) = 0x0*80000\$" "$OUT/dump" || fail "build --vsm: Rsp is not 0x80000"
+	log "ok: build --vsm"
+	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --kernel "$G" --vsm
 fi
 # Round trip with parameter areas: build -> verify -> dump shows each area,
 # its usage and its insert, in that order, at the GPAs asked for.

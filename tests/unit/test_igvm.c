@@ -984,6 +984,65 @@ static void test_write_seeds(void **state)
 	}
 }
 
+/* build --vsm: VSM_ISOLATION with highest VTL 2 and a VBS context of VTL 2
+ * registers carrying the native context's values (entry, stack, paging, CS). */
+static void test_build_vsm_elf(void **state)
+{
+	(void)state;
+	static uint8_t elf[0x1000 + 6144];
+	size_t elf_len = tiny_elf(elf, sizeof(elf));
+	struct igvm_build_opts o = { .elf = elf, .elf_len = elf_len, .rsp = 0x90000, .vsm = true };
+	uint8_t *buf;
+	size_t len;
+	char err[256] = "";
+	if (igvm_build_native_elf(&o, &buf, &len, err, sizeof(err)))
+		fail_msg("%s", err);
+	struct igvm_file f;
+	assert_int_equal(igvm_open(&f, buf, len, err, sizeof(err)), 0);
+	assert_int_equal(igvm_mask_platform(&f, 1), IGVM_PLATFORM_VSM_ISOLATION);
+	assert_int_equal(f.platforms[0].highest_vtl, 2);
+	struct igvm_iter it = { 0 };
+	struct igvm_hdr h;
+	int ctx = 0, seen = 0;
+	while (igvm_next(&f, &it, &h)) {
+		if (h.type != IGVM_VHT_VP_CONTEXT)
+			continue;
+		ctx++;
+		assert_int_equal(h.u.vp.kind, IGVM_VP_VBS);
+		assert_int_equal(h.u.vp.vtl, 2);
+		assert_int_equal(h.u.vp.n_regs, 16);
+		for (uint32_t i = 0; i < h.u.vp.n_regs; i++) {
+			struct igvm_vbs_reg r;
+			igvm_vbs_reg_get(&h, i, &r);
+			assert_int_equal(r.vtl, 2);
+			uint64_t v;
+			uint16_t sel, attr;
+			memcpy(&v, r.value, 8);
+			memcpy(&sel, r.value + 12, 2);
+			memcpy(&attr, r.value + 14, 2);
+			switch (r.name) {
+			case 0x20010: assert_int_equal(v, 0x200900); seen |= 1; break;
+			case 0x20004: assert_int_equal(v, 0x90000); seen |= 2; break;
+			case 0x40002: assert_int_equal(v, 0x1000); seen |= 4; break;
+			case 0x80001: assert_int_equal(v, 0x500); seen |= 8; break;
+			case 0x60001: assert_int_equal(sel, 0x10); assert_int_equal(attr, 0xa09b); seen |= 16; break;
+			case 0x60002: assert_int_equal(sel, 0x18); seen |= 32; break;
+			case 0x70001:
+				memcpy(&v, r.value + 8, 8);
+				assert_int_equal(v, 0x7000);
+				memcpy(&sel, r.value + 6, 2);
+				assert_int_equal(sel, 0x1f);
+				seen |= 64;
+				break;
+			default: break;
+			}
+		}
+	}
+	assert_int_equal(ctx, 1);
+	assert_int_equal(seen, 127);
+	free(buf);
+}
+
 int main(void)
 {
 	for (unsigned i = 0; i < PG; i++) {
@@ -1003,6 +1062,7 @@ int main(void)
 		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_accepted),
 		cmocka_unit_test(test_build_native_elf),
+		cmocka_unit_test(test_build_vsm_elf),
 		cmocka_unit_test(test_write_seeds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
