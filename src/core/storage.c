@@ -205,8 +205,7 @@ static void inspect_lun(struct inspect *in, void *opaque)
 {
 	const struct storvsp_lun_config *l = opaque;
 	inspect_bool(in, "dvd", l->dvd);
-	inspect_bool(in, "read_only", l->read_only);
-	inspect_disk(in, l->disk);
+	inspect_disk(in, l->disk); /* read_only: the disk's (a LUN is ro when its disk is) */
 }
 
 static void inspect_scsi(struct inspect *in, void *opaque)

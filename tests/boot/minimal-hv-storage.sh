@@ -7,7 +7,9 @@
 # and reads its own write back; after power-off the host finds the copy in
 # the blank image and the memdiff base unchanged. A fourth LUN is a DVD
 # (`dvd`): Linux's sr driver must find a CD-ROM, read the image whole
-# (checksum) and be refused a write.
+# (checksum) and be refused a write. At the end the console's `x` (inspect)
+# must show those reads, writes and the flush in the disks' counters and
+# the SCSI channel open.
 source "$(dirname "$0")/lib.sh"
 need_kvm
 guest_files minimal
@@ -61,6 +63,39 @@ send "dd if=/dev/zero of=/dev/sr0 bs=2048 count=1 2>&1 | tail -1 | sed 's/^/DVDW
 wait_for "$OUT/console.log" '^DVDW=' 120 "$HVMM_PID" || fail "the DVD write did not return"
 grep -q '^DVDW=.*Read-only' "$OUT/console.log" ||
 	fail "a write to the DVD was not refused: $(grep '^DVDW=' "$OUT/console.log")"
+# The console's inspect tree (x) reports what the guest did above.
+ctrl_q() { printf '\021' >&"$FIFO_FD"; }
+xq() { # xq ARGS...: the console's answer to `x ARGS` (waits for its closing brace or error)
+	local from=$(($(stat -c %s "$OUT/console.log") + 1)) i
+	send "x $*"
+	for i in $(seq 60); do
+		tail -c +"$from" "$OUT/console.log" | tr -d '\r' | grep -qE '^\}$|^x: ' && break
+		sleep 1
+	done
+	tail -c +"$from" "$OUT/console.log" | tr -d '\r'
+}
+num() { sed -n "s/^ *$1: \([0-9]*\),\$/\1/p" | head -1; }
+ctrl_q
+wait_for "$OUT/console.log" 'hvmm> ' 10 "$HVMM_PID" || fail "Ctrl-Q did not open the prompt"
+x=$(xq)
+grep -q '^    processors: 1,$' <<<"$x" && grep -q '^    storage: {...},$' <<<"$x" &&
+	grep -q '^    vmbus: {...},$' <<<"$x" || fail "x: the root is not as expected: $x"
+x=$(xq storage/scsi/default/1)
+grep -q 'read_only: true' <<<"$x" ||
+	fail "x: LUN 1 is not read-only: $x"
+[ "$(num bytes_read <<<"$x")" -ge 2097152 ] && [ "$(num writes <<<"$x")" = 0 ] ||
+	fail "x: LUN 1 should show >= 2 MiB read and no writes: $x"
+x=$(xq storage/scsi/default/0)
+[ "$(num bytes_written <<<"$x")" -ge 1048576 ] && [ "$(num flushes <<<"$x")" -ge 1 ] ||
+	fail "x: LUN 0 should show the 1 MiB copy and its flush: $x"
+x=$(xq -r vmbus/channels)
+grep -q 'class: "ba6163d9-04a1-4d29-b605-72e2ffb1dc7f"' <<<"$x" &&
+	grep -q 'state: "open"' <<<"$x" && grep -q 'write_index: ' <<<"$x" ||
+	fail "x: the SCSI channel is not listed open: $x"
+x=$(xq nosuch/node)
+grep -q "^x: no node 'nosuch/node'" <<<"$x" || fail "x: an unknown path is not reported: $x"
+send I
+sleep 1
 send 'poweroff -f'
 wait_exit 120 || fail "hvmm did not exit after poweroff"
 [ "$STATUS" = 0 ] || fail "hvmm exited with $STATUS"
