@@ -132,6 +132,7 @@ void cli_usage(FILE *f)
 "  --igvm FILE               load an IGVM file (NATIVE platform); -c, also\n"
 "                            spelled --igvm-cmdline, fills its COMMAND_LINE\n"
 "  --igvm-personality P      linux-direct [default] | uefi (not supported yet)\n"
+"  --vtl2                    run the IGVM file's VTL2 under VTL0 (--hv, -p 1)\n"
 "  --igvm-vtl2-relocation-type T  disable [default]; others not supported yet\n"
 "\n"
 "Serial ports (16550A; COM1 0x3F8/IRQ4, COM2 0x2F8/IRQ3, COM3 0x3E8/IRQ4,\n"
@@ -198,7 +199,7 @@ enum {
 	OPT_VMBUS_SCSI, OPT_SCSI_SUB_CHANNELS,
 	OPT_NIC, OPT_NET,
 	OPT_VSOCK_PATH, OPT_VTL2_VSOCK_PATH,
-	OPT_IGVM, OPT_IGVM_PERSONALITY, OPT_IGVM_RELOC,
+	OPT_IGVM, OPT_IGVM_PERSONALITY, OPT_IGVM_RELOC, OPT_VTL2,
 };
 
 static const struct option long_opts[] = {
@@ -210,6 +211,7 @@ static const struct option long_opts[] = {
 	{ "initrd", required_argument, NULL, 'r' },
 	{ "cmdline", required_argument, NULL, 'c' },
 	{ "igvm", required_argument, NULL, OPT_IGVM },
+	{ "vtl2", no_argument, NULL, OPT_VTL2 },
 	{ "igvm-cmdline", required_argument, NULL, 'c' },
 	{ "igvm-personality", required_argument, NULL, OPT_IGVM_PERSONALITY },
 	{ "igvm-vtl2-relocation-type", required_argument, NULL, OPT_IGVM_RELOC },
@@ -432,6 +434,9 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			if (append_cmdline(cfg, optarg) < 0)
 				return cli_fail(err, errlen, "out of memory");
 			break;
+		case OPT_VTL2:
+			cfg->vtl2 = true;
+			break;
 		case OPT_IGVM:
 			if (!*optarg)
 				return cli_fail(err, errlen, "--igvm needs a path");
@@ -584,6 +589,11 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 	if (!cfg->kernel && !cfg->igvm)
 		return cli_fail(err, errlen,
 				"no guest to boot: give a kernel with -k/--kernel or an --igvm file");
+	if (cfg->vtl2 && (!cfg->hv || !cfg->igvm))
+		return cli_fail(err, errlen, "--vtl2 needs --hv and --igvm (a VSM_ISOLATION file "
+				"whose VTL2 runs beneath VTL0)");
+	if (cfg->vtl2 && cfg->processors != 1)
+		return cli_fail(err, errlen, "--vtl2 supports one processor (-p 1) for now");
 	if (cfg->no_vmbus && !cfg->hv)
 		return cli_fail(err, errlen, "--no-vmbus needs --hv");
 	if (cfg->vmbus_max_version && !cfg->hv)

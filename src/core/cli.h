@@ -38,6 +38,7 @@ struct hvmm_config {
 	const char *com[CLI_NUM_COM]; /* serial specs; NULL = default */
 	struct guest_action reset_action, shutdown_action, crash_action;
 	bool hv;                    /* --hv: Hyper-V enlightenments (src/hv) */
+	bool vtl2;                  /* --vtl2: the IGVM file's VTL2 under VTL0 (core/vtl.c) */
 	bool no_vmbus;              /* --no-vmbus: Hyper-V without VMBus */
 	uint32_t vmbus_max_version; /* --vmbus-max-version: major<<16|minor; 0 = newest */
 	const char *disks[CLI_MAX_DISKS]; /* --disk specs (syntax checked) */

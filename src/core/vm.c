@@ -26,6 +26,7 @@
 #include "core/network.h"
 #include "core/storage.h"
 #include "core/vmbus_glue.h"
+#include "core/vtl.h"
 #include "hv/hv.h"
 #include "x86/cpuid.h"
 #include "x86/kcache.h"
@@ -156,7 +157,7 @@ int vm_prepare(struct vm *vm, const struct hvmm_config *cfg, struct evloop *loop
 		return ret;
 	if (cfg->igvm) {
 		char err[256];
-		ret = igvm_load_check(vm->kernel, vm->kernel_len, false, err, sizeof(err));
+		ret = igvm_load_check(vm->kernel, vm->kernel_len, cfg->vtl2, err, sizeof(err));
 		if (ret < 0) {
 			log_error("%s: %s", cfg->igvm, err);
 			free_images(vm);
@@ -391,6 +392,8 @@ static void handle_hypercall(struct vm_vcpu *v)
 	struct vm *vm = v->vm;
 	struct x86_regs r;
 	struct hv_hypercall hc;
+	if (vm->vtl && vtl_hypercall(vm->vtl, v))
+		return;
 	if (vm->ops->vcpu_get_exit_regs(v->av, &r, &hc.cpl, &hc.long_mode) < 0) {
 		log_warn("vCPU %u: cannot read registers for a hypercall", v->index);
 		return;
@@ -444,6 +447,8 @@ static void handle_mmio(struct vm_vcpu *v, struct accel_exit *e)
 static void handle_msr(struct vm_vcpu *v, struct accel_exit *e)
 {
 	v->exits_msr++;
+	if (v->vm->vtl && hv_msr_owned(e->msr.index) && vtl_msr(v->vm->vtl, v, e))
+		return;
 	if (v->vm->hv && hv_msr_owned(e->msr.index)) {
 		int ret = e->reason == ACCEL_EXIT_MSR_READ ?
 			hv_msr_read(v->vm->hv, v->index, e->msr.index, &e->msr.data) :
@@ -575,7 +580,9 @@ static void *vcpu_thread(void *arg)
 	int ret = vm->ops->vcpu_create(vm->accel, v->index, &v->av);
 	if (ret == 0)
 		ret = setup_cpuid(v);
-	if (ret == 0 && v->index == 0)
+	if (ret == 0 && vm->vtl) /* VTL2 starts; VTL0 waits for VTL2 to set it up */
+		ret = vtl_vcpu_init(vm->vtl, v, setup_cpuid);
+	else if (ret == 0 && v->index == 0)
 		ret = setup_bsp(v, st->entry);
 	if (ret == 0 && v->index == 0 && vm->hv)
 		hv_clock_setup(v);
@@ -695,6 +702,8 @@ static void teardown(struct vm *vm)
 		struct vm_vcpu *v = &vm->vcpus[i];
 		if (v->thread)
 			pthread_join(v->thread, NULL);
+		if (vm->vtl)
+			vtl_vcpu_fini(vm->vtl, v);
 		if (v->av)
 			vm->ops->vcpu_destroy(v->av);
 	}
@@ -708,6 +717,8 @@ static void teardown(struct vm *vm)
 	hv_destroy(vm->hv);
 	vm->hv = NULL;
 	devices_destroy(vm);
+	vtl_destroy(vm->vtl);
+	vm->vtl = NULL;
 	if (vm->accel)
 		vm->ops->destroy(vm->accel);
 	vm->accel = NULL;
@@ -794,7 +805,7 @@ static int build(struct vm *vm)
 	if (cfg->igvm) {
 		struct igvm_load_config lc = {
 			.nvcpus = vm->nvcpus, .cmdline = vm->cmdline, .rsdp_gpa = rsdp,
-			.vmbus = cfg->hv && !cfg->no_vmbus,
+			.vmbus = cfg->hv && !cfg->no_vmbus, .vtl2 = cfg->vtl2,
 		};
 		ret = igvm_load(&vm->mem, vm->kernel, vm->kernel_len, &lc, &vm->igvm, err,
 				sizeof(err));
@@ -804,6 +815,8 @@ static int build(struct vm *vm)
 			vm->config_error = true;
 			return ret;
 		}
+		if (cfg->vtl2 && (ret = vtl_create(vm, &ac, &vm->vtl)) < 0)
+			return ret;
 		return start_vcpus(vm, 0);
 	}
 	struct linux_boot_config bc = {

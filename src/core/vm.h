@@ -57,6 +57,7 @@ struct vm {
 	struct vm_event_sink events;
 	struct hv *hv;             /* Hyper-V state (src/hv); NULL without --hv */
 	struct vmbus_glue *vmbus;  /* owned by core/vmbus_glue.c; NULL without VMBus */
+	struct vtl *vtl;           /* core/vtl.c; NULL without --vtl2 */
 	struct storage *storage;   /* --disk: opened once, survive resets */
 	struct network *network;   /* --nic/--net backends: opened once, survive resets */
 	int64_t tsc_offset;        /* guest TSC - host TSC (for hv's reference time) */

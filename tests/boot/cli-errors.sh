@@ -62,6 +62,9 @@ expect_err "tap:hvmm-nope0: no such interface" -k "$G" --hv --net tap:hvmm-nope0
 expect_err "--vmbus-vsock-path needs --hv" -k "$G" --vsock-path "$OUT/v.sock"
 expect_err "--vtl2-vsock-path needs --vtl2 \(not supported yet\)" -k "$G" --hv --vtl2-vsock-path "$OUT/v.sock"
 expect_err "--vmbus-vtl2-vsock-path needs --vtl2" -k "$G" --hv --vmbus-vtl2-vsock-path "$OUT/v.sock"
+expect_err "--vtl2 needs --hv and --igvm" -k "$G" --hv --vtl2
+expect_err "--vtl2 needs --hv and --igvm" --igvm "$OUT/garbage.bin" --vtl2
+expect_err "--vtl2 supports one processor \(-p 1\)" --igvm "$OUT/garbage.bin" --hv --vtl2 -p 2
 command -v python3 >/dev/null || fail "python3 not found (scripts/install-deps.sh installs it)"
 {
 	python3 -c 'import socket, sys, time
@@ -89,6 +92,6 @@ if [ -c /dev/kvm ]; then
 		expect_err "outside guest RAM" -k "$CACHE/guest/minimal/vmlinux" -m 8MB --com1 none
 	fi
 fi
-"$HVMM" --help | grep -q -- '--guest-crash-action' || fail "--help lacks flags"
+grep -q -- '--guest-crash-action' <<<"$("$HVMM" --help)" || fail "--help lacks flags"
 "$HVMM" --version | grep -q '^hvmm ' || fail "--version"
 log "ok: all bad inputs rejected"

@@ -1,0 +1,307 @@
+/*
+ * --vtl2 wiring, phase 1 (TLFS "Virtual Secure Mode"; docs/ARCHITECTURE.md
+ * "Virtual Trust Levels"): struct vsm_ops over the accel API and the exit
+ * hooks of vm.c. VTL2 is a second accel partition mapping the same guest
+ * RAM; a VP's thread owns one vCPU per VTL and vm_vcpu.av is switched to
+ * the running VTL's. A switch (VtlCall, VtlReturn) copies the shared
+ * general registers (all but RSP) into the target vCPU with GET/SET_REGS.
+ * Limits: see vtl.h.
+ */
+#include "core/vtl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/vm.h"
+#include "hv/hv.h"
+#include "hv/vsm.h"
+
+struct vtl {
+	struct vm *vm;
+	struct accel *accel[VSM_NUM_VTLS];    /* [0] is vm->accel; [1] unused */
+	struct accel_vcpu *(*vcpu)[VSM_NUM_VTLS];
+	struct vsm *vsm;
+	bool protect_warned;
+};
+
+static int op_read_gpa(void *o, uint64_t gpa, void *buf, size_t len)
+{
+	struct vtl *t = o;
+	return gmem_read(&t->vm->mem, gpa, buf, len) < 0 ? -1 : 0;
+}
+
+static int op_write_gpa(void *o, uint64_t gpa, const void *buf, size_t len)
+{
+	struct vtl *t = o;
+	return gmem_write(&t->vm->mem, gpa, buf, len) < 0 ? -1 : 0;
+}
+
+static struct accel_vcpu *vcpu_of(struct vtl *t, uint32_t vp, unsigned vtl)
+{
+	if (vp >= t->vm->nvcpus || vtl > VSM_MAX_VTL)
+		return NULL;
+	return t->vcpu[vp][vtl];
+}
+
+static int op_get_regs(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *v)
+{
+	struct vtl *t = o;
+	struct accel_vcpu *av = vcpu_of(t, vp, vtl);
+	struct x86_regs r;
+	struct x86_sregs s;
+	if (!av || t->vm->ops->vcpu_get_regs(av, &r) < 0 || t->vm->ops->vcpu_get_sregs(av, &s) < 0)
+		return HV_STATUS_INVALID_PARAMETER;
+	vsm_regs_from_x86(v, &r, &s);
+	return HV_STATUS_SUCCESS;
+}
+
+static int op_set_regs(void *o, uint32_t vp, unsigned vtl, const struct vsm_regs *v)
+{
+	struct vtl *t = o;
+	struct accel_vcpu *av = vcpu_of(t, vp, vtl);
+	struct x86_regs r;
+	struct x86_sregs s;
+	if (!av || t->vm->ops->vcpu_get_sregs(av, &s) < 0)
+		return HV_STATUS_INVALID_PARAMETER;
+	vsm_regs_to_x86(v, &r, &s);
+	int ret = t->vm->ops->vcpu_set_sregs(av, &s);
+	if (ret == 0)
+		ret = t->vm->ops->vcpu_set_regs(av, &r);
+	if (ret < 0) {
+		log_guest("vtl: VP %u VTL%u: registers refused by the accelerator (%s; CR0 0x%" PRIx64
+			  " CR4 0x%" PRIx64 " EFER 0x%" PRIx64 ")", vp, vtl, strerror(-ret), s.cr0,
+			  s.cr4, s.efer);
+		return HV_STATUS_INVALID_PARAMETER;
+	}
+	return HV_STATUS_SUCCESS;
+}
+
+static int op_switch_vtl(void *o, uint32_t vp, unsigned from, unsigned to)
+{
+	struct vtl *t = o;
+	struct accel_vcpu *a = vcpu_of(t, vp, from), *b = vcpu_of(t, vp, to);
+	struct x86_regs ra, rb;
+	if (!a || !b || t->vm->ops->vcpu_get_regs(a, &ra) < 0 || t->vm->ops->vcpu_get_regs(b, &rb) < 0)
+		return HV_STATUS_INVALID_PARAMETER;
+	/* Shared: every GPR but RSP; RIP, RFLAGS are the target VTL's own. */
+	uint64_t rsp = rb.rsp, rip = rb.rip, rflags = rb.rflags;
+	rb = ra;
+	rb.rsp = rsp;
+	rb.rip = rip;
+	rb.rflags = rflags;
+	if (t->vm->ops->vcpu_set_regs(b, &rb) < 0)
+		return HV_STATUS_INVALID_PARAMETER;
+	t->vm->vcpus[vp].av = b; /* vp's own thread: the run loop now runs `to` */
+	return HV_STATUS_SUCCESS;
+}
+
+static int op_protect(void *o, unsigned vtl, uint64_t gpa_page, uint64_t npages, uint32_t flags)
+{
+	struct vtl *t = o;
+	if (!t->protect_warned) {
+		t->protect_warned = true;
+		log_warn("vtl: VTL%u protections (pages 0x%" PRIx64 "+%" PRIu64 ", flags 0x%x) "
+			 "are accepted but not enforced yet", vtl, gpa_page, npages, flags);
+	}
+	return HV_STATUS_SUCCESS;
+}
+
+static int op_start_vp(void *o, uint32_t vp, unsigned vtl)
+{
+	(void)o, (void)vp, (void)vtl;
+	return HV_STATUS_INVALID_PARAMETER; /* -p 1: there is no other VP */
+}
+
+static int op_interrupt(void *o, unsigned vtl, unsigned type, uint64_t dest, bool logical,
+			uint8_t vector)
+{
+	(void)o, (void)vtl, (void)type, (void)dest, (void)logical, (void)vector;
+	log_guest("vtl: AssertVirtualInterrupt is not wired yet");
+	return HV_STATUS_INVALID_PARAMETER;
+}
+
+static int op_post_message(void *o, uint32_t vp, unsigned vtl, unsigned sint, const void *msg)
+{
+	(void)o, (void)vp, (void)vtl, (void)sint, (void)msg;
+	log_guest("vtl: SynIC messages between VTLs are not wired yet");
+	return HV_STATUS_INVALID_PARAMETER;
+}
+
+static int op_signal_event(void *o, uint32_t vp, unsigned vtl, unsigned sint, unsigned flag,
+			   bool *newly_signaled)
+{
+	(void)o, (void)vp, (void)vtl, (void)sint, (void)flag;
+	*newly_signaled = false;
+	log_guest("vtl: SynIC events between VTLs are not wired yet");
+	return HV_STATUS_INVALID_PARAMETER;
+}
+
+int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
+{
+	struct vtl *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->vm = vm;
+	t->accel[0] = vm->accel;
+	t->vcpu = calloc(vm->nvcpus, sizeof(*t->vcpu));
+	int ret = t->vcpu ? vm->ops->create(ac, &t->accel[2]) : -ENOMEM;
+	if (ret < 0) {
+		log_error("cannot create the VTL2 partition: %s", strerror(-ret));
+		goto fail;
+	}
+	/* VTL2 sees all RAM; so does VTL0 in phase 1 (no carve-out yet). */
+	for (unsigned i = 0; i < vm->mem.nregions; i++) {
+		struct gmem_region *r = &vm->mem.regions[i];
+		ret = vm->ops->map_memory(t->accel[2], i, r->gpa, r->size, r->hva, false);
+		if (ret < 0) {
+			log_error("cannot map guest memory into VTL2: %s", strerror(-ret));
+			goto fail;
+		}
+	}
+	struct vsm_config vc = { .nvps = vm->nvcpus, .max_vtl = VSM_MAX_VTL, .ops = {
+		.read_gpa = op_read_gpa, .write_gpa = op_write_gpa, .get_regs = op_get_regs,
+		.set_regs = op_set_regs, .switch_vtl = op_switch_vtl, .protect = op_protect,
+		.start_vp = op_start_vp, .interrupt = op_interrupt, .post_message = op_post_message,
+		.signal_event = op_signal_event, .opaque = t } };
+	ret = vsm_create(&vc, &t->vsm);
+	if (ret == 0)
+		ret = vsm_boot_vtl2(t->vsm);
+	if (ret < 0) {
+		log_error("cannot create the VSM state: %s", strerror(ret < 0 ? -ret : EINVAL));
+		goto fail;
+	}
+	*out = t;
+	return 0;
+fail:
+	vtl_destroy(t);
+	return ret < 0 ? ret : -EINVAL;
+}
+
+void vtl_destroy(struct vtl *t)
+{
+	if (!t)
+		return;
+	if (t->vsm)
+		vsm_destroy(t->vsm);
+	if (t->accel[2])
+		t->vm->ops->destroy(t->accel[2]);
+	free(t->vcpu);
+	free(t);
+}
+
+int vtl_vcpu_init(struct vtl *t, struct vm_vcpu *v, int (*cpuid)(struct vm_vcpu *v))
+{
+	struct vm *vm = t->vm;
+	struct accel_vcpu *a0 = v->av, *a2;
+	int ret = vm->ops->vcpu_create(t->accel[2], v->index, &a2);
+	if (ret < 0)
+		return ret;
+	t->vcpu[v->index][0] = a0;
+	t->vcpu[v->index][2] = a2;
+	v->av = a2;
+	ret = cpuid(v);
+	if (ret == 0 && v->index == 0) {
+		struct x86_sregs s;
+		struct x86_regs r = vm->igvm.vbs_regs;
+		ret = vm->ops->vcpu_get_sregs(a2, &s);
+		if (ret == 0) {
+			/* The file's registers; what it does not name stays at reset. */
+			const struct x86_sregs *f = &vm->igvm.vbs_sregs;
+			uint64_t apic_base = s.apic_base;
+			s = *f;
+			s.apic_base = apic_base;
+			if (!f->tr.present) {
+				/* A busy 64-bit TSS, as KVM needs in long mode. */
+				s.tr = (struct x86_segment){ .limit = 0xffff, .type = 0xb,
+							     .present = 1 };
+			}
+			if (!f->ldt.present)
+				s.ldt = (struct x86_segment){ .limit = 0xffff, .type = 2, .present = 1,
+							      .unusable = 1 };
+			ret = vm->ops->vcpu_set_sregs(a2, &s);
+		}
+		if (ret == 0)
+			ret = vm->ops->vcpu_set_regs(a2, &r);
+		if (ret == 0 && vm->igvm.have_pat)
+			ret = vm->ops->vcpu_set_msr(a2, 0x277 /* IA32_PAT */, vm->igvm.vbs_pat);
+	}
+	v->av = vsm_active_vtl(t->vsm, v->index) == 2 ? a2 : a0;
+	return ret;
+}
+
+void vtl_vcpu_fini(struct vtl *t, struct vm_vcpu *v)
+{
+	struct accel_vcpu *a2 = t->vcpu[v->index][2];
+	v->av = t->vcpu[v->index][0] ? t->vcpu[v->index][0] : v->av;
+	t->vcpu[v->index][2] = NULL;
+	if (a2 && a2 != v->av)
+		t->vm->ops->vcpu_destroy(a2);
+}
+
+unsigned vtl_active(struct vtl *t, const struct vm_vcpu *v)
+{
+	return t->vcpu[v->index][2] && v->av == t->vcpu[v->index][2] ? 2 : 0;
+}
+
+bool vtl_hypercall(struct vtl *t, struct vm_vcpu *v)
+{
+	struct vm *vm = t->vm;
+	struct x86_regs r;
+	struct vsm_hypercall hc = { 0 };
+	if (vm->ops->vcpu_get_exit_regs(v->av, &r, &hc.cpl, &hc.long_mode) < 0)
+		return false;
+	hc.control = r.rcx;
+	hc.rax = r.rax;
+	hc.rdx = r.rdx;
+	hc.r8 = r.r8;
+	unsigned vtl = vtl_active(t, v);
+	switch (vsm_hypercall(t->vsm, v->index, &hc)) {
+	case VSM_HC_NOT_VSM:
+		if (vtl == 0)
+			return false;
+		hc.result = HV_STATUS_INVALID_HYPERCALL_CODE;
+		break;
+	case VSM_HC_DONE:
+		if (hc.xmm_dirty)
+			log_guest("vCPU %u: fast hypercall output in XMM is not returned yet", v->index);
+		break;
+	case VSM_HC_INJECT_UD:
+		if (vm->ops->vcpu_inject_exception(v->av, 6, false, 0) < 0)
+			log_warn("vCPU %u: cannot inject #UD for a hypercall", v->index);
+		return true;
+	case VSM_HC_SWITCHED:
+		return true; /* v->av is the other VTL's vCPU now */
+	}
+	if (vm->ops->vcpu_set_exit_rax(v->av, hc.result) < 0)
+		log_warn("vCPU %u: cannot write a hypercall result", v->index);
+	return true;
+}
+
+bool vtl_msr(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
+{
+	struct vm *vm = t->vm;
+	bool rd = e->reason == ACCEL_EXIT_MSR_READ;
+	if (vtl_active(t, v) == 0) {
+		if (rd || e->msr.index != HV_X64_MSR_HYPERCALL)
+			return false;
+		e->msr.error = hv_msr_write(vm->hv, v->index, e->msr.index, e->msr.data) < 0;
+		if (!e->msr.error && (e->msr.data & 1)) {
+			uint8_t page[HV_PAGE_SIZE_VSM];
+			vsm_hypercall_page(page); /* the ordinary stub at 0, VTL call/return after */
+			if (gmem_write(&vm->mem, e->msr.data & ~0xfffull, page, sizeof(page)) < 0)
+				log_guest("vCPU %u: hypercall page is not RAM", v->index);
+		}
+		return true;
+	}
+	int ret = rd ? vsm_msr_read(t->vsm, v->index, 2, e->msr.index, &e->msr.data)
+		     : vsm_msr_write(t->vsm, v->index, 2, e->msr.index, e->msr.data);
+	if (ret == -ENOENT && rd)
+		ret = hv_msr_read(vm->hv, v->index, e->msr.index, &e->msr.data);
+	e->msr.error = ret < 0;
+	if (ret < 0 && rd)
+		e->msr.data = 0;
+	return true;
+}

@@ -1,0 +1,65 @@
+/*
+ * --vtl2 wiring, phase 1: the IGVM file's VTL2 runs beneath VTL0 on KVM
+ * (TLFS "Virtual Secure Mode"; design in docs/ARCHITECTURE.md "Virtual Trust
+ * Levels"). One accel partition per VTL over the same guest RAM; each VP has
+ * one accel vCPU per VTL on its own thread, and vm_vcpu.av always names the
+ * vCPU of the VTL the VP runs (so vm.c's exit handlers act on the right one).
+ * src/hv/vsm* keeps the VTL state and the VSM hypercalls; this file is its
+ * struct vsm_ops over the accel API, and the hooks vm.c calls.
+ *
+ * Phase 1 limits: one VP (-p 1); VTL0 maps all RAM (protections requested
+ * through ModifyVtlProtectionMask are accepted, not enforced); XMM/x87 are
+ * not carried across a switch and fast hypercalls see XMM inputs as zero;
+ * only the registers of struct x86_regs/x86_sregs move through
+ * Get/SetVpRegisters (MSRs such as PAT, STAR stay as each vCPU has them);
+ * interrupts for VTL2, SynIC messages and intercepts are not delivered.
+ */
+#ifndef HVMM_CORE_VTL_H
+#define HVMM_CORE_VTL_H
+
+#include <stdbool.h>
+
+#include "accel/accel.h"
+
+struct vm;
+struct vm_vcpu;
+struct vtl;
+
+/*
+ * After the VTL0 partition exists with RAM mapped and vm->igvm holds the
+ * file's VTL2 registers: creates VTL2's partition over the same RAM and
+ * the VSM state with VTL2 enabled and running on the BSP. 0 or -errno
+ * (logged).
+ */
+int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out);
+void vtl_destroy(struct vtl *t);
+
+/*
+ * On v's thread, after v->av (VTL0's vCPU) exists with its CPUID: creates
+ * the VP's VTL2 vCPU, programs CPUID with `cpuid` (called with v->av
+ * pointing at the new vCPU), and for the BSP the file's VTL2 registers;
+ * v->av then names the VTL the VP runs (VTL2 on the BSP). 0 or -errno.
+ */
+int vtl_vcpu_init(struct vtl *t, struct vm_vcpu *v, int (*cpuid)(struct vm_vcpu *v));
+/* Destroys v's vCPUs of VTL > 0 (v->av back to VTL0's first). */
+void vtl_vcpu_fini(struct vtl *t, struct vm_vcpu *v);
+
+/* The VTL v runs. */
+unsigned vtl_active(struct vtl *t, const struct vm_vcpu *v);
+
+/*
+ * A hypercall exit (the page's `out`): VSM calls are handled here (result,
+ * #UD, or a switch: v->av changes); false for the others, which VTL0 hands
+ * to hv as before (from VTL2 they fail with INVALID_HYPERCALL_CODE here).
+ */
+bool vtl_hypercall(struct vtl *t, struct vm_vcpu *v);
+
+/*
+ * A synthetic MSR exit (hv_msr_owned): VTL2's go to vsm (reads vsm does
+ * not keep fall back to hv, such writes #GP). VTL0's stay with hv; after
+ * a VTL0 hypercall-page write the page gets vsm's VTL call/return stubs.
+ * Returns true when handled here (e->msr filled).
+ */
+bool vtl_msr(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
+
+#endif

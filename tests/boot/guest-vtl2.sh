@@ -1,0 +1,47 @@
+#!/bin/bash
+# --vtl2 (phase 1): the vtl2 test payload (tests/guests/vtl2.c) built into a
+# VSM_ISOLATION IGVM file by `hvmm-igvm build --vsm` starts in VTL2 of a
+# second KVM partition over the same RAM, checks VSM hypercalls, sets up
+# VTL0 with SetVpRegisters, VtlReturns into it and gets a VtlCall back with
+# a value and the status of a call VTL0 may not make (PASS/FAIL lines and
+# GUEST-RESULT on COM1). -p 1 only for now. Also: the same file without
+# --vtl2, and a NATIVE file with --vtl2, are one-line loader errors.
+source "$(dirname "$0")/lib.sh"
+need_kvm
+TOOL=$BUILD/src/tools/hvmm-igvm
+ELF=$BUILD/tests/guests/vtl2.elf
+[ -x "$TOOL" ] && [ -f "$ELF" ] || skip "hvmm-igvm or the vtl2 guest is not built"
+"$TOOL" build -o "$OUT/vtl2.igvm" --elf "$ELF" --vsm || fail "hvmm-igvm build --vsm failed"
+"$TOOL" build -o "$OUT/native.igvm" --elf "$ELF" || fail "hvmm-igvm build failed"
+rc=0
+log_file=$OUT/p1.log
+timeout 300 "$HVMM" --igvm "$OUT/vtl2.igvm" --hv --vtl2 -p 1 -m 64MB --com1 stderr >"$log_file" 2>&1
+st=$?
+res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
+if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 5 passed, 0 failed' &&
+	grep -qa 'VTL0 called back: RBX 0x5a5a1234' "$log_file"; then
+	log "ok: -p 1: $res; $(grep -a 'VTL0 called back' "$log_file")"
+else
+	log "FAIL: -p 1 (exit $st, '${res:-no result}'); log $log_file"
+	grep -a 'FAIL\|error\|warning' "$log_file" | head -5 >&2
+	rc=1
+fi
+one_error() { # regex args...
+	local re=$1
+	shift
+	local out st
+	out=$(timeout 60 "$HVMM" "$@" -m 64MB --com1 none 2>&1 </dev/null)
+	st=$?
+	if [ "$st" = 2 ] && [ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] &&
+		printf '%s\n' "$out" | grep -qE -- "$re"; then
+		log "ok: $out"
+	else
+		log "FAIL: hvmm $*: exit $st: $out (expected /$re/)"
+		rc=1
+	fi
+}
+one_error "no NATIVE platform \(the file has VSM_ISOLATION\); VSM_ISOLATION needs --vtl2" \
+	--igvm "$OUT/vtl2.igvm" --hv
+one_error "no VSM_ISOLATION platform for --vtl2 \(the file has NATIVE\)" \
+	--igvm "$OUT/native.igvm" --hv --vtl2
+exit $rc

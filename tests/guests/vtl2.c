@@ -1,0 +1,223 @@
+/*
+ * vtl2: the VTL2 test payload of `hvmm --vtl2` (TLFS "Virtual Secure Mode";
+ * ../shared/docs/igvm-and-vsm.md parts B-C). Built into a VSM_ISOLATION
+ * IGVM file by `hvmm-igvm build --vsm --elf vtl2.elf`, it starts in VTL2 on
+ * the BSP and, on COM1 with the framework's PASS/FAIL lines:
+ *  - enables its hypercall page and reads HvRegisterVsmCodePageOffsets
+ *    (VTL call/return stubs at 0x10/0x30);
+ *  - GetVpRegisters VsmCapabilities and VsmVpStatus (VTL2 active, VTL0 and
+ *    VTL2 enabled), and error paths: an unknown register, a write to the
+ *    read-only VsmVpStatus, a register of VTL 3;
+ *  - SetVpRegisters of VTL0's control registers, segments, tables, RIP,
+ *    RSP and RFLAGS (its own paging and GDT, a private stack);
+ *  - VtlReturn into that VTL0 code (vtl0_entry below), which enables its
+ *    own hypercall page, makes a call VTL0 may not make (GetVpRegisters of
+ *    a VTL2 register: ACCESS_DENIED expected) and VtlCalls back with a value
+ *    in RBX and that status in R12 (shared registers).
+ * Then it prints "GUEST-RESULT: N passed, M failed" and powers off.
+ */
+#include "guest.h"
+#include "hvcall_lib.h"
+
+const char guest_name[] = "vtl2";
+
+#define VTL0_VALUE 0x5a5a1234u
+#define REG_VSM_CAPABILITIES 0x000D0006u
+#define REG_VSM_VP_STATUS    0x000D0003u
+#define REG_RIP    0x00020010u
+#define REG_RSP    0x00020004u
+#define REG_RFLAGS 0x00020011u
+#define REG_CR0    0x00040000u
+#define REG_CR3    0x00040002u
+#define REG_CR4    0x00040003u
+#define REG_EFER   0x00080001u
+#define REG_ES     0x00060000u
+#define REG_CS     0x00060001u
+#define REG_SS     0x00060002u
+#define REG_DS     0x00060003u
+#define REG_TR     0x00060007u
+#define REG_IDTR   0x00070000u
+#define REG_GDTR   0x00070001u
+
+static u8 hc_page[4096] __attribute__((aligned(4096)));
+static u8 hc_in[4096] __attribute__((aligned(4096)));
+static u8 hc_out[4096] __attribute__((aligned(4096)));
+/* VTL0's pages: hypercall page, input/output of its call, stack. */
+u8 vtl0_hcpage[4096] __attribute__((aligned(4096)));
+u8 vtl0_in[4096] __attribute__((aligned(4096)));
+u8 vtl0_out[4096] __attribute__((aligned(4096)));
+static u8 vtl0_stack[4096] __attribute__((aligned(4096)));
+
+void vtl0_entry(void);
+/* VtlReturn (fast) through `stub`; back at the next VtlCall with RBX, R12 in out[0..1]. */
+void vtl2_return_wait(void *stub, u64 *out);
+
+__asm__(
+	".text\n"
+	".globl vtl0_entry\n"
+	"vtl0_entry:\n"
+	"	mov $0x40000000, %ecx\n"      /* guest OS id */
+	"	mov $1, %eax\n"
+	"	mov $0x8100, %edx\n"
+	"	wrmsr\n"
+	"	mov $0x40000001, %ecx\n"      /* hypercall page, enabled */
+	"	mov $vtl0_hcpage, %eax\n"
+	"	or $1, %eax\n"
+	"	xor %edx, %edx\n"
+	"	wrmsr\n"
+	/* GetVpRegisters (rep count 1) of a VTL2 register: not allowed from VTL0. */
+	"	movabs $0x100000050, %rcx\n"
+	"	mov $vtl0_in, %edx\n"
+	"	mov $vtl0_out, %r8d\n"
+	"	mov $vtl0_hcpage, %eax\n"
+	"	call *%rax\n"
+	"	mov %rax, %r12\n"
+	"	mov $" "0x5a5a1234" ", %ebx\n"
+	"	xor %ecx, %ecx\n"             /* VtlCall input 0 */
+	"	mov $vtl0_hcpage + 0x10, %eax\n"
+	"	call *%rax\n"
+	"1:	hlt\n"
+	"	jmp 1b\n"
+	".globl vtl2_return_wait\n"
+	"vtl2_return_wait:\n"
+	"	push %rbx\n"
+	"	push %rbp\n"
+	"	push %r12\n"
+	"	push %r13\n"
+	"	push %r14\n"
+	"	push %r15\n"
+	"	push %rsi\n"
+	"	mov $1, %ecx\n"               /* fast VtlReturn */
+	"	call *%rdi\n"
+	"	pop %rsi\n"
+	"	mov %rbx, (%rsi)\n"
+	"	mov %r12, 8(%rsi)\n"
+	"	pop %r15\n"
+	"	pop %r14\n"
+	"	pop %r13\n"
+	"	pop %r12\n"
+	"	pop %rbp\n"
+	"	pop %rbx\n"
+	"	ret\n");
+
+struct dt {
+	u16 limit;
+	u64 base;
+} __attribute__((packed));
+
+/*
+ * SetVpRegisters of VTL0 with n registers in one call: the accelerator takes
+ * the new state as a whole (paging on and EFER.LMA only make sense together).
+ */
+struct reg {
+	u32 name;
+	u64 lo, hi;
+};
+static u16 set_vtl0(const struct hvcall *h, const struct reg *r, u16 n, u16 *done)
+{
+	u64 self = 0xFFFFFFFFFFFFFFFFull;
+	u32 vp = 0xFFFFFFFEu;
+	memset(h->in, 0, 16 + 32 * (size_t)n);
+	memcpy(h->in, &self, 8);
+	memcpy(h->in + 8, &vp, 4);
+	h->in[12] = HVL_VTL(0);
+	for (u16 i = 0; i < n; i++) {
+		u8 *e = h->in + 16 + 32 * (size_t)i;
+		memcpy(e, &r[i].name, 4);
+		memcpy(e + 16, &r[i].lo, 8);
+		memcpy(e + 24, &r[i].hi, 8);
+	}
+	return hvcall_rep(h, HVL_CALL_SET_VP_REGISTERS, n, 0, done);
+}
+
+/* HV_X64_SEGMENT_REGISTER as two words: base; limit | selector << 32 | attributes << 48. */
+static u64 seg_hi(u32 limit, u16 sel, u16 attr)
+{
+	return limit | (u64)sel << 32 | (u64)attr << 48;
+}
+
+int guest_main(const char *cmdline)
+{
+	(void)cmdline;
+	struct hvcall h;
+	TEST_BEGIN("hypercall_page");
+	expect(hvcall_init(&h, hc_page, (u64)hc_page, hc_in, (u64)hc_in, hc_out, (u64)hc_out,
+			   0x8100000000000001ull) == 0, "VTL2's hypercall page did not appear");
+	u16 st = hvcall_vsm_init(&h);
+	expect(st == 0, "VsmCodePageOffsets: status 0x%x", st);
+	expect(h.vtl_call_offset == 0x10 && h.vtl_return_offset == 0x30,
+	       "VTL call/return stubs at 0x%x/0x%x", h.vtl_call_offset, h.vtl_return_offset);
+	if (st || !h.vtl_return_offset)
+		guest_abort("no VTL return stub");
+
+	TEST_BEGIN("get_vp_registers");
+	u64 caps = 0, status = 0;
+	st = hvcall_get_vp_register(&h, HVL_VTL_CURRENT, REG_VSM_CAPABILITIES, &caps, NULL);
+	expect(st == 0, "VsmCapabilities: status 0x%x", st);
+	st = hvcall_get_vp_register(&h, HVL_VTL_CURRENT, REG_VSM_VP_STATUS, &status, NULL);
+	expect(st == 0, "VsmVpStatus: status 0x%x", st);
+	expect((status & 0xf) == 2, "VsmVpStatus active VTL %u, not 2", (unsigned)(status & 0xf));
+	expect(((status >> 16) & 0x5) == 0x5, "VsmVpStatus enabled VTLs 0x%x",
+	       (unsigned)((status >> 16) & 0xffff));
+	printf("VsmCapabilities 0x%lx VsmVpStatus 0x%lx\n", caps, status);
+
+	TEST_BEGIN("register_errors");
+	u64 junk;
+	st = hvcall_get_vp_register(&h, HVL_VTL_CURRENT, 0x00ABCDEFu, &junk, NULL);
+	expect(st != 0, "an unknown register read succeeded");
+	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, REG_VSM_VP_STATUS, 0, 0);
+	expect(st != 0, "a write to the read-only VsmVpStatus succeeded");
+	st = hvcall_get_vp_register(&h, HVL_VTL(3), REG_VSM_VP_STATUS, &junk, NULL);
+	expect(st != 0, "a read of VTL 3's register succeeded");
+
+	TEST_BEGIN("set_vtl0_state");
+	struct dt gdt, idt;
+	u16 cs, ss;
+	__asm__ volatile("sgdt %0; sidt %1; mov %%cs, %2; mov %%ss, %3"
+			 : "=m"(gdt), "=m"(idt), "=r"(cs), "=r"(ss));
+	u64 efer = rdmsr(0xC0000080u);
+	const struct reg regs[] = {
+		{ REG_CR0, read_cr0(), 0 }, { REG_CR3, read_cr3(), 0 }, { REG_CR4, read_cr4(), 0 },
+		{ REG_EFER, efer, 0 },
+		{ REG_GDTR, (u64)gdt.limit << 48, gdt.base }, { REG_IDTR, (u64)idt.limit << 48, idt.base },
+		{ REG_CS, 0, seg_hi(0xffffffff, cs, 0xa09b) }, { REG_SS, 0, seg_hi(0xffffffff, ss, 0xc093) },
+		{ REG_DS, 0, seg_hi(0xffffffff, ss, 0xc093) }, { REG_ES, 0, seg_hi(0xffffffff, ss, 0xc093) },
+		{ REG_TR, 0, seg_hi(0x67, 0, 0x008b) },
+		{ REG_RSP, (u64)vtl0_stack + sizeof(vtl0_stack), 0 }, { REG_RFLAGS, 0x2, 0 },
+		{ REG_RIP, (u64)vtl0_entry, 0 },
+	};
+	u16 n = sizeof(regs) / sizeof(regs[0]), done = 0;
+	st = set_vtl0(&h, regs, n, &done);
+	expect(st == 0 && done == n, "SetVpRegisters of VTL0: status 0x%x after %u of %u", st, done, n);
+	unsigned bad = st != 0;
+	/* Read back through GetVpRegisters: VTL0's RIP and CR3 as set. */
+	u64 rip = 0, cr3 = 0;
+	st = hvcall_get_vp_register(&h, HVL_VTL(0), REG_RIP, &rip, NULL);
+	expect(st == 0 && rip == (u64)vtl0_entry, "VTL0 RIP 0x%lx (status 0x%x)", rip, st);
+	st = hvcall_get_vp_register(&h, HVL_VTL(0), REG_CR3, &cr3, NULL);
+	expect(st == 0 && cr3 == read_cr3(), "VTL0 CR3 0x%lx (status 0x%x)", cr3, st);
+	/* VTL0's forbidden call: GetVpRegisters of (self, VTL 2) VsmVpStatus. */
+	u64 self = 0xFFFFFFFFFFFFFFFFull;
+	u32 vp = 0xFFFFFFFEu, name = REG_VSM_VP_STATUS;
+	memset(vtl0_in, 0, 32);
+	memcpy(vtl0_in, &self, 8);
+	memcpy(vtl0_in + 8, &vp, 4);
+	vtl0_in[12] = HVL_VTL(2);
+	memcpy(vtl0_in + 16, &name, 4);
+
+	TEST_BEGIN("vtl_return_call");
+	u64 back[2] = { 0, 0 };
+	if (bad == 0)
+		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
+	expect(back[0] == VTL0_VALUE, "VTL0 called back with RBX 0x%lx, not 0x%x", back[0],
+	       VTL0_VALUE);
+	expect((back[1] & 0xffff) == HVL_STATUS_ACCESS_DENIED,
+	       "VTL0's GetVpRegisters of VTL2: status 0x%lx, not ACCESS_DENIED", back[1] & 0xffff);
+	st = hvcall_get_vp_register(&h, HVL_VTL_CURRENT, REG_VSM_VP_STATUS, &status, NULL);
+	expect(st == 0 && (status & 0xf) == 2, "after VtlCall: VsmVpStatus 0x%lx (status 0x%x)",
+	       status, st);
+	printf("VTL0 called back: RBX 0x%lx, its forbidden call's status 0x%lx\n", back[0],
+	       back[1] & 0xffff);
+	TEST_END();
+	return 0;
+}
