@@ -141,6 +141,12 @@ struct accel_ops {
 	void (*vcpu_kick)(struct accel_vcpu *v);
 	/* Initial (power-on) register state for a BSP or AP. */
 	int (*vcpu_reset)(struct accel_vcpu *v);
+	/*
+	 * Makes an AP that waits for INIT/SIPI runnable with the registers it
+	 * has (a hypervisor-started VP: StartVirtualProcessor). Any thread while
+	 * v is not running. 0 or -errno.
+	 */
+	int (*vcpu_set_runnable)(struct accel_vcpu *v);
 };
 
 extern const struct accel_ops accel_kvm_ops;

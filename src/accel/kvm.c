@@ -558,6 +558,13 @@ static int kvm_vcpu_reset(struct accel_vcpu *av)
 	return 0;
 }
 
+static int kvm_vcpu_set_runnable(struct accel_vcpu *av)
+{
+	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+	return ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0 ? -errno : 0;
+}
+
 /* Finish the exit the core handled last time (MSR results). */
 static void complete_prev_exit(struct kvm_vcpu *v, const struct accel_exit *exit)
 {
@@ -742,4 +749,5 @@ const struct accel_ops accel_kvm_ops = {
 	.vcpu_set_exit_rax = kvm_vcpu_set_exit_rax,
 	.vcpu_kick = kvm_vcpu_kick,
 	.vcpu_reset = kvm_vcpu_reset,
+	.vcpu_set_runnable = kvm_vcpu_set_runnable,
 };

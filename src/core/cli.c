@@ -132,7 +132,7 @@ void cli_usage(FILE *f)
 "  --igvm FILE               load an IGVM file (NATIVE platform); -c, also\n"
 "                            spelled --igvm-cmdline, fills its COMMAND_LINE\n"
 "  --igvm-personality P      linux-direct [default] | uefi (not supported yet)\n"
-"  --vtl2                    run the IGVM file's VTL2 under VTL0 (--hv, -p 1)\n"
+"  --vtl2                    run the IGVM file's VTL2 under VTL0 (needs --hv)\n"
 "  --igvm-vtl2-relocation-type T  disable [default]; others not supported yet\n"
 "\n"
 "Serial ports (16550A; COM1 0x3F8/IRQ4, COM2 0x2F8/IRQ3, COM3 0x3E8/IRQ4,\n"
@@ -592,8 +592,6 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 	if (cfg->vtl2 && (!cfg->hv || !cfg->igvm))
 		return cli_fail(err, errlen, "--vtl2 needs --hv and --igvm (a VSM_ISOLATION file "
 				"whose VTL2 runs beneath VTL0)");
-	if (cfg->vtl2 && cfg->processors != 1)
-		return cli_fail(err, errlen, "--vtl2 supports one processor (-p 1) for now");
 	if (cfg->no_vmbus && !cfg->hv)
 		return cli_fail(err, errlen, "--no-vmbus needs --hv");
 	if (cfg->vmbus_max_version && !cfg->hv)

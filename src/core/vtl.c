@@ -24,6 +24,7 @@ struct vtl {
 	struct accel *accel[VSM_NUM_VTLS];    /* [0] is vm->accel; [1] unused */
 	struct accel_vcpu *(*vcpu)[VSM_NUM_VTLS];
 	struct vsm *vsm;
+	int *pending;   /* per VP: VTL its thread must switch to, or -1 (atomic) */
 	bool protect_warned;
 };
 
@@ -109,10 +110,22 @@ static int op_protect(void *o, unsigned vtl, uint64_t gpa_page, uint64_t npages,
 	return HV_STATUS_SUCCESS;
 }
 
+/*
+ * StartVirtualProcessor (caller's thread, vsm lock held): vp's registers for
+ * vtl are set; make that vCPU runnable and have vp's thread run it.
+ */
 static int op_start_vp(void *o, uint32_t vp, unsigned vtl)
 {
-	(void)o, (void)vp, (void)vtl;
-	return HV_STATUS_INVALID_PARAMETER; /* -p 1: there is no other VP */
+	struct vtl *t = o;
+	struct vm *vm = t->vm;
+	struct accel_vcpu *av = vcpu_of(t, vp, vtl);
+	if (!av || !vm->vcpus || vm->ops->vcpu_set_runnable(av) < 0)
+		return HV_STATUS_INVALID_VP_STATE;
+	__atomic_store_n(&t->pending[vp], (int)vtl, __ATOMIC_SEQ_CST);
+	struct accel_vcpu *cur = __atomic_load_n(&vm->vcpus[vp].av, __ATOMIC_SEQ_CST);
+	if (cur)
+		vm->ops->vcpu_kick(cur);
+	return HV_STATUS_SUCCESS;
 }
 
 static int op_interrupt(void *o, unsigned vtl, unsigned type, uint64_t dest, bool logical,
@@ -147,7 +160,10 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 	t->vm = vm;
 	t->accel[0] = vm->accel;
 	t->vcpu = calloc(vm->nvcpus, sizeof(*t->vcpu));
-	int ret = t->vcpu ? vm->ops->create(ac, &t->accel[2]) : -ENOMEM;
+	t->pending = calloc(vm->nvcpus, sizeof(*t->pending));
+	for (unsigned i = 0; t->pending && i < vm->nvcpus; i++)
+		t->pending[i] = -1;
+	int ret = t->vcpu && t->pending ? vm->ops->create(ac, &t->accel[2]) : -ENOMEM;
 	if (ret < 0) {
 		log_error("cannot create the VTL2 partition: %s", strerror(-ret));
 		goto fail;
@@ -189,6 +205,7 @@ void vtl_destroy(struct vtl *t)
 	if (t->accel[2])
 		t->vm->ops->destroy(t->accel[2]);
 	free(t->vcpu);
+	free(t->pending);
 	free(t);
 }
 
@@ -239,6 +256,13 @@ void vtl_vcpu_fini(struct vtl *t, struct vm_vcpu *v)
 	t->vcpu[v->index][2] = NULL;
 	if (a2 && a2 != v->av)
 		t->vm->ops->vcpu_destroy(a2);
+}
+
+void vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v)
+{
+	int to = __atomic_exchange_n(&t->pending[v->index], -1, __ATOMIC_SEQ_CST);
+	if (to >= 0 && to <= VSM_MAX_VTL && t->vcpu[v->index][to])
+		__atomic_store_n(&v->av, t->vcpu[v->index][to], __ATOMIC_SEQ_CST);
 }
 
 unsigned vtl_active(struct vtl *t, const struct vm_vcpu *v)

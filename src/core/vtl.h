@@ -7,7 +7,9 @@
  * src/hv/vsm* keeps the VTL state and the VSM hypercalls; this file is its
  * struct vsm_ops over the accel API, and the hooks vm.c calls.
  *
- * Phase 1 limits: one VP (-p 1); VTL0 maps all RAM (protections requested
+ * Phase 1 limits: APs start in VTL2 only through StartVirtualProcessor
+ * (VTL0's INIT/SIPI still reach VTL0's in-kernel APICs, unknown to vsm);
+ * VTL0 maps all RAM (protections requested
  * through ModifyVtlProtectionMask are accepted, not enforced); XMM/x87 are
  * not carried across a switch and fast hypercalls see XMM inputs as zero;
  * only the registers of struct x86_regs/x86_sregs move through
@@ -43,6 +45,9 @@ void vtl_destroy(struct vtl *t);
 int vtl_vcpu_init(struct vtl *t, struct vm_vcpu *v, int (*cpuid)(struct vm_vcpu *v));
 /* Destroys v's vCPUs of VTL > 0 (v->av back to VTL0's first). */
 void vtl_vcpu_fini(struct vtl *t, struct vm_vcpu *v);
+
+/* On v's thread before each run: a VP started by StartVirtualProcessor runs its VTL now. */
+void vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v);
 
 /* The VTL v runs. */
 unsigned vtl_active(struct vtl *t, const struct vm_vcpu *v);

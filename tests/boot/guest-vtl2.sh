@@ -4,7 +4,8 @@
 # second KVM partition over the same RAM, checks VSM hypercalls, sets up
 # VTL0 with SetVpRegisters, VtlReturns into it and gets a VtlCall back with
 # a value and the status of a call VTL0 may not make (PASS/FAIL lines and
-# GUEST-RESULT on COM1). -p 1 only for now. Also: the same file without
+# GUEST-RESULT on COM1); with -p 2 it also starts VP 1 in VTL2
+# (EnableVpVtl + StartVirtualProcessor), with -p 1 that is INVALID_VP_INDEX. Also: the same file without
 # --vtl2, and a NATIVE file with --vtl2, are one-line loader errors.
 source "$(dirname "$0")/lib.sh"
 need_kvm
@@ -14,18 +15,22 @@ ELF=$BUILD/tests/guests/vtl2.elf
 "$TOOL" build -o "$OUT/vtl2.igvm" --elf "$ELF" --vsm || fail "hvmm-igvm build --vsm failed"
 "$TOOL" build -o "$OUT/native.igvm" --elf "$ELF" || fail "hvmm-igvm build failed"
 rc=0
-log_file=$OUT/p1.log
-timeout 300 "$HVMM" --igvm "$OUT/vtl2.igvm" --hv --vtl2 -p 1 -m 64MB --com1 stderr >"$log_file" 2>&1
-st=$?
-res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
-if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 5 passed, 0 failed' &&
-	grep -qa 'VTL0 called back: RBX 0x5a5a1234' "$log_file"; then
-	log "ok: -p 1: $res; $(grep -a 'VTL0 called back' "$log_file")"
-else
-	log "FAIL: -p 1 (exit $st, '${res:-no result}'); log $log_file"
-	grep -a 'FAIL\|error\|warning' "$log_file" | head -5 >&2
-	rc=1
-fi
+for p in 1 2; do
+	log_file=$OUT/p$p.log
+	timeout 300 "$HVMM" --igvm "$OUT/vtl2.igvm" --hv --vtl2 -p $p -m 64MB --com1 stderr >"$log_file" 2>&1
+	st=$?
+	res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
+	want="one VP: EnableVpVtl of VP 1 is INVALID_VP_INDEX"
+	[ $p = 2 ] && want="VP 1 started in VTL2"
+	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 6 passed, 0 failed' &&
+		grep -qa 'VTL0 called back: RBX 0x5a5a1234' "$log_file" && grep -qa "$want" "$log_file"; then
+		log "ok: -p $p: $res; $(grep -a 'VTL0 called back' "$log_file"); $want"
+	else
+		log "FAIL: -p $p (exit $st, '${res:-no result}'); log $log_file"
+		grep -a 'FAIL\|error\|warning' "$log_file" | head -5 >&2
+		rc=1
+	fi
+done
 one_error() { # regex args...
 	local re=$1
 	shift

@@ -13,7 +13,9 @@
  *  - VtlReturn into that VTL0 code (vtl0_entry below), which enables its
  *    own hypercall page, makes a call VTL0 may not make (GetVpRegisters of
  *    a VTL2 register: ACCESS_DENIED expected) and VtlCalls back with a value
- *    in RBX and that status in R12 (shared registers).
+ *    in RBX and that status in R12 (shared registers);
+ *  - with more than one VP: EnableVpVtl and StartVirtualProcessor of VP 1
+ *    in VTL2, which raises a flag (with one, EnableVpVtl's INVALID_VP_INDEX).
  * Then it prints "GUEST-RESULT: N passed, M failed" and powers off.
  */
 #include "guest.h"
@@ -47,6 +49,9 @@ u8 vtl0_hcpage[4096] __attribute__((aligned(4096)));
 u8 vtl0_in[4096] __attribute__((aligned(4096)));
 u8 vtl0_out[4096] __attribute__((aligned(4096)));
 static u8 vtl0_stack[4096] __attribute__((aligned(4096)));
+static u8 ap_stack[4096] __attribute__((aligned(4096)));
+volatile u32 vtl2_ap_flag;
+void vtl2_ap_entry(void);
 
 void vtl0_entry(void);
 /* VtlReturn (fast) through `stub`; back at the next VtlCall with RBX, R12 in out[0..1]. */
@@ -78,6 +83,12 @@ __asm__(
 	"	call *%rax\n"
 	"1:	hlt\n"
 	"	jmp 1b\n"
+	".globl vtl2_ap_entry\n"
+	"vtl2_ap_entry:\n"                /* VP 1 in VTL2: raise the flag, halt */
+	"	movl $0xa11ce, vtl2_ap_flag\n"
+	"2:	cli\n"
+	"	hlt\n"
+	"	jmp 2b\n"
 	".globl vtl2_return_wait\n"
 	"vtl2_return_wait:\n"
 	"	push %rbx\n"
@@ -204,6 +215,62 @@ int guest_main(const char *cmdline)
 	memcpy(vtl0_in + 8, &vp, 4);
 	vtl0_in[12] = HVL_VTL(2);
 	memcpy(vtl0_in + 16, &name, 4);
+
+	TEST_BEGIN("start_vp");
+	/*
+	 * EnableVpVtl + StartVirtualProcessor of VP 1 in VTL2 (HV_INITIAL_VP_CONTEXT
+	 * with this VTL's paging and GDT); with one VP, EnableVpVtl must say
+	 * INVALID_VP_INDEX.
+	 */
+	{
+		u8 *in = h.in;
+		u64 self = 0xFFFFFFFFFFFFFFFFull, v;
+		u32 vp1 = 1;
+		memset(in, 0, 240);
+		memcpy(in, &self, 8);
+		memcpy(in + 8, &vp1, 4);
+		in[12] = 2;
+		u8 *c = in + 16;
+		v = (u64)vtl2_ap_entry;
+		memcpy(c, &v, 8);
+		v = (u64)ap_stack + sizeof(ap_stack);
+		memcpy(c + 8, &v, 8);
+		v = 2;
+		memcpy(c + 16, &v, 8);
+		u64 seg[2];
+		/* cs ds es fs gs ss tr ldtr at 24 + 16 * i */
+		const u16 sels[6] = { cs, ss, ss, ss, ss, ss };
+		for (int i = 0; i < 6; i++) {
+			seg[0] = 0;
+			seg[1] = seg_hi(0xffffffff, sels[i], i == 0 ? 0xa09b : 0xc093);
+			memcpy(c + 24 + 16 * i, seg, 16);
+		}
+		seg[0] = 0, seg[1] = seg_hi(0x67, 0, 0x008b);
+		memcpy(c + 24 + 16 * 6, seg, 16);
+		seg[0] = 0, seg[1] = seg_hi(0xffff, 0, 0x0082);
+		memcpy(c + 24 + 16 * 7, seg, 16);
+		seg[0] = (u64)idt.limit << 48, seg[1] = idt.base;
+		memcpy(c + 152, seg, 16);
+		seg[0] = (u64)gdt.limit << 48, seg[1] = gdt.base;
+		memcpy(c + 168, seg, 16);
+		u64 tail[5] = { efer, read_cr0(), read_cr3(), read_cr4(), 0x0007040600070406ull };
+		memcpy(c + 184, tail, 40);
+		st = hvcall_simple(&h, HVL_CALL_ENABLE_VP_VTL);
+		if (st == 0x000E) {
+			printf("one VP: EnableVpVtl of VP 1 is INVALID_VP_INDEX as it must be\n");
+		} else {
+			expect(st == 0, "EnableVpVtl(VP 1, VTL2): status 0x%x", st);
+			st = hvcall_simple(&h, HVL_CALL_START_VIRTUAL_PROCESSOR);
+			expect(st == 0, "StartVirtualProcessor(VP 1, VTL2): status 0x%x", st);
+			u64 t0 = rdtsc();
+			while (st == 0 && vtl2_ap_flag != 0xa11ce && rdtsc() - t0 < 20000000000ull)
+				cpu_relax();
+			expect(vtl2_ap_flag == 0xa11ce, "VP 1 did not run in VTL2 (flag 0x%x)",
+			       vtl2_ap_flag);
+			if (vtl2_ap_flag == 0xa11ce)
+				printf("VP 1 started in VTL2\n");
+		}
+	}
 
 	TEST_BEGIN("vtl_return_call");
 	u64 back[2] = { 0, 0 };
