@@ -419,6 +419,8 @@ static void handle_io(struct vm_vcpu *v, struct accel_exit *e)
 			handle_hypercall(v);
 		return;
 	}
+	if (vm->vtl && vtl_io(vm->vtl, v, e))
+		return;
 	for (uint32_t i = 0; i < e->io.count; i++) {
 		uint8_t *d = e->io.data + (size_t)i * e->io.size;
 		bool ok = e->io.write ? iobus_write(&vm->pio, e->io.port, d, e->io.size)

@@ -25,6 +25,7 @@ struct vtl {
 	struct accel_vcpu *(*vcpu)[VSM_NUM_VTLS];
 	struct vsm *vsm;
 	int *pending;   /* per VP: VTL its thread must switch to, or -1 (atomic) */
+	struct vsm_ops ops;
 	bool protect_warned;
 };
 
@@ -182,6 +183,7 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 		.set_regs = op_set_regs, .switch_vtl = op_switch_vtl, .protect = op_protect,
 		.start_vp = op_start_vp, .interrupt = op_interrupt, .post_message = op_post_message,
 		.signal_event = op_signal_event, .opaque = t } };
+	t->ops = vc.ops;
 	ret = vsm_create(&vc, &t->vsm);
 	if (ret == 0)
 		ret = vsm_boot_vtl2(t->vsm);
@@ -263,6 +265,105 @@ void vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v)
 	int to = __atomic_exchange_n(&t->pending[v->index], -1, __ATOMIC_SEQ_CST);
 	if (to >= 0 && to <= VSM_MAX_VTL && t->vcpu[v->index][to])
 		__atomic_store_n(&v->av, t->vcpu[v->index][to], __ATOMIC_SEQ_CST);
+}
+
+unsigned vtl_io_insn_len(const uint8_t *insn, unsigned n, bool *string, bool *rep)
+{
+	*string = *rep = false;
+	for (unsigned i = 0; i < n && i < 15; i++) {
+		uint8_t b = insn[i];
+		if (b == 0xF3 || b == 0xF2) {
+			*rep = true;
+			continue;
+		}
+		if (b == 0x66 || b == 0x67 || b == 0x2E || b == 0x36 || b == 0x3E || b == 0x26 ||
+		    b == 0x64 || b == 0x65 || (b >= 0x40 && b <= 0x4F))
+			continue;
+		if (b >= 0xE4 && b <= 0xE7) /* IN/OUT with an imm8 port */
+			return i + 2 <= 15 ? i + 2 : 0;
+		if (b >= 0xEC && b <= 0xEF) /* IN/OUT with DX */
+			return i + 1;
+		if (b >= 0x6C && b <= 0x6F) { /* INS/OUTS */
+			*string = true;
+			return i + 1;
+		}
+		return 0;
+	}
+	return 0;
+}
+
+unsigned vtl_io_insn_back(const uint8_t b[16], uint16_t port, uint8_t size)
+{
+	unsigned n = 0;
+	if (port < 256 && (b[14] == 0xE6 || b[14] == 0xE7) && b[15] == port)
+		n = 2;   /* OUT imm8 */
+	else if (b[15] == 0xEE || b[15] == 0xEF || b[15] == 0x6E || b[15] == 0x6F)
+		n = 1;   /* OUT DX / OUTS */
+	else
+		return 0;
+	if (size == 2 && b[15 - n] == 0x66)
+		n++;
+	if ((b[15] == 0x6E || b[15] == 0x6F) && b[15 - n] == 0xF3)
+		n++;
+	return n;
+}
+
+bool vtl_io(struct vtl *t, struct vm_vcpu *v, const struct accel_exit *e)
+{
+	struct vm *vm = t->vm;
+	if (vtl_active(t, v) != 0 || !vsm_intercepts_io(t->vsm, e->io.port, e->io.write))
+		return false;
+	if (!e->io.write) {
+		/* KVM's completion of the IN would overwrite the RAX VTL2 sets. */
+		log_guest("vCPU %u: VTL0 read of intercepted port 0x%x: read intercepts are not "
+			  "delivered yet", v->index, e->io.port);
+		return false;
+	}
+	struct vsm_regs r;
+	if (op_get_regs(t, v->index, 0, &r))
+		return false;
+	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
+		.access = HV_INTERCEPT_ACCESS_TYPE_WRITE, .regs = &r };
+	uint64_t gpa;
+	if (vm->info.ring0_emulated && c.cpl == 0) {
+		/*
+		 * KVM's instruction emulator (PVM ring 0) has moved RIP past the
+		 * instruction already and completes nothing later: find its start,
+		 * so VTL0 resumes wherever VTL2 puts RIP, as on hardware.
+		 */
+		uint8_t b[16];
+		unsigned back = 0;
+		if (r.rip >= 16 &&
+		    vsm_translate_gva(&t->ops, &r, r.rip - 16, 0, &gpa) == HV_TRANSLATE_GVA_SUCCESS &&
+		    (gpa & 0xfff) <= 0x1000 - sizeof(b) && gmem_read(&vm->mem, gpa, b, sizeof(b)) == 0)
+			back = vtl_io_insn_back(b, e->io.port, e->io.size);
+		if (back) {
+			r.rip -= back;
+			if (op_set_regs(t, v->index, 0, &r))
+				return false;
+		} else {
+			log_guest("vCPU %u: intercepted port 0x%x: instruction not found before RIP",
+				  v->index, e->io.port);
+		}
+	}
+	if (vsm_translate_gva(&t->ops, &r, r.rip, 0, &gpa) == HV_TRANSLATE_GVA_SUCCESS &&
+	    (gpa & 0xfff) <= 0x1000 - sizeof(c.insn) &&
+	    gmem_read(&vm->mem, gpa, c.insn, sizeof(c.insn)) == 0)
+		c.insn_count = sizeof(c.insn);
+	bool string, rep;
+	c.insn_len = (uint8_t)vtl_io_insn_len(c.insn, c.insn_count, &string, &rep);
+	uint64_t rax = 0;
+	if (e->io.size <= 8)
+		memcpy(&rax, e->io.data, e->io.size);
+	uint8_t msg[HV_MESSAGE_SIZE];
+	vsm_msg_io_port(msg, &c, e->io.port, e->io.size, string, rep, rax);
+	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
+	if (st) {
+		log_guest("vCPU %u: intercept of port 0x%x not delivered (status 0x%x)", v->index,
+			  e->io.port, st);
+		return false;
+	}
+	return true;
 }
 
 unsigned vtl_active(struct vtl *t, const struct vm_vcpu *v)

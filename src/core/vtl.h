@@ -20,6 +20,7 @@
 #define HVMM_CORE_VTL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "accel/accel.h"
 
@@ -48,6 +49,25 @@ void vtl_vcpu_fini(struct vtl *t, struct vm_vcpu *v);
 
 /* On v's thread before each run: a VP started by StartVirtualProcessor runs its VTL now. */
 void vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v);
+
+/*
+ * A VTL0 port write VTL2 intercepts (InstallIntercept): the HV I/O port
+ * intercept message goes to VTL2 (vsm_deliver_intercept) and v runs VTL2;
+ * VTL2 advances VTL0's RIP. Reads are not delivered yet (false, logged).
+ * Returns true when delivered.
+ */
+bool vtl_io(struct vtl *t, struct vm_vcpu *v, const struct accel_exit *e);
+/*
+ * Length of the IN/OUT/INS/OUTS instruction in insn[0..n) (prefixes
+ * included), 0 if it is not one; *string for INS/OUTS, *rep for F2/F3.
+ */
+unsigned vtl_io_insn_len(const uint8_t *insn, unsigned n, bool *string, bool *rep);
+/*
+ * Length of the OUT/OUTS instruction that ends at b[15] (the 16 bytes
+ * before a RIP an instruction emulator already advanced), for a write of
+ * `size` bytes to `port`; 0 if none fits.
+ */
+unsigned vtl_io_insn_back(const uint8_t b[16], uint16_t port, uint8_t size);
 
 /* The VTL v runs. */
 unsigned vtl_active(struct vtl *t, const struct vm_vcpu *v);

@@ -13,7 +13,9 @@
  *  - VtlReturn into that VTL0 code (vtl0_entry below), which enables its
  *    own hypercall page, makes a call VTL0 may not make (GetVpRegisters of
  *    a VTL2 register: ACCESS_DENIED expected) and VtlCalls back with a value
- *    in RBX and that status in R12 (shared registers);
+ *    in RBX and that status in R12 (shared registers); before that, its
+ *    write to port 0x5A5 is intercepted (InstallIntercept, message in the
+ *    VP assist page) and VTL2 advances VTL0's RIP past it;
  *  - with more than one VP: EnableVpVtl and StartVirtualProcessor of VP 1
  *    in VTL2, which raises a flag (with one, EnableVpVtl's INVALID_VP_INDEX).
  * Then it prints "GUEST-RESULT: N passed, M failed" and powers off.
@@ -50,11 +52,18 @@ u8 vtl0_in[4096] __attribute__((aligned(4096)));
 u8 vtl0_out[4096] __attribute__((aligned(4096)));
 static u8 vtl0_stack[4096] __attribute__((aligned(4096)));
 static u8 ap_stack[4096] __attribute__((aligned(4096)));
+static u8 assist[4096] __attribute__((aligned(4096)));   /* VTL2's VP assist page */
 volatile u32 vtl2_ap_flag;
 void vtl2_ap_entry(void);
 
 void vtl0_entry(void);
-/* VtlReturn (fast) through `stub`; back at the next VtlCall with RBX, R12 in out[0..1]. */
+/*
+ * VtlReturn (fast) through `stub` with VTL0's shared registers restored as
+ * it left them (saved at each entry into VTL2, as a VTL2 runtime does); back
+ * at the next VtlCall or intercept with VTL0's RBX, R12 in out[0..1].
+ */
+u64 vtl0_gprs[13];   /* RBX RDX RSI RDI RBP R8-R15 */
+void *vtl2_stub;
 void vtl2_return_wait(void *stub, u64 *out);
 
 __asm__(
@@ -77,6 +86,9 @@ __asm__(
 	"	mov $vtl0_hcpage, %eax\n"
 	"	call *%rax\n"
 	"	mov %rax, %r12\n"
+	"	mov $0x5a5, %edx\n"           /* a port write VTL2 intercepts (1 byte: out dx, al) */
+	"	mov $0x77, %eax\n"
+	"	out %al, %dx\n"
 	"	mov $" "0x5a5a1234" ", %ebx\n"
 	"	xor %ecx, %ecx\n"             /* VtlCall input 0 */
 	"	mov $vtl0_hcpage + 0x10, %eax\n"
@@ -98,8 +110,36 @@ __asm__(
 	"	push %r14\n"
 	"	push %r15\n"
 	"	push %rsi\n"
+	"	mov %rdi, vtl2_stub\n"
+	/* VTL0's shared registers as it left them (RAX/RCX: the fast return's) */
+	"	mov vtl0_gprs + 0, %rbx\n"
+	"	mov vtl0_gprs + 8, %rdx\n"
+	"	mov vtl0_gprs + 16, %rsi\n"
+	"	mov vtl0_gprs + 24, %rdi\n"
+	"	mov vtl0_gprs + 32, %rbp\n"
+	"	mov vtl0_gprs + 40, %r8\n"
+	"	mov vtl0_gprs + 48, %r9\n"
+	"	mov vtl0_gprs + 56, %r10\n"
+	"	mov vtl0_gprs + 64, %r11\n"
+	"	mov vtl0_gprs + 72, %r12\n"
+	"	mov vtl0_gprs + 80, %r13\n"
+	"	mov vtl0_gprs + 88, %r14\n"
+	"	mov vtl0_gprs + 96, %r15\n"
 	"	mov $1, %ecx\n"               /* fast VtlReturn */
-	"	call *%rdi\n"
+	"	call *vtl2_stub\n"
+	"	mov %rbx, vtl0_gprs + 0\n"
+	"	mov %rdx, vtl0_gprs + 8\n"
+	"	mov %rsi, vtl0_gprs + 16\n"
+	"	mov %rdi, vtl0_gprs + 24\n"
+	"	mov %rbp, vtl0_gprs + 32\n"
+	"	mov %r8, vtl0_gprs + 40\n"
+	"	mov %r9, vtl0_gprs + 48\n"
+	"	mov %r10, vtl0_gprs + 56\n"
+	"	mov %r11, vtl0_gprs + 64\n"
+	"	mov %r12, vtl0_gprs + 72\n"
+	"	mov %r13, vtl0_gprs + 80\n"
+	"	mov %r14, vtl0_gprs + 88\n"
+	"	mov %r15, vtl0_gprs + 96\n"
 	"	pop %rsi\n"
 	"	mov %rbx, (%rsi)\n"
 	"	mov %r12, 8(%rsi)\n"
@@ -272,8 +312,52 @@ int guest_main(const char *cmdline)
 		}
 	}
 
-	TEST_BEGIN("vtl_return_call");
+	TEST_BEGIN("io_intercept");
+	/*
+	 * Intercept VTL0's write to port 0x5A5 (InstallIntercept) with messages
+	 * in the VP assist page (VsmPartitionConfig.intercept_page); VtlReturn:
+	 * VTL0 enables its hypercall page, makes its forbidden call and writes
+	 * the port, which brings VTL2 back with the message; advance VTL0's RIP.
+	 */
 	u64 back[2] = { 0, 0 };
+	wrmsr(HVL_MSR_VP_ASSIST_PAGE, (u64)assist | 1);
+	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG, 1ull << 12, 0);
+	expect(st == 0, "VsmPartitionConfig intercept_page: status 0x%x", st);
+	{
+		u64 self = 0xFFFFFFFFFFFFFFFFull, port = 0x5a5;
+		u32 access = 2 /* write */, type = 0 /* X64_IO_PORT */;
+		memset(h.in, 0, 24);
+		memcpy(h.in, &self, 8);
+		memcpy(h.in + 8, &access, 4);
+		memcpy(h.in + 12, &type, 4);
+		memcpy(h.in + 16, &port, 8);
+		st = hvcall_simple(&h, HVL_CALL_INSTALL_INTERCEPT);
+		expect(st == 0, "InstallIntercept(port 0x5a5): status 0x%x", st);
+	}
+	if (bad == 0 && st == 0) {
+		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
+		u32 reason, type;
+		u16 port;
+		u64 rax, rip0 = 0, rip1 = 0;
+		memcpy(&reason, assist + 8, 4);
+		memcpy(&type, assist + 112, 4);
+		memcpy(&port, assist + 112 + 56, 2);
+		memcpy(&rax, assist + 112 + 64, 8);
+		memcpy(&rip0, assist + 112 + 16 + 24, 8);
+		u8 len = assist[112 + 20] & 0xf;
+		printf("intercept: entry reason %u, message 0x%x, port 0x%x, rax 0x%lx, rip 0x%lx+%u\n",
+		       reason, type, port, rax, rip0, len);
+		expect(reason == 3, "VTL entry reason %u, not INTERCEPT (3)", reason);
+		expect(type == 0x80010000u, "message type 0x%x, not X64_IO_PORT_INTERCEPT", type);
+		expect(port == 0x5a5 && (rax & 0xff) == 0x77 && len == 1,
+		       "port 0x%x rax 0x%lx length %u", port, rax, len);
+		st = hvcall_get_vp_register(&h, HVL_VTL(0), REG_RIP, &rip1, NULL);
+		expect(st == 0 && rip1 == rip0, "VTL0 RIP 0x%lx, message 0x%lx", rip1, rip0);
+		st = hvcall_set_vp_register(&h, HVL_VTL(0), REG_RIP, rip1 + len, 0);
+		expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
+	}
+
+	TEST_BEGIN("vtl_return_call");
 	if (bad == 0)
 		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
 	expect(back[0] == VTL0_VALUE, "VTL0 called back with RBX 0x%lx, not 0x%x", back[0],
