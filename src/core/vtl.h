@@ -14,7 +14,8 @@
  * not carried across a switch and fast hypercalls see XMM inputs as zero;
  * only the registers of struct x86_regs/x86_sregs move through
  * Get/SetVpRegisters (MSRs such as PAT, STAR stay as each vCPU has them);
- * interrupts for VTL2, SynIC messages and intercepts are not delivered.
+ * interrupts for VTL2 and SynIC messages are not delivered; of the
+ * intercepts only VTL0 port writes, through VTL2's VP assist page.
  */
 #ifndef HVMM_CORE_VTL_H
 #define HVMM_CORE_VTL_H
