@@ -179,8 +179,10 @@ def cmd_garbage(sock_path, port):
     if d:
         die("garbage request answered: %r" % d)
     data = os.urandom(4096)
-    if exchange(s, rest, data) != data:
-        die("the good connection's echo differs")
+    got = exchange(s, rest, data)
+    if got != data:
+        die("the good connection's echo differs (%d of %d bytes back%s)" %
+            (len(got), len(data), "" if len(got) < len(data) else ", content differs"))
     s.close()
     print("GARBAGE-OK refused; another connection still relayed", flush=True)
 
