@@ -48,15 +48,47 @@ static struct accel_vcpu *vcpu_of(struct vtl *t, uint32_t vp, unsigned vtl)
 	return t->vcpu[vp][vtl];
 }
 
-static int op_get_regs(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *v)
+/* The private MSRs of struct vsm_regs, moved with vcpu_get/set_msr. */
+static const struct { uint32_t msr; size_t off; } private_msrs[] = {
+	{ 0xC0000102, offsetof(struct vsm_regs, kernel_gs_base) },
+	{ 0x00000277, offsetof(struct vsm_regs, pat) },
+	{ 0x00000174, offsetof(struct vsm_regs, sysenter_cs) },
+	{ 0x00000176, offsetof(struct vsm_regs, sysenter_eip) },
+	{ 0x00000175, offsetof(struct vsm_regs, sysenter_esp) },
+	{ 0xC0000081, offsetof(struct vsm_regs, star) },
+	{ 0xC0000082, offsetof(struct vsm_regs, lstar) },
+	{ 0xC0000083, offsetof(struct vsm_regs, cstar) },
+	{ 0xC0000084, offsetof(struct vsm_regs, sfmask) },
+	{ 0xC0000103, offsetof(struct vsm_regs, tsc_aux) },
+};
+#define N_PRIVATE_MSRS (sizeof(private_msrs) / sizeof(private_msrs[0]))
+
+/* Registers without the MSRs (intercept messages need no more). */
+static int get_x86(struct vtl *t, uint32_t vp, unsigned vtl, struct vsm_regs *v)
 {
-	struct vtl *t = o;
 	struct accel_vcpu *av = vcpu_of(t, vp, vtl);
 	struct x86_regs r;
 	struct x86_sregs s;
+	memset(v, 0, sizeof(*v));
 	if (!av || t->vm->ops->vcpu_get_regs(av, &r) < 0 || t->vm->ops->vcpu_get_sregs(av, &s) < 0)
 		return HV_STATUS_INVALID_PARAMETER;
 	vsm_regs_from_x86(v, &r, &s);
+	return HV_STATUS_SUCCESS;
+}
+
+static int op_get_regs(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *v)
+{
+	struct vtl *t = o;
+	int st = get_x86(t, vp, vtl, v);
+	if (st)
+		return st;
+	struct accel_vcpu *av = vcpu_of(t, vp, vtl);
+	for (size_t i = 0; i < N_PRIVATE_MSRS; i++) {
+		uint64_t val = 0;
+		if (t->vm->ops->vcpu_get_msr(av, private_msrs[i].msr, &val) < 0)
+			val = 0; /* an MSR the host lacks (e.g. TSC_AUX) reads as 0 */
+		memcpy((uint8_t *)v + private_msrs[i].off, &val, 8);
+	}
 	return HV_STATUS_SUCCESS;
 }
 
@@ -72,6 +104,15 @@ static int op_set_regs(void *o, uint32_t vp, unsigned vtl, const struct vsm_regs
 	int ret = t->vm->ops->vcpu_set_sregs(av, &s);
 	if (ret == 0)
 		ret = t->vm->ops->vcpu_set_regs(av, &r);
+	/* Private MSRs: write the ones that changed. */
+	for (size_t i = 0; ret == 0 && i < N_PRIVATE_MSRS; i++) {
+		uint64_t want, cur = 0;
+		memcpy(&want, (const uint8_t *)v + private_msrs[i].off, 8);
+		if (t->vm->ops->vcpu_get_msr(av, private_msrs[i].msr, &cur) < 0)
+			cur = 0;
+		if (cur != want)
+			ret = t->vm->ops->vcpu_set_msr(av, private_msrs[i].msr, want);
+	}
 	if (ret < 0) {
 		log_guest("vtl: VP %u VTL%u: registers refused by the accelerator (%s; CR0 0x%" PRIx64
 			  " CR4 0x%" PRIx64 " EFER 0x%" PRIx64 ")", vp, vtl, strerror(-ret), s.cr0,
@@ -320,7 +361,7 @@ bool vtl_io(struct vtl *t, struct vm_vcpu *v, const struct accel_exit *e)
 		return false;
 	}
 	struct vsm_regs r;
-	if (op_get_regs(t, v->index, 0, &r))
+	if (get_x86(t, v->index, 0, &r))
 		return false;
 	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
 		.access = HV_INTERCEPT_ACCESS_TYPE_WRITE, .regs = &r };
@@ -337,10 +378,12 @@ bool vtl_io(struct vtl *t, struct vm_vcpu *v, const struct accel_exit *e)
 		    vsm_translate_gva(&t->ops, &r, r.rip - 16, 0, &gpa) == HV_TRANSLATE_GVA_SUCCESS &&
 		    (gpa & 0xfff) <= 0x1000 - sizeof(b) && gmem_read(&vm->mem, gpa, b, sizeof(b)) == 0)
 			back = vtl_io_insn_back(b, e->io.port, e->io.size);
-		if (back) {
-			r.rip -= back;
-			if (op_set_regs(t, v->index, 0, &r))
+		struct x86_regs xr;
+		if (back && vm->ops->vcpu_get_regs(v->av, &xr) == 0) {
+			xr.rip -= back;
+			if (vm->ops->vcpu_set_regs(v->av, &xr) < 0)
 				return false;
+			r.rip = xr.rip;
 		} else {
 			log_guest("vCPU %u: intercepted port 0x%x: instruction not found before RIP",
 				  v->index, e->io.port);

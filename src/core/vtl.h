@@ -12,8 +12,9 @@
  * VTL0 maps all RAM (protections requested
  * through ModifyVtlProtectionMask are accepted, not enforced); XMM/x87 are
  * not carried across a switch and fast hypercalls see XMM inputs as zero;
- * only the registers of struct x86_regs/x86_sregs move through
- * Get/SetVpRegisters (MSRs such as PAT, STAR stay as each vCPU has them);
+ * Get/SetVpRegisters move struct x86_regs/x86_sregs and the private MSRs
+ * (PAT, STAR/LSTAR/CSTAR/SFMASK, SYSENTER, KERNEL_GS_BASE, TSC_AUX), not
+ * DR0-7;
  * interrupts for VTL2 and SynIC messages are not delivered; of the
  * intercepts only VTL0 port writes, through VTL2's VP assist page.
  */

@@ -247,6 +247,13 @@ int guest_main(const char *cmdline)
 	expect(st == 0 && rip == (u64)vtl0_entry, "VTL0 RIP 0x%lx (status 0x%x)", rip, st);
 	st = hvcall_get_vp_register(&h, HVL_VTL(0), REG_CR3, &cr3, NULL);
 	expect(st == 0 && cr3 == read_cr3(), "VTL0 CR3 0x%lx (status 0x%x)", cr3, st);
+	/* A private MSR: VTL0's LSTAR is its own, VTL2's stays. */
+	u64 lstar2 = rdmsr(0xC0000082u), lstar0 = 0;
+	st = hvcall_set_vp_register(&h, HVL_VTL(0), 0x00080009u /* Lstar */, 0xffff800012345000ull, 0);
+	expect(st == 0, "SetVpRegisters VTL0 Lstar: status 0x%x", st);
+	st = hvcall_get_vp_register(&h, HVL_VTL(0), 0x00080009u, &lstar0, NULL);
+	expect(st == 0 && lstar0 == 0xffff800012345000ull, "VTL0 Lstar 0x%lx (status 0x%x)", lstar0, st);
+	expect(rdmsr(0xC0000082u) == lstar2, "VTL2's LSTAR changed to 0x%lx", rdmsr(0xC0000082u));
 	/* VTL0's forbidden call: GetVpRegisters of (self, VTL 2) VsmVpStatus. */
 	u64 self = 0xFFFFFFFFFFFFFFFFull;
 	u32 vp = 0xFFFFFFFEu, name = REG_VSM_VP_STATUS;
