@@ -38,6 +38,22 @@ guest_files() {
 		fail "guest '$1' is not built: run scripts/guest.sh $1"
 }
 
+# agent_initrd: KERNEL (minimal) and INITRD, a minimal initramfs with this
+# build's hvmm-agent (started by /init on VMBus), uncompressed (no
+# decompression in emulated ring 0). Skips for a sanitized (dynamic) agent.
+agent_initrd() {
+	local agent=$BUILD/src/agent/hvmm-agent
+	[ -x "$agent" ] || fail "build hvmm-agent first ($BUILD)"
+	readelf -l "$agent" 2>/dev/null | grep -q 'Requesting program interpreter' &&
+		skip "$agent is dynamically linked (a sanitized build): the initramfs has no libc"
+	KERNEL=$CACHE/guest/minimal/bzImage
+	[ -f "$KERNEL" ] || fail "the minimal kernel is not built: run scripts/guest.sh minimal"
+	INITRD=$OUT/initrd-agent.img
+	HVMM_GUEST_AGENT=$agent HVMM_INITRD_COMPRESS=none \
+		"$ROOT/scripts/mkinitramfs.sh" "$INITRD" >"$OUT/mkinitramfs.log" 2>&1 ||
+		fail "mkinitramfs failed: $(tail -3 "$OUT/mkinitramfs.log")"
+}
+
 # wait_for FILE REGEX TIMEOUT_S [PID]: waits until FILE has a line matching
 # REGEX; fails early when PID exits first.
 wait_for() {
