@@ -124,6 +124,12 @@ static void teardown(struct vm *vm, struct vmbus_glue *g)
 	free(g);
 }
 
+/* The hybrid vsock socket's INSPECT requests (hvmm-diag PATH inspect). */
+static int render_inspect(void *opaque, const char *path, int depth, char **out)
+{
+	return inspect_render(vm_inspect, opaque, path, depth, out);
+}
+
 int vmbus_glue_create(struct vm *vm)
 {
 	struct vmbus_glue *g = calloc(1, sizeof(*g));
@@ -170,7 +176,8 @@ int vmbus_glue_create(struct vm *vm)
 		return ret;
 	}
 	/* Without --vmbus-vsock-path: in-process connections (console `v`) only. */
-	if ((ret = vsock_relay_create(vm->loop, g->srv, vm->cfg->vsock_path, &g->vsock)) < 0) {
+	if ((ret = vsock_relay_create(vm->loop, g->srv, vm->cfg->vsock_path, render_inspect, vm,
+				     &g->vsock)) < 0) {
 		teardown(vm, g);
 		return ret;
 	}

@@ -52,6 +52,7 @@ enum conn_state {
 	C_WAIT,    /* host client: parsed, waiting for an offer slot */
 	C_OFFERED, /* channel offered, waiting for the guest to open it */
 	C_RELAY,
+	C_REPLY,   /* host client: writing an INSPECT reply, then closed */
 };
 
 struct vsock_conn {
@@ -66,7 +67,9 @@ struct vsock_conn {
 	uint64_t deadline_ms; /* REQUEST and OFFERED end then; 0 = none */
 	struct vsock_request req;
 	struct vmbus_guid instance;
-	char line[VSOCK_REQUEST_MAX + 1];
+	char line[VSOCK_LINE_MAX + 1];
+	char *reply;          /* C_REPLY: the text, written from reply_off */
+	size_t reply_len, reply_off;
 	unsigned linelen;
 	bool h_eof;           /* the host side ended its stream */
 	bool fin_sent;
@@ -87,6 +90,8 @@ struct vsock_relay {
 	struct vsock_conn *conns; /* loop thread only */
 	unsigned noffered;        /* conns in C_OFFERED (loop thread only) */
 	bool stopping;            /* loop thread only */
+	vsock_render_fn render;   /* INSPECT requests (NULL: refused) */
+	void *render_opaque;
 	atomic_uint nconns;
 	pthread_mutex_t lock;
 	/* Guarded by lock. */
@@ -144,6 +149,51 @@ int vsock_parse_request(const char *line, size_t len, struct vsock_request *req)
 	req->is_port = true;
 	req->port = (uint32_t)v;
 	hvsock_port_guid(req->port, &req->service);
+	return 0;
+}
+
+int vsock_parse_inspect(const char *line, size_t len, int *depth, char *path, size_t pathlen)
+{
+	static const char kw[] = "inspect";
+	if (len && line[len - 1] == '\r')
+		len--;
+	if (len < sizeof(kw) - 1)
+		return -ENOENT;
+	for (size_t i = 0; i < sizeof(kw) - 1; i++)
+		if (tolower((unsigned char)line[i]) != kw[i])
+			return -ENOENT;
+	size_t i = sizeof(kw) - 1;
+	if (i >= len || line[i] != ' ')
+		return -EINVAL;
+	i++;
+	bool neg = i < len && line[i] == '-';
+	if (neg)
+		i++;
+	size_t d0 = i;
+	int v = 0;
+	while (i < len && line[i] >= '0' && line[i] <= '9' && i - d0 < 3)
+		v = v * 10 + (line[i++] - '0');
+	if (i == d0 || (i < len && line[i] != ' '))
+		return -EINVAL;
+	if (neg ? v != 1 : v > INSPECT_MAX_DEPTH)
+		return -EINVAL;
+	size_t plen = 0;
+	if (i < len) {
+		i++; /* the space */
+		plen = len - i;
+		if (!plen || plen > INSPECT_PATH_MAX || plen >= pathlen)
+			return -EINVAL;
+		for (size_t k = 0; k < plen; k++) {
+			unsigned char ch = (unsigned char)line[i + k];
+			if (!isalnum(ch) && ch != '_' && ch != '.' && ch != '-' && ch != '/')
+				return -EINVAL;
+		}
+	}
+	if (pathlen < 1)
+		return -EINVAL;
+	memcpy(path, line + i, plen);
+	path[plen] = 0;
+	*depth = neg ? -1 : v;
 	return 0;
 }
 
@@ -213,6 +263,7 @@ static void conn_close(struct vsock_conn *c, const char *why)
 	}
 	conn_interest(c, 0);
 	close(c->fd);
+	free(c->reply);
 	if (c->state == C_OFFERED)
 		r->noffered--;
 	if (c->hs)
@@ -427,10 +478,59 @@ static void random_guid(struct vmbus_guid *g)
 	g->b[8] = (uint8_t)((g->b[8] & 0x3F) | 0x80); /* RFC 4122 variant */
 }
 
+/* Writes what the socket takes of an INSPECT reply; closes c when done. */
+static void conn_reply(struct vsock_conn *c)
+{
+	while (c->reply_off < c->reply_len) {
+		ssize_t n = send(c->fd, c->reply + c->reply_off, c->reply_len - c->reply_off,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			conn_interest(c, EPOLLOUT);
+			return;
+		}
+		if (n <= 0) {
+			conn_close(c, "inspect reply not taken");
+			return;
+		}
+		c->reply_off += (size_t)n;
+	}
+	conn_close(c, NULL);
+}
+
+/* Answers an INSPECT request (parsed into depth, path) from r->render. */
+static void conn_inspect(struct vsock_conn *c, int depth, const char *path)
+{
+	char *text = NULL;
+	int ret = c->r->render(c->r->render_opaque, path, depth, &text);
+	if (ret < 0) {
+		free(text);
+		text = NULL;
+		char buf[INSPECT_PATH_MAX + 64];
+		if (ret == -ENOENT)
+			snprintf(buf, sizeof(buf), "error: no node %s\n", path);
+		else if (ret == -EINVAL)
+			snprintf(buf, sizeof(buf), "error: bad path %s\n", path);
+		else
+			snprintf(buf, sizeof(buf), "error: %s\n", strerror(-ret));
+		text = strdup(buf);
+		if (!text) {
+			conn_close(c, "out of memory");
+			return;
+		}
+	}
+	c->reply = text;
+	c->reply_len = strlen(text);
+	c->reply_off = 0;
+	c->state = C_REPLY;
+	c->deadline_ms = now_ms() + VSOCK_REPLY_TIMEOUT_MS;
+	conn_interest(c, 0);
+	conn_reply(c);
+}
+
 /* Reads the request line without consuming bytes past its newline. */
 static void conn_read_request(struct vsock_conn *c)
 {
-	size_t room = VSOCK_REQUEST_MAX - c->linelen;
+	size_t room = VSOCK_LINE_MAX - c->linelen;
 	ssize_t n = recv(c->fd, c->line + c->linelen, room, MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
@@ -446,14 +546,23 @@ static void conn_read_request(struct vsock_conn *c)
 	}
 	c->linelen += (unsigned)take;
 	if (!nl) {
-		if (c->linelen >= VSOCK_REQUEST_MAX) {
-			log_info("vsock: request without a newline in %u bytes refused",
-				 VSOCK_REQUEST_MAX);
+		/* INSPECT lines may be longer than CONNECT ones. */
+		unsigned max = tolower((unsigned char)c->line[0]) == 'i' ? VSOCK_LINE_MAX :
+			       VSOCK_REQUEST_MAX;
+		if (c->linelen >= max) {
+			log_info("vsock: request without a newline in %u bytes refused", max);
 			conn_close(c, "request too long");
 		}
 		return;
 	}
-	if (vsock_parse_request(c->line, c->linelen - 1, &c->req) < 0) {
+	int depth;
+	char ipath[INSPECT_PATH_MAX + 1];
+	int iret = vsock_parse_inspect(c->line, c->linelen - 1, &depth, ipath, sizeof(ipath));
+	if (iret == 0 && c->r->render) {
+		conn_inspect(c, depth, ipath);
+		return;
+	}
+	if (iret != -ENOENT || vsock_parse_request(c->line, c->linelen - 1, &c->req) < 0) {
 		c->line[c->linelen - 1] = 0;
 		for (unsigned i = 0; i + 1 < c->linelen; i++)
 			if (!isprint((unsigned char)c->line[i]))
@@ -494,6 +603,8 @@ static void conn_fd_cb(void *opaque, int fd, uint32_t events)
 		conn_read_request(c);
 	else if (c->state == C_RELAY)
 		conn_pump(c);
+	else if (c->state == C_REPLY)
+		conn_reply(c);
 	relay_start_waiting(r);
 }
 
@@ -623,6 +734,8 @@ static void on_tick(void *opaque, int fd, uint32_t events)
 			continue;
 		if (c->state == C_REQUEST) {
 			conn_close(c, "no request in time");
+		} else if (c->state == C_REPLY) {
+			conn_close(c, "inspect reply not read in time");
 		} else if (c->state == C_OFFERED) {
 			char g[37];
 			hvsock_guid_format(&c->req.service, g);
@@ -691,11 +804,13 @@ static void relay_free(struct vsock_relay *r)
 }
 
 int vsock_relay_create(struct evloop *loop, struct vmbus_server *srv, const char *path,
-		       struct vsock_relay **out)
+		       vsock_render_fn render, void *render_opaque, struct vsock_relay **out)
 {
 	struct vsock_relay *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
+	r->render = render;
+	r->render_opaque = render_opaque;
 	r->loop = loop;
 	r->srv = srv;
 	r->lfd = r->efd = r->tfd = -1;

@@ -19,6 +19,16 @@
  * waits for and relays. When none does, the guest hears nothing and its
  * connect() fails with ETIMEDOUT (Linux 6.1 has no refusal message).
  *
+ * hvmm extension, INSPECT (hvmm-diag PATH inspect): a client that writes
+ * "INSPECT <depth> [PATH]\n" (the keyword in any case; depth a decimal
+ * 0..INSPECT_MAX_DEPTH or -1 for all levels; PATH the inspect path, at most
+ * INSPECT_PATH_MAX bytes of [A-Za-z0-9_.-/]) gets the rendering of hvmm's
+ * inspect tree at PATH (inspect.h's text, newline-terminated, at most
+ * INSPECT_OUT_MAX bytes), or one line "error: no node PATH\n" /
+ * "error: bad path PATH\n" / "error: ...\n", and then end of stream. The
+ * whole request line is at most VSOCK_LINE_MAX bytes. A relay made without a
+ * render function (and OpenVMM, which knows only CONNECT) just closes.
+ *
  * Either side's end of stream is passed on (FIN to the guest, shutdown of
  * the socket's write side to the host); when both have ended, or on any
  * error, the channel is rescinded and the socket closed.
@@ -46,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/inspect.h"
 #include "vmbus/vmbus_channel.h"
 
 struct evloop;
@@ -54,6 +65,9 @@ struct vsock_relay;
 
 /* "CONNECT 00000000-facb-11e6-bd58-64006a7986d3\n" */
 #define VSOCK_REQUEST_MAX 45u
+/* "INSPECT -1 " + a path + "\n" (the longest request line of either kind) */
+#define VSOCK_LINE_MAX (11u + INSPECT_PATH_MAX + 1u)
+#define VSOCK_REPLY_TIMEOUT_MS 30000u   /* for the client to read an INSPECT reply */
 #define VSOCK_REQUEST_TIMEOUT_MS 10000u /* to send the request line */
 #define VSOCK_OPEN_TIMEOUT_MS 30000u    /* for the guest to open the channel */
 #define VSOCK_MAX_CONNS 256u
@@ -74,6 +88,21 @@ struct vsock_request {
 int vsock_parse_request(const char *line, size_t len, struct vsock_request *req);
 
 /*
+ * Parses an INSPECT line without its newline (a trailing '\r' is allowed)
+ * into *depth (-1 = unlimited) and path (NUL-terminated; "" = the root;
+ * pathlen >= INSPECT_PATH_MAX + 1). 0; -ENOENT when the line is not an
+ * INSPECT request at all; -EINVAL when it is a malformed one.
+ */
+int vsock_parse_inspect(const char *line, size_t len, int *depth, char *path, size_t pathlen);
+
+/*
+ * Renders hvmm's inspect tree for an INSPECT request (see above): on
+ * success *out is a malloc'd NUL-terminated text; else -ENOENT (no such
+ * node), -EINVAL (malformed path) or another -errno. Runs on the loop thread.
+ */
+typedef int (*vsock_render_fn)(void *opaque, const char *path, int depth, char **out);
+
+/*
  * The Unix socket path for a guest connection to service: "<base>_<port>"
  * for a vsock-template service when port_form, else "<base>_<guid>".
  * 0 or -ENAMETOOLONG (longer than a sockaddr_un path).
@@ -86,10 +115,12 @@ int vsock_host_path(const char *base, const struct vmbus_guid *service, bool por
  * with loop and srv (the TL_CONNECT handler). 0 or -errno with one error
  * line logged (e.g. the path cannot be bound, or exists and is no socket).
  * With path NULL there is no socket and no guest-to-host relaying: only
- * vsock_relay_connect_port() (the console's `v PORT`) is served.
+ * vsock_relay_connect_port() (the console's `v PORT`) is served. render
+ * (NULL: INSPECT requests are closed like any bad request) answers INSPECT
+ * requests, called on the loop thread with render_opaque.
  */
 int vsock_relay_create(struct evloop *loop, struct vmbus_server *srv, const char *path,
-		       struct vsock_relay **out);
+		       vsock_render_fn render, void *render_opaque, struct vsock_relay **out);
 /*
  * Closes every connection (rescinds their channels), the listener, and
  * unlinks PATH. Call before vmbus_server_destroy(), not on the loop thread.

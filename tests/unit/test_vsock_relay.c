@@ -163,6 +163,33 @@ static bool wait_msg(struct rt *t, uint32_t type, struct fake_msg *out, unsigned
 	return false;
 }
 
+/* A stand-in for hvmm's inspect tree: one node "vmbus" with a child "0". */
+static int fake_render(void *opaque, const char *path, int depth, char **out)
+{
+	(void)opaque;
+	char buf[128];
+	if (!strcmp(path, ""))
+		snprintf(buf, sizeof(buf), "{ depth: %d, vmbus: {...} }\n", depth);
+	else if (!strcmp(path, "vmbus"))
+		snprintf(buf, sizeof(buf), "{ depth: %d, 0: { state: \"open\" } }\n", depth);
+	else if (!strcmp(path, "big")) {
+		/* 1 MiB: more than a socket buffer holds, written as it drains. */
+		char *t = malloc(1u << 20);
+		if (!t)
+			return -ENOMEM;
+		for (size_t i = 0; i + 1 < (1u << 20); i++)
+			t[i] = (char)('a' + i % 26);
+		t[(1u << 20) - 1] = 0;
+		*out = t;
+		return 0;
+	} else if (strstr(path, "//"))
+		return -EINVAL;
+	else
+		return -ENOENT;
+	*out = strdup(buf);
+	return *out ? 0 : -ENOMEM;
+}
+
 static struct rt *rt_new(void)
 {
 	struct rt *t = calloc(1, sizeof(*t));
@@ -188,7 +215,7 @@ static struct rt *rt_new(void)
 	snprintf(t->dir, sizeof(t->dir), "/tmp/hvmm-vsock-XXXXXX");
 	assert_non_null(mkdtemp(t->dir));
 	snprintf(t->path, sizeof(t->path), "%s/vm.sock", t->dir);
-	assert_int_equal(vsock_relay_create(t->loop, f->srv, t->path, &t->r), 0);
+	assert_int_equal(vsock_relay_create(t->loop, f->srv, t->path, fake_render, NULL, &t->r), 0);
 	struct stat st;
 	assert_int_equal(stat(t->path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
@@ -456,6 +483,120 @@ static void test_bad_requests(void **state)
 	rt_free(t);
 }
 
+/* Reads until end of stream (at most cap bytes); the count. */
+static size_t read_eof(int fd, char *buf, size_t cap)
+{
+	size_t got = 0;
+	for (;;) {
+		ssize_t n = read_to(fd, buf + got, cap - got, 5000);
+		assert_true(n >= 0);
+		if (n == 0)
+			return got;
+		got += (size_t)n;
+		assert_true(got < cap);
+	}
+}
+
+static void test_parse_inspect(void **state)
+{
+	(void)state;
+	char p[INSPECT_PATH_MAX + 1];
+	int d = 99;
+#define PI(s) vsock_parse_inspect(s, strlen(s), &d, p, sizeof(p))
+	assert_int_equal(PI("INSPECT -1"), 0);
+	assert_int_equal(d, -1);
+	assert_string_equal(p, "");
+	assert_int_equal(PI("inspect 2 vmbus/0\r"), 0);
+	assert_int_equal(d, 2);
+	assert_string_equal(p, "vmbus/0");
+	assert_int_equal(PI("CONNECT 5"), -ENOENT);
+	assert_int_equal(PI("INSPECT"), -EINVAL);
+	assert_int_equal(PI("INSPECT x"), -EINVAL);
+	assert_int_equal(PI("INSPECT -2"), -EINVAL);
+	assert_int_equal(PI("INSPECT 1x"), -EINVAL);
+	assert_int_equal(PI("INSPECT 33"), -EINVAL);   /* > INSPECT_MAX_DEPTH */
+	assert_int_equal(PI("INSPECT 1000"), -EINVAL);
+	assert_int_equal(PI("INSPECT 1 "), -EINVAL);   /* empty path */
+	assert_int_equal(PI("INSPECT 1 a b"), -EINVAL);
+	assert_int_equal(PI("INSPECT 1 a\x01"), -EINVAL);
+	char big[INSPECT_PATH_MAX + 16];
+	memcpy(big, "INSPECT 1 ", 10);
+	memset(big + 10, 'a', INSPECT_PATH_MAX + 1);
+	assert_int_equal(vsock_parse_inspect(big, 10 + INSPECT_PATH_MAX + 1, &d, p, sizeof(p)),
+			 -EINVAL);
+	assert_int_equal(vsock_parse_inspect(big, 10 + INSPECT_PATH_MAX, &d, p, sizeof(p)), 0);
+	assert_int_equal(strlen(p), INSPECT_PATH_MAX);
+#undef PI
+}
+
+/* INSPECT requests answered from the render function, then closed. */
+static void test_inspect(void **state)
+{
+	(void)state;
+	struct rt *t = rt_new();
+	char *buf = malloc((1u << 20) + 16);
+	assert_non_null(buf);
+	int fd = client(t, "INSPECT -1 vmbus\n");
+	size_t n = read_eof(fd, buf, 4096);
+	buf[n] = 0;
+	assert_string_equal(buf, "{ depth: -1, 0: { state: \"open\" } }\n");
+	close(fd);
+	fd = client(t, "inspect 3\n");
+	n = read_eof(fd, buf, 4096);
+	buf[n] = 0;
+	assert_string_equal(buf, "{ depth: 3, vmbus: {...} }\n");
+	close(fd);
+	fd = client(t, "INSPECT 0 nosuch/node\n");
+	n = read_eof(fd, buf, 4096);
+	buf[n] = 0;
+	assert_string_equal(buf, "error: no node nosuch/node\n");
+	close(fd);
+	fd = client(t, "INSPECT 0 a//b\n");
+	n = read_eof(fd, buf, 4096);
+	buf[n] = 0;
+	assert_string_equal(buf, "error: bad path a//b\n");
+	close(fd);
+	/* Garbage depth: refused by closing, nothing rendered. */
+	fd = client(t, "INSPECT abc vmbus\n");
+	assert_int_equal(read_eof(fd, buf, 4096), 0);
+	close(fd);
+	/* A long path is allowed (CONNECT's shorter limit does not apply). */
+	char req[VSOCK_LINE_MAX + 8];
+	memcpy(req, "INSPECT 1 ", 10);
+	memset(req + 10, 'q', INSPECT_PATH_MAX);
+	memcpy(req + 10 + INSPECT_PATH_MAX, "\n", 2);
+	fd = client(t, req);
+	n = read_eof(fd, buf, 4096);
+	buf[n] = 0;
+	assert_true(!strncmp(buf, "error: no node qqq", 18));
+	close(fd);
+	/* 1 MiB: written as the socket drains (read it slowly at first). */
+	fd = client(t, "INSPECT -1 big\n");
+	sleep_ms(200);
+	n = read_eof(fd, buf, (1u << 20) + 16);
+	assert_int_equal(n, (1u << 20) - 1);
+	assert_int_equal(buf[0], 'a');
+	assert_int_equal(buf[n - 1], (char)('a' + (n - 1) % 26));
+	close(fd);
+	wait_nconns(t, 0);
+	free(buf);
+	rt_free(t);
+}
+
+/* A relay without a render function (like OpenVMM) closes INSPECT requests. */
+static void test_inspect_unsupported(void **state)
+{
+	(void)state;
+	struct rt *t = rt_new();
+	vsock_relay_destroy(t->r);
+	assert_int_equal(vsock_relay_create(t->loop, t->f->srv, t->path, NULL, NULL, &t->r), 0);
+	char buf[64];
+	int fd = client(t, "INSPECT -1\n");
+	assert_int_equal(read_to(fd, buf, sizeof(buf), 5000), 0);
+	close(fd);
+	rt_free(t);
+}
+
 static int listener(const char *path)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -623,19 +764,19 @@ static void test_stale_and_bad_path(void **state)
 	/* A stale socket is replaced. */
 	int lfd = listener(t->path);
 	close(lfd);
-	assert_int_equal(vsock_relay_create(t->loop, t->f->srv, t->path, &t->r), 0);
+	assert_int_equal(vsock_relay_create(t->loop, t->f->srv, t->path, fake_render, NULL, &t->r), 0);
 	vsock_relay_destroy(t->r);
 	/* A regular file is not. */
 	FILE *f = fopen(t->path, "w");
 	assert_non_null(f);
 	fclose(f);
 	struct vsock_relay *r = NULL;
-	assert_int_equal(vsock_relay_create(t->loop, t->f->srv, t->path, &r), -EEXIST);
+	assert_int_equal(vsock_relay_create(t->loop, t->f->srv, t->path, NULL, NULL, &r), -EEXIST);
 	unlink(t->path);
 	char bad[160];
 	snprintf(bad, sizeof(bad), "%s/no/such/dir", t->dir);
-	assert_true(vsock_relay_create(t->loop, t->f->srv, bad, &r) < 0);
-	assert_int_equal(vsock_relay_create(t->loop, t->f->srv, t->path, &t->r), 0);
+	assert_true(vsock_relay_create(t->loop, t->f->srv, bad, NULL, NULL, &r) < 0);
+	assert_int_equal(vsock_relay_create(t->loop, t->f->srv, t->path, fake_render, NULL, &t->r), 0);
 	rt_free(t);
 }
 
@@ -646,6 +787,9 @@ int main(void)
 		cmocka_unit_test(test_host_path),
 		cmocka_unit_test(test_host_connect),
 		cmocka_unit_test(test_bad_requests),
+		cmocka_unit_test(test_parse_inspect),
+		cmocka_unit_test(test_inspect),
+		cmocka_unit_test(test_inspect_unsupported),
 		cmocka_unit_test(test_guest_connect),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_connect_port),
