@@ -42,12 +42,10 @@ static int read_byte(int fd, uint8_t *b, int timeout_ms)
 	}
 }
 
-int diag_hybrid_dial(void *opaque, uint32_t port, char *err, size_t errlen)
+/* Connects to the hybrid vsock socket path: the fd, or -errno with err set. */
+static int hybrid_connect(const char *path, char *err, size_t errlen)
 {
-	const char *path = opaque;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char line[32];
-	uint8_t b;
 	int fd, r;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -73,6 +71,103 @@ int diag_hybrid_dial(void *opaque, uint32_t port, char *err, size_t errlen)
 		close(fd);
 		return r;
 	}
+	return fd;
+}
+
+int diag_hybrid_inspect(const char *sock, int depth, const char *path, int out_fd, char *err,
+			size_t errlen)
+{
+	char line[300];
+	if (depth < -1)
+		depth = -1;
+	if (strlen(path) > 255) {
+		snprintf(err, errlen, "inspect path too long (at most 255 bytes)");
+		return -ENAMETOOLONG;
+	}
+	int fd = hybrid_connect(sock, err, errlen);
+	if (fd < 0)
+		return fd;
+	snprintf(line, sizeof(line), "INSPECT %d%s%s\n", depth, *path ? " " : "", path);
+	int r = ttrpc_write_all(fd, line, strlen(line));
+	if (r < 0) {
+		snprintf(err, errlen, "%s: %s (the VM is gone)", sock, strerror(-r));
+		close(fd);
+		return r;
+	}
+	/* The reply is the whole text, then end of stream; "error: ..." alone
+	 * is a refusal (no such node). The first bytes decide which. */
+	char head[4096];
+	size_t hlen = 0, total = 0;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int pr = poll(&p, 1, HYBRID_TIMEOUT_MS);
+		if (pr == 0) {
+			snprintf(err, errlen, "%s: no inspect answer in %d s", sock,
+				 HYBRID_TIMEOUT_MS / 1000);
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		char buf[16384];
+		ssize_t n = pr < 0 ? -1 : read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			snprintf(err, errlen, "%s: %s", sock, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		total += (size_t)n;
+		if (total <= sizeof(head)) { /* hold short replies to see "error: " */
+			memcpy(head + hlen, buf, (size_t)n);
+			hlen += (size_t)n;
+			continue;
+		}
+		if (hlen) {
+			if ((r = ttrpc_write_all(out_fd, head, hlen)) < 0)
+				goto werr;
+			hlen = 0;
+		}
+		if ((r = ttrpc_write_all(out_fd, buf, (size_t)n)) < 0)
+			goto werr;
+	}
+	if (total == 0) {
+		snprintf(err, errlen, "%s: the VM does not serve inspect (not hvmm?)", sock);
+		r = -EOPNOTSUPP;
+		goto out;
+	}
+	if (hlen >= 7 && !memcmp(head, "error: ", 7)) {
+		size_t l = hlen - 7;
+		if (l && head[7 + l - 1] == '\n')
+			l--;
+		for (size_t i = 0; i < l; i++)
+			if ((unsigned char)head[7 + i] < 0x20)
+				head[7 + i] = '?';
+		snprintf(err, errlen, "inspect: %.*s", (int)l, head + 7);
+		r = -ENOENT;
+		goto out;
+	}
+	if (hlen && (r = ttrpc_write_all(out_fd, head, hlen)) < 0)
+		goto werr;
+	r = 0;
+	goto out;
+werr:
+	snprintf(err, errlen, "write: %s", strerror(-r));
+out:
+	close(fd);
+	return r;
+}
+
+int diag_hybrid_dial(void *opaque, uint32_t port, char *err, size_t errlen)
+{
+	const char *path = opaque;
+	char line[32];
+	uint8_t b;
+	int r;
+	int fd = hybrid_connect(path, err, errlen);
+	if (fd < 0)
+		return fd;
 	snprintf(line, sizeof(line), "CONNECT %u\n", port);
 	r = ttrpc_write_all(fd, line, strlen(line));
 	if (r < 0) {

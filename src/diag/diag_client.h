@@ -26,6 +26,17 @@ typedef int (*diag_dial_fn)(void *opaque, uint32_t port, char *err, size_t errle
  * no such socket, refused (VM gone), no OK (nobody listens on the port). */
 int diag_hybrid_dial(void *opaque, uint32_t port, char *err, size_t errlen);
 
+/*
+ * hvmm-diag PATH inspect: asks hvmm itself (not the guest) for its inspect
+ * tree at path ("" = root), depth levels deep (-1 = all), with the hybrid
+ * vsock socket's hvmm extension "INSPECT <depth> [PATH]\n" (vsock_relay.h),
+ * and copies the rendered text to out_fd. 0; -ENOENT with "inspect: no node
+ * ..." in err when hvmm has no such node; -EOPNOTSUPP when the socket
+ * closes without an answer (a CONNECT-only peer such as OpenVMM).
+ */
+int diag_hybrid_inspect(const char *sock, int depth, const char *path, int out_fd, char *err,
+			size_t errlen);
+
 struct diag_client {
 	diag_dial_fn dial;
 	void *opaque;

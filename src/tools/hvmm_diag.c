@@ -4,7 +4,8 @@
  * vsock socket to hvmm-agent in a Linux guest, or to OpenHCL itself:
  *   hvmm-diag [vsock:]PATH kmsg [-f] [-r] [-v] | shell [SHELL [ARGS]] |
  *             run CMD [ARGS] | file -p PATH [-f] |
- *             vsock-tcp-relay VPORT TCPPORT [-r] [-a] | inspect
+ *             vsock-tcp-relay VPORT TCPPORT [-r] [-a] |
+ *             inspect [-r] [-l N] [PATH] (hvmm's own tree, not the guest's)
  * Errors are one line on stderr and exit status 1; `run` exits with the
  * command's status.
  */
@@ -38,7 +39,9 @@ static void __attribute__((noreturn)) usage(int rc)
 		"  vsock-tcp-relay VPORT TCPPORT [-r] [-a]\n"
 		"                             relay 127.0.0.1:TCPPORT (-a: all addresses) to\n"
 		"                             guest vsock port VPORT\n"
-		"  inspect [PATH]             not supported yet\n",
+		"  inspect [-r] [-l N] [PATH] hvmm's inspect tree at PATH (-r: all levels,\n"
+		"                             -l N: N levels; default the node itself);\n"
+		"                             -j/-p: not supported yet\n",
 		prog);
 	exit(rc);
 }
@@ -259,6 +262,37 @@ static int cmd_tcp_relay(const char *path, int argc, char **argv)
 	return 0;
 }
 
+/* inspect [-r] [-l N] [PATH]: hvmm's inspect tree (the socket's INSPECT). */
+static int cmd_inspect(const char *sock, int argc, char **argv)
+{
+	int depth = 0;
+	const char *ipath = "";
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "-r") || !strcmp(argv[i], "--recursive")) {
+			depth = -1;
+		} else if ((!strcmp(argv[i], "-l") || !strcmp(argv[i], "--limit")) && i + 1 < argc) {
+			char *end;
+			long v = strtol(argv[++i], &end, 10);
+			if (*end || end == argv[i] || v < 0 || v > 64)
+				die("inspect: -l wants a depth from 0 to 64");
+			depth = v > 32 ? 32 : (int)v; /* hvmm cuts nesting below 32 anyway */
+		} else if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json") ||
+			   !strcmp(argv[i], "-p") || !strcmp(argv[i], "--paths") ||
+			   !strncmp(argv[i], "-u", 2) || !strcmp(argv[i], "--update")) {
+			fprintf(stderr, "%s: inspect %s: not supported yet\n", prog, argv[i]);
+			return 2;
+		} else if (argv[i][0] == '-' || *ipath) {
+			usage(2);
+		} else {
+			ipath = argv[i];
+		}
+	}
+	char err[512];
+	if (diag_hybrid_inspect(sock, depth, ipath, STDOUT_FILENO, err, sizeof(err)) < 0)
+		die(err);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
@@ -284,7 +318,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "vsock-tcp-relay"))
 		return cmd_tcp_relay(path, n, rest);
 	if (!strcmp(cmd, "inspect") || !strcmp(cmd, "i"))
-		die("inspect: not supported yet");
+		return cmd_inspect(path, n, rest);
 	fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
 	usage(2);
 }

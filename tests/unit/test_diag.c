@@ -499,6 +499,131 @@ static void test_hybrid_kmsg(void **state)
 	hy_stop(&h);
 }
 
+/* A stand-in hvmm for INSPECT: accepts one client, keeps its request line,
+ * answers reply (NULL: closes without a word, as OpenVMM does) and closes. */
+struct insp {
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int lfd;
+	const char *reply;
+	size_t reply_len;
+	char req[512];
+	pthread_t th;
+};
+
+static void *insp_thread(void *arg)
+{
+	struct insp *s = arg;
+	int fd = accept(s->lfd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	size_t n = 0;
+	while (n + 1 < sizeof(s->req)) {
+		ssize_t r = read(fd, s->req + n, 1);
+		if (r <= 0 || s->req[n++] == '\n')
+			break;
+	}
+	s->req[n] = 0;
+	if (s->reply) {
+		size_t off = 0;
+		while (off < s->reply_len) {
+			ssize_t w = write(fd, s->reply + off, s->reply_len - off);
+			if (w <= 0)
+				break;
+			off += (size_t)w;
+		}
+	}
+	close(fd);
+	return NULL;
+}
+
+static void insp_start(struct insp *s, struct fx *f, const char *reply, size_t len)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->path, sizeof(s->path), "%s/insp.sock", f->tmpdir);
+	unlink(s->path);
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s->lfd >= 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	memcpy(sa.sun_path, s->path, sizeof(sa.sun_path));
+	assert_int_equal(bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(s->lfd, 4), 0);
+	s->reply = reply;
+	s->reply_len = len;
+	assert_int_equal(pthread_create(&s->th, NULL, insp_thread, s), 0);
+}
+
+static void insp_stop(struct insp *s)
+{
+	pthread_join(s->th, NULL);
+	close(s->lfd);
+	unlink(s->path);
+}
+
+/* diag_hybrid_inspect: the request it writes, the text it copies, and its
+ * errors (no node, a peer that does not serve inspect). */
+static void test_hybrid_inspect(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct insp s;
+	const char *tree = "{\n    state: \"open\",\n}\n";
+	insp_start(&s, f, tree, strlen(tree));
+	int of = mem_fd();
+	assert_int_equal(diag_hybrid_inspect(s.path, -1, "vmbus", of, err, sizeof(err)), 0);
+	insp_stop(&s);
+	assert_string_equal(s.req, "INSPECT -1 vmbus\n");
+	char *out = mem_read(of);
+	assert_string_equal(out, tree);
+	free(out);
+	close(of);
+
+	/* The root at depth 2: no path argument at all. */
+	insp_start(&s, f, tree, strlen(tree));
+	of = mem_fd();
+	assert_int_equal(diag_hybrid_inspect(s.path, 2, "", of, err, sizeof(err)), 0);
+	insp_stop(&s);
+	assert_string_equal(s.req, "INSPECT 2\n");
+	close(of);
+
+	/* A long reply (more than the client holds back) arrives whole. */
+	size_t big = 100000;
+	char *text = malloc(big);
+	assert_non_null(text);
+	for (size_t i = 0; i < big; i++)
+		text[i] = (char)('a' + i % 26);
+	insp_start(&s, f, text, big);
+	of = mem_fd();
+	assert_int_equal(diag_hybrid_inspect(s.path, 0, "x", of, err, sizeof(err)), 0);
+	insp_stop(&s);
+	out = mem_read(of);
+	assert_int_equal(strlen(out), big);
+	assert_memory_equal(out, text, big);
+	free(out);
+	free(text);
+	close(of);
+
+	const char *no = "error: no node nosuch\n";
+	insp_start(&s, f, no, strlen(no));
+	of = mem_fd();
+	assert_int_equal(diag_hybrid_inspect(s.path, 0, "nosuch", of, err, sizeof(err)), -ENOENT);
+	insp_stop(&s);
+	assert_string_equal(err, "inspect: no node nosuch");
+	assert_int_equal(lseek(of, 0, SEEK_END), 0); /* nothing on stdout */
+	close(of);
+
+	insp_start(&s, f, NULL, 0); /* OpenVMM: CONNECT only */
+	of = mem_fd();
+	assert_int_equal(diag_hybrid_inspect(s.path, 0, "", of, err, sizeof(err)), -EOPNOTSUPP);
+	insp_stop(&s);
+	assert_non_null(strstr(err, "the VM does not serve inspect (not hvmm?)"));
+	close(of);
+
+	char missing[160];
+	snprintf(missing, sizeof(missing), "%s/missing.sock", f->tmpdir);
+	assert_int_equal(diag_hybrid_inspect(missing, 0, "", 1, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "no such socket"));
+}
+
 /* The hvmm-diag binary: run's output and status, a clear error line. */
 static void test_hvmm_diag_binary(void **state)
 {
@@ -616,6 +741,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_garbage_control, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hybrid_dial_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hybrid_kmsg, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hybrid_inspect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hvmm_diag_binary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hvmm_diag_tcp_relay, setup, teardown),
 	};
