@@ -84,6 +84,17 @@ rc=$?
 grep -q 'SHELL-42' "$OUT/shell.txt" && grep -q '/dev/pts/' "$OUT/shell.txt" ||
 	fail "shell: no pty or no output (see $OUT/shell.txt)"
 
+# inspect: hvmm's own tree through the socket (INSPECT, no guest involved):
+# the channels the agent's connections use are open; an unknown node fails.
+diag inspect vmbus -r >"$OUT/inspect.txt" 2>"$OUT/inspect.err" ||
+	fail "inspect vmbus -r failed: $(cat "$OUT/inspect.err")"
+grep -q 'state: "open"' "$OUT/inspect.txt" ||
+	fail "inspect vmbus -r lists no open channel (see $OUT/inspect.txt)"
+diag inspect no/such/node >/dev/null 2>"$OUT/inspect-no.err" &&
+	fail "inspect of a missing node succeeded"
+grep -q 'no node' "$OUT/inspect-no.err" ||
+	fail "inspect of a missing node: $(cat "$OUT/inspect-no.err")"
+
 # kmsg -f -r across a guest reboot: the second boot's log arrives too.
 if [ "${HVMM_DIAG_REBOOT:-1}" = 1 ]; then
 	"$DIAG" "$SOCK" kmsg -f -r -v >"$OUT/kmsg-r.txt" 2>"$OUT/kmsg-r.err" &
@@ -104,4 +115,4 @@ fi
 kill -0 "$HVMM_PID" 2>/dev/null || fail "hvmm exited"
 grep -aE 'hvmm: (error|warning)' "$OUT/console.log" | grep -v 'guest' &&
 	fail "hvmm logged errors (see $OUT/console.log)"
-log "ok: hvmm-diag kmsg (-f), run (status 0 and 1), file, shell against hvmm-agent"
+log "ok: hvmm-diag kmsg (-f), run (status 0 and 1), file, shell against hvmm-agent; inspect vmbus -r"
