@@ -43,6 +43,11 @@ static uint16_t u16(struct in *in)
 static void fuzz_parse(const uint8_t *data, size_t size)
 {
 	struct vsock_request r;
+	char ipath[INSPECT_PATH_MAX + 1];
+	int depth;
+	if (!vsock_parse_inspect((const char *)data, size, &depth, ipath, sizeof(ipath)) &&
+	    (depth < -1 || depth > INSPECT_MAX_DEPTH || strlen(ipath) > INSPECT_PATH_MAX))
+		abort();
 	if (vsock_parse_request((const char *)data, size, &r) < 0)
 		return;
 	uint32_t port;
