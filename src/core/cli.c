@@ -181,7 +181,7 @@ void cli_usage(FILE *f)
 "  --vmbus-vsock-path PATH   relay guest hv_sock (vsock) connections to the Unix\n"
 "                            socket PATH: clients send CONNECT <port>; guest\n"
 "                            connects reach PATH_<port> (alias --vsock-path)\n"
-"  --vmbus-vtl2-vsock-path PATH  the same for VTL2 (needs --vtl2; alias\n"
+"  --vmbus-vtl2-vsock-path PATH  the same for VTL2 (not supported yet; alias\n"
 "                            --vtl2-vsock-path)\n"
 "\n"
 "  -h, --help                print this help and exit\n"
@@ -289,8 +289,8 @@ static enum cli_result parse_vmbus_scsi(struct hvmm_config *cfg, const char *arg
 				return cli_fail(err, errlen, "invalid --vmbus-scsi '%s': sub_channels "
 						"must be 0..%d", arg, CLI_MAX_SCSI_SUB_CHANNELS);
 		} else if (n == 4 && !strncmp(p, "vtl2", 4)) {
-			return cli_fail(err, errlen, "--vmbus-scsi '%s': vtl2 needs --vtl2, which "
-					"hvmm does not support yet", arg);
+			return cli_fail(err, errlen, "--vmbus-scsi '%s': vtl2 (a controller for "
+					"VTL2) is not supported yet", arg);
 		} else {
 			goto bad;
 		}
@@ -456,7 +456,7 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			if (!strncmp(optarg, "absolute=", 9) || !strncmp(optarg, "auto=", 5) ||
 			    !strncmp(optarg, "vtl2=", 5))
 				return cli_fail(err, errlen, "--igvm-vtl2-relocation-type %s: relocation "
-						"is not supported yet (needs --vtl2)", optarg);
+						"is not supported yet", optarg);
 			return cli_fail(err, errlen, "invalid --igvm-vtl2-relocation-type '%s': "
 					"expected disable, absolute=ADDR, auto=... or vtl2=...", optarg);
 		case OPT_COM1: case OPT_COM2: case OPT_COM3: case OPT_COM4:
@@ -494,8 +494,8 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			bool nsid_alone = ds.nsid >= 0 && !ds.on[0];
 			disk_cli_spec_free(&ds);
 			if (needs_vtl2)
-				return cli_fail(err, errlen, "--disk '%s': uh, uh-nvme and vtl2 need "
-						"--vtl2, which hvmm does not support yet", optarg);
+				return cli_fail(err, errlen, "--disk '%s': uh, uh-nvme and vtl2 (disks "
+						"for VTL2) are not supported yet", optarg);
 			if (port)
 				return cli_fail(err, errlen, "--disk '%s': pcie_port= names a PCIe "
 						"port, and hvmm has none (use on=NVME-ID)", optarg);
@@ -548,8 +548,8 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			if (net_cli_spec_parse(spec, &ns, nerr, sizeof(nerr)) < 0)
 				return cli_fail(err, errlen, "invalid --net '%s': %s", spec, nerr);
 			if (ns.uh || ns.vtl2)
-				return cli_fail(err, errlen, "--net '%s': %s needs --vtl2, which hvmm "
-						"does not have yet", spec, ns.uh ? "uh:" : "vtl2:");
+				return cli_fail(err, errlen, "--net '%s': %s (a NIC for VTL2) is not "
+						"supported yet", spec, ns.uh ? "uh:" : "vtl2:");
 			if (ns.pcie_port)
 				return cli_fail(err, errlen, "--net '%s': pcie_port= names a PCIe "
 						"port, and hvmm has none (its NIC is on VMBus)", spec);
@@ -566,7 +566,7 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 			cfg->vsock_path = optarg;
 			break;
 		case OPT_VTL2_VSOCK_PATH:
-			return cli_fail(err, errlen, "%s needs --vtl2 (not supported yet)",
+			return cli_fail(err, errlen, "%s (vsock for VTL2) is not supported yet",
 					opt_label(c, li, label, sizeof(label)));
 		case ':':
 			/* optopt holds the short letter or the long option's value */

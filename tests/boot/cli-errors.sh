@@ -51,17 +51,17 @@ expect_err "lun=64 is out of range" -k "$G" --hv --vmbus-scsi id=s --disk mem:1M
 expect_err "lun= goes with a SCSI controller; n is an --nvme-pci" -k "$G" --nvme-pci id=n --disk mem:1M,on=n,lun=1
 expect_err "nsid= goes with on=NVME-ID" -k "$G" --hv --vmbus-scsi id=s --disk mem:1M,on=s,nsid=1
 expect_err "--vmbus-scsi needs --hv and VMBus" -k "$G" --vmbus-scsi id=s
-expect_err "vtl2 needs --vtl2" -k "$G" --hv --vmbus-scsi id=s,vtl2
+expect_err "vtl2 \(a controller for VTL2\) is not supported yet" -k "$G" --hv --vmbus-scsi id=s,vtl2
 expect_err "invalid --scsi-sub-channels '99'" -k "$G" --hv --scsi-sub-channels 99
 # Networking: needs --hv; a missing tap or a taken forward port stops hvmm at start.
 expect_err "--nic and --net need --hv" -k "$G" --nic
-expect_err "uh: needs --vtl2, which hvmm does not have yet" -k "$G" --hv --net uh:consomme
+expect_err "uh: \(a NIC for VTL2\) is not supported yet" -k "$G" --hv --net uh:consomme
 expect_err "invalid --net 'consomme:10.0.0.0/33'" -k "$G" --hv --net consomme:10.0.0.0/33
 expect_err "tap:hvmm-nope0: no such interface" -k "$G" --hv --net tap:hvmm-nope0
 # The hybrid vsock relay needs --hv; VTL2's is parsed and refused.
 expect_err "--vmbus-vsock-path needs --hv" -k "$G" --vsock-path "$OUT/v.sock"
-expect_err "--vtl2-vsock-path needs --vtl2 \(not supported yet\)" -k "$G" --hv --vtl2-vsock-path "$OUT/v.sock"
-expect_err "--vmbus-vtl2-vsock-path needs --vtl2" -k "$G" --hv --vmbus-vtl2-vsock-path "$OUT/v.sock"
+expect_err "--vtl2-vsock-path \(vsock for VTL2\) is not supported yet" -k "$G" --hv --vtl2-vsock-path "$OUT/v.sock"
+expect_err "--vmbus-vtl2-vsock-path \(vsock for VTL2\) is not supported yet" -k "$G" --hv --vmbus-vtl2-vsock-path "$OUT/v.sock"
 expect_err "--vtl2 needs --hv and --igvm" -k "$G" --hv --vtl2
 expect_err "--vtl2 needs --hv and --igvm" --igvm "$OUT/garbage.bin" --vtl2
 command -v python3 >/dev/null || fail "python3 not found (scripts/install-deps.sh installs it)"

@@ -224,8 +224,8 @@ static void test_storage_flags(void **state)
 	expect_error("--disk without on= needs --hv", "-k", "k", "--hv", "--no-vmbus",
 		     "--disk", "a.img", NULL);
 	expect_error("invalid --disk 'mem:'", "--hv", "-k", "k", "--disk", "mem:", NULL);
-	expect_error("need --vtl2", "--hv", "-k", "k", "--disk", "a.img,uh", NULL);
-	expect_error("need --vtl2", "--hv", "-k", "k", "--disk", "mem:1G,uh-nvme", NULL);
+	expect_error("disks for VTL2) are not supported yet", "--hv", "-k", "k", "--disk", "a.img,uh", NULL);
+	expect_error("disks for VTL2) are not supported yet", "--hv", "-k", "k", "--disk", "mem:1G,uh-nvme", NULL);
 	expect_error("hvmm has none", "--hv", "-k", "k", "--disk", "a.img,pcie_port=p", NULL);
 	expect_error("nsid= goes with on=", "--hv", "-k", "k", "--disk", "a.img,nsid=1", NULL);
 	expect_error("on=zz names no --nvme-pci", "--hv", "-k", "k", "--disk", "a.img,on=zz",
@@ -253,9 +253,9 @@ static void test_net_flags(void **state)
 	expect_error("--nic and --net need --hv", "-k", "k", "--nic", NULL);
 	expect_error("--nic and --net need --hv", "-k", "k", "--net", "consomme", NULL);
 	expect_error("--nic and --net need --hv", "-k", "k", "--hv", "--no-vmbus", "--nic", NULL);
-	expect_error("uh: needs --vtl2, which hvmm does not have yet", "--hv", "-k", "k",
+	expect_error("uh: (a NIC for VTL2) is not supported yet", "--hv", "-k", "k",
 		     "--net", "uh:consomme", NULL);
-	expect_error("vtl2: needs --vtl2", "--hv", "-k", "k", "--net", "vtl2:tap:t0", NULL);
+	expect_error("vtl2: (a NIC for VTL2) is not supported yet", "--hv", "-k", "k", "--net", "vtl2:tap:t0", NULL);
 	expect_error("hvmm has none", "--hv", "-k", "k", "--net", "pcie_port=p0:consomme", NULL);
 	expect_error("too many --net/--nic (at most 4)", "--hv", "-k", "k", "--nic", "--nic",
 		     "--nic", "--nic", "--nic", NULL);
