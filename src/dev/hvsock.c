@@ -61,11 +61,7 @@ bool hvsock_guid_port(const struct vmbus_guid *g, uint32_t *port)
 
 void hvsock_guid_format(const struct vmbus_guid *g, char out[37])
 {
-	const uint8_t *b = g->b;
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-		 "%02x%02x%02x%02x%02x%02x",
-		 b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9],
-		 b[10], b[11], b[12], b[13], b[14], b[15]);
+	vmbus_guid_format(g, out);
 }
 
 static void hs_lock(struct hvsock *hs)

@@ -37,6 +37,8 @@ struct vmbus_guid {
 
 /* Parses "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" into wire order. 0 or -EINVAL. */
 int vmbus_guid_parse(const char *s, struct vmbus_guid *g);
+/* The inverse: 36 characters and a NUL. */
+void vmbus_guid_format(const struct vmbus_guid *g, char out[37]);
 
 /* Packet types (vmpacket_descriptor.type). */
 #define VMBUS_PACKET_DATA_INBAND         6

@@ -830,7 +830,7 @@ int vmbus_guid_parse(const char *s, struct vmbus_guid *g)
 
 /* ---- inspect ---------------------------------------------------------------- */
 
-static void guid_text(const struct vmbus_guid *g, char out[37])
+void vmbus_guid_format(const struct vmbus_guid *g, char out[37])
 {
 	const uint8_t *b = g->b; /* wire order: the first three fields little-endian */
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
@@ -868,9 +868,9 @@ static void inspect_channel(struct inspect *in, void *opaque)
 {
 	struct vmbus_channel *ch = opaque;
 	char g[37];
-	guid_text(&ch->offer.if_type, g);
+	vmbus_guid_format(&ch->offer.if_type, g);
 	inspect_str(in, "class", g);
-	guid_text(&ch->offer.if_instance, g);
+	vmbus_guid_format(&ch->offer.if_instance, g);
 	inspect_str(in, "instance", g);
 	inspect_str(in, "state", ch->rescinded ? "rescinded" : ch->open ? "open"
 				 : ch->offered ? "offered" : "not offered");
