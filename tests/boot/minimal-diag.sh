@@ -16,18 +16,9 @@
 # milliseconds by test_diag and test_ttrpc.
 source "$(dirname "$0")/lib.sh"
 need_kvm
-AGENT=$BUILD/src/agent/hvmm-agent
 DIAG=$BUILD/src/tools/hvmm-diag
-[ -x "$AGENT" ] && [ -x "$DIAG" ] || fail "build hvmm-agent and hvmm-diag first ($BUILD)"
-readelf -l "$AGENT" 2>/dev/null | grep -q 'Requesting program interpreter' &&
-	skip "$AGENT is dynamically linked (a sanitized build): the initramfs has no libc"
-KERNEL=$CACHE/guest/minimal/bzImage
-[ -f "$KERNEL" ] || fail "the minimal kernel is not built: run scripts/guest.sh minimal"
-# This build's agent in an uncompressed image (no decompression on PVM).
-INITRD=$OUT/initrd-diag.img
-HVMM_GUEST_AGENT=$AGENT HVMM_INITRD_COMPRESS=none \
-	"$ROOT/scripts/mkinitramfs.sh" "$INITRD" >"$OUT/mkinitramfs.log" 2>&1 ||
-	fail "mkinitramfs failed: $(tail -3 "$OUT/mkinitramfs.log")"
+[ -x "$DIAG" ] || fail "build hvmm-diag first ($BUILD)"
+agent_initrd # this build's agent in an uncompressed minimal initramfs
 SOCK=$OUT/vsock.sock
 rm -f "$SOCK"
 
