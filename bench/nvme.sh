@@ -254,10 +254,12 @@ figures of this run are in the tables above and below):
   runs gave 366-398k QD32 IOPS with shadow doorbells against 285-383k
   without and QD1 120-232k against 20-25k. Tuning the window to the load
   (or polling only at low queue depth) is open.
-- 128 KiB reads with O_DIRECT stay at ~0.55-0.7 of QEMU's and of fio's:
-  not explained yet; the CQ worker is mostly idle there (perf: page
-  pinning and block submission), one worker per CQ does every fetch,
-  submission and completion, while QEMU spreads a batch over its threads.
+- 128 KiB reads with O_DIRECT: at load ~2 (2026-11-27 08:27Z) hvmm read
+  as fast as fio on the host (1.03x) and at 0.85x QEMU; under load 3-6
+  (earlier runs) 0.55-0.7 of both. The CQ worker is mostly idle there
+  (perf: page pinning and block submission); one worker per CQ does every
+  fetch, submission and completion, while QEMU spreads a batch over its
+  threads, which matters more when the host's CPUs are busy.
 - IOPS are wall-clock: each time the host deschedules the spinning vCPU
   (other jobs; see the load column) the I/Os in flight wait, which shows
   in the 99th percentile and the mean. The median latency is what the VMM's
