@@ -48,6 +48,13 @@ struct igvm_boot {
 	struct x86_sregs vbs_sregs;
 	bool have_pat;
 	uint64_t vbs_pat;
+	/*
+	 * VTL2's memory range [vtl2_base, vtl2_base + vtl2_size): the file's
+	 * RELOCATABLE_REGION for VTL 2 after relocation (at the file's own base
+	 * with relocation disabled). 0/0 when the file has none. --vtl2 hides
+	 * this range from VTL0.
+	 */
+	uint64_t vtl2_base, vtl2_size;
 };
 
 /*
