@@ -83,6 +83,17 @@ struct accel_config {
 	bool fast_exit_regs;
 };
 
+/* x87/SSE state shared between VTLs (KVM's struct kvm_fpu). */
+struct accel_fpu {
+	uint8_t fpr[8][16];
+	uint16_t fcw, fsw;
+	uint8_t ftwx;
+	uint16_t last_opcode;
+	uint64_t last_ip, last_dp;
+	uint8_t xmm[16][16];
+	uint32_t mxcsr;
+};
+
 /* CPUID entry as programmed into a vCPU. */
 struct accel_cpuid_entry {
 	uint32_t function, index;
@@ -147,6 +158,18 @@ struct accel_ops {
 	 * v is not running. 0 or -errno.
 	 */
 	int (*vcpu_set_runnable)(struct accel_vcpu *v);
+	/*
+	 * From an exit handler: finishes the exit now (an IN's data, the MSR
+	 * result in `exit`) without running guest code (KVM: KVM_RUN with
+	 * immediate_exit), so registers read next are the instruction's end
+	 * state and the next vcpu_run completes nothing. 0; -EAGAIN when
+	 * finishing made another exit (a string instruction); -errno.
+	 * Optional (NULL).
+	 */
+	int (*vcpu_finish_exit)(struct accel_vcpu *v, struct accel_exit *exit);
+	/* x87, MXCSR and XMM0-15 (KVM_GET_FPU/KVM_SET_FPU). Optional (NULL). */
+	int (*vcpu_get_fpu)(struct accel_vcpu *v, struct accel_fpu *f);
+	int (*vcpu_set_fpu)(struct accel_vcpu *v, const struct accel_fpu *f);
 };
 
 extern const struct accel_ops accel_kvm_ops;

@@ -697,6 +697,56 @@ static int kvm_vcpu_run(struct accel_vcpu *av, struct accel_exit *exit)
 	}
 }
 
+static int kvm_vcpu_finish_exit(struct accel_vcpu *av, struct accel_exit *exit)
+{
+	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	struct kvm_run *run = v->run;
+	complete_prev_exit(v, exit);
+	/* KVM finishes the pending operation, then sees immediate_exit. */
+	uint8_t kicked = __atomic_exchange_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	int r = ioctl(v->fd, KVM_RUN, 0), err = errno;
+	if (!kicked)
+		__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	if (r == 0)
+		return -EAGAIN;
+	return err == EINTR || err == EAGAIN ? 0 : -err;
+}
+
+static int kvm_vcpu_get_fpu(struct accel_vcpu *av, struct accel_fpu *f)
+{
+	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	struct kvm_fpu k;
+	if (ioctl(v->fd, KVM_GET_FPU, &k) < 0)
+		return -errno;
+	memcpy(f->fpr, k.fpr, sizeof(f->fpr));
+	f->fcw = k.fcw;
+	f->fsw = k.fsw;
+	f->ftwx = k.ftwx;
+	f->last_opcode = k.last_opcode;
+	f->last_ip = k.last_ip;
+	f->last_dp = k.last_dp;
+	memcpy(f->xmm, k.xmm, sizeof(f->xmm));
+	f->mxcsr = k.mxcsr;
+	return 0;
+}
+
+static int kvm_vcpu_set_fpu(struct accel_vcpu *av, const struct accel_fpu *f)
+{
+	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	struct kvm_fpu k;
+	memset(&k, 0, sizeof(k));
+	memcpy(k.fpr, f->fpr, sizeof(k.fpr));
+	k.fcw = f->fcw;
+	k.fsw = f->fsw;
+	k.ftwx = f->ftwx;
+	k.last_opcode = f->last_opcode;
+	k.last_ip = f->last_ip;
+	k.last_dp = f->last_dp;
+	memcpy(k.xmm, f->xmm, sizeof(k.xmm));
+	k.mxcsr = f->mxcsr;
+	return ioctl(v->fd, KVM_SET_FPU, &k) < 0 ? -errno : 0;
+}
+
 static int op_get_regs(struct accel_vcpu *v, struct x86_regs *r)
 {
 	return kvm_vcpu_get_regs((struct kvm_vcpu *)v, r);
@@ -750,4 +800,7 @@ const struct accel_ops accel_kvm_ops = {
 	.vcpu_kick = kvm_vcpu_kick,
 	.vcpu_reset = kvm_vcpu_reset,
 	.vcpu_set_runnable = kvm_vcpu_set_runnable,
+	.vcpu_finish_exit = kvm_vcpu_finish_exit,
+	.vcpu_get_fpu = kvm_vcpu_get_fpu,
+	.vcpu_set_fpu = kvm_vcpu_set_fpu,
 };
