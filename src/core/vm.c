@@ -449,6 +449,8 @@ static void handle_mmio(struct vm_vcpu *v, struct accel_exit *e)
 static void handle_msr(struct vm_vcpu *v, struct accel_exit *e)
 {
 	v->exits_msr++;
+	if (v->vm->vtl && vtl_msr_intercept(v->vm->vtl, v, e))
+		return;
 	if (v->vm->vtl && hv_msr_owned(e->msr.index) && vtl_msr(v->vm->vtl, v, e))
 		return;
 	if (v->vm->hv && hv_msr_owned(e->msr.index)) {

@@ -349,24 +349,94 @@ unsigned vtl_io_insn_back(const uint8_t b[16], uint16_t port, uint8_t size)
 	return n;
 }
 
-bool vtl_io(struct vtl *t, struct vm_vcpu *v, const struct accel_exit *e)
+/* Up to 16 instruction bytes of VTL0 at r's RIP (count in c->insn_count). */
+static void fetch_insn(struct vtl *t, const struct vsm_regs *r, struct vsm_intercept_ctx *c)
+{
+	uint64_t gpa;
+	c->insn_count = 0;
+	if (vsm_translate_gva(&t->ops, r, r->rip, 0, &gpa) == HV_TRANSLATE_GVA_SUCCESS &&
+	    (gpa & 0xfff) <= 0x1000 - sizeof(c->insn) &&
+	    gmem_read(&t->vm->mem, gpa, c->insn, sizeof(c->insn)) == 0)
+		c->insn_count = sizeof(c->insn);
+}
+
+/*
+ * A VTL0 IN/RDMSR/WRMSR exit VTL2 intercepts: KVM would complete it at
+ * VTL0's next run (data into RAX/RDX, RIP past it) over what VTL2 sets, so
+ * it is finished now and VTL0's registers put back as they were before the
+ * instruction (RIP at its start; a ring-0 emulator that already moved RIP
+ * is undone with `len` when the bytes there do not start the instruction).
+ * *pre gets those registers. False (logged) when that cannot be done.
+ */
+static bool undo_exit(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e, struct x86_regs *pre,
+		      bool (*starts)(const uint8_t *b, unsigned n), unsigned len)
+{
+	struct vm *vm = t->vm;
+	struct x86_regs post;
+	int ret = vm->ops->vcpu_finish_exit ? 0 : -ENOSYS;
+	if (ret == 0)
+		ret = vm->ops->vcpu_get_regs(v->av, pre);
+	if (ret == 0)
+		ret = vm->ops->vcpu_finish_exit(v->av, e);
+	if (ret == 0)
+		ret = vm->ops->vcpu_get_regs(v->av, &post);
+	if (ret < 0) {
+		log_guest("vCPU %u: VTL0 intercept: cannot finish the exit (%s)", v->index,
+			  strerror(-ret));
+		return false;
+	}
+	if (post.rip == pre->rip) {
+		/* Nothing moved at completion: RIP was past the instruction already? */
+		struct vsm_regs r;
+		struct vsm_intercept_ctx c = { 0 };
+		if (get_x86(t, v->index, 0, &r) == 0) {
+			fetch_insn(t, &r, &c);
+			if (!starts(c.insn, c.insn_count) && pre->rip >= len)
+				pre->rip -= len;
+		}
+	}
+	if (vm->ops->vcpu_set_regs(v->av, pre) < 0) {
+		log_guest("vCPU %u: VTL0 intercept: cannot restore registers", v->index);
+		return false;
+	}
+	return true;
+}
+
+static bool starts_in(const uint8_t *b, unsigned n)
+{
+	bool string, rep;
+	return vtl_io_insn_len(b, n, &string, &rep) != 0;
+}
+
+static bool starts_msr(const uint8_t *b, unsigned n)
+{
+	return n >= 2 && b[0] == 0x0F && (b[1] == 0x30 || b[1] == 0x32);
+}
+
+bool vtl_io(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 {
 	struct vm *vm = t->vm;
 	if (vtl_active(t, v) != 0 || !vsm_intercepts_io(t->vsm, e->io.port, e->io.write))
 		return false;
+	uint64_t rax = 0;
+	if (e->io.size <= 8)
+		memcpy(&rax, e->io.data, e->io.size);
 	if (!e->io.write) {
-		/* KVM's completion of the IN would overwrite the RAX VTL2 sets. */
-		log_guest("vCPU %u: VTL0 read of intercepted port 0x%x: read intercepts are not "
-			  "delivered yet", v->index, e->io.port);
-		return false;
+		/* INS and REP forms would need KVM to finish them in steps. */
+		struct x86_regs pre;
+		if (e->io.count != 1 ||
+		    !undo_exit(t, v, e, &pre, starts_in, e->io.port < 256 ? 2 : 1))
+			return false;
+		rax = pre.rax;
 	}
 	struct vsm_regs r;
 	if (get_x86(t, v->index, 0, &r))
 		return false;
 	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
-		.access = HV_INTERCEPT_ACCESS_TYPE_WRITE, .regs = &r };
+		.access = e->io.write ? HV_INTERCEPT_ACCESS_TYPE_WRITE : HV_INTERCEPT_ACCESS_TYPE_READ,
+		.regs = &r };
 	uint64_t gpa;
-	if (vm->info.ring0_emulated && c.cpl == 0) {
+	if (e->io.write && vm->info.ring0_emulated && c.cpl == 0) {
 		/*
 		 * KVM's instruction emulator (PVM ring 0) has moved RIP past the
 		 * instruction already and completes nothing later: find its start,
@@ -389,15 +459,9 @@ bool vtl_io(struct vtl *t, struct vm_vcpu *v, const struct accel_exit *e)
 				  v->index, e->io.port);
 		}
 	}
-	if (vsm_translate_gva(&t->ops, &r, r.rip, 0, &gpa) == HV_TRANSLATE_GVA_SUCCESS &&
-	    (gpa & 0xfff) <= 0x1000 - sizeof(c.insn) &&
-	    gmem_read(&vm->mem, gpa, c.insn, sizeof(c.insn)) == 0)
-		c.insn_count = sizeof(c.insn);
+	fetch_insn(t, &r, &c);
 	bool string, rep;
 	c.insn_len = (uint8_t)vtl_io_insn_len(c.insn, c.insn_count, &string, &rep);
-	uint64_t rax = 0;
-	if (e->io.size <= 8)
-		memcpy(&rax, e->io.data, e->io.size);
 	uint8_t msg[HV_MESSAGE_SIZE];
 	vsm_msg_io_port(msg, &c, e->io.port, e->io.size, string, rep, rax);
 	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
@@ -405,6 +469,34 @@ bool vtl_io(struct vtl *t, struct vm_vcpu *v, const struct accel_exit *e)
 		log_guest("vCPU %u: intercept of port 0x%x not delivered (status 0x%x)", v->index,
 			  e->io.port, st);
 		return false;
+	}
+	return true;
+}
+
+bool vtl_msr_intercept(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
+{
+	bool wr = e->reason == ACCEL_EXIT_MSR_WRITE;
+	if (vtl_active(t, v) != 0 || hv_msr_owned(e->msr.index) || !vsm_intercepts_msr(t->vsm, wr))
+		return false;
+	struct x86_regs pre;
+	e->msr.error = false;
+	e->msr.data = 0;
+	if (!undo_exit(t, v, e, &pre, starts_msr, 2))
+		return false;
+	struct vsm_regs r;
+	if (get_x86(t, v->index, 0, &r))
+		return false;
+	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
+		.access = wr ? HV_INTERCEPT_ACCESS_TYPE_WRITE : HV_INTERCEPT_ACCESS_TYPE_READ,
+		.regs = &r, .insn_len = 2 };
+	uint8_t msg[HV_MESSAGE_SIZE];
+	vsm_msg_msr(msg, &c, e->msr.index, pre.rdx, pre.rax);
+	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
+	if (st) {
+		log_guest("vCPU %u: intercept of MSR 0x%x not delivered (status 0x%x): #GP",
+			  v->index, e->msr.index, st);
+		if (t->vm->ops->vcpu_inject_exception(v->av, 13, true, 0) < 0)
+			log_warn("vCPU %u: cannot inject #GP", v->index);
 	}
 	return true;
 }

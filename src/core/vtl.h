@@ -53,12 +53,24 @@ void vtl_vcpu_fini(struct vtl *t, struct vm_vcpu *v);
 void vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v);
 
 /*
- * A VTL0 port write VTL2 intercepts (InstallIntercept): the HV I/O port
- * intercept message goes to VTL2 (vsm_deliver_intercept) and v runs VTL2;
- * VTL2 advances VTL0's RIP. Reads are not delivered yet (false, logged).
+ * A VTL0 port access VTL2 intercepts (InstallIntercept, per direction): the
+ * HV I/O port intercept message goes to VTL2 (vsm_deliver_intercept) and v
+ * runs VTL2, which advances VTL0's RIP (SetVpRegisters) and, for a read,
+ * gives RAX through its VP assist page's vtl_return_rax (slow VtlReturn;
+ * RAX is shared). A read (IN; not INS/REP) is finished at once by the
+ * accelerator and VTL0's registers put back to the instruction's start.
  * Returns true when delivered.
  */
-bool vtl_io(struct vtl *t, struct vm_vcpu *v, const struct accel_exit *e);
+bool vtl_io(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
+/*
+ * A VTL0 RDMSR/WRMSR of an MSR hv does not own that reached user space
+ * (KVM's unknown-MSR or filter exits) while VTL2 intercepts that access
+ * (InstallIntercept MSR, read/write mask): finished at once, VTL0 put back
+ * at the instruction, the HV MSR intercept message (RAX/RDX as VTL0 had
+ * them) goes to VTL2 and v runs VTL2. True when handled here (e->msr must
+ * then be left alone), false for hvmm's default.
+ */
+bool vtl_msr_intercept(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
 /*
  * Length of the IN/OUT/INS/OUTS instruction in insn[0..n) (prefixes
  * included), 0 if it is not one; *string for INS/OUTS, *rep for F2/F3.

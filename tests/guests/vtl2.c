@@ -15,7 +15,11 @@
  *    a VTL2 register: ACCESS_DENIED expected) and VtlCalls back with a value
  *    in RBX and that status in R12 (shared registers); before that, its
  *    write to port 0x5A5 is intercepted (InstallIntercept, message in the
- *    VP assist page) and VTL2 advances VTL0's RIP past it;
+ *    VP assist page) and VTL2 advances VTL0's RIP past it; then its read
+ *    of port 0x5A6 (read-only intercept: its later write there is not
+ *    intercepted), answered through the assist page's vtl_return_rax/rcx
+ *    and a slow VtlReturn, and its RDMSR/WRMSR of MSR 0xABC0DE (MSR
+ *    intercept), answered the same way with RDX in the shared registers;
  *  - with more than one VP: EnableVpVtl and StartVirtualProcessor of VP 1
  *    in VTL2, which raises a flag (with one, EnableVpVtl's INVALID_VP_INDEX).
  * Then it prints "GUEST-RESULT: N passed, M failed" and powers off.
@@ -63,6 +67,7 @@ void vtl0_entry(void);
  * at the next VtlCall or intercept with VTL0's RBX, R12 in out[0..1].
  */
 u64 vtl0_gprs[13];   /* RBX RDX RSI RDI RBP R8-R15 */
+u64 vtl2_return_ctl = 1;   /* RCX of the VtlReturn: 1 fast, 0 RAX/RCX from the assist page */
 void *vtl2_stub;
 void vtl2_return_wait(void *stub, u64 *out);
 
@@ -89,6 +94,21 @@ __asm__(
 	"	mov $0x5a5, %edx\n"           /* a port write VTL2 intercepts (1 byte: out dx, al) */
 	"	mov $0x77, %eax\n"
 	"	out %al, %dx\n"
+	"	mov $0x5a6, %edx\n"           /* a port read VTL2 intercepts: AL from VTL2 */
+	"	mov $0x11, %eax\n"
+	"	in %dx, %al\n"
+	"	mov %rax, %r13\n"
+	"	out %al, %dx\n"              /* VTL2 intercepts reads of 0x5A6 only */
+	"	mov $" "0xabc0de" ", %ecx\n"  /* an MSR KVM does not know: rdmsr, then wrmsr */
+	"	rdmsr\n"
+	"	shl $32, %rdx\n"
+	"	mov %eax, %eax\n"
+	"	or %rdx, %rax\n"
+	"	mov %rax, %r14\n"
+	"	mov $" "0xabc0de" ", %ecx\n"
+	"	mov $0x5a5a, %eax\n"
+	"	mov $0xa5, %edx\n"
+	"	wrmsr\n"
 	"	mov $" "0x5a5a1234" ", %ebx\n"
 	"	xor %ecx, %ecx\n"             /* VtlCall input 0 */
 	"	mov $vtl0_hcpage + 0x10, %eax\n"
@@ -125,7 +145,7 @@ __asm__(
 	"	mov vtl0_gprs + 80, %r13\n"
 	"	mov vtl0_gprs + 88, %r14\n"
 	"	mov vtl0_gprs + 96, %r15\n"
-	"	mov $1, %ecx\n"               /* fast VtlReturn */
+	"	mov vtl2_return_ctl, %rcx\n"
 	"	call *vtl2_stub\n"
 	"	mov %rbx, vtl0_gprs + 0\n"
 	"	mov %rdx, vtl0_gprs + 8\n"
@@ -340,6 +360,18 @@ int guest_main(const char *cmdline)
 		memcpy(h.in + 16, &port, 8);
 		st = hvcall_simple(&h, HVL_CALL_INSTALL_INTERCEPT);
 		expect(st == 0, "InstallIntercept(port 0x5a5): status 0x%x", st);
+		/* Reads of port 0x5A6 (only) and RDMSR/WRMSR. */
+		access = 1, port = 0x5a6;
+		memcpy(h.in + 8, &access, 4);
+		memcpy(h.in + 16, &port, 8);
+		u16 st2 = hvcall_simple(&h, HVL_CALL_INSTALL_INTERCEPT);
+		expect(st2 == 0, "InstallIntercept(read port 0x5a6): status 0x%x", st2);
+		access = 3, type = 1 /* X64_MSR */;
+		memcpy(h.in + 8, &access, 4);
+		memcpy(h.in + 12, &type, 4);
+		u16 st3 = hvcall_simple(&h, HVL_CALL_INSTALL_INTERCEPT);
+		expect(st3 == 0, "InstallIntercept(MSR): status 0x%x", st3);
+		st |= st2 | st3;
 	}
 	if (bad == 0 && st == 0) {
 		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
@@ -364,6 +396,76 @@ int guest_main(const char *cmdline)
 		expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
 	}
 
+	TEST_BEGIN("io_read_intercept");
+	/*
+	 * VTL0's `in al, dx` from 0x5A6: the message has the read access, the
+	 * port and VTL0's RAX; VTL2 advances RIP and gives the value through
+	 * its assist page's vtl_return_rax/rcx (slow VtlReturn; RAX is shared).
+	 */
+	if (bad == 0 && st == 0) {
+		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
+		u32 reason, type;
+		u16 port;
+		u64 rax, rcx, rip0 = 0;
+		memcpy(&reason, assist + 8, 4);
+		memcpy(&type, assist + 112, 4);
+		memcpy(&port, assist + 112 + 56, 2);
+		memcpy(&rax, assist + 112 + 64, 8);
+		memcpy(&rcx, assist + 112 + 16 + 104, 8);
+		memcpy(&rip0, assist + 112 + 16 + 24, 8);
+		u8 len = assist[112 + 20] & 0xf, acc = assist[112 + 21];
+		printf("read intercept: entry reason %u, message 0x%x, access %u, port 0x%x, rax 0x%lx, "
+		       "length %u\n", reason, type, acc, port, rax, len);
+		expect(reason == 3 && type == 0x80010000u && acc == 0,
+		       "entry reason %u, message 0x%x, access %u", reason, type, acc);
+		expect(port == 0x5a6 && rax == 0x11 && len == 1, "port 0x%x rax 0x%lx length %u", port,
+		       rax, len);
+		st = hvcall_set_vp_register(&h, HVL_VTL(0), REG_RIP, rip0 + len, 0);
+		expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
+		u64 ret_rax = 0xc3, ret_rcx = rcx;
+		memcpy(assist + 16, &ret_rax, 8);
+		memcpy(assist + 24, &ret_rcx, 8);
+		vtl2_return_ctl = 0;
+	}
+
+	TEST_BEGIN("msr_intercept");
+	/*
+	 * VTL0's rdmsr of 0xABC0DE, then its wrmsr (the out to 0x5A6 between
+	 * them is not intercepted: reads only); VTL2 answers the read with
+	 * RDX:RAX = 0x01234567:89ABCDEF and checks the write's RDX:RAX.
+	 */
+	if (bad == 0 && st == 0) {
+		for (int i = 0; i < 2; i++) {
+			vtl2_return_wait(hc_page + h.vtl_return_offset, back);
+			vtl2_return_ctl = 1;
+			u32 reason, type, msr;
+			u64 rdx, rax, rip0 = 0;
+			memcpy(&reason, assist + 8, 4);
+			memcpy(&type, assist + 112, 4);
+			memcpy(&msr, assist + 112 + 56, 4);
+			memcpy(&rdx, assist + 112 + 64, 8);
+			memcpy(&rax, assist + 112 + 72, 8);
+			memcpy(&rip0, assist + 112 + 16 + 24, 8);
+			u8 len = assist[112 + 20] & 0xf, acc = assist[112 + 21];
+			printf("msr intercept: entry reason %u, message 0x%x, access %u, msr 0x%x, "
+			       "rdx 0x%lx rax 0x%lx\n", reason, type, acc, msr, rdx, rax);
+			expect(reason == 3 && type == 0x80010001u && acc == (unsigned)i && msr == 0xabc0de &&
+			       len == 2, "entry reason %u, message 0x%x, access %u, msr 0x%x, length %u",
+			       reason, type, acc, msr, len);
+			if (i == 1)
+				expect(rax == 0x5a5a && rdx == 0xa5, "wrmsr RDX:RAX 0x%lx:0x%lx", rdx, rax);
+			st = hvcall_set_vp_register(&h, HVL_VTL(0), REG_RIP, rip0 + 2, 0);
+			expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
+			if (i == 0) {
+				u64 ret_rax = 0x89abcdef, ret_rcx = 0xabc0de;
+				memcpy(assist + 16, &ret_rax, 8);
+				memcpy(assist + 24, &ret_rcx, 8);
+				vtl0_gprs[1] = 0x01234567;   /* RDX */
+				vtl2_return_ctl = 0;
+			}
+		}
+	}
+
 	TEST_BEGIN("vtl_return_call");
 	if (bad == 0)
 		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
@@ -376,6 +478,9 @@ int guest_main(const char *cmdline)
 	       status, st);
 	printf("VTL0 called back: RBX 0x%lx, its forbidden call's status 0x%lx\n", back[0],
 	       back[1] & 0xffff);
+	expect(vtl0_gprs[10] == 0xc3, "VTL0's IN gave RAX 0x%lx, not 0xc3", vtl0_gprs[10]);
+	expect(vtl0_gprs[11] == 0x0123456789abcdefull, "VTL0's RDMSR gave 0x%lx", vtl0_gprs[11]);
+	printf("VTL0 read port 0x5a6: 0x%lx, MSR 0xabc0de: 0x%lx\n", vtl0_gprs[10], vtl0_gprs[11]);
 	TEST_END();
 	return 0;
 }
