@@ -211,6 +211,8 @@ void igvm_writer_free(struct igvm_writer *w);
  * igvm_open; returns 0 and a malloc'd buffer, or -EINVAL/-ENOMEM with err.
  */
 #define IGVM_BUILD_MAX_PARAMS 16
+#define IGVM_BUILD_RELOC_ALIGN (2ull << 20)
+#define IGVM_BUILD_RELOC_MAX (4ull << 30) /* the identity map's end */
 struct igvm_build_param {
 	uint32_t type;        /* IGVM_VHT_VP_COUNT_PARAMETER .. ENVIRONMENT_INFO */
 	uint64_t gpa;         /* where the area is inserted (4 KiB aligned) */
@@ -225,6 +227,17 @@ struct igvm_build_opts {
 	 * VBS VP context of VTL 2 registers (Rip Rsp Rsi Rflags Cr0 Cr3 Cr4 Efer
 	 * Pat Gdtr Cs Ds Es Fs Gs Ss) with the native context's values. */
 	bool vsm;
+	/*
+	 * With vsm: a relocatable VTL 2 image as OpenHCL's (igvm-and-vsm.md B.1):
+	 * RELOCATABLE_REGION over the payload and its GDT (the used range minus
+	 * page tables, aligned to reloc_align, default IGVM_BUILD_RELOC_ALIGN;
+	 * IS_VTL2|APPLY_RIP|APPLY_GDTR, VP 0, VTL 2, minimum reloc_min, maximum
+	 * reloc_max or IGVM_BUILD_RELOC_MAX), the page tables right after it in a
+	 * PAGE_TABLE_RELOCATION_REGION (6 used pages of 8), and a VTL2-protectable
+	 * REQUIRED_MEMORY over both rounded up to the alignment. pt_gpa must be 0.
+	 */
+	bool relocatable;
+	uint64_t reloc_min, reloc_max, reloc_align;
 	/* Extra parameter areas: one area per entry, usage at offset 0, inserted at gpa. */
 	struct igvm_build_param params[IGVM_BUILD_MAX_PARAMS];
 	unsigned nparams;

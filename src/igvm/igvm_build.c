@@ -197,19 +197,78 @@ void igvm_build_params(struct igvm_writer *w, const struct igvm_build_param *p, 
 	}
 }
 
+/*
+ * Where things go. Default: 7 pages at pt_gpa (PML4, PDPT, 4 PDs, GDT).
+ * Relocatable (--vsm --relocatable), the way OpenHCL's file is laid out
+ * (igvm-and-vsm.md B.1): the relocatable region is [region, region_end)
+ * aligned to the relocation alignment and holds the payload and, on the page
+ * after it, the GDT; the 6 page-table pages follow at region_end in a page
+ * table relocation region with 2 spare pages (for tables the loader's
+ * rebuild may need); REQUIRED_MEMORY (VTL2-protectable) covers both,
+ * rounded up to the alignment.
+ */
+struct layout {
+	uint64_t pt, gdt, region, region_end, align, pt_size, req_end;
+};
+
+static int layout(const struct igvm_build_opts *o, uint64_t base, uint64_t span, struct layout *L,
+		  char *err, size_t errlen)
+{
+	if (!o->relocatable) {
+		L->pt = o->pt_gpa ? o->pt_gpa : 0x1000;
+		L->gdt = L->pt + 6 * IGVM_PAGE_SIZE_4K;
+		if (L->pt & 0xfff || L->pt + PT_PAGES * IGVM_PAGE_SIZE_4K > (4ull << 30)) {
+			snprintf(err, errlen, "page table GPA 0x%llx not 4 KiB aligned below 4 GiB",
+				 (unsigned long long)L->pt);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	uint64_t a = o->reloc_align ? o->reloc_align : IGVM_BUILD_RELOC_ALIGN;
+	if (!o->vsm || o->pt_gpa) {
+		snprintf(err, errlen, "--relocatable needs --vsm and places the page tables itself "
+			 "(no --pt-gpa)");
+		return -EINVAL;
+	}
+	if (a < IGVM_PAGE_SIZE_4K || (a & (a - 1)) || a > (1ull << 30)) {
+		snprintf(err, errlen, "relocation alignment 0x%llx is not a power of 2 from 4 KiB "
+			 "to 1 GiB", (unsigned long long)a);
+		return -EINVAL;
+	}
+	L->align = a;
+	L->gdt = base + span; /* page-aligned: span is whole pages */
+	L->region = base & ~(a - 1);
+	L->region_end = (L->gdt + IGVM_PAGE_SIZE_4K + a - 1) & ~(a - 1);
+	L->pt = L->region_end;
+	L->pt_size = (PT_PAGES - 1 + 2) * IGVM_PAGE_SIZE_4K;
+	L->req_end = (L->pt + L->pt_size + a - 1) & ~(a - 1);
+	uint64_t min = o->reloc_min, max = o->reloc_max ? o->reloc_max : IGVM_BUILD_RELOC_MAX;
+	if (L->req_end > (4ull << 30) || L->req_end - L->region > UINT32_MAX) {
+		snprintf(err, errlen, "relocatable range 0x%llx-0x%llx does not fit below 4 GiB",
+			 (unsigned long long)L->region, (unsigned long long)L->req_end - 1);
+		return -EINVAL;
+	}
+	if (min % a || max % a || max <= min) {
+		snprintf(err, errlen, "relocation minimum 0x%llx and maximum 0x%llx must be aligned "
+			 "to 0x%llx, minimum below maximum", (unsigned long long)min,
+			 (unsigned long long)max, (unsigned long long)a);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t *out_len,
 			  char *err, size_t errlen)
 {
-	uint64_t pt = o->pt_gpa ? o->pt_gpa : 0x1000;
-	if (pt & 0xfff || pt + PT_PAGES * IGVM_PAGE_SIZE_4K > (4ull << 30)) {
-		snprintf(err, errlen, "page table GPA 0x%llx not 4 KiB aligned below 4 GiB", (unsigned long long)pt);
-		return -EINVAL;
-	}
 	uint64_t base = 0, span = 0, entry = 0;
+	struct layout L = { 0 };
 	uint8_t *img = NULL, *present = NULL, *tables = calloc(PT_PAGES, IGVM_PAGE_SIZE_4K);
 	int r = tables ? elf_stage(o, &base, &span, &img, &present, &entry, err, errlen) : -ENOMEM;
+	if (!r)
+		r = layout(o, base, span, &L, err, errlen);
 	if (r)
 		goto out;
+	uint64_t pt = L.pt;
 	/* Identity map 0-4 GiB: PML4[0] -> PDPT, PDPT[0..3] -> PDs of 2 MiB pages. */
 	put64(tables, (pt + 0x1000) | 0x3);
 	for (uint64_t i = 0; i < 4; i++) {
@@ -228,6 +287,24 @@ int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t
 		.platform_type = o->vsm ? IGVM_PLATFORM_VSM_ISOLATION : IGVM_PLATFORM_NATIVE,
 		.platform_version = IGVM_PLATFORM_VERSION };
 	igvm_writer_header(&w, IGVM_VHT_SUPPORTED_PLATFORM, &plat, sizeof(plat));
+	if (o->relocatable) {
+		struct igvm_vhs_relocatable_region rr = { .compatibility_mask = 1, .vtl = 2,
+			.flags = IGVM_VHF_RELOCATABLE_REGION_IS_VTL2 |
+				 IGVM_VHF_RELOCATABLE_REGION_APPLY_RIP |
+				 IGVM_VHF_RELOCATABLE_REGION_APPLY_GDTR,
+			.relocation_alignment = L.align, .relocation_region_gpa = L.region,
+			.relocation_region_size = L.region_end - L.region,
+			.minimum_relocation_gpa = o->reloc_min,
+			.maximum_relocation_gpa = o->reloc_max ? o->reloc_max : IGVM_BUILD_RELOC_MAX };
+		igvm_writer_header(&w, IGVM_VHT_RELOCATABLE_REGION, &rr, sizeof(rr));
+		struct igvm_vhs_page_table_relocation ptr = { .compatibility_mask = 1, .vtl = 2,
+			.gpa = L.pt, .size = L.pt_size, .used_size = 6 * IGVM_PAGE_SIZE_4K };
+		igvm_writer_header(&w, IGVM_VHT_PAGE_TABLE_RELOCATION_REGION, &ptr, sizeof(ptr));
+		struct igvm_vhs_required_memory rm = { .gpa = L.region, .compatibility_mask = 1,
+			.number_of_bytes = (uint32_t)(L.req_end - L.region),
+			.flags = IGVM_REQUIRED_MEMORY_FLAG_VTL2_PROTECTABLE };
+		igvm_writer_header(&w, IGVM_VHT_REQUIRED_MEMORY, &rm, sizeof(rm));
+	}
 	if (o->cmdline_gpa) {
 		struct igvm_build_param cl = { .type = IGVM_VHT_COMMAND_LINE, .gpa = o->cmdline_gpa };
 		igvm_build_params(&w, &cl, 1, 0);
@@ -235,7 +312,8 @@ int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t
 	igvm_build_params(&w, o->params, o->nparams < IGVM_BUILD_MAX_PARAMS ? o->nparams : 0, 1);
 	size_t off_field = offsetof(struct igvm_vhs_page_data, file_offset);
 	for (unsigned i = 0; i < PT_PAGES; i++) {
-		struct igvm_vhs_page_data pd = { .gpa = pt + i * IGVM_PAGE_SIZE_4K, .compatibility_mask = 1 };
+		uint64_t gpa = i < PT_PAGES - 1 ? pt + i * IGVM_PAGE_SIZE_4K : L.gdt;
+		struct igvm_vhs_page_data pd = { .gpa = gpa, .compatibility_mask = 1 };
 		igvm_writer_header_data(&w, IGVM_VHT_PAGE_DATA, &pd, sizeof(pd), (uint32_t)off_field,
 					tables + i * IGVM_PAGE_SIZE_4K, IGVM_PAGE_SIZE_4K);
 	}
@@ -252,7 +330,7 @@ int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t
 	}
 	struct igvm_native_vp_context_x64 c = {
 		.rip = entry, .rsp = o->rsp, .rsi = o->rsi, .rflags = 0x2,
-		.gdtr_base = pt + 0x6000, .gdtr_limit = 0x1f,
+		.gdtr_base = L.gdt, .gdtr_limit = 0x1f,
 		.code_selector = 0x10, .code_attributes = 0xa09b, .code_limit = 0xffffffff,
 		.data_selector = 0x18, .data_attributes = 0xc093, .data_limit = 0xffffffff,
 		.cr0 = 0x80050033, .cr3 = pt, .cr4 = 0x6a0 /* PAE PGE OSFXSR OSXMMEXCPT */,

@@ -6,7 +6,8 @@
  * 2 (usage or I/O error). `dump FILE` validates, then prints every header.
  * `build -o OUT --elf FILE [...]` makes a NATIVE x64 file from a freestanding
  * ELF payload (igvm_build_native_elf; with --vsm a VSM_ISOLATION file whose
- * VTL 2 starts there, for hvmm --vtl2); `build -o OUT --kernel FILE
+ * VTL 2 starts there, for hvmm --vtl2; --relocatable adds OpenHCL's relocation
+ * headers); `build -o OUT --kernel FILE
  * [--initrd FILE] [--cmdline STR]` one that boots Linux (igvm_build_linux).
  */
 #include <errno.h>
@@ -27,7 +28,9 @@ static void usage(FILE *out)
 		"       hvmm-igvm build -o OUT --elf FILE [--pt-gpa GPA] [--cmdline-gpa GPA]\n"
 		"                 [--rsp VALUE] [--rsi VALUE] [--param NAME@GPA[:PAGES]]... [--vsm]\n"
 		"                               NATIVE x64 IGVM from a freestanding ELF64 payload\n"
-		"                               (--vsm: VSM_ISOLATION, the payload runs in VTL 2)\n"
+		"                 [--relocatable [--reloc-min GPA] [--reloc-max GPA] [--reloc-align N]]\n"
+		"                               (--vsm: VSM_ISOLATION, the payload runs in VTL 2;\n"
+		"                               --relocatable: with relocation headers as OpenHCL's)\n"
 "       hvmm-igvm build -o OUT --kernel FILE [--initrd FILE] [--cmdline STR]\n"
 "                               NATIVE x64 IGVM booting Linux like hvmm -k/-r\n"
 		"       hvmm-igvm --help\n");
@@ -152,8 +155,8 @@ static int cmd_build(int argc, char **argv)
 	struct igvm_build_opts o = { 0 };
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--vsm")) {
-			o.vsm = true;
+		if (!strcmp(a, "--vsm") || !strcmp(a, "--relocatable")) {
+			*(a[2] == 'v' ? &o.vsm : &o.relocatable) = true;
 			continue;
 		}
 		if (!v) {
@@ -177,16 +180,20 @@ static int cmd_build(int argc, char **argv)
 		} else if ((!strcmp(a, "--pt-gpa") && parse_u64(a, v, &o.pt_gpa)) ||
 			 (!strcmp(a, "--cmdline-gpa") && parse_u64(a, v, &o.cmdline_gpa)) ||
 			 (!strcmp(a, "--rsp") && parse_u64(a, v, &o.rsp)) ||
-			 (!strcmp(a, "--rsi") && parse_u64(a, v, &o.rsi)))
+			 (!strcmp(a, "--rsi") && parse_u64(a, v, &o.rsi)) ||
+			 (!strcmp(a, "--reloc-min") && parse_u64(a, v, &o.reloc_min)) ||
+			 (!strcmp(a, "--reloc-max") && parse_u64(a, v, &o.reloc_max)) ||
+			 (!strcmp(a, "--reloc-align") && parse_u64(a, v, &o.reloc_align)))
 			return 2;
 		else if (strcmp(a, "--param") && strcmp(a, "--pt-gpa") && strcmp(a, "--cmdline-gpa") && strcmp(a, "--rsp") &&
-			 strcmp(a, "--rsi")) {
+			 strcmp(a, "--rsi") && strcmp(a, "--reloc-min") && strcmp(a, "--reloc-max") &&
+			 strcmp(a, "--reloc-align")) {
 			fprintf(stderr, "hvmm-igvm: unknown build option '%s'\n", a);
 			return 2;
 		}
 	}
 	if (out && kernel && !elf && !o.nparams && !o.pt_gpa && !o.cmdline_gpa && !o.rsp && !o.rsi &&
-	    !o.vsm)
+	    !o.vsm && !o.relocatable)
 		return build_linux(out, kernel, initrd, cmdline);
 	if (!out || !elf || kernel || initrd || cmdline) {
 		fprintf(stderr, "hvmm-igvm: build needs -o OUT and either --elf FILE [ELF options] "

@@ -1043,6 +1043,125 @@ static void test_build_vsm_elf(void **state)
 	free(buf);
 }
 
+/* build --vsm --relocatable: OpenHCL's relocation headers (igvm-and-vsm.md
+ * B.1) around the payload, the page tables after it, the context pointing
+ * at them; they survive write -> open -> iterate and show in dump. */
+static void test_build_relocatable(void **state)
+{
+	(void)state;
+	static uint8_t elf[0x1000 + 6144];
+	size_t elf_len = tiny_elf(elf, sizeof(elf));
+	struct igvm_build_opts o = { .elf = elf, .elf_len = elf_len, .rsp = 0x90000, .vsm = true,
+				     .relocatable = true, .reloc_min = 0x200000,
+				     .reloc_max = 0x40000000 };
+	uint8_t *buf;
+	size_t len;
+	char err[256] = "";
+	if (igvm_build_native_elf(&o, &buf, &len, err, sizeof(err)))
+		fail_msg("%s", err);
+	struct igvm_file f;
+	assert_int_equal(igvm_open(&f, buf, len, err, sizeof(err)), 0);
+	struct igvm_iter it = { 0 };
+	struct igvm_hdr h;
+	int seen = 0;
+	/* Payload 0x200800-0x203fff: region 0x200000-0x3fffff (GDT at 0x204000),
+	 * page tables at 0x400000 (6 of 8 pages), required 0x200000-0x5fffff. */
+	while (igvm_next(&f, &it, &h)) {
+		switch (h.type) {
+		case IGVM_VHT_RELOCATABLE_REGION:
+			assert_int_equal(h.mask, 1);
+			assert_int_equal(h.u.reloc.vp_index, 0);
+			assert_int_equal(h.u.reloc.vtl, 2);
+			assert_int_equal(h.u.reloc.flags, IGVM_VHF_RELOCATABLE_REGION_IS_VTL2 |
+				IGVM_VHF_RELOCATABLE_REGION_APPLY_RIP | IGVM_VHF_RELOCATABLE_REGION_APPLY_GDTR);
+			assert_int_equal(h.u.reloc.alignment, 0x200000);
+			assert_int_equal(h.u.reloc.gpa, 0x200000);
+			assert_int_equal(h.u.reloc.size, 0x200000);
+			assert_int_equal(h.u.reloc.min_gpa, 0x200000);
+			assert_int_equal(h.u.reloc.max_gpa, 0x40000000);
+			seen |= 1;
+			break;
+		case IGVM_VHT_PAGE_TABLE_RELOCATION_REGION:
+			assert_int_equal(h.mask, 1);
+			assert_int_equal(h.u.pt_reloc.vp_index, 0);
+			assert_int_equal(h.u.pt_reloc.vtl, 2);
+			assert_int_equal(h.u.pt_reloc.gpa, 0x400000);
+			assert_int_equal(h.u.pt_reloc.size, 0x8000);
+			assert_int_equal(h.u.pt_reloc.used_size, 0x6000);
+			seen |= 2;
+			break;
+		case IGVM_VHT_REQUIRED_MEMORY:
+			assert_int_equal(h.u.mem.gpa, 0x200000);
+			assert_int_equal(h.u.mem.size, 0x400000);
+			assert_true(h.u.mem.flags & IGVM_REQUIRED_MEMORY_FLAG_VTL2_PROTECTABLE);
+			seen |= 4;
+			break;
+		case IGVM_VHT_PAGE_DATA:
+			if (h.u.page.gpa == 0x400000) { /* PML4[0] -> PDPT in the region */
+				uint64_t e;
+				memcpy(&e, h.data, 8);
+				assert_int_equal(e, 0x401000 | 3);
+				seen |= 8;
+			}
+			if (h.u.page.gpa == 0x204000) { /* GDT: 64-bit code at 0x10 */
+				uint64_t e;
+				memcpy(&e, h.data + 0x10, 8);
+				assert_int_equal(e, 0x00af9b000000ffffull);
+				seen |= 16;
+			}
+			break;
+		case IGVM_VHT_VP_CONTEXT:
+			for (uint32_t i = 0; i < h.u.vp.n_regs; i++) {
+				struct igvm_vbs_reg r;
+				uint64_t v;
+				igvm_vbs_reg_get(&h, i, &r);
+				memcpy(&v, r.value, 8);
+				if (r.name == 0x40002) {
+					assert_int_equal(v, 0x400000);
+					seen |= 32;
+				}
+				if (r.name == 0x70001) {
+					memcpy(&v, r.value + 8, 8);
+					assert_int_equal(v, 0x204000);
+					seen |= 64;
+				}
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	assert_int_equal(seen, 127);
+	char *text = NULL;
+	size_t tlen = 0;
+	FILE *out = open_memstream(&text, &tlen);
+	igvm_dump(&f, out);
+	fclose(out);
+	assert_non_null(strstr(text, "IGVM_VHT_RELOCATABLE_REGION mask 0x1 gpa 0x200000 size 0x200000 "
+				     "alignment 0x200000 min 0x200000 max 0x40000000 vp 0 vtl 2 flags 0x7 "
+				     "is_vtl2 apply_rip apply_gdtr"));
+	assert_non_null(strstr(text, "IGVM_VHT_PAGE_TABLE_RELOCATION_REGION mask 0x1 gpa 0x400000 "
+				     "size 0x8000 used_size 0x6000 vp 0 vtl 2"));
+	free(text);
+	free(buf);
+	/* Refusals: no --vsm, a fixed page-table GPA, bad alignment, min not aligned. */
+	o.vsm = false;
+	assert_int_equal(igvm_build_native_elf(&o, &buf, &len, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--relocatable needs --vsm"));
+	o.vsm = true;
+	o.pt_gpa = 0x1000;
+	assert_int_equal(igvm_build_native_elf(&o, &buf, &len, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "no --pt-gpa"));
+	o.pt_gpa = 0;
+	o.reloc_align = 0x3000;
+	assert_int_equal(igvm_build_native_elf(&o, &buf, &len, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not a power of 2"));
+	o.reloc_align = 0;
+	o.reloc_min = 0x1000;
+	assert_int_equal(igvm_build_native_elf(&o, &buf, &len, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "must be aligned to 0x200000"));
+}
+
 int main(void)
 {
 	for (unsigned i = 0; i < PG; i++) {
@@ -1063,6 +1182,7 @@ int main(void)
 		cmocka_unit_test(test_accepted),
 		cmocka_unit_test(test_build_native_elf),
 		cmocka_unit_test(test_build_vsm_elf),
+		cmocka_unit_test(test_build_relocatable),
 		cmocka_unit_test(test_write_seeds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
