@@ -253,6 +253,31 @@ int igvm_build_native_elf(const struct igvm_build_opts *o, uint8_t **out, size_t
 			  char *err, size_t errlen);
 
 /*
+ * Rebuild x64 4-level page tables for a relocation (igvm_reloc.c; the
+ * loader's half of RELOCATABLE_REGION + PAGE_TABLE_RELOCATION_REGION,
+ * igvm-and-vsm.md B.3 step 5). pt holds the page table region [gpa,
+ * gpa+size) as the file loads it (the first `used` bytes from its page data,
+ * the rest zero); cr3 (in the used pages) is the file's. The tables move by
+ * off (>= 0) as a whole: references to tables inside the region are moved,
+ * references outside are kept; a leaf whose virtual range overlaps one of
+ * the r[0..nr) ranges (the relocatable regions, identity mapped as OpenHCL
+ * maps them) is moved to
+ * VA + off mapping its PA + off, unless off is smaller than the leaf's
+ * page size (then it stays: the move is inside that one mapping; an
+ * identical entry already at VA + off is fine);
+ * missing intermediate tables come from the spare pages after `used`. On
+ * return pt is the table image for gpa + off, *new_used the bytes to load.
+ * 0, or -EINVAL/-ENOMEM with one line in err (an unaligned offset for a
+ * large page, a table referenced twice or past `used`, a collision, no spare
+ * page). size is at most IGVM_PT_RELOC_MAX.
+ */
+#define IGVM_PT_RELOC_MAX (64ull << 20)
+struct igvm_reloc_range { uint64_t gpa, size; };
+int igvm_pt_relocate(uint8_t *pt, uint64_t gpa, uint64_t size, uint64_t used, uint64_t cr3,
+		     const struct igvm_reloc_range *r, unsigned nr, uint64_t off,
+		     uint64_t *new_used, char *err, size_t errlen);
+
+/*
  * The DEVICE_TREE parameter's blob (igvm_fdt.c): cpus, memory ranges (gpa,
  * size, IGVM memory map entry type), a VTL0 VMBus node when `vmbus`, and
  * /chosen/bootargs, laid out as OpenVMM describes a VM to OpenHCL. Writes
