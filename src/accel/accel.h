@@ -83,17 +83,6 @@ struct accel_config {
 	bool fast_exit_regs;
 };
 
-/* x87/SSE state shared between VTLs (KVM's struct kvm_fpu). */
-struct accel_fpu {
-	uint8_t fpr[8][16];
-	uint16_t fcw, fsw;
-	uint8_t ftwx;
-	uint16_t last_opcode;
-	uint64_t last_ip, last_dp;
-	uint8_t xmm[16][16];
-	uint32_t mxcsr;
-};
-
 /* CPUID entry as programmed into a vCPU. */
 struct accel_cpuid_entry {
 	uint32_t function, index;
@@ -167,9 +156,14 @@ struct accel_ops {
 	 * Optional (NULL).
 	 */
 	int (*vcpu_finish_exit)(struct accel_vcpu *v, struct accel_exit *exit);
-	/* x87, MXCSR and XMM0-15 (KVM_GET_FPU/KVM_SET_FPU). Optional (NULL). */
-	int (*vcpu_get_fpu)(struct accel_vcpu *v, struct accel_fpu *f);
-	int (*vcpu_set_fpu)(struct accel_vcpu *v, const struct accel_fpu *f);
+	/*
+	 * The vCPU's XSAVE image (x87, MXCSR, XMM, YMM, ...: KVM_GET_XSAVE2 /
+	 * KVM_SET_XSAVE, standard format, header at 512): its size in bytes
+	 * (0: none), and get/set of a buffer that big. Optional (NULL).
+	 */
+	size_t (*vcpu_xsave_size)(struct accel_vcpu *v);
+	int (*vcpu_get_xsave)(struct accel_vcpu *v, void *buf);
+	int (*vcpu_set_xsave)(struct accel_vcpu *v, const void *buf);
 };
 
 extern const struct accel_ops accel_kvm_ops;

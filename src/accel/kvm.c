@@ -712,39 +712,19 @@ static int kvm_vcpu_finish_exit(struct accel_vcpu *av, struct accel_exit *exit)
 	return err == EINTR || err == EAGAIN ? 0 : -err;
 }
 
-static int kvm_vcpu_get_fpu(struct accel_vcpu *av, struct accel_fpu *f)
+static size_t kvm_vcpu_xsave_size(struct accel_vcpu *av)
 {
-	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
-	struct kvm_fpu k;
-	if (ioctl(v->fd, KVM_GET_FPU, &k) < 0)
-		return -errno;
-	memcpy(f->fpr, k.fpr, sizeof(f->fpr));
-	f->fcw = k.fcw;
-	f->fsw = k.fsw;
-	f->ftwx = k.ftwx;
-	f->last_opcode = k.last_opcode;
-	f->last_ip = k.last_ip;
-	f->last_dp = k.last_dp;
-	memcpy(f->xmm, k.xmm, sizeof(f->xmm));
-	f->mxcsr = k.mxcsr;
-	return 0;
+	return kvm_pvm_xsave_size((struct kvm_vcpu *)av);
 }
 
-static int kvm_vcpu_set_fpu(struct accel_vcpu *av, const struct accel_fpu *f)
+static int kvm_vcpu_get_xsave(struct accel_vcpu *av, void *buf)
 {
-	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
-	struct kvm_fpu k;
-	memset(&k, 0, sizeof(k));
-	memcpy(k.fpr, f->fpr, sizeof(k.fpr));
-	k.fcw = f->fcw;
-	k.fsw = f->fsw;
-	k.ftwx = f->ftwx;
-	k.last_opcode = f->last_opcode;
-	k.last_ip = f->last_ip;
-	k.last_dp = f->last_dp;
-	memcpy(k.xmm, f->xmm, sizeof(k.xmm));
-	k.mxcsr = f->mxcsr;
-	return ioctl(v->fd, KVM_SET_FPU, &k) < 0 ? -errno : 0;
+	return kvm_pvm_get_xsave((struct kvm_vcpu *)av, buf);
+}
+
+static int kvm_vcpu_set_xsave(struct accel_vcpu *av, const void *buf)
+{
+	return kvm_pvm_set_xsave((struct kvm_vcpu *)av, buf);
 }
 
 static int op_get_regs(struct accel_vcpu *v, struct x86_regs *r)
@@ -801,6 +781,7 @@ const struct accel_ops accel_kvm_ops = {
 	.vcpu_reset = kvm_vcpu_reset,
 	.vcpu_set_runnable = kvm_vcpu_set_runnable,
 	.vcpu_finish_exit = kvm_vcpu_finish_exit,
-	.vcpu_get_fpu = kvm_vcpu_get_fpu,
-	.vcpu_set_fpu = kvm_vcpu_set_fpu,
+	.vcpu_xsave_size = kvm_vcpu_xsave_size,
+	.vcpu_get_xsave = kvm_vcpu_get_xsave,
+	.vcpu_set_xsave = kvm_vcpu_set_xsave,
 };

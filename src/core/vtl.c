@@ -19,14 +19,32 @@
 #include "hv/hv.h"
 #include "hv/vsm.h"
 
+/*
+ * The XSAVE image (x87, MXCSR, XMM, YMM, ...) each VTL's vCPU of one VP held
+ * when it last stopped running (read at the switch away from it, or set at
+ * the switch to it): a switch reads the leaving VTL's image (one ioctl) and
+ * writes it into the target only when it differs from what the target
+ * holds. Buffers are allocated at the VP's first switch, on its thread.
+ */
+struct vtl_fpu {
+	uint8_t *img[VSM_NUM_VTLS];
+	bool known[VSM_NUM_VTLS];
+	uint8_t *cur;
+};
+#define XSAVE_XMM_OFF  160   /* legacy area: XMM0-15 */
+#define XSAVE_XSTATE_BV 512  /* header: XSTATE_BV; bit 1 = SSE state present */
+
 struct vtl {
 	struct vm *vm;
 	struct accel *accel[VSM_NUM_VTLS];    /* [0] is vm->accel; [1] unused */
 	struct accel_vcpu *(*vcpu)[VSM_NUM_VTLS];
 	struct vsm *vsm;
 	int *pending;   /* per VP: VTL its thread must switch to, or -1 (atomic) */
+	struct vtl_fpu *fpu;  /* per VP: x87/SSE each VTL's vCPU holds (switch_vtl) */
 	struct vsm_ops ops;
 	bool protect_warned;
+	unsigned long switches, fpu_copies;   /* statistics (log_debug at destroy) */
+	size_t xsave_size;                    /* of a vCPU's XSAVE image; 0: not carried */
 };
 
 static int op_read_gpa(void *o, uint64_t gpa, void *buf, size_t len)
@@ -122,6 +140,38 @@ static int op_set_regs(void *o, uint32_t vp, unsigned vtl, const struct vsm_regs
 	return HV_STATUS_SUCCESS;
 }
 
+/* Carries the XMM/x87 state (shared between VTLs) from vCPU a to b: 0 or -1. */
+static int carry_fpu(struct vtl *t, uint32_t vp, unsigned from, unsigned to,
+		     struct accel_vcpu *a, struct accel_vcpu *b)
+{
+	const struct accel_ops *ops = t->vm->ops;
+	if (!t->xsave_size)
+		return 0;
+	struct vtl_fpu *c = &t->fpu[vp];
+	if (!c->cur) {
+		for (unsigned i = 0; i < VSM_NUM_VTLS; i++)
+			c->img[i] = calloc(1, t->xsave_size);
+		c->cur = calloc(1, t->xsave_size);
+		for (unsigned i = 0; i < VSM_NUM_VTLS; i++)
+			if (!c->img[i])
+				c->cur = (free(c->cur), NULL);
+		if (!c->cur)
+			return -1;
+	}
+	if (ops->vcpu_get_xsave(a, c->cur) < 0)
+		return -1;
+	if (!c->known[to] || memcmp(c->cur, c->img[to], t->xsave_size) != 0) {
+		if (ops->vcpu_set_xsave(b, c->cur) < 0)
+			return -1;
+		memcpy(c->img[to], c->cur, t->xsave_size);
+		c->known[to] = true;
+		t->fpu_copies++;
+	}
+	memcpy(c->img[from], c->cur, t->xsave_size);
+	c->known[from] = true;
+	return 0;
+}
+
 static int op_switch_vtl(void *o, uint32_t vp, unsigned from, unsigned to)
 {
 	struct vtl *t = o;
@@ -135,8 +185,9 @@ static int op_switch_vtl(void *o, uint32_t vp, unsigned from, unsigned to)
 	rb.rsp = rsp;
 	rb.rip = rip;
 	rb.rflags = rflags;
-	if (t->vm->ops->vcpu_set_regs(b, &rb) < 0)
+	if (t->vm->ops->vcpu_set_regs(b, &rb) < 0 || carry_fpu(t, vp, from, to, a, b) < 0)
 		return HV_STATUS_INVALID_PARAMETER;
+	t->switches++;
 	t->vm->vcpus[vp].av = b; /* vp's own thread: the run loop now runs `to` */
 	return HV_STATUS_SUCCESS;
 }
@@ -203,9 +254,10 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 	t->accel[0] = vm->accel;
 	t->vcpu = calloc(vm->nvcpus, sizeof(*t->vcpu));
 	t->pending = calloc(vm->nvcpus, sizeof(*t->pending));
+	t->fpu = calloc(vm->nvcpus, sizeof(*t->fpu));
 	for (unsigned i = 0; t->pending && i < vm->nvcpus; i++)
 		t->pending[i] = -1;
-	int ret = t->vcpu && t->pending ? vm->ops->create(ac, &t->accel[2]) : -ENOMEM;
+	int ret = t->vcpu && t->pending && t->fpu ? vm->ops->create(ac, &t->accel[2]) : -ENOMEM;
 	if (ret < 0) {
 		log_error("cannot create the VTL2 partition: %s", strerror(-ret));
 		goto fail;
@@ -248,7 +300,14 @@ void vtl_destroy(struct vtl *t)
 	if (t->accel[2])
 		t->vm->ops->destroy(t->accel[2]);
 	free(t->vcpu);
+	log_debug("vtl: %lu VTL switches, %lu with an x87/XMM copy", t->switches, t->fpu_copies);
 	free(t->pending);
+	for (unsigned i = 0; t->fpu && i < t->vm->nvcpus; i++) {
+		for (unsigned j = 0; j < VSM_NUM_VTLS; j++)
+			free(t->fpu[i].img[j]);
+		free(t->fpu[i].cur);
+	}
+	free(t->fpu);
 	free(t);
 }
 
@@ -261,6 +320,10 @@ int vtl_vcpu_init(struct vtl *t, struct vm_vcpu *v, int (*cpuid)(struct vm_vcpu 
 		return ret;
 	t->vcpu[v->index][0] = a0;
 	t->vcpu[v->index][2] = a2;
+	if (vm->ops->vcpu_xsave_size && vm->ops->vcpu_get_xsave && vm->ops->vcpu_set_xsave) {
+		size_t n = vm->ops->vcpu_xsave_size(a2);
+		__atomic_store_n(&t->xsave_size, n >= 576 ? n : 0, __ATOMIC_SEQ_CST);
+	}
 	v->av = a2;
 	ret = cpuid(v);
 	if (ret == 0 && v->index == 0) {
@@ -506,6 +569,25 @@ unsigned vtl_active(struct vtl *t, const struct vm_vcpu *v)
 	return t->vcpu[v->index][2] && v->av == t->vcpu[v->index][2] ? 2 : 0;
 }
 
+/* The VSM calls that may be fast with XMM input or output (vsm.h). */
+static bool vsm_xmm_call(uint16_t code)
+{
+	switch (code) {
+	case HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE: case HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST:
+	case HVCALL_MODIFY_VTL_PROTECTION_MASK: case HVCALL_ENABLE_PARTITION_VTL:
+	case HVCALL_ENABLE_VP_VTL: case HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE_EX:
+	case HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST_EX: case HVCALL_INSTALL_INTERCEPT:
+	case HVCALL_GET_VP_REGISTERS: case HVCALL_SET_VP_REGISTERS:
+	case HVCALL_TRANSLATE_VIRTUAL_ADDRESS: case HVCALL_ASSERT_VIRTUAL_INTERRUPT:
+	case HVCALL_START_VIRTUAL_PROCESSOR: case HVCALL_GET_VP_INDEX_FROM_APIC_ID:
+	case HVCALL_TRANSLATE_VIRTUAL_ADDRESS_EX: case HVCALL_SIGNAL_EVENT_DIRECT:
+	case HVCALL_POST_MESSAGE_DIRECT:
+		return true;
+	default:
+		return false;
+	}
+}
+
 bool vtl_hypercall(struct vtl *t, struct vm_vcpu *v)
 {
 	struct vm *vm = t->vm;
@@ -518,26 +600,47 @@ bool vtl_hypercall(struct vtl *t, struct vm_vcpu *v)
 	hc.rdx = r.rdx;
 	hc.r8 = r.r8;
 	unsigned vtl = vtl_active(t, v);
+	/*
+	 * Fast VSM calls: XMM0-5 carry input beyond RDX/R8 and the output, in
+	 * the vCPU's real registers (its XSAVE image: one ioctl each way).
+	 */
+	uint8_t *img = NULL;
+	if (((hc.control >> 16) & 1) && vsm_xmm_call((uint16_t)hc.control) && t->xsave_size) {
+		img = malloc(t->xsave_size);
+		if (img && vm->ops->vcpu_get_xsave(v->av, img) == 0)
+			memcpy(hc.xmm, img + XSAVE_XMM_OFF, sizeof(hc.xmm));
+		else
+			img = (free(img), NULL);
+	}
+	bool handled = true, set_rax = true;
 	switch (vsm_hypercall(t->vsm, v->index, &hc)) {
 	case VSM_HC_NOT_VSM:
-		if (vtl == 0)
-			return false;
+		handled = set_rax = vtl != 0;
 		hc.result = HV_STATUS_INVALID_HYPERCALL_CODE;
 		break;
 	case VSM_HC_DONE:
-		if (hc.xmm_dirty)
-			log_guest("vCPU %u: fast hypercall output in XMM is not returned yet", v->index);
+		if (hc.xmm_dirty) {
+			if (img) {
+				memcpy(img + XSAVE_XMM_OFF, hc.xmm, sizeof(hc.xmm));
+				img[XSAVE_XSTATE_BV] |= 2; /* SSE state: not its init value */
+			}
+			if (!img || vm->ops->vcpu_set_xsave(v->av, img) < 0)
+				log_guest("vCPU %u: fast hypercall output not written to XMM", v->index);
+		}
 		break;
 	case VSM_HC_INJECT_UD:
+		set_rax = false;
 		if (vm->ops->vcpu_inject_exception(v->av, 6, false, 0) < 0)
 			log_warn("vCPU %u: cannot inject #UD for a hypercall", v->index);
-		return true;
+		break;
 	case VSM_HC_SWITCHED:
-		return true; /* v->av is the other VTL's vCPU now */
+		set_rax = false; /* v->av is the other VTL's vCPU now */
+		break;
 	}
-	if (vm->ops->vcpu_set_exit_rax(v->av, hc.result) < 0)
+	free(img);
+	if (set_rax && vm->ops->vcpu_set_exit_rax(v->av, hc.result) < 0)
 		log_warn("vCPU %u: cannot write a hypercall result", v->index);
-	return true;
+	return handled;
 }
 
 bool vtl_msr(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)

@@ -6,7 +6,8 @@
 # a value and the status of a call VTL0 may not make, after VTL2 has
 # intercepted its port write and advanced its RIP, then its port read
 # (value through the assist page's vtl_return_rax, slow VtlReturn) and its
-# RDMSR/WRMSR of an MSR KVM does not know (PASS/FAIL lines and
+# RDMSR/WRMSR of an MSR KVM does not know, and finds VTL0's XMM3 and MXCSR
+# after its VtlCall and a fast hypercall's XMM output (PASS/FAIL lines and
 # GUEST-RESULT on COM1); with -p 2 it also starts VP 1 in VTL2
 # (EnableVpVtl + StartVirtualProcessor), with -p 1 that is INVALID_VP_INDEX. Also: the same file without
 # --vtl2, and a NATIVE file with --vtl2, are one-line loader errors.
@@ -25,10 +26,11 @@ for p in 1 2; do
 	res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
 	want="one VP: EnableVpVtl of VP 1 is INVALID_VP_INDEX"
 	[ $p = 2 ] && want="VP 1 started in VTL2"
-	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 9 passed, 0 failed' &&
+	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 10 passed, 0 failed' &&
 		grep -qa 'VTL0 called back: RBX 0x5a5a1234' "$log_file" && grep -qa "$want" "$log_file" &&
 		grep -qa 'intercept: entry reason 3, message 0x80010000, port 0x5a5, rax 0x77' "$log_file" &&
-		grep -qa 'VTL0 read port 0x5a6: 0xc3, MSR 0xabc0de: 0x123456789abcdef' "$log_file"; then
+		grep -qa 'VTL0 read port 0x5a6: 0xc3, MSR 0xabc0de: 0x123456789abcdef' "$log_file" &&
+		grep -qa 'after VtlCall: XMM3 0x1122334455667788 MXCSR 0x7f80' "$log_file"; then
 		log "ok: -p $p: $res; $(grep -a 'VTL0 called back' "$log_file"); $want"
 	else
 		log "FAIL: -p $p (exit $st, '${res:-no result}'); log $log_file"

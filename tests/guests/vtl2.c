@@ -20,6 +20,9 @@
  *    intercepted), answered through the assist page's vtl_return_rax/rcx
  *    and a slow VtlReturn, and its RDMSR/WRMSR of MSR 0xABC0DE (MSR
  *    intercept), answered the same way with RDX in the shared registers;
+ *  - VTL0 sets XMM3 and MXCSR before its VtlCall: VTL2 finds them (shared
+ *    state carried across the switch); a fast GetVpRegisters with the
+ *    register name in XMM0 returns the value in XMM1;
  *  - with more than one VP: EnableVpVtl and StartVirtualProcessor of VP 1
  *    in VTL2, which raises a flag (with one, EnableVpVtl's INVALID_VP_INDEX).
  * Then it prints "GUEST-RESULT: N passed, M failed" and powers off.
@@ -67,7 +70,43 @@ void vtl0_entry(void);
  * at the next VtlCall or intercept with VTL0's RBX, R12 in out[0..1].
  */
 u64 vtl0_gprs[13];   /* RBX RDX RSI RDI RBP R8-R15 */
-u64 vtl2_return_ctl = 1;   /* RCX of the VtlReturn: 1 fast, 0 RAX/RCX from the assist page */
+u64 vtl2_return_ctl = 1;
+u32 vtl0_mxcsr = 0x7f80;   /* round toward zero, all exceptions masked */
+/* XMM3 and MXCSR as VTL2 finds them after VTL0's VtlCall. */
+static u64 read_xmm3(void)
+{
+	u64 v;
+	__asm__ volatile("movq %%xmm3, %0" : "=r"(v));
+	return v;
+}
+static u32 read_mxcsr(void)
+{
+	u32 m;
+	__asm__ volatile("stmxcsr %0" : "=m"(m));
+	return m;
+}
+/*
+ * Fast GetVpRegisters of one register (TLFS fast hypercall with XMM input
+ * and output): partition in RDX, VP and VTL in R8, the name in XMM0, the
+ * 16-byte value back in XMM1. Returns the status; *val the low 8 bytes.
+ */
+static u16 fast_get_reg(const u8 *page, u8 vtl, u32 name, u64 *val)
+{
+	u64 ctl = 0x50 | 1ull << 16 | 1ull << 32, st, out;
+	register u64 r8 __asm__("r8") = 0xFFFFFFFEull | (u64)vtl << 32;
+	u64 n = name;
+	__asm__ volatile("movq %[n], %%xmm0\n"
+			 "xor %%eax, %%eax\n"
+			 "movq %%rax, %%xmm1\n"
+			 "mov $-1, %%rdx\n"
+			 "call *%[page]\n"
+			 "movq %%xmm1, %[out]\n"
+			 : "=a"(st), [out] "=r"(out), "+c"(ctl), "+r"(r8)
+			 : [n] "r"(n), [page] "r"(page)
+			 : "rdx", "r9", "r10", "r11", "memory");
+	*val = out;
+	return (u16)st;
+}   /* RCX of the VtlReturn: 1 fast, 0 RAX/RCX from the assist page */
 void *vtl2_stub;
 void vtl2_return_wait(void *stub, u64 *out);
 
@@ -110,6 +149,9 @@ __asm__(
 	"	mov $0xa5, %edx\n"
 	"	wrmsr\n"
 	"	mov $" "0x5a5a1234" ", %ebx\n"
+	"	movabs $0x1122334455667788, %rax\n"  /* XMM3 and MXCSR are shared: VTL2 sees them */
+	"	movq %rax, %xmm3\n"
+	"	ldmxcsr vtl0_mxcsr\n"
 	"	xor %ecx, %ecx\n"             /* VtlCall input 0 */
 	"	mov $vtl0_hcpage + 0x10, %eax\n"
 	"	call *%rax\n"
@@ -481,6 +523,20 @@ int guest_main(const char *cmdline)
 	expect(vtl0_gprs[10] == 0xc3, "VTL0's IN gave RAX 0x%lx, not 0xc3", vtl0_gprs[10]);
 	expect(vtl0_gprs[11] == 0x0123456789abcdefull, "VTL0's RDMSR gave 0x%lx", vtl0_gprs[11]);
 	printf("VTL0 read port 0x5a6: 0x%lx, MSR 0xabc0de: 0x%lx\n", vtl0_gprs[10], vtl0_gprs[11]);
+
+	TEST_BEGIN("shared_fpu");
+	/* VTL0 set XMM3 and MXCSR before its VtlCall: the same registers here. */
+	u64 x3 = read_xmm3();
+	u32 mx = read_mxcsr();
+	printf("after VtlCall: XMM3 0x%lx MXCSR 0x%x\n", x3, mx);
+	expect(bad == 0 && x3 == 0x1122334455667788ull, "XMM3 0x%lx, not VTL0's", x3);
+	expect(bad == 0 && mx == 0x7f80, "MXCSR 0x%x, not VTL0's 0x7f80", mx);
+	/* A fast hypercall's input and output in the real XMM registers. */
+	u64 fstatus = 0;
+	st = fast_get_reg(hc_page, HVL_VTL_CURRENT, REG_VSM_VP_STATUS, &fstatus);
+	expect(st == 0 && fstatus == status, "fast GetVpRegisters VsmVpStatus 0x%lx (status 0x%x), "
+	       "slow 0x%lx", fstatus, st, status);
+	printf("fast GetVpRegisters: VsmVpStatus 0x%lx in XMM1\n", fstatus);
 	TEST_END();
 	return 0;
 }
