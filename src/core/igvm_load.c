@@ -10,9 +10,16 @@
  * 32-bit hole; no high range), COMMAND_LINE (NUL-terminated; appended after
  * any text the file put in the area), MADT/SRAT (copied from hvmm's own ACPI
  * tables when present), ENVIRONMENT_INFO (0: memory not shared), DEVICE_TREE
- * (igvm_fdt.c: cpus, RAM, VMBus, bootargs). SLIT and PPTT are left zero. Relocation headers are refused (not
- * supported yet). Every GPA and size in the file is checked against guest
- * RAM; errors are one line naming the header index.
+ * (igvm_fdt.c: cpus, RAM, VMBus, bootargs). SLIT and PPTT are left zero.
+ * Relocation (B.3; --vtl2 with absolute=ADDR): the one VTL 2
+ * RELOCATABLE_REGION and its PAGE_TABLE_RELOCATION_REGION move by a positive
+ * offset: page data, inserts and REQUIRED_MEMORY in them are placed at
+ * gpa + offset, the page-table pages are held back, rebuilt
+ * (igvm_pt_relocate) and written at their gpa + offset, and the VTL 2
+ * context's RIP/GDTR (per the region's flags) and CR3 move too. With
+ * relocation disabled the headers only describe VTL2's range. Every GPA and
+ * size in the file is checked against guest RAM; errors are one line naming
+ * the header index (or the relocation rule).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -33,8 +40,19 @@ struct area {
 	bool inserted;
 };
 
+/* The relocation of VTL2's image (B.3); off == 0 when not relocating. */
+struct reloc {
+	bool on;                      /* a VTL 2 relocatable region exists */
+	bool moving;                  /* absolute=: pages are moved by off */
+	struct igvm_hdr region, pt;   /* the two headers (pt.type 0: none) */
+	uint64_t off;
+	uint8_t *ptbuf;               /* the page table region's pages, held back */
+	uint64_t lo, hi;              /* VTL2's range so far (relocated) */
+};
+
 struct loader {
 	struct gmem *m;
+	struct reloc r;
 	const struct igvm_load_config *c;
 	struct area *areas;
 	size_t nareas;
@@ -67,15 +85,67 @@ static struct area *find_area(struct loader *l, uint32_t index)
 	return NULL;
 }
 
+static bool in(uint64_t gpa, uint64_t base, uint64_t size)
+{
+	return gpa >= base && gpa - base < size;
+}
+
+/*
+ * Where [gpa, gpa+len) of the file goes: moved by the offset when it starts
+ * in the relocatable or page-table region (it must then end there too).
+ * 0 and *out, or fail().
+ */
+static int place(struct loader *l, const struct igvm_hdr *h, uint64_t gpa, uint64_t len,
+		 uint64_t *out)
+{
+	*out = gpa;
+	if (!l->r.moving)
+		return 0;
+	const struct igvm_hdr *rg[2] = { &l->r.region, &l->r.pt };
+	for (int i = 0; i < 2; i++) {
+		uint64_t base = i ? rg[i]->u.pt_reloc.gpa : rg[i]->u.reloc.gpa;
+		uint64_t size = i ? rg[i]->u.pt_reloc.size : rg[i]->u.reloc.size;
+		if (!in(gpa, base, size))
+			continue;
+		if (len > size - (gpa - base))
+			return fail(l, h, "0x%llx-0x%llx crosses the end of the %s region 0x%llx-0x%llx",
+				    (unsigned long long)gpa, (unsigned long long)(gpa + len - 1),
+				    i ? "page table" : "relocatable", (unsigned long long)base,
+				    (unsigned long long)(base + size - 1));
+		*out = gpa + l->r.off;
+		return 0;
+	}
+	return 0;
+}
+
+/* A page of the page table region: kept for the rebuild, not loaded. */
+static int pt_page(struct loader *l, const struct igvm_hdr *h, uint64_t size)
+{
+	uint64_t at = h->u.page.gpa - l->r.pt.u.pt_reloc.gpa;
+	if (size != IGVM_PAGE_SIZE_4K || at >= l->r.pt.u.pt_reloc.used_size)
+		return fail(l, h, "page data at 0x%llx in the page table region is a 2 MiB page or "
+			    "past its used size 0x%llx", (unsigned long long)h->u.page.gpa,
+			    (unsigned long long)l->r.pt.u.pt_reloc.used_size);
+	memset(l->r.ptbuf + at, 0, size);
+	if (h->data)
+		memcpy(l->r.ptbuf + at, h->data, h->data_len < size ? h->data_len : size);
+	return 0;
+}
+
 static int page_data(struct loader *l, const struct igvm_hdr *h)
 {
 	uint64_t size = h->u.page.flags & IGVM_PAGE_DATA_FLAG_IS_2MB_PAGE ? IGVM_PAGE_SIZE_2M
 									 : IGVM_PAGE_SIZE_4K;
-	uint8_t *p = gmem_map(l->m, h->u.page.gpa, size);
+	uint64_t gpa;
+	int ret = place(l, h, h->u.page.gpa, size, &gpa);
+	if (ret)
+		return ret;
+	if (l->r.moving && in(h->u.page.gpa, l->r.pt.u.pt_reloc.gpa, l->r.pt.u.pt_reloc.size))
+		return pt_page(l, h, size);
+	uint8_t *p = gmem_map(l->m, gpa, size);
 	if (!p)
 		return fail(l, h, "page 0x%llx-0x%llx is not guest RAM (give more memory with -m?)",
-			    (unsigned long long)h->u.page.gpa,
-			    (unsigned long long)(h->u.page.gpa + size - 1));
+			    (unsigned long long)gpa, (unsigned long long)(gpa + size - 1));
 	if (h->data_len > size)
 		return fail(l, h, "%llu bytes of data for a %llu-byte page",
 			    (unsigned long long)h->data_len, (unsigned long long)size);
@@ -295,10 +365,14 @@ static int param_insert(struct loader *l, const struct igvm_hdr *h)
 	struct area *a = find_area(l, h->u.insert.index);
 	if (!a || a->inserted)
 		return fail(l, h, "parameter area %u is not allocated", h->u.insert.index);
-	uint8_t *p = gmem_map(l->m, h->u.insert.gpa, a->size);
+	uint64_t gpa;
+	int ret = place(l, h, h->u.insert.gpa, a->size, &gpa);
+	if (ret)
+		return ret;
+	uint8_t *p = gmem_map(l->m, gpa, a->size);
 	if (!p)
 		return fail(l, h, "parameter area %u (%llu bytes) at 0x%llx is not guest RAM",
-			    a->index, (unsigned long long)a->size, (unsigned long long)h->u.insert.gpa);
+			    a->index, (unsigned long long)a->size, (unsigned long long)gpa);
 	memcpy(p, a->buf, a->size);
 	a->inserted = true;
 	free(a->buf);
@@ -406,6 +480,25 @@ static int vp_context(struct loader *l, const struct igvm_hdr *h, struct igvm_bo
 	return 0;
 }
 
+static void grow(struct reloc *r, uint64_t gpa, uint64_t size);
+
+/* RAM that must exist (relocated with VTL2's image); VTL2-protectable
+ * ranges in a relocatable file are part of VTL2's range. */
+static int required_memory(struct loader *l, const struct igvm_hdr *h)
+{
+	uint64_t len = h->u.mem.size ? h->u.mem.size : 1, gpa = h->u.mem.gpa;
+	if (l->r.moving && (in(gpa, l->r.region.u.reloc.gpa, l->r.region.u.reloc.size) ||
+			    in(gpa, l->r.pt.u.pt_reloc.gpa, l->r.pt.u.pt_reloc.size)))
+		gpa += l->r.off; /* it may span both regions and what lies between */
+	if (!gmem_map(l->m, gpa, len))
+		return fail(l, h, "needs RAM at 0x%llx-0x%llx (give more memory with -m)",
+			    (unsigned long long)gpa, (unsigned long long)(gpa + len - 1));
+	if (l->r.on && (h->u.mem.flags & IGVM_REQUIRED_MEMORY_FLAG_VTL2_PROTECTABLE) &&
+	    h->u.mem.size)
+		grow(&l->r, gpa, len);
+	return 0;
+}
+
 static int apply(struct loader *l, const struct igvm_hdr *h, struct igvm_boot *b)
 {
 	switch (h->type) {
@@ -419,7 +512,7 @@ static int apply(struct loader *l, const struct igvm_hdr *h, struct igvm_boot *b
 		return 0; /* nothing to load for a non-isolated VM */
 	case IGVM_VHT_RELOCATABLE_REGION:
 	case IGVM_VHT_PAGE_TABLE_RELOCATION_REGION:
-		return fail(l, h, "relocation is not supported yet");
+		return 0; /* read by reloc_plan before the directives */
 	case IGVM_VHT_PAGE_DATA:
 		return page_data(l, h);
 	case IGVM_VHT_PARAMETER_AREA:
@@ -429,11 +522,7 @@ static int apply(struct loader *l, const struct igvm_hdr *h, struct igvm_boot *b
 	case IGVM_VHT_VP_CONTEXT:
 		return vp_context(l, h, b);
 	case IGVM_VHT_REQUIRED_MEMORY:
-		if (!gmem_map(l->m, h->u.mem.gpa, h->u.mem.size ? h->u.mem.size : 1))
-			return fail(l, h, "needs RAM at 0x%llx-0x%llx (give more memory with -m)",
-				    (unsigned long long)h->u.mem.gpa,
-				    (unsigned long long)(h->u.mem.gpa + h->u.mem.size - 1));
-		return 0;
+		return required_memory(l, h);
 	case IGVM_VHT_VP_COUNT_PARAMETER: case IGVM_VHT_SRAT: case IGVM_VHT_MADT:
 	case IGVM_VHT_MMIO_RANGES: case IGVM_VHT_MEMORY_MAP: case IGVM_VHT_COMMAND_LINE:
 	case IGVM_VHT_SLIT: case IGVM_VHT_PPTT: case IGVM_VHT_DEVICE_TREE:
@@ -442,6 +531,132 @@ static int apply(struct loader *l, const struct igvm_hdr *h, struct igvm_boot *b
 	default:
 		return fail(l, h, "not supported for the NATIVE platform");
 	}
+}
+
+/* The span [lo, hi) grows by [gpa, gpa + size). */
+static void grow(struct reloc *r, uint64_t gpa, uint64_t size)
+{
+	if (!r->hi) {
+		r->lo = gpa, r->hi = gpa + size;
+		return;
+	}
+	r->lo = gpa < r->lo ? gpa : r->lo;
+	r->hi = gpa + size > r->hi ? gpa + size : r->hi;
+}
+
+/* VP 0, VTL 2 or fail(): OpenVMM relocates only the BSP's VTL2 image. */
+static int vp0_vtl2(struct loader *l, const struct igvm_hdr *h, uint16_t vp, uint8_t vtl)
+{
+	if (vp != 0 || vtl != 2)
+		return fail(l, h, "region for VP %u VTL %u: relocation needs VP 0 VTL 2", vp, vtl);
+	return 0;
+}
+
+/*
+ * The relocation rules of B.3 step 2, checked before anything is loaded:
+ * exactly one relocatable region, IS_VTL2, a page-table region, both VP 0
+ * VTL 2; the new base aligned, >= minimum, base + size <= maximum, and not
+ * below the file's base (positive offsets only). Fills l->r.
+ */
+static int reloc_plan(struct loader *l, const struct igvm_file *f, uint32_t mask)
+{
+	const struct igvm_load_config *c = l->c;
+	struct reloc *r = &l->r;
+	unsigned nreg = 0, npt = 0;
+	struct igvm_iter it = { 0 };
+	struct igvm_hdr h;
+	while (igvm_next(f, &it, &h)) {
+		if (!igvm_hdr_applies(&h, mask))
+			continue;
+		if (h.type == IGVM_VHT_RELOCATABLE_REGION && nreg++ == 0)
+			r->region = h;
+		if (h.type == IGVM_VHT_PAGE_TABLE_RELOCATION_REGION && npt++ == 0)
+			r->pt = h;
+	}
+	const struct igvm_hdr *rg = &r->region, *pt = &r->pt;
+	uint8_t flags = rg->u.reloc.flags;
+	if (c->reloc == IGVM_RELOC_DISABLE) {
+		/* The file's own place: VTL2's range, nothing moves. */
+		if (nreg == 1 && (flags & IGVM_VHF_RELOCATABLE_REGION_IS_VTL2)) {
+			r->on = true;
+			grow(r, rg->u.reloc.gpa, rg->u.reloc.size);
+			if (npt == 1)
+				grow(r, pt->u.pt_reloc.gpa, pt->u.pt_reloc.size);
+		}
+		return 0;
+	}
+	if (c->reloc == IGVM_RELOC_AUTO)
+		return fail(l, NULL, "--igvm-vtl2-relocation-type auto=: not supported yet (hvmm "
+			    "has no guest RAM above VTL0's RAM and MMIO for VTL2); use absolute=ADDR");
+	if (nreg != 1)
+		return fail(l, NULL, "relocation needs exactly one RELOCATABLE_REGION (the file "
+			    "has %u)", nreg);
+	if (!(flags & IGVM_VHF_RELOCATABLE_REGION_IS_VTL2))
+		return fail(l, rg, "relocation needs VTL2's region (IS_VTL2 is clear)");
+	int ret = vp0_vtl2(l, rg, rg->u.reloc.vp_index, rg->u.reloc.vtl);
+	if (ret)
+		return ret;
+	if (npt != 1)
+		return fail(l, NULL, "relocation needs a PAGE_TABLE_RELOCATION_REGION (the file "
+			    "has %u)", npt);
+	if ((ret = vp0_vtl2(l, pt, pt->u.pt_reloc.vp_index, pt->u.pt_reloc.vtl)))
+		return ret;
+	uint64_t base = c->reloc_addr, a = rg->u.reloc.alignment, size = rg->u.reloc.size;
+	unsigned long long B = base;
+	if (a == 0 || base % a)
+		return fail(l, rg, "absolute=0x%llx is not aligned to relocation_alignment 0x%llx",
+			    B, (unsigned long long)a);
+	if (base < rg->u.reloc.min_gpa)
+		return fail(l, rg, "absolute=0x%llx is below minimum_relocation_gpa 0x%llx", B,
+			    (unsigned long long)rg->u.reloc.min_gpa);
+	if (base > rg->u.reloc.max_gpa || size > rg->u.reloc.max_gpa - base)
+		return fail(l, rg, "absolute=0x%llx: the region's end 0x%llx is above "
+			    "maximum_relocation_gpa 0x%llx", B, (unsigned long long)(base + size),
+			    (unsigned long long)rg->u.reloc.max_gpa);
+	if (base < rg->u.reloc.gpa)
+		return fail(l, rg, "absolute=0x%llx is below the file's base 0x%llx: only a "
+			    "positive offset is supported", B, (unsigned long long)rg->u.reloc.gpa);
+	r->off = base - rg->u.reloc.gpa;
+	uint64_t ptend = pt->u.pt_reloc.gpa + pt->u.pt_reloc.size;
+	if (ptend + r->off < ptend || pt->u.pt_reloc.size > IGVM_PT_RELOC_MAX)
+		return fail(l, pt, "page table region of 0x%llx bytes cannot move by 0x%llx",
+			    (unsigned long long)pt->u.pt_reloc.size, (unsigned long long)r->off);
+	r->ptbuf = calloc(1, pt->u.pt_reloc.size ? pt->u.pt_reloc.size : 1);
+	if (!r->ptbuf)
+		return -ENOMEM;
+	r->on = r->moving = true;
+	grow(r, base, size);
+	grow(r, pt->u.pt_reloc.gpa + r->off, pt->u.pt_reloc.size);
+	return 0;
+}
+
+/* After the directives: the rebuilt page tables in, the context moved (B.3 4-5). */
+static int reloc_finish(struct loader *l, struct igvm_boot *b)
+{
+	struct reloc *r = &l->r;
+	const struct igvm_hdr *pt = &r->pt;
+	struct igvm_reloc_range rr = { r->region.u.reloc.gpa, r->region.u.reloc.size };
+	uint64_t used = 0;
+	char why[200];
+	int ret = igvm_pt_relocate(r->ptbuf, pt->u.pt_reloc.gpa, pt->u.pt_reloc.size,
+				   pt->u.pt_reloc.used_size, b->vbs_sregs.cr3, &rr, 1, r->off, &used,
+				   why, sizeof(why));
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret)
+		return fail(l, pt, "rebuilding the page tables: %s", why);
+	uint64_t gpa = pt->u.pt_reloc.gpa + r->off;
+	uint8_t *p = gmem_map(l->m, gpa, used);
+	if (!p)
+		return fail(l, pt, "relocated page tables 0x%llx-0x%llx are not guest RAM",
+			    (unsigned long long)gpa, (unsigned long long)(gpa + used - 1));
+	memcpy(p, r->ptbuf, used);
+	b->vbs_sregs.cr3 += r->off;
+	if (r->region.u.reloc.flags & IGVM_VHF_RELOCATABLE_REGION_APPLY_RIP)
+		b->vbs_regs.rip += r->off;
+	if (r->region.u.reloc.flags & IGVM_VHF_RELOCATABLE_REGION_APPLY_GDTR)
+		b->vbs_sregs.gdt.base += r->off;
+	return 0;
 }
 
 /* "NATIVE, VSM_ISOLATION" */
@@ -501,8 +716,17 @@ int igvm_load(struct gmem *m, const uint8_t *buf, size_t len, const struct igvm_
 	int ret = open_pick(&f, buf, len, c->vtl2, &mask, &l);
 	if (ret)
 		return ret;
+	if (c->reloc != IGVM_RELOC_DISABLE && !c->vtl2)
+		return fail(&l, NULL, "--igvm-vtl2-relocation-type other than disable needs --vtl2");
+	if (c->vtl2 && (ret = reloc_plan(&l, &f, mask))) {
+		free(l.r.ptbuf);
+		if (ret == -ENOMEM)
+			snprintf(err, errlen, "out of memory");
+		return ret;
+	}
 	l.areas = calloc(MAX_AREAS, sizeof(*l.areas));
 	if (!l.areas) {
+		free(l.r.ptbuf);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -521,6 +745,13 @@ int igvm_load(struct gmem *m, const uint8_t *buf, size_t len, const struct igvm_
 		ret = fail(&l, NULL, "no VP context for the BSP on the NATIVE platform");
 	if (!ret && !b->have_vbs && c->vtl2)
 		ret = fail(&l, NULL, "no VTL 2 VP context for the BSP on the VSM_ISOLATION platform");
+	if (!ret && l.r.moving && (ret = reloc_finish(&l, b)) == -ENOMEM)
+		snprintf(err, errlen, "out of memory rebuilding the page tables");
+	if (!ret && l.r.on) {
+		b->vtl2_base = l.r.lo;
+		b->vtl2_size = l.r.hi - l.r.lo;
+	}
+	free(l.r.ptbuf);
 	for (size_t i = 0; i < l.nareas; i++)
 		free(l.areas[i].buf);
 	free(l.areas);

@@ -8,7 +8,9 @@
  * PARAMETER_INSERT, REQUIRED_MEMORY must be RAM, and the BSP's native x64
  * VP context becomes its initial register state (with vtl2, the
  * VSM_ISOLATION platform and its VTL 2 VBS context instead: the loader half
- * of --vtl2, which hvmm does not wire yet). The file is user input:
+ * of --vtl2). With vtl2, relocation (B.3): RELOCATABLE_REGION and
+ * PAGE_TABLE_RELOCATION_REGION move VTL2's image by a positive offset, page
+ * tables rebuilt (igvm_pt_relocate), RIP/GDTR/CR3 moved. The file is user input:
  * every GPA and size is checked against guest RAM and errors are one line
  * naming the header index.
  */
@@ -25,11 +27,21 @@
 
 enum igvm_personality { IGVM_PERSONALITY_LINUX_DIRECT, IGVM_PERSONALITY_UEFI };
 
+/* --igvm-vtl2-relocation-type (igvm-and-vsm.md B.2). */
+enum igvm_reloc_type {
+	IGVM_RELOC_DISABLE,  /* the file's GPAs as they are (hvmm's default) */
+	IGVM_RELOC_ABSOLUTE, /* VTL2's relocatable region moved to reloc_addr */
+	IGVM_RELOC_AUTO,     /* above VTL0's RAM and MMIO: not supported yet */
+};
+
 struct igvm_load_config {
 	unsigned nvcpus;      /* VP_COUNT */
 	const char *cmdline;  /* COMMAND_LINE (NULL = empty) */
 	uint64_t rsdp_gpa;    /* hvmm's ACPI tables (MADT/SRAT copied from them); 0 = none */
-	bool vtl2;            /* load VSM_ISOLATION instead of NATIVE (no relocation yet) */
+	bool vtl2;            /* load VSM_ISOLATION instead of NATIVE */
+	enum igvm_reloc_type reloc; /* with vtl2 only */
+	uint64_t reloc_addr;  /* ABSOLUTE: the new base of the relocatable region */
+	uint64_t reloc_size;  /* AUTO: VTL2's size, 0 = the file's (REQUIRED_MEMORY) */
 	bool vmbus;           /* DEVICE_TREE gets a VTL0 VMBus node */
 };
 
@@ -49,10 +61,11 @@ struct igvm_boot {
 	bool have_pat;
 	uint64_t vbs_pat;
 	/*
-	 * VTL2's memory range [vtl2_base, vtl2_base + vtl2_size): the file's
-	 * RELOCATABLE_REGION for VTL 2 after relocation (at the file's own base
-	 * with relocation disabled). 0/0 when the file has none. --vtl2 hides
-	 * this range from VTL0.
+	 * VTL2's memory range [vtl2_base, vtl2_base + vtl2_size) after
+	 * relocation (the file's own place with relocation disabled): the span
+	 * of its VTL 2 RELOCATABLE_REGION, PAGE_TABLE_RELOCATION_REGION and
+	 * VTL2-protectable REQUIRED_MEMORY. 0/0 when the file has no VTL 2
+	 * relocatable region. --vtl2 hides this range from VTL0.
 	 */
 	uint64_t vtl2_base, vtl2_size;
 };

@@ -522,6 +522,249 @@ static void test_vsm(void **state)
 	}
 }
 
+/* A one-segment ELF64 payload: PT_LOAD at 0x200800 (6 KiB of data, 8 KiB bss), entry 0x200900. */
+static size_t tiny_elf(uint8_t *e)
+{
+	memset(e, 0, 0x1000 + 6144);
+	memcpy(e, "\x7f" "ELF", 4);
+	e[4] = 2, e[5] = 1, e[6] = 1;
+	uint16_t u16;
+	uint32_t u32;
+	uint64_t u64;
+#define PUT(off, v, var) (var = (v), memcpy(e + (off), &var, sizeof(var)))
+	PUT(16, 2, u16);
+	PUT(18, 62, u16);
+	PUT(24, 0x200900, u64);
+	PUT(32, 64, u64);
+	PUT(54, 56, u16);
+	PUT(56, 1, u16);
+	PUT(64, 1, u32);
+	PUT(64 + 8, 0x1000, u64);
+	PUT(64 + 16, 0x200800, u64);
+	PUT(64 + 24, 0x200800, u64);
+	PUT(64 + 32, 6144, u64);
+	PUT(64 + 40, 6144 + 8192, u64);
+#undef PUT
+	for (unsigned i = 0; i < 6144; i++)
+		e[0x1000 + i] = (uint8_t)(i * 7 + 1);
+	return 0x1000 + 6144;
+}
+
+/* The PA va maps to through the 4-level tables at cr3 in guest RAM r, or ~0. */
+static uint64_t walk_va(const uint8_t *r, uint64_t rsize, uint64_t cr3, uint64_t va)
+{
+	uint64_t table = cr3 & 0x000ffffffffff000ull;
+	for (int level = 3; level >= 0; level--) {
+		uint64_t e, at = table + 8 * ((va >> (12 + 9 * level)) & 511);
+		if (at + 8 > rsize)
+			return ~0ull;
+		memcpy(&e, r + at, 8);
+		if (!(e & 1))
+			return ~0ull;
+		uint64_t sz = 1ull << (12 + 9 * level);
+		if (level == 0 || (level < 3 && (e & 0x80)))
+			return (e & 0x000ffffffffff000ull & ~(sz - 1)) + (va & (sz - 1));
+		table = e & 0x000ffffffffff000ull;
+	}
+	return ~0ull;
+}
+
+#define RRAM (32u << 20)
+
+/* Load f with relocation type t/addr into 32 MiB of fake RAM (filled 0xcc). */
+static int load_reloc(uint8_t *r, const uint8_t *f, size_t len, enum igvm_reloc_type t,
+		      uint64_t addr, struct igvm_boot *b, char *err, size_t errlen)
+{
+	struct gmem m;
+	memset(r, 0xcc, RRAM);
+	gmem_init_fake(&m, r, RRAM);
+	struct igvm_load_config c = { .nvcpus = 1, .vtl2 = true, .reloc = t, .reloc_addr = addr };
+	err[0] = 0;
+	int ret = igvm_load(&m, f, len, &c, b, err, errlen);
+	if (ret)
+		assert_null(strchr(err, '\n'));
+	return ret;
+}
+
+/*
+ * Relocation (B.3) of hvmm-igvm build --vsm --relocatable's file against fake
+ * RAM: at several bases the payload and GDT land at file GPA + offset and
+ * nothing at the old place, the rebuilt tables in RAM translate RIP and the
+ * GDT base (moved) to the moved pages and no longer map the old range, CR3
+ * moved, and vtl2_base/size name the moved range; disabled, the file's own
+ * place. Every relocation rule refused in one line.
+ */
+static void test_relocate(void **state)
+{
+	(void)state;
+	static uint8_t elf[0x1000 + 6144];
+	size_t elf_len = tiny_elf(elf);
+	struct igvm_build_opts o = { .elf = elf, .elf_len = elf_len, .rsp = 0x204ff0, .vsm = true,
+				     .relocatable = true, .reloc_max = 0x1e00000 };
+	uint8_t *f, *r = malloc(RRAM);
+	size_t len;
+	char err[256];
+	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
+		fail_msg("%s", err);
+	struct igvm_boot b;
+	/* Region 0x200000-0x3fffff (payload 0x200800.., GDT 0x204000), tables at 0x400000. */
+	static const uint64_t bases[] = { 0x200000, 0x400000, 0xa00000, 0x1800000 };
+	for (unsigned k = 0; k < 4; k++) {
+		uint64_t off = bases[k] - 0x200000;
+		if (load_reloc(r, f, len, k ? IGVM_RELOC_ABSOLUTE : IGVM_RELOC_DISABLE, bases[k], &b,
+			       err, sizeof(err)))
+			fail_msg("base 0x%llx: %s", (unsigned long long)bases[k], err);
+		assert_int_equal(b.vtl2_base, 0x200000 + off);
+		assert_int_equal(b.vtl2_size, 0x400000);
+		assert_int_equal(b.vbs_regs.rip, 0x200900 + off);
+		assert_int_equal(b.vbs_regs.rsp, 0x204ff0); /* not a relocated register */
+		assert_int_equal(b.vbs_sregs.gdt.base, 0x204000 + off);
+		assert_int_equal(b.vbs_sregs.cr3, 0x400000 + off);
+		assert_int_equal(r[0x200800 + off], 1);
+		assert_int_equal(r[0x200801 + off], 8);
+		assert_int_equal(r[0x201fff + off], (uint8_t)(0x17ff * 7 + 1));
+		if (off) /* the old place is untouched */
+			assert_int_equal(r[0x200800], 0xcc);
+		if (off >= 0x400000) /* and the old page tables were never written */
+			assert_int_equal(r[0x400000], 0xcc);
+		uint64_t code;
+		memcpy(&code, r + 0x204010 + off, 8);
+		assert_int_equal(code, 0x00af9b000000ffffull);
+		/* The MMU's view from the new CR3. */
+		uint64_t cr3 = b.vbs_sregs.cr3;
+		assert_int_equal(walk_va(r, RRAM, cr3, b.vbs_regs.rip), 0x200900 + off);
+		assert_int_equal(walk_va(r, RRAM, cr3, b.vbs_sregs.gdt.base + 0x10), 0x204010 + off);
+		assert_int_equal(walk_va(r, RRAM, cr3, 0x3ff000 + off), 0x3ff000 + off);
+		assert_int_equal(walk_va(r, RRAM, cr3, 0x100000000ull - 1), 0xffffffffull);
+		if (off >= 0x200000) {
+			assert_int_equal(walk_va(r, RRAM, cr3, 0x200900), ~0ull);
+			assert_int_equal(walk_va(r, RRAM, cr3, 0x3ff000), ~0ull);
+		}
+	}
+	/* The rules, each one line. */
+	static const struct { enum igvm_reloc_type t; uint64_t a; const char *what; } bad[] = {
+		{ IGVM_RELOC_ABSOLUTE, 0x500000, "absolute=0x500000 is not aligned to relocation_alignment 0x200000" },
+		{ IGVM_RELOC_ABSOLUTE, 0x1e00000, "the region's end 0x2000000 is above maximum_relocation_gpa 0x1e00000" },
+		{ IGVM_RELOC_ABSOLUTE, 0, "absolute=0x0 is below the file's base 0x200000: only a positive offset" },
+		{ IGVM_RELOC_AUTO, 0, "auto=: not supported yet" },
+	};
+	for (unsigned k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		assert_int_equal(load_reloc(r, f, len, bad[k].t, bad[k].a, &b, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, bad[k].what))
+			fail_msg("'%s' lacks '%s'", err, bad[k].what);
+	}
+	/* A base whose tables do not fit in RAM. */
+	free(f);
+	o.reloc_max = 0;
+	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(load_reloc(r, f, len, IGVM_RELOC_ABSOLUTE, 0x1e00000, &b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "needs RAM at 0x1e00000-0x21fffff"));
+	free(f);
+	/* Minimum. */
+	o.reloc_min = 0x800000;
+	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(load_reloc(r, f, len, IGVM_RELOC_ABSOLUTE, 0x600000, &b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "absolute=0x600000 is below minimum_relocation_gpa 0x800000"));
+	assert_int_equal(load_reloc(r, f, len, IGVM_RELOC_ABSOLUTE, 0x800000, &b, err, sizeof(err)), 0);
+	/* Relocation without --vtl2. */
+	struct gmem m;
+	gmem_init_fake(&m, r, RRAM);
+	struct igvm_load_config c = { .nvcpus = 1, .reloc = IGVM_RELOC_ABSOLUTE, .reloc_addr = 0x800000 };
+	free(f);
+	o.vsm = o.relocatable = false;
+	o.reloc_min = 0;
+	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(igvm_load(&m, f, len, &c, &b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "other than disable needs --vtl2"));
+	/* A --vsm file without relocation headers: absolute= has nothing to move; disabled, 0/0. */
+	free(f);
+	o.vsm = true;
+	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(load_reloc(r, f, len, IGVM_RELOC_ABSOLUTE, 0x800000, &b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "relocation needs exactly one RELOCATABLE_REGION (the file has 0)"));
+	assert_int_equal(load_reloc(r, f, len, IGVM_RELOC_DISABLE, 0, &b, err, sizeof(err)), 0);
+	assert_int_equal(b.vtl2_base, 0);
+	assert_int_equal(b.vtl2_size, 0);
+	free(f);
+	free(r);
+}
+
+/*
+ * Files that pass the validator but break a loader relocation rule: a region
+ * without IS_VTL2, one for VTL 0 (with the VTL 0 context the validator wants),
+ * no page table region, two regions, page tables that do not map CR3.
+ */
+static uint8_t *reloc_file(int variant, size_t *len)
+{
+	struct igvm_writer w;
+	igvm_writer_init(&w, IGVM_FORMAT_VERSION_1, IGVM_ARCH_X64);
+	plat(&w, IGVM_PLATFORM_VSM_ISOLATION);
+	uint8_t vtl = variant == 1 ? 0 : 2;
+	HDR(&w, IGVM_VHT_RELOCATABLE_REGION, (struct igvm_vhs_relocatable_region){
+		.compatibility_mask = 1, .vtl = vtl, .flags = variant == 0 ? 6 : 7,
+		.relocation_alignment = 0x200000, .relocation_region_gpa = 0x200000,
+		.relocation_region_size = 0x200000, .maximum_relocation_gpa = 0x1000000 });
+	if (variant == 3)
+		HDR(&w, IGVM_VHT_RELOCATABLE_REGION, (struct igvm_vhs_relocatable_region){
+			.compatibility_mask = 1, .vtl = 2, .flags = 7,
+			.relocation_alignment = 0x200000, .relocation_region_gpa = 0x600000,
+			.relocation_region_size = 0x200000, .maximum_relocation_gpa = 0x1000000 });
+	if (variant != 2)
+		HDR(&w, IGVM_VHT_PAGE_TABLE_RELOCATION_REGION, (struct igvm_vhs_page_table_relocation){
+			.compatibility_mask = 1, .vtl = 2, .gpa = 0x400000, .size = 0x2000,
+			.used_size = 0x1000 });
+	static uint8_t pml4[PG];
+	page(&w, 0x400000, pml4);
+	for (int v = 0; v < (vtl == 0 ? 2 : 1); v++) {
+		uint8_t ctx[4 + 2 * 32];
+		uint32_t n = 2;
+		uint64_t rip = 0x200000, cr3 = variant == 4 ? 0x401000 : 0x400000;
+		memcpy(ctx, &n, 4);
+		uint8_t cv = v ? 0 : 2;
+		vbs_reg(ctx + 4, cv, 0x20010, &rip, 8);
+		vbs_reg(ctx + 36, cv, 0x40002, &cr3, 8);
+		struct igvm_vhs_vp_context h = { .compatibility_mask = 1 };
+		igvm_writer_header_data(&w, IGVM_VHT_VP_CONTEXT, &h, sizeof(h),
+					offsetof(struct igvm_vhs_vp_context, file_offset), ctx, sizeof(ctx));
+	}
+	uint8_t *buf;
+	assert_int_equal(igvm_writer_finish(&w, &buf, len), 0);
+	igvm_writer_free(&w);
+	return buf;
+}
+
+static void test_relocate_rules(void **state)
+{
+	(void)state;
+	static const char *const what[] = {
+		"IGVM header 1 (IGVM_VHT_RELOCATABLE_REGION): relocation needs VTL2's region (IS_VTL2 is clear)",
+		"IGVM header 1 (IGVM_VHT_RELOCATABLE_REGION): region for VP 0 VTL 0: relocation needs VP 0 VTL 2",
+		"relocation needs a PAGE_TABLE_RELOCATION_REGION (the file has 0)",
+		"relocation needs exactly one RELOCATABLE_REGION (the file has 2)",
+		"IGVM header 2 (IGVM_VHT_PAGE_TABLE_RELOCATION_REGION): rebuilding the page tables: CR3 0x401000 is not in",
+	};
+	uint8_t *r = malloc(RRAM);
+	for (int v = 0; v < 5; v++) {
+		size_t len;
+		uint8_t *f = reloc_file(v, &len);
+		struct igvm_boot b;
+		char err[256];
+		struct igvm_file chk;
+		if (igvm_open(&chk, f, len, err, sizeof(err)))
+			fail_msg("variant %d is not a valid file: %s", v, err);
+		assert_int_equal(load_reloc(r, f, len, IGVM_RELOC_ABSOLUTE, 0x800000, &b, err,
+					    sizeof(err)), -EINVAL);
+		if (!strstr(err, what[v]))
+			fail_msg("variant %d: '%s' lacks '%s'", v, err, what[v]);
+		free(f);
+	}
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +774,8 @@ int main(void)
 		cmocka_unit_test(test_build_linux),
 		cmocka_unit_test(test_device_tree),
 		cmocka_unit_test(test_vsm),
+		cmocka_unit_test(test_relocate),
+		cmocka_unit_test(test_relocate_rules),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
