@@ -812,6 +812,8 @@ static int build(struct vm *vm)
 		struct igvm_load_config lc = {
 			.nvcpus = vm->nvcpus, .cmdline = vm->cmdline, .rsdp_gpa = rsdp,
 			.vmbus = cfg->hv && !cfg->no_vmbus, .vtl2 = cfg->vtl2,
+			.reloc = (enum igvm_reloc_type)cfg->igvm_reloc,
+			.reloc_addr = cfg->igvm_reloc_addr,
 		};
 		ret = igvm_load(&vm->mem, vm->kernel, vm->kernel_len, &lc, &vm->igvm, err,
 				sizeof(err));

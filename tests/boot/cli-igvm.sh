@@ -5,7 +5,9 @@
 # line naming the header index and the rule; usage and I/O errors exit 2.
 # `build` round trips (--elf with every --param type, --kernel with the
 # minimal kernel) verify and dump as built; hvmm --igvm reports bad files and
-# flags in one line before any VM exists. Needs no /dev/kvm.
+# flags in one line before any VM exists (relocation arguments included);
+# build --vsm --relocatable round trips with its relocation headers. Needs
+# no /dev/kvm.
 source "$(dirname "$0")/lib.sh"
 TOOL=$BUILD/src/tools/hvmm-igvm
 [ -x "$TOOL" ] || fail "$TOOL not built"
@@ -102,6 +104,27 @@ if [ -f "$G" ]; then
 	grep -qE "Rsp +\(0x20004\) = 0x0*80000\$" "$OUT/dump" || fail "build --vsm: Rsp is not 0x80000"
 	log "ok: build --vsm"
 	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --kernel "$G" --vsm
+	# --vsm --relocatable: OpenHCL's relocation headers (igvm-and-vsm.md B.1),
+	# round trip build -> verify -> dump; bad relocation arguments in one line.
+	run 0 "$OUT/o" "$OUT/e" build -o "$OUT/reloc.igvm" --elf "$G" --rsp 0x80000 --vsm --relocatable \
+		--reloc-min 0x400000 --reloc-max 0x40000000 --reloc-align 0x200000
+	run 0 "$OUT/o" "$OUT/e" verify "$OUT/reloc.igvm"
+	run 0 "$OUT/dump" "$OUT/e" dump "$OUT/reloc.igvm"
+	for want in '^\[1\] IGVM_VHT_RELOCATABLE_REGION mask 0x1 gpa 0x0 size 0x200000 alignment 0x200000 min 0x400000 max 0x40000000 vp 0 vtl 2 flags 0x7 is_vtl2 apply_rip apply_gdtr$' \
+		'^\[2\] IGVM_VHT_PAGE_TABLE_RELOCATION_REGION mask 0x1 gpa 0x200000 size 0x8000 used_size 0x6000 vp 0 vtl 2$' \
+		'^\[3\] IGVM_VHT_REQUIRED_MEMORY mask 0x1 gpa 0x0 number_of_bytes 0x400000 vtl2_protectable' \
+		'Cr3 +\(0x40002\) = 0x0*200000$'; do
+		grep -qE -- "$want" "$OUT/dump" || fail "build --relocatable: dump lacks /$want/"
+	done
+	log "ok: build --vsm --relocatable"
+	run 1 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$G" --relocatable
+	one_line "$OUT/e" '--relocatable needs --vsm'
+	run 1 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$G" --vsm --relocatable --reloc-align 0x3000
+	one_line "$OUT/e" 'relocation alignment 0x3000 is not a power of 2'
+	run 1 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$G" --vsm --relocatable --reloc-min 0x1000
+	one_line "$OUT/e" 'minimum 0x1000 and maximum 0x100000000 must be aligned to 0x200000'
+	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$G" --vsm --relocatable --reloc-max zz
+	one_line "$OUT/e" "invalid --reloc-max 'zz'"
 fi
 # Round trip with parameter areas: build -> verify -> dump shows each area,
 # its usage and its insert, in that order, at the GPAs asked for.
@@ -159,7 +182,15 @@ hv "cannot read IGVM file '/nonexistent.igvm'" --igvm /nonexistent.igvm
 hv '--igvm conflicts with -k/--kernel' --igvm "$OUT/good.igvm" -k /dev/null
 hv 'igvm-personality uefi is not supported yet' --igvm "$OUT/good.igvm" --igvm-personality uefi
 hv "invalid --igvm-personality 'bios'" --igvm "$OUT/good.igvm" --igvm-personality bios
-hv 'relocation is not supported yet' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type auto=filesize
+hv 'auto= is not supported yet .*use absolute=ADDR' --igvm "$OUT/good.igvm" --hv --vtl2 \
+	--igvm-vtl2-relocation-type auto=filesize
+hv 'vtl2= is not supported yet' --igvm "$OUT/good.igvm" --hv --vtl2 --igvm-vtl2-relocation-type vtl2=x
+hv 'auto=SIZE, a multiple of 2 MiB' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type auto=3M
+hv 'absolute=0x1001: ADDR must be a 4 KiB aligned address' --igvm "$OUT/good.igvm" \
+	--igvm-vtl2-relocation-type absolute=0x1001
+hv 'absolute=x: ADDR must be' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type absolute=x
+hv "invalid --igvm-vtl2-relocation-type 'bogus'" --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type bogus
+hv 'relocation-type absolute= needs --vtl2' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type absolute=0x1000000
 run 0 "$OUT/o" "$OUT/e" --help
 grep -q 'hvmm-igvm verify FILE' "$OUT/o" || fail "--help: $(cat "$OUT/o")"
 log "PASS"
