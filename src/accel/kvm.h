@@ -11,7 +11,7 @@
 
 #include "accel/accel.h"
 
-#define KVM_ACCEL_MAX_SLOTS 32
+#define KVM_ACCEL_MAX_SLOTS 64   /* --vtl2: VTL0 splits RAM around protected pages */
 
 struct kvm_slot {
 	uint64_t gpa, size;

@@ -27,6 +27,7 @@
 #include "core/storage.h"
 #include "core/vmbus_glue.h"
 #include "core/vtl.h"
+#include "core/vtl_mem.h"
 #include "hv/hv.h"
 #include "x86/cpuid.h"
 #include "x86/kcache.h"
@@ -439,6 +440,9 @@ static void handle_mmio(struct vm_vcpu *v, struct accel_exit *e)
 		log_guest("vCPU %u: MMIO access of %u bytes ignored", v->index, e->mmio.size);
 		return;
 	}
+	/* VTL0 on RAM it may not access (--vtl2): an intercept, not a device. */
+	if (vm->vtl && vtl_mmio(vm->vtl, v, e))
+		return;
 	bool ok = e->mmio.write ? iobus_write(&vm->mmio, e->mmio.gpa, e->mmio.data, e->mmio.size)
 				: iobus_read(&vm->mmio, e->mmio.gpa, e->mmio.data, e->mmio.size);
 	if (!ok)
@@ -817,6 +821,10 @@ static int build(struct vm *vm)
 		};
 		ret = igvm_load(&vm->mem, vm->kernel, vm->kernel_len, &lc, &vm->igvm, err,
 				sizeof(err));
+		/* VTL2's range: the loader's (after relocation), else the file's declaration. */
+		uint64_t vtl2_base = vm->igvm.vtl2_base, vtl2_size = vm->igvm.vtl2_size;
+		if (ret == 0 && cfg->vtl2 && !vtl2_size)
+			vtl_mem_igvm_range(vm->kernel, vm->kernel_len, &vtl2_base, &vtl2_size);
 		free_images(vm);
 		if (ret < 0) {
 			log_error("%s: %s", cfg->igvm, err);
@@ -824,6 +832,8 @@ static int build(struct vm *vm)
 			return ret;
 		}
 		if (cfg->vtl2 && (ret = vtl_create(vm, &ac, &vm->vtl)) < 0)
+			return ret;
+		if (vm->vtl && vtl2_size && (ret = vtl_hide(vm->vtl, vtl2_base, vtl2_size)) < 0)
 			return ret;
 		return start_vcpus(vm, 0);
 	}

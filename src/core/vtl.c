@@ -16,6 +16,7 @@
 
 #include "core/log.h"
 #include "core/vm.h"
+#include "core/vtl_mem.h"
 #include "hv/hv.h"
 #include "hv/vsm.h"
 
@@ -42,7 +43,8 @@ struct vtl {
 	int *pending;   /* per VP: VTL its thread must switch to, or -1 (atomic) */
 	struct vtl_fpu *fpu;  /* per VP: x87/SSE each VTL's vCPU holds (switch_vtl) */
 	struct vsm_ops ops;
-	bool protect_warned;
+	struct vtl_mem mem;   /* VTL0's memory map: protections, VTL2's range */
+	bool mem_ok;
 	unsigned long switches, fpu_copies;   /* statistics (log_debug at destroy) */
 	size_t xsave_size;                    /* of a vCPU's XSAVE image; 0: not carried */
 };
@@ -195,11 +197,13 @@ static int op_switch_vtl(void *o, uint32_t vp, unsigned from, unsigned to)
 static int op_protect(void *o, unsigned vtl, uint64_t gpa_page, uint64_t npages, uint32_t flags)
 {
 	struct vtl *t = o;
-	if (!t->protect_warned) {
-		t->protect_warned = true;
-		log_warn("vtl: VTL%u protections (pages 0x%" PRIx64 "+%" PRIu64 ", flags 0x%x) "
-			 "are accepted but not enforced yet", vtl, gpa_page, npages, flags);
-	}
+	(void)vtl; /* vsm checked it is the caller's; VTL0 is the only lower VTL with memory */
+	uint16_t st = vtl_mem_set(&t->mem, gpa_page, npages, vtl_mem_prot_from_flags(flags));
+	if (st)
+		return st;
+	/* VTL0's partition follows the map (vsm's lock serializes callers). */
+	if (vtl_mem_apply(&t->mem, t->vm->ops, t->accel[0]) < 0)
+		return HV_STATUS_INSUFFICIENT_MEMORY;
 	return HV_STATUS_SUCCESS;
 }
 
@@ -271,6 +275,12 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 			goto fail;
 		}
 	}
+	ret = vtl_mem_init(&t->mem, &vm->mem, VTL_MEM_MAX_SLOTS);
+	if (ret < 0) {
+		log_error("cannot set up VTL0's memory map: %s", strerror(-ret));
+		goto fail;
+	}
+	t->mem_ok = true;
 	struct vsm_config vc = { .nvps = vm->nvcpus, .max_vtl = VSM_MAX_VTL, .ops = {
 		.read_gpa = op_read_gpa, .write_gpa = op_write_gpa, .get_regs = op_get_regs,
 		.set_regs = op_set_regs, .switch_vtl = op_switch_vtl, .protect = op_protect,
@@ -299,6 +309,8 @@ void vtl_destroy(struct vtl *t)
 		vsm_destroy(t->vsm);
 	if (t->accel[2])
 		t->vm->ops->destroy(t->accel[2]);
+	if (t->mem_ok)
+		vtl_mem_fini(&t->mem);
 	free(t->vcpu);
 	log_debug("vtl: %lu VTL switches, %lu with an x87/XMM copy", t->switches, t->fpu_copies);
 	free(t->pending);
@@ -667,4 +679,120 @@ bool vtl_msr(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 	if (ret < 0 && rd)
 		e->msr.data = 0;
 	return true;
+}
+
+/* n bytes of VTL0's virtual memory at gva (page tables of r): 0 or -1. */
+static int read_gva(struct vtl *t, const struct vsm_regs *r, uint64_t gva, uint8_t *b, unsigned n)
+{
+	while (n) {
+		uint64_t gpa;
+		unsigned chunk = 0x1000 - (unsigned)(gva & 0xfff);
+		if (chunk > n)
+			chunk = n;
+		if (vsm_translate_gva(&t->ops, r, gva, 0, &gpa) != HV_TRANSLATE_GVA_SUCCESS ||
+		    gmem_read(&t->vm->mem, gpa, b, chunk) < 0)
+			return -1;
+		gva += chunk, b += chunk, n -= chunk;
+	}
+	return 0;
+}
+
+/*
+ * The length of the MOV that ends at VTL0's RIP (r) and wrote `gpa`: the
+ * shortest suffix of the 15 bytes before RIP that decodes as a MOV whose
+ * operand translates to gpa. 0 if none.
+ */
+static unsigned mov_back(struct vtl *t, const struct vsm_regs *r, uint64_t gpa)
+{
+	uint8_t b[15];
+	if (r->rip < sizeof(b) || read_gva(t, r, r->rip - sizeof(b), b, sizeof(b)) < 0)
+		return 0;
+	for (unsigned k = 1; k <= sizeof(b); k++) {
+		uint64_t ea, ea_gpa;
+		if (vtl_mem_mov_ea(b + sizeof(b) - k, k, r->gpr, r->rip, &ea) &&
+		    vsm_translate_gva(&t->ops, r, ea, 0, &ea_gpa) == HV_TRANSLATE_GVA_SUCCESS &&
+		    ea_gpa == gpa)
+			return k;
+	}
+	return 0;
+}
+
+bool vtl_mmio(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
+{
+	struct vm *vm = t->vm;
+	uint64_t gpa = e->mmio.gpa;
+	unsigned size = e->mmio.size;
+	if (vtl_active(t, v) != 0 || size == 0 || size > 8)
+		return false;
+	uint8_t *p = gmem_map(&vm->mem, gpa, size);
+	if (!p)
+		return false; /* not RAM: a device's, as without VTLs */
+	unsigned prot = vtl_mem_prot(&t->mem, gpa), last = vtl_mem_prot(&t->mem, gpa + size - 1);
+	if (last < prot)
+		prot = last;
+	if (prot >= (e->mmio.write ? VTL_MEM_FULL : VTL_MEM_RO)) {
+		/* Allowed: a slot was being replaced (vtl_mem_apply). Do it on RAM. */
+		if (e->mmio.write)
+			memcpy(p, e->mmio.data, size);
+		else
+			memcpy(e->mmio.data, p, size);
+		return true;
+	}
+	/*
+	 * A violation: finish the exit so nothing stays pending, then put VTL0
+	 * back at the instruction (a read: as before it; a write, which the
+	 * emulator already retired: RIP moved back over the MOV found there).
+	 */
+	struct x86_regs pre, post;
+	if (!e->mmio.write)
+		memset(e->mmio.data, 0, 8);
+	if (!vm->ops->vcpu_finish_exit || vm->ops->vcpu_get_regs(v->av, &pre) < 0 ||
+	    vm->ops->vcpu_finish_exit(v->av, e) < 0 || vm->ops->vcpu_get_regs(v->av, &post) < 0) {
+		log_guest("vCPU %u: VTL0 access to protected 0x%" PRIx64 ": cannot finish the exit",
+			  v->index, gpa);
+		return true;
+	}
+	struct vsm_regs r;
+	unsigned len = 0;
+	if (post.rip != pre.rip && post.rip - pre.rip <= 15) {
+		len = (unsigned)(post.rip - pre.rip);
+	} else if (get_x86(t, v->index, 0, &r) == 0 && (len = mov_back(t, &r, gpa)) != 0) {
+		pre.rip -= len;
+	} else {
+		log_guest("vCPU %u: VTL0 %s of protected 0x%" PRIx64 ": instruction not found, "
+			  "RIP left after it", v->index, e->mmio.write ? "write" : "read", gpa);
+	}
+	if (vm->ops->vcpu_set_regs(v->av, &pre) < 0 || get_x86(t, v->index, 0, &r)) {
+		log_guest("vCPU %u: VTL0 intercept: cannot restore registers", v->index);
+		return true;
+	}
+	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
+		.access = e->mmio.write ? HV_INTERCEPT_ACCESS_TYPE_WRITE : HV_INTERCEPT_ACCESS_TYPE_READ,
+		.regs = &r, .insn_len = (uint8_t)len };
+	fetch_insn(t, &r, &c);
+	uint64_t gva = 0;
+	bool gva_valid = len && len <= c.insn_count &&
+			 vtl_mem_mov_ea(c.insn, len, r.gpr, r.rip + len, &gva);
+	uint8_t msg[HV_MESSAGE_SIZE];
+	vsm_msg_memory(msg, &c, false, gpa, gva, gva_valid);
+	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
+	if (st)
+		log_guest("vCPU %u: intercept of VTL0's access to 0x%" PRIx64 " not delivered "
+			  "(status 0x%x)", v->index, gpa, st);
+	return true;
+}
+
+int vtl_hide(struct vtl *t, uint64_t base, uint64_t size)
+{
+	uint16_t st = vtl_mem_hide(&t->mem, base, size);
+	if (st) {
+		log_error("VTL2's memory 0x%" PRIx64 "+0x%" PRIx64 " cannot be hidden from VTL0 "
+			  "(not RAM or too fragmented)", base, size);
+		return -EINVAL;
+	}
+	int ret = vtl_mem_apply(&t->mem, t->vm->ops, t->accel[0]);
+	if (ret == 0)
+		log_debug("vtl: VTL2's memory 0x%" PRIx64 "+0x%" PRIx64 " hidden from VTL0", base,
+			  size);
+	return ret;
 }

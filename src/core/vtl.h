@@ -9,8 +9,12 @@
  *
  * Phase 1 limits: APs start in VTL2 only through StartVirtualProcessor
  * (VTL0's INIT/SIPI still reach VTL0's in-kernel APICs, unknown to vsm);
- * VTL0 maps all RAM (protections requested
- * through ModifyVtlProtectionMask are accepted, not enforced); XMM/x87 are
+ * VTL0's memory protections (ModifyVtlProtectionMask: no-access and
+ * read-only; execute bits are ignored, KVM slots cannot express them) and
+ * VTL2's hidden range are KVM slots of VTL0's partition (vtl_mem.h), at most
+ * VTL_MEM_MAX_SLOTS of them; a violating access that KVM's emulator reports
+ * is delivered for loads and simple MOV stores (other stores keep RIP after
+ * the instruction); no VTL2-only RAM above VTL0's (relocation auto=); XMM/x87 are
  * not carried across a switch and fast hypercalls see XMM inputs as zero;
  * Get/SetVpRegisters move struct x86_regs/x86_sregs and the private MSRs
  * (PAT, STAR/LSTAR/CSTAR/SFMASK, SYSENTER, KERNEL_GS_BASE, TSC_AUX), not
@@ -62,6 +66,25 @@ void vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v);
  * Returns true when delivered.
  */
 bool vtl_io(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
+
+/*
+ * An MMIO exit of VTL0 on a RAM GPA (false for anything else: devices keep
+ * it). A protected page (no access, read-only written, VTL2's range): the
+ * exit is finished, VTL0 put back at the instruction and the TLFS memory
+ * intercept (GPA_INTERCEPT: access type, GPA, GVA when decoded,
+ * instruction bytes and length) goes to VTL2, which advances VTL0's RIP.
+ * An allowed access (a slot being replaced) is done on RAM. True when
+ * handled.
+ */
+bool vtl_mmio(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
+
+/*
+ * After vtl_create: VTL2's memory [base, base + size) is removed from
+ * VTL0's partition (VTL0's accesses there are intercepts for VTL2). vm.c
+ * calls it with igvm_boot's vtl2_base/vtl2_size, or with the file's
+ * VTL2-protectable REQUIRED_MEMORY (vtl_mem_igvm_range). 0 or -errno (logged).
+ */
+int vtl_hide(struct vtl *t, uint64_t base, uint64_t size);
 /*
  * A VTL0 RDMSR/WRMSR of an MSR hv does not own that reached user space
  * (KVM's unknown-MSR or filter exits) while VTL2 intercepts that access

@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "hv/hv.h"
+#include "igvm/igvm.h"
 
 #define PAGE 4096ull
 
@@ -377,4 +378,32 @@ bool vtl_mem_mov_ea(const uint8_t *b, unsigned len, const uint64_t gpr[16], uint
 	a += (uint64_t)disp;
 	*ea = addr32 ? (uint32_t)a : a;
 	return true;
+}
+
+int vtl_mem_igvm_range(const uint8_t *buf, size_t len, uint64_t *base, uint64_t *size)
+{
+	struct igvm_file f;
+	char err[160];
+	*base = *size = 0;
+	if (igvm_open(&f, buf, len, err, sizeof(err)) < 0)
+		return -EINVAL;
+	uint32_t mask = igvm_platform_mask(&f, IGVM_PLATFORM_VSM_ISOLATION);
+	struct igvm_iter it = { 0 };
+	struct igvm_hdr h;
+	uint64_t lo = UINT64_MAX, hi = 0;
+	while (mask && igvm_next(&f, &it, &h)) {
+		if (h.type != IGVM_VHT_REQUIRED_MEMORY || !igvm_hdr_applies(&h, mask) ||
+		    !(h.u.mem.flags & IGVM_REQUIRED_MEMORY_FLAG_VTL2_PROTECTABLE) || !h.u.mem.size ||
+		    h.u.mem.gpa + h.u.mem.size < h.u.mem.gpa)
+			continue;
+		if (h.u.mem.gpa < lo)
+			lo = h.u.mem.gpa;
+		if (h.u.mem.gpa + h.u.mem.size > hi)
+			hi = h.u.mem.gpa + h.u.mem.size;
+	}
+	if (hi > lo) {
+		*base = lo;
+		*size = hi - lo;
+	}
+	return 0;
 }

@@ -19,6 +19,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "accel/accel.h"
@@ -120,5 +121,12 @@ unsigned vtl_mem_mov_len(const uint8_t *b, unsigned n, unsigned *modrm_at, int64
  */
 bool vtl_mem_mov_ea(const uint8_t *b, unsigned len, const uint64_t gpr[16], uint64_t next_rip,
 		    uint64_t *ea);
+
+/*
+ * VTL2's memory as a VSM_ISOLATION IGVM file declares it: the range its
+ * VTL2-protectable REQUIRED_MEMORY headers span (0/0 if none), for when
+ * the loader gives no vtl2_base/vtl2_size. 0, or -EINVAL for a bad file.
+ */
+int vtl_mem_igvm_range(const uint8_t *buf, size_t len, uint64_t *base, uint64_t *size);
 
 #endif

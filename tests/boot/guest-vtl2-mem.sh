@@ -1,0 +1,30 @@
+#!/bin/bash
+# --vtl2 memory: the vtl2_mem payload (tests/guests/vtl2_mem.c) built by
+# `hvmm-igvm build --vsm --relocatable` (its image is VTL2-protectable
+# REQUIRED_MEMORY, which hvmm hides from VTL0) protects a page of VTL0's
+# with ModifyVtlProtectionMask: VTL0 reads it read-only, its write and then
+# (no access) its read come to VTL2 as GPA intercepts in the VP assist page
+# with GPA, access type, GVA and instruction length; VTL0's read of VTL2's
+# image too; VTL2 advances VTL0's RIP each time (PASS/FAIL lines and
+# GUEST-RESULT on COM1). One VP.
+source "$(dirname "$0")/lib.sh"
+need_kvm
+TOOL=$BUILD/src/tools/hvmm-igvm
+ELF=$BUILD/tests/guests/vtl2_mem.elf
+[ -x "$TOOL" ] && [ -f "$ELF" ] || skip "hvmm-igvm or the vtl2_mem guest is not built"
+"$TOOL" build -o "$OUT/vtl2_mem.igvm" --elf "$ELF" --vsm --relocatable ||
+	fail "hvmm-igvm build --vsm --relocatable failed"
+log_file=$OUT/p1.log
+timeout 300 "$HVMM" --igvm "$OUT/vtl2_mem.igvm" --hv --vtl2 -p 1 -m 64MB --com1 stderr >"$log_file" 2>&1
+st=$?
+res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
+if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 6 passed, 0 failed' &&
+	grep -qa 'write to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$log_file" &&
+	grep -qa 'read of no-access: entry 3 message 0x80000001 access 0 gpa 0x807000' "$log_file" &&
+	grep -qa "read of VTL2's memory: entry 3 message 0x80000001 access 0" "$log_file"; then
+	log "ok: $res; $(grep -a "read of VTL2's memory" "$log_file")"
+else
+	log "FAIL: exit $st, '${res:-no result}'; log $log_file"
+	grep -a 'FAIL\|error\|warning' "$log_file" | head -5 >&2
+	exit 1
+fi

@@ -1,0 +1,175 @@
+/*
+ * vtl2_mem: the VTL2 payload that checks VTL0's memory protections under
+ * `hvmm --vtl2` (TLFS "Virtual Secure Mode": ModifyVtlProtectionMask,
+ * HV_X64_MEMORY_INTERCEPT_MESSAGE in the VP assist page;
+ * shared/docs/igvm-and-vsm.md B.2/B.3/C). Built into a VSM_ISOLATION IGVM
+ * file by `hvmm-igvm build --vsm --relocatable` (so its image is VTL2's
+ * VTL2-protectable memory, which hvmm hides from VTL0), it starts in VTL2,
+ * builds VTL0's page tables, GDT, code and stack at 8 MiB (outside its own
+ * range) with vtl2_rt, and on COM1 with PASS/FAIL lines:
+ *  - protection errors: a page outside RAM and write-without-read flags are
+ *    INVALID_PARAMETER;
+ *  - makes a page read-only for VTL0: VTL0 reads it (no intercept), its
+ *    write is intercepted (GPA, write access, GVA, MOV length 2) and not
+ *    done; VTL2 advances VTL0's RIP;
+ *  - makes it no-access: VTL0's read is intercepted (read access, length 3)
+ *    and its destination register keeps its value;
+ *  - VTL0's read of VTL2's own image is intercepted;
+ *  - VTL0 then VtlCalls back.
+ * Then "GUEST-RESULT: N passed, M failed" and power-off. One VP (-p 1).
+ */
+#include "guest.h"
+#include "hvcall_lib.h"
+#include "vtl2_rt.h"
+
+const char guest_name[] = "vtl2_mem";
+
+/* VTL0's world, identity-mapped RAM outside VTL2's image. */
+#define AREA        0x800000ull   /* page tables (3 pages), GDT */
+#define CODE        0x804000ull   /* VTL0's code; its one parameter at +0x800 */
+#define PARAM       (CODE + 0x800)
+#define STACK_TOP   0x806000ull
+#define HCPAGE      0x806000ull   /* VTL0's hypercall page */
+#define TARGET      0x807000ull   /* the page VTL2 protects */
+#define TARGET_VALUE 0x600dda7au
+
+#define MSG_GPA_INTERCEPT 0x80000001u
+#define REG_RIP 0x00020010u
+#define ENTRY_INTERCEPT 3u
+#define ENTRY_VTL_CALL  1u
+
+static u8 hc_page[4096] __attribute__((aligned(4096)));
+static u8 hc_in[4096] __attribute__((aligned(4096)));
+static u8 hc_out[4096] __attribute__((aligned(4096)));
+static u8 assist[4096] __attribute__((aligned(4096)));
+/* A word of VTL2's image VTL0 tries to read. */
+static volatile u64 vtl2_secret __attribute__((aligned(4096))) = 0x5ec7e7;
+
+/* VTL0's code, copied to CODE: absolute addresses only. */
+void vtl0_blob(void);
+void vtl0_blob_end(void);
+__asm__(
+	".text\n"
+	".globl vtl0_blob\n"
+	".globl vtl0_blob_end\n"
+	"vtl0_blob:\n"
+	"	mov $0x40000000, %ecx\n"      /* guest OS id */
+	"	mov $1, %eax\n"
+	"	mov $0x8100, %edx\n"
+	"	wrmsr\n"
+	"	mov $0x40000001, %ecx\n"      /* hypercall page at HCPAGE, enabled */
+	"	mov $0x806001, %eax\n"
+	"	xor %edx, %edx\n"
+	"	wrmsr\n"
+	"	mov $0x807000, %esi\n"
+	"	mov (%rsi), %r13d\n"          /* read-only page: allowed */
+	"	mov $0x5a5a5a5a, %edi\n"
+	"	mov %edi, (%rsi)\n"           /* 89 3e: intercepted write */
+	"	mov (%rsi), %r14d\n"          /* 44 8b 36: no access by now */
+	"	mov 0x804800, %rdi\n"         /* VTL2's address */
+	"	mov (%rdi), %r15\n"           /* 4c 8b 3f: VTL2's hidden memory */
+	"	xor %ecx, %ecx\n"             /* VtlCall input 0 */
+	"	mov $0x806010, %eax\n"        /* VtlCall */
+	"	call *%rax\n"
+	"1:	hlt\n"
+	"	jmp 1b\n"
+	"vtl0_blob_end:\n");
+
+/* One intercept VTL0 must cause: checks the message, advances VTL0's RIP. */
+static void check_intercept(const struct hvcall *h, const char *what, u8 access, u64 gpa,
+			    u8 len)
+{
+	struct vtl2_rt_intercept m;
+	vtl2_rt_read_intercept(assist, &m);
+	printf("%s: entry %u message 0x%x access %u gpa 0x%lx gva 0x%lx (info %u) rip 0x%lx+%u\n",
+	       what, m.entry_reason, m.type, m.access, m.gpa, m.gva, m.access_info, m.rip,
+	       m.insn_len);
+	expect(m.entry_reason == ENTRY_INTERCEPT, "%s: entry reason %u, not INTERCEPT", what,
+	       m.entry_reason);
+	expect(m.type == MSG_GPA_INTERCEPT, "%s: message 0x%x, not GPA_INTERCEPT", what, m.type);
+	expect(m.access == access, "%s: access type %u, not %u", what, m.access, access);
+	expect(m.gpa == gpa, "%s: GPA 0x%lx, not 0x%lx", what, m.gpa, gpa);
+	expect(m.insn_len == len, "%s: instruction length %u, not %u", what, m.insn_len, len);
+	expect(!(m.access_info & 1) || m.gva == gpa, "%s: GVA 0x%lx", what, m.gva);
+	u64 rip = 0;
+	u16 st = hvcall_get_vp_register(h, HVL_VTL(0), REG_RIP, &rip, NULL);
+	expect(st == 0 && rip == m.rip && rip >= CODE && rip < CODE + 0x800,
+	       "%s: VTL0 RIP 0x%lx, message 0x%lx (status 0x%x)", what, rip, m.rip, st);
+	st = hvcall_set_vp_register(h, HVL_VTL(0), REG_RIP, m.rip + m.insn_len, 0);
+	expect(st == 0, "%s: advancing VTL0's RIP: status 0x%x", what, st);
+	assist[8] = 0;   /* entry reason, for the next check */
+}
+
+int guest_main(const char *cmdline)
+{
+	(void)cmdline;
+	struct hvcall h;
+	TEST_BEGIN("setup");
+	expect(hvcall_init(&h, hc_page, (u64)hc_page, hc_in, (u64)hc_in, hc_out, (u64)hc_out,
+			   0x8100000000000001ull) == 0, "VTL2's hypercall page did not appear");
+	u16 st = hvcall_vsm_init(&h);
+	if (!expect(st == 0 && h.vtl_return_offset, "VsmCodePageOffsets: status 0x%x", st))
+		guest_abort("no VTL return stub");
+	wrmsr(HVL_MSR_VP_ASSIST_PAGE, (u64)assist | 1);
+	/* enable_vtl_protection, default mask RWX, intercept page */
+	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG,
+				    0x1 | 0xf << 1 | 1ull << 12, 0);
+	expect(st == 0, "VsmPartitionConfig: status 0x%x", st);
+	memcpy((void *)CODE, (const void *)vtl0_blob, (u64)vtl0_blob_end - (u64)vtl0_blob);
+	u64 secret = (u64)&vtl2_secret;
+	memcpy((void *)PARAM, &secret, 8);
+	*(volatile u32 *)TARGET = TARGET_VALUE;
+	st = vtl2_rt_setup_vtl0(&h, AREA, CODE, STACK_TOP);
+	expect(st == 0, "SetVpRegisters of VTL0: status 0x%x", st);
+	unsigned bad = st != 0;
+
+	TEST_BEGIN("protect_errors");
+	st = vtl2_rt_protect(&h, 0xC0000000ull >> 12, 1, VTL2_RT_MAP_READ);
+	expect(st == HVL_STATUS_INVALID_PARAMETER, "a page in the MMIO hole: status 0x%x", st);
+	st = vtl2_rt_protect(&h, TARGET >> 12, 1, VTL2_RT_MAP_WRITE);
+	expect(st == HVL_STATUS_INVALID_PARAMETER, "write without read: status 0x%x", st);
+
+	TEST_BEGIN("read_only");
+	st = vtl2_rt_protect(&h, TARGET >> 12, 1, VTL2_RT_MAP_READ | VTL2_RT_MAP_KX);
+	expect(st == 0, "ModifyVtlProtectionMask read-only: status 0x%x", st);
+	bad |= st != 0;
+	if (!bad) {
+		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		check_intercept(&h, "write to read-only", 1, TARGET, 2);
+		expect((u32)vtl2_rt_vtl0_gprs[VTL2_RT_R13] == TARGET_VALUE,
+		       "VTL0 read 0x%lx from the read-only page", vtl2_rt_vtl0_gprs[VTL2_RT_R13]);
+		expect(*(volatile u32 *)TARGET == TARGET_VALUE, "the page changed to 0x%x",
+		       *(volatile u32 *)TARGET);
+	}
+
+	TEST_BEGIN("no_access");
+	st = vtl2_rt_protect(&h, TARGET >> 12, 1, 0);
+	expect(st == 0, "ModifyVtlProtectionMask no access: status 0x%x", st);
+	bad |= st != 0;
+	if (!bad) {
+		vtl2_rt_vtl0_gprs[VTL2_RT_R14] = 0x1234;
+		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		check_intercept(&h, "read of no-access", 0, TARGET, 3);
+		expect(vtl2_rt_vtl0_gprs[VTL2_RT_R14] == 0x1234, "VTL0's R14 became 0x%lx",
+		       vtl2_rt_vtl0_gprs[VTL2_RT_R14]);
+	}
+
+	TEST_BEGIN("vtl2_memory_hidden");
+	if (!bad) {
+		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		check_intercept(&h, "read of VTL2's memory", 0, secret, 3);
+	}
+
+	TEST_BEGIN("vtl_call_back");
+	st = vtl2_rt_protect(&h, TARGET >> 12, 1, 0xf);
+	expect(st == 0, "ModifyVtlProtectionMask full: status 0x%x", st);
+	if (!bad) {
+		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		u32 reason;
+		memcpy(&reason, assist + 8, 4);
+		expect(reason == ENTRY_VTL_CALL, "entry reason %u, not VTL_CALL", reason);
+		printf("VTL0 called back after %s\n", reason == ENTRY_VTL_CALL ? "3 intercepts" : "?");
+	}
+	TEST_END();
+	return 0;
+}
