@@ -5,8 +5,11 @@
 # with ModifyVtlProtectionMask: VTL0 reads it read-only, its write and then
 # (no access) its read come to VTL2 as GPA intercepts in the VP assist page
 # with GPA, access type, GVA and instruction length; VTL0's read of VTL2's
-# image too; VTL2 advances VTL0's RIP each time (PASS/FAIL lines and
-# GUEST-RESULT on COM1). One VP.
+# image too; from ring 3 (KVM on PVM: native, shadow-paging faults) its
+# read of the no-access page and write of the read-only page come with CPL
+# 3; VTL2 advances VTL0's RIP each time (PASS/FAIL lines and GUEST-RESULT
+# on COM1). One VP. Fails if protections or the VTL2 carve-out are not
+# enforced (an access goes through and the next entry is not the intercept).
 source "$(dirname "$0")/lib.sh"
 need_kvm
 TOOL=$BUILD/src/tools/hvmm-igvm
@@ -18,10 +21,11 @@ log_file=$OUT/p1.log
 timeout 300 "$HVMM" --igvm "$OUT/vtl2_mem.igvm" --hv --vtl2 -p 1 -m 64MB --com1 stderr >"$log_file" 2>&1
 st=$?
 res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
-if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 6 passed, 0 failed' &&
+if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 7 passed, 0 failed' &&
 	grep -qa 'write to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$log_file" &&
 	grep -qa 'read of no-access: entry 3 message 0x80000001 access 0 gpa 0x807000' "$log_file" &&
-	grep -qa "read of VTL2's memory: entry 3 message 0x80000001 access 0" "$log_file"; then
+	grep -qa "read of VTL2's memory: entry 3 message 0x80000001 access 0" "$log_file" &&
+	grep -qa 'ring 3 write to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000 .* cpl 3' "$log_file"; then
 	log "ok: $res; $(grep -a "read of VTL2's memory" "$log_file")"
 else
 	log "FAIL: exit $st, '${res:-no result}'; log $log_file"

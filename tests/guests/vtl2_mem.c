@@ -15,6 +15,10 @@
  *  - makes it no-access: VTL0's read is intercepted (read access, length 3)
  *    and its destination register keeps its value;
  *  - VTL0's read of VTL2's own image is intercepted;
+ *  - from ring 3 (iretq), VTL0's read of the no-access page and then its
+ *    write of the page made read-only are intercepted with CPL 3 (KVM on
+ *    PVM runs ring 3 natively: the shadow-paging fault path),
+ *    and VTL2 sets VTL0 back to ring 0 (CS, SS, RSP, RIP in one call);
  *  - VTL0 then VtlCalls back.
  * Then "GUEST-RESULT: N passed, M failed" and power-off. One VP (-p 1).
  */
@@ -48,6 +52,7 @@ static volatile u64 vtl2_secret __attribute__((aligned(4096))) = 0x5ec7e7;
 /* VTL0's code, copied to CODE: absolute addresses only. */
 void vtl0_blob(void);
 void vtl0_blob_end(void);
+void vtl0_ring0_again(void);
 __asm__(
 	".text\n"
 	".globl vtl0_blob\n"
@@ -68,6 +73,18 @@ __asm__(
 	"	mov (%rsi), %r14d\n"          /* 44 8b 36: no access by now */
 	"	mov 0x804800, %rdi\n"         /* VTL2's address */
 	"	mov (%rdi), %r15\n"           /* 4c 8b 3f: VTL2's hidden memory */
+	"	push $0x2b\n"                 /* to ring 3: SS, RSP, RFLAGS, CS, RIP */
+	"	push $0x805800\n"
+	"	push $2\n"
+	"	push $0x33\n"
+	"	lea 2f(%rip), %rax\n"
+	"	push %rax\n"
+	"	iretq\n"
+	"2:	mov (%rsi), %ebx\n"           /* 8b 1e, ring 3: no access */
+	"	mov %edi, (%rsi)\n"           /* 89 3e, ring 3: read-only by now */
+	"3:	jmp 3b\n"
+	".globl vtl0_ring0_again\n"
+	"vtl0_ring0_again:\n"
 	"	xor %ecx, %ecx\n"             /* VtlCall input 0 */
 	"	mov $0x806010, %eax\n"        /* VtlCall */
 	"	call *%rax\n"
@@ -77,13 +94,15 @@ __asm__(
 
 /* One intercept VTL0 must cause: checks the message, advances VTL0's RIP. */
 static void check_intercept(const struct hvcall *h, const char *what, u8 access, u64 gpa,
-			    u8 len)
+			    u8 len, u8 cpl)
 {
 	struct vtl2_rt_intercept m;
 	vtl2_rt_read_intercept(assist, &m);
-	printf("%s: entry %u message 0x%x access %u gpa 0x%lx gva 0x%lx (info %u) rip 0x%lx+%u\n",
-	       what, m.entry_reason, m.type, m.access, m.gpa, m.gva, m.access_info, m.rip,
-	       m.insn_len);
+	printf("%s: entry %u message 0x%x access %u gpa 0x%lx gva 0x%lx (info %u) rip 0x%lx+%u "
+	       "cpl %u cs 0x%x\n", what, m.entry_reason, m.type, m.access, m.gpa, m.gva,
+	       m.access_info, m.rip, m.insn_len, m.cpl, m.cs);
+	expect(m.cpl == cpl && (m.cs & 3) == cpl, "%s: CPL %u CS 0x%x, not CPL %u", what, m.cpl,
+	       m.cs, cpl);
 	expect(m.entry_reason == ENTRY_INTERCEPT, "%s: entry reason %u, not INTERCEPT", what,
 	       m.entry_reason);
 	expect(m.type == MSG_GPA_INTERCEPT, "%s: message 0x%x, not GPA_INTERCEPT", what, m.type);
@@ -135,7 +154,7 @@ int guest_main(const char *cmdline)
 	bad |= st != 0;
 	if (!bad) {
 		vtl2_rt_return(hc_page + h.vtl_return_offset);
-		check_intercept(&h, "write to read-only", 1, TARGET, 2);
+		check_intercept(&h, "write to read-only", 1, TARGET, 2, 0);
 		expect((u32)vtl2_rt_vtl0_gprs[VTL2_RT_R13] == TARGET_VALUE,
 		       "VTL0 read 0x%lx from the read-only page", vtl2_rt_vtl0_gprs[VTL2_RT_R13]);
 		expect(*(volatile u32 *)TARGET == TARGET_VALUE, "the page changed to 0x%x",
@@ -149,7 +168,7 @@ int guest_main(const char *cmdline)
 	if (!bad) {
 		vtl2_rt_vtl0_gprs[VTL2_RT_R14] = 0x1234;
 		vtl2_rt_return(hc_page + h.vtl_return_offset);
-		check_intercept(&h, "read of no-access", 0, TARGET, 3);
+		check_intercept(&h, "read of no-access", 0, TARGET, 3, 0);
 		expect(vtl2_rt_vtl0_gprs[VTL2_RT_R14] == 0x1234, "VTL0's R14 became 0x%lx",
 		       vtl2_rt_vtl0_gprs[VTL2_RT_R14]);
 	}
@@ -157,7 +176,29 @@ int guest_main(const char *cmdline)
 	TEST_BEGIN("vtl2_memory_hidden");
 	if (!bad) {
 		vtl2_rt_return(hc_page + h.vtl_return_offset);
-		check_intercept(&h, "read of VTL2's memory", 0, secret, 3);
+		check_intercept(&h, "read of VTL2's memory", 0, secret, 3, 0);
+	}
+
+	TEST_BEGIN("ring3_no_access");
+	/* VTL0 goes to ring 3 and reads the no-access page; VTL2 puts it back in ring 0. */
+	if (!bad) {
+		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		check_intercept(&h, "ring 3 read of no-access", 0, TARGET, 2, 3);
+		st = vtl2_rt_protect(&h, TARGET >> 12, 1, VTL2_RT_MAP_READ);
+		expect(st == 0, "ModifyVtlProtectionMask read-only: status 0x%x", st);
+		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		check_intercept(&h, "ring 3 write to read-only", 1, TARGET, 2, 3);
+		expect(*(volatile u32 *)TARGET == TARGET_VALUE, "the page changed to 0x%x",
+		       *(volatile u32 *)TARGET);
+		const struct vtl2_rt_reg r0[] = {
+			{ VTL2_RT_REG_CS, 0, vtl2_rt_seg(0xffffffff, 0x10, 0xa09b) },
+			{ VTL2_RT_REG_SS, 0, vtl2_rt_seg(0xffffffff, 0x18, 0xc093) },
+			{ VTL2_RT_REG_RSP, STACK_TOP - 0x100, 0 },
+			{ VTL2_RT_REG_RIP, CODE + ((u64)vtl0_ring0_again - (u64)vtl0_blob), 0 },
+		};
+		st = vtl2_rt_set_vtl0(&h, r0, sizeof(r0) / sizeof(r0[0]));
+		expect(st == 0, "VTL0 back to ring 0: status 0x%x", st);
+		bad |= st != 0;
 	}
 
 	TEST_BEGIN("vtl_call_back");
@@ -168,7 +209,7 @@ int guest_main(const char *cmdline)
 		u32 reason;
 		memcpy(&reason, assist + 8, 4);
 		expect(reason == ENTRY_VTL_CALL, "entry reason %u, not VTL_CALL", reason);
-		printf("VTL0 called back after %s\n", reason == ENTRY_VTL_CALL ? "3 intercepts" : "?");
+		printf("VTL0 called back after %s\n", reason == ENTRY_VTL_CALL ? "5 intercepts" : "?");
 	}
 	TEST_END();
 	return 0;

@@ -85,10 +85,10 @@ u16 vtl2_rt_setup_vtl0(const struct hvcall *h, u64 area, u64 entry, u64 stack_to
 {
 	u64 *pml4 = (u64 *)area, *pdpt = (u64 *)(area + 0x1000), *pd = (u64 *)(area + 0x2000);
 	memset(pml4, 0, 0x3000);
-	pml4[0] = (area + 0x1000) | 0x3;           /* present, writable */
-	pdpt[0] = (area + 0x2000) | 0x3;
+	pml4[0] = (area + 0x1000) | 0x7;           /* present, writable, user */
+	pdpt[0] = (area + 0x2000) | 0x7;
 	for (u64 i = 0; i < 512; i++)
-		pd[i] = (i << 21) | 0x83;              /* 2 MiB, present, writable */
+		pd[i] = (i << 21) | 0x87;              /* 2 MiB, present, writable, user */
 	struct dt gdt, idt;
 	u16 cs, ss;
 	__asm__ volatile("sgdt %0; sidt %1; mov %%cs, %2; mov %%ss, %3"
@@ -96,7 +96,7 @@ u16 vtl2_rt_setup_vtl0(const struct hvcall *h, u64 area, u64 entry, u64 stack_to
 	u8 *g0 = (u8 *)(area + 0x3000);
 	memset(g0, 0, 0x1000);
 	memcpy(g0, (const void *)gdt.base, gdt.limit + 1u <= 0x1000 ? gdt.limit + 1u : 0x1000);
-	struct { u32 name; u64 lo, hi; } r[] = {
+	const struct vtl2_rt_reg r[] = {
 		{ REG_CR0, read_cr0(), 0 }, { REG_CR3, area, 0 }, { REG_CR4, read_cr4(), 0 },
 		{ REG_EFER, rdmsr(0xC0000080u), 0 },
 		{ REG_GDTR, (u64)gdt.limit << 48, area + 0x3000 }, { REG_IDTR, 0, 0 },
@@ -107,7 +107,12 @@ u16 vtl2_rt_setup_vtl0(const struct hvcall *h, u64 area, u64 entry, u64 stack_to
 		{ REG_TR, 0, vtl2_rt_seg(0x67, 0, 0x008b) },
 		{ REG_RSP, stack_top, 0 }, { REG_RFLAGS, 0x2, 0 }, { REG_RIP, entry, 0 },
 	};
-	u16 n = sizeof(r) / sizeof(r[0]), done = 0;
+	return vtl2_rt_set_vtl0(h, r, sizeof(r) / sizeof(r[0]));
+}
+
+u16 vtl2_rt_set_vtl0(const struct hvcall *h, const struct vtl2_rt_reg *r, u16 n)
+{
+	u16 done = 0;
 	u64 self = HVL_PARTITION_SELF;
 	u32 vp = HVL_VP_SELF;
 	memset(h->in, 0, 16 + 32 * (size_t)n);
@@ -147,6 +152,8 @@ void vtl2_rt_read_intercept(const u8 *assist, struct vtl2_rt_intercept *m)
 	memcpy(&m->entry_reason, assist + 8, 4);
 	memcpy(&m->type, msg, 4);
 	m->insn_len = p[4] & 0xf;
+	m->cpl = p[6] & 3;
+	memcpy(&m->cs, p + 8 + 12, 2);
 	m->access = p[5];
 	memcpy(&m->rip, p + 24, 8);
 	/* HV_X64_MEMORY_INTERCEPT_MESSAGE after the 40-byte header */

@@ -31,10 +31,23 @@ void vtl2_rt_return(void *stub);
 /* HV_X64_SEGMENT_REGISTER's second word: limit | selector << 32 | attributes << 48. */
 u64 vtl2_rt_seg(u32 limit, u16 sel, u16 attr);
 
+/* One register for SetVpRegisters: HV register name, 128-bit value. */
+struct vtl2_rt_reg {
+	u32 name;
+	u64 lo, hi;
+};
+#define VTL2_RT_REG_RIP    0x00020010u
+#define VTL2_RT_REG_RSP    0x00020004u
+#define VTL2_RT_REG_RFLAGS 0x00020011u
+#define VTL2_RT_REG_CS     0x00060001u
+#define VTL2_RT_REG_SS     0x00060002u
+/* SetVpRegisters of VTL0 with r[0..n) in one call (taken as a whole). Status. */
+u16 vtl2_rt_set_vtl0(const struct hvcall *h, const struct vtl2_rt_reg *r, u16 n);
+
 /*
  * Builds VTL0's long-mode world in 4 pages at `area` (identity-mapped,
  * VTL0-visible): page tables identity-mapping the first 1 GiB in 2 MiB
- * pages (area, +0x1000, +0x2000) and a copy of VTL2's GDT (+0x3000); then
+ * pages, user-accessible (area, +0x1000, +0x2000) and a copy of VTL2's GDT (+0x3000); then
  * SetVpRegisters of VTL0: those, VTL2's CR0/CR4/EFER and segment
  * selectors, RIP `entry`, RSP `stack_top`, RFLAGS 2. Status.
  */
@@ -56,6 +69,8 @@ struct vtl2_rt_intercept {
 	u32 type;            /* HV message type */
 	u8 access;           /* 0 read, 1 write, 2 execute */
 	u8 insn_len;
+	u8 cpl;              /* execution state bits 0-1 */
+	u16 cs;              /* CS selector */
 	u64 rip;
 	/* memory intercepts */
 	u8 access_info;      /* bit 0 GVA valid */
