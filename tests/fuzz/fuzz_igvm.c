@@ -7,7 +7,11 @@
  * exercises every decoder on validated data. Inputs starting with an ELF
  * magic also go through igvm_build_native_elf (the ELF reader of `build`).
  * Accepted files are also loaded by igvm_load (src/core/igvm_load.c) into
- * 16 MiB of fake guest RAM, once for NATIVE and once with vtl2 (VSM). Seeds: tests/fuzz/regressions/
+ * 16 MiB of fake guest RAM, once for NATIVE, once with vtl2 (VSM) and once
+ * with vtl2 relocated to absolute=(last byte & 7) * 2 MiB; ELF inputs are
+ * also built --vsm --relocatable. Inputs starting with "PTRL" are raw page
+ * tables for igvm_pt_relocate (byte 4: region pages, 5: CR3 page, 6: offset
+ * in 2 MiB, 7 bit 0: plus 4 KiB). Seeds: tests/fuzz/regressions/
  * fuzz_igvm (written by test_igvm with HVMM_IGVM_SEED_DIR).
  */
 #include <stdint.h>
@@ -60,8 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ram) {
 			struct igvm_load_config c = { .nvcpus = 2, .cmdline = "console=ttyS0" };
 			struct igvm_boot b;
-			for (int vtl2 = 0; vtl2 < 2; vtl2++) {
-				c.vtl2 = vtl2;
+			for (int vtl2 = 0; vtl2 < 3; vtl2++) {
+				c.vtl2 = vtl2 > 0;
+				c.reloc = vtl2 == 2 ? IGVM_RELOC_ABSOLUTE : IGVM_RELOC_DISABLE;
+				c.reloc_addr = (uint64_t)(data[size - 1] & 7) << 21;
 				if (igvm_load(&mem, buf, size, &c, &b, err, sizeof(err)) &&
 				    (!err[0] || strchr(err, '\n')))
 					abort();
@@ -76,6 +82,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t out_len;
 		if (igvm_build_native_elf(&o, &out, &out_len, err, sizeof(err)) == 0)
 			free(out);
+		o.vsm = o.relocatable = true;
+		if (igvm_build_native_elf(&o, &out, &out_len, err, sizeof(err)) == 0)
+			free(out);
+	}
+	if (size >= 8 && !memcmp(data, "PTRL", 4)) {
+		uint64_t gpa = 0x400000, pages = 1 + data[4] % 16, have = (size - 8) / 4096;
+		uint64_t used = have < pages ? (have ? have : 1) : pages;
+		uint8_t *pt = calloc(pages, 4096);
+		if (pt) {
+			memcpy(pt, data + 8, size - 8 < pages * 4096 ? size - 8 : pages * 4096);
+			struct igvm_reloc_range r = { 0, 0x400000 };
+			uint64_t off = (uint64_t)data[6] << 21 | (data[7] & 1 ? 0x1000 : 0), nu;
+			if (igvm_pt_relocate(pt, gpa, pages * 4096, used * 4096,
+					     gpa + (data[5] % used) * 4096, &r, 1, off, &nu, err,
+					     sizeof(err)) ? !err[0] || strchr(err, '\n') : nu > pages * 4096)
+				abort();
+			free(pt);
+		}
 	}
 	free(buf);
 	return 0;
