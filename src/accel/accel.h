@@ -157,10 +157,22 @@ struct accel_ops {
 	 */
 	int (*vcpu_finish_exit)(struct accel_vcpu *v, struct accel_exit *exit);
 	/*
+	 * vcpu_set_regs for a vCPU of the calling thread that runs next: may
+	 * take effect at its next vcpu_run (KVM sync regs: no system call);
+	 * vcpu_get_regs on that thread sees the new values at once, other
+	 * threads only after the run. Optional (NULL).
+	 */
+	int (*vcpu_set_regs_deferred)(struct accel_vcpu *v, const struct x86_regs *r);
+	/*
 	 * The vCPU's XSAVE image (x87, MXCSR, XMM, YMM, ...: KVM_GET_XSAVE2 /
 	 * KVM_SET_XSAVE, standard format, header at 512): its size in bytes
 	 * (0: none), and get/set of a buffer that big. Optional (NULL).
 	 */
+	/*
+	 * Whether the vCPU's local APIC has an interrupt requested (any IRR
+	 * bit; KVM_GET_LAPIC). 1, 0 or -errno. Optional (NULL).
+	 */
+	int (*vcpu_irq_requested)(struct accel_vcpu *v);
 	size_t (*vcpu_xsave_size)(struct accel_vcpu *v);
 	int (*vcpu_get_xsave)(struct accel_vcpu *v, void *buf);
 	int (*vcpu_set_xsave)(struct accel_vcpu *v, const void *buf);

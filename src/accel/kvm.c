@@ -340,10 +340,18 @@ static int kvm_vcpu_set_cpuid(struct accel_vcpu *av, const struct accel_cpuid_en
 	return ret;
 }
 
+/* The owner thread may use the sync-regs copy KVM left at the last exit. */
+static bool regs_cached(const struct kvm_vcpu *v)
+{
+	return v->regs_synced && pthread_equal(pthread_self(), v->thread);
+}
+
 int kvm_vcpu_get_regs(struct kvm_vcpu *v, struct x86_regs *r)
 {
 	struct kvm_regs kr;
-	if (ioctl(v->fd, KVM_GET_REGS, &kr) < 0)
+	if (regs_cached(v))
+		kr = v->run->s.regs.regs;
+	else if (ioctl(v->fd, KVM_GET_REGS, &kr) < 0)
 		return -errno;
 	*r = (struct x86_regs){
 		kr.rax, kr.rbx, kr.rcx, kr.rdx, kr.rsi, kr.rdi, kr.rsp, kr.rbp,
@@ -362,6 +370,13 @@ int kvm_vcpu_set_regs(struct kvm_vcpu *v, const struct x86_regs *r)
 	};
 	if (ioctl(v->fd, KVM_SET_REGS, &kr) < 0)
 		return -errno;
+	/* Keep the sync-regs copy current (KVM loads it if marked dirty). */
+	if (v->k->sync_regs && pthread_equal(pthread_self(), v->thread)) {
+		v->run->s.regs.regs = kr;
+		v->regs_synced = true;
+	} else {
+		__atomic_store_n(&v->regs_synced, false, __ATOMIC_SEQ_CST);
+	}
 	return 0;
 }
 
@@ -606,6 +621,7 @@ static int kvm_vcpu_run(struct accel_vcpu *av, struct accel_exit *exit)
 
 	complete_prev_exit(v, exit);
 	for (;;) {
+		v->regs_synced = false;
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -614,6 +630,7 @@ static int kvm_vcpu_run(struct accel_vcpu *av, struct accel_exit *exit)
 			}
 			return -errno;
 		}
+		v->regs_synced = v->k->sync_regs; /* KVM stored them at the exit */
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
 			exit->reason = ACCEL_EXIT_IO;
@@ -704,12 +721,43 @@ static int kvm_vcpu_finish_exit(struct accel_vcpu *av, struct accel_exit *exit)
 	complete_prev_exit(v, exit);
 	/* KVM finishes the pending operation, then sees immediate_exit. */
 	uint8_t kicked = __atomic_exchange_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	v->regs_synced = false;
 	int r = ioctl(v->fd, KVM_RUN, 0), err = errno;
 	if (!kicked)
 		__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	if (r == 0)
 		return -EAGAIN;
 	return err == EINTR || err == EAGAIN ? 0 : -err;
+}
+
+static int kvm_vcpu_set_regs_deferred(struct accel_vcpu *av, const struct x86_regs *r)
+{
+	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	if (!regs_cached(v))
+		return kvm_vcpu_set_regs(v, r);
+	/* KVM loads the synced set at the next KVM_RUN: no system call now. */
+	v->run->s.regs.regs = (struct kvm_regs){
+		r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rsp, r->rbp,
+		r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15,
+		r->rip, r->rflags,
+	};
+	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+	return 0;
+}
+
+static int kvm_vcpu_irq_requested(struct accel_vcpu *av)
+{
+	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	struct kvm_lapic_state l;
+	if (ioctl(v->fd, KVM_GET_LAPIC, &l) < 0)
+		return -errno;
+	for (unsigned i = 0; i < 8; i++) { /* IRR: 8 32-bit words at 0x200, 16 bytes apart */
+		uint32_t w;
+		memcpy(&w, l.regs + 0x200 + 0x10 * i, 4);
+		if (w)
+			return 1;
+	}
+	return 0;
 }
 
 static size_t kvm_vcpu_xsave_size(struct accel_vcpu *av)
@@ -781,6 +829,8 @@ const struct accel_ops accel_kvm_ops = {
 	.vcpu_reset = kvm_vcpu_reset,
 	.vcpu_set_runnable = kvm_vcpu_set_runnable,
 	.vcpu_finish_exit = kvm_vcpu_finish_exit,
+	.vcpu_set_regs_deferred = kvm_vcpu_set_regs_deferred,
+	.vcpu_irq_requested = kvm_vcpu_irq_requested,
 	.vcpu_xsave_size = kvm_vcpu_xsave_size,
 	.vcpu_get_xsave = kvm_vcpu_get_xsave,
 	.vcpu_set_xsave = kvm_vcpu_set_xsave,

@@ -525,6 +525,8 @@ static int setup_cpuid(struct vm_vcpu *v)
 		.hv = vm->hv != NULL,
 	};
 	cpuid_fixup(e, &n, &cc);
+	if (vm->vtl)
+		vtl_cpuid_fixup(vm->vtl, v, e, n);
 	return vm->ops->vcpu_set_cpuid(v->av, e, n);
 }
 

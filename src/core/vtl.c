@@ -42,10 +42,12 @@ struct vtl {
 	struct vsm *vsm;
 	int *pending;   /* per VP: VTL its thread must switch to, or -1 (atomic) */
 	struct vtl_fpu *fpu;  /* per VP: x87/SSE each VTL's vCPU holds (switch_vtl) */
+	unsigned *irq_pending;  /* per VP: bit n, an interrupt went to VTL n (atomic) */
+	bool *preempt_armed;    /* per VP, its thread: a preempting switch waits one run */
 	struct vsm_ops ops;
 	struct vtl_mem mem;   /* VTL0's memory map: protections, VTL2's range */
 	bool mem_ok;
-	unsigned long switches, fpu_copies;   /* statistics (log_debug at destroy) */
+	unsigned long switches, fpu_copies, preempts;   /* statistics (log_debug at destroy) */
 	size_t xsave_size;                    /* of a vCPU's XSAVE image; 0: not carried */
 };
 
@@ -187,7 +189,10 @@ static int op_switch_vtl(void *o, uint32_t vp, unsigned from, unsigned to)
 	rb.rsp = rsp;
 	rb.rip = rip;
 	rb.rflags = rflags;
-	if (t->vm->ops->vcpu_set_regs(b, &rb) < 0 || carry_fpu(t, vp, from, to, a, b) < 0)
+	int (*set)(struct accel_vcpu *, const struct x86_regs *) =
+		t->vm->ops->vcpu_set_regs_deferred ? t->vm->ops->vcpu_set_regs_deferred :
+						     t->vm->ops->vcpu_set_regs;
+	if (set(b, &rb) < 0 || carry_fpu(t, vp, from, to, a, b) < 0)
 		return HV_STATUS_INVALID_PARAMETER;
 	t->switches++;
 	t->vm->vcpus[vp].av = b; /* vp's own thread: the run loop now runs `to` */
@@ -225,28 +230,81 @@ static int op_start_vp(void *o, uint32_t vp, unsigned vtl)
 	return HV_STATUS_SUCCESS;
 }
 
+/* An MSI to an APIC (physical or logical destination), edge, delivery mode dm. */
+static int send_msi(struct vtl *t, unsigned vtl, uint64_t dest, bool logical, unsigned dm,
+		    uint8_t vector)
+{
+	uint64_t addr = 0xFEE00000ull | (dest & 0xff) << 12 | (logical ? 1u << 2 : 0);
+	uint32_t data = vector | dm << 8;
+	return t->vm->ops->signal_msi(t->accel[vtl], addr, data) < 0 ? -1 : 0;
+}
+
+/*
+ * An interrupt for a VP's VTL (vsm lock held, any thread): into that VTL's
+ * APIC now; the VP's thread then makes a higher VTL preempt a lower one,
+ * or raises VINA in the running VTL for a lower one (vtl_vcpu_service).
+ */
+static void note_interrupt(struct vtl *t, uint32_t vp, unsigned vtl)
+{
+	if (vp >= t->vm->nvcpus)
+		return;
+	__atomic_or_fetch(&t->irq_pending[vp], 1u << vtl, __ATOMIC_SEQ_CST);
+	struct accel_vcpu *cur = t->vm->vcpus ? __atomic_load_n(&t->vm->vcpus[vp].av,
+								__ATOMIC_SEQ_CST) : NULL;
+	if (cur)
+		t->vm->ops->vcpu_kick(cur);
+}
+
 static int op_interrupt(void *o, unsigned vtl, unsigned type, uint64_t dest, bool logical,
 			uint8_t vector)
 {
-	(void)o, (void)vtl, (void)type, (void)dest, (void)logical, (void)vector;
-	log_guest("vtl: AssertVirtualInterrupt is not wired yet");
-	return HV_STATUS_INVALID_PARAMETER;
+	struct vtl *t = o;
+	unsigned dm;
+	switch (type) {
+	case HV_INTERRUPT_TYPE_FIXED: dm = 0; break;
+	case HV_INTERRUPT_TYPE_LOWEST: dm = 1; break;
+	case HV_INTERRUPT_TYPE_NMI: dm = 4; break;
+	default:
+		log_guest("vtl: interrupt type %u for VTL%u is not supported", type, vtl);
+		return HV_STATUS_INVALID_PARAMETER;
+	}
+	if ((vtl != 0 && vtl != 2) || !t->accel[vtl] || dest > 0xff ||
+	    send_msi(t, vtl, dest, logical, dm, vector) < 0)
+		return HV_STATUS_INVALID_PARAMETER;
+	if (!logical)
+		note_interrupt(t, (uint32_t)dest, vtl); /* APIC id = VP index */
+	return HV_STATUS_SUCCESS;
 }
 
+/* VTL0's SynIC is hv's: PostMessageDirect/SignalEventDirect to VTL0 go there. */
 static int op_post_message(void *o, uint32_t vp, unsigned vtl, unsigned sint, const void *msg)
 {
-	(void)o, (void)vp, (void)vtl, (void)sint, (void)msg;
-	log_guest("vtl: SynIC messages between VTLs are not wired yet");
-	return HV_STATUS_INVALID_PARAMETER;
+	struct vtl *t = o;
+	const uint8_t *m = msg;
+	uint32_t type;
+	memcpy(&type, m, 4);
+	if (vtl != 0 || !t->vm->hv)
+		return HV_STATUS_INVALID_PARAMETER;
+	int ret = hv_synic_post_message(t->vm->hv, vp, sint, type, m + 16, m[4]);
+	if (ret == -ENOSPC || ret == -ENOMEM)
+		return HV_STATUS_INSUFFICIENT_BUFFERS;
+	if (ret < 0)
+		return HV_STATUS_INVALID_PARAMETER;
+	note_interrupt(t, vp, 0);
+	return HV_STATUS_SUCCESS;
 }
 
 static int op_signal_event(void *o, uint32_t vp, unsigned vtl, unsigned sint, unsigned flag,
 			   bool *newly_signaled)
 {
-	(void)o, (void)vp, (void)vtl, (void)sint, (void)flag;
+	struct vtl *t = o;
 	*newly_signaled = false;
-	log_guest("vtl: SynIC events between VTLs are not wired yet");
-	return HV_STATUS_INVALID_PARAMETER;
+	if (vtl != 0 || !t->vm->hv)
+		return HV_STATUS_INVALID_PARAMETER;
+	hv_synic_signal_event(t->vm->hv, vp, sint, flag);
+	*newly_signaled = true; /* hv does not say whether the flag was clear */
+	note_interrupt(t, vp, 0);
+	return HV_STATUS_SUCCESS;
 }
 
 int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
@@ -259,9 +317,12 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 	t->vcpu = calloc(vm->nvcpus, sizeof(*t->vcpu));
 	t->pending = calloc(vm->nvcpus, sizeof(*t->pending));
 	t->fpu = calloc(vm->nvcpus, sizeof(*t->fpu));
+	t->irq_pending = calloc(vm->nvcpus, sizeof(*t->irq_pending));
+	t->preempt_armed = calloc(vm->nvcpus, sizeof(*t->preempt_armed));
 	for (unsigned i = 0; t->pending && i < vm->nvcpus; i++)
 		t->pending[i] = -1;
-	int ret = t->vcpu && t->pending && t->fpu ? vm->ops->create(ac, &t->accel[2]) : -ENOMEM;
+	int ret = t->vcpu && t->pending && t->fpu && t->irq_pending && t->preempt_armed ?
+		vm->ops->create(ac, &t->accel[2]) : -ENOMEM;
 	if (ret < 0) {
 		log_error("cannot create the VTL2 partition: %s", strerror(-ret));
 		goto fail;
@@ -312,7 +373,8 @@ void vtl_destroy(struct vtl *t)
 	if (t->mem_ok)
 		vtl_mem_fini(&t->mem);
 	free(t->vcpu);
-	log_debug("vtl: %lu VTL switches, %lu with an x87/XMM copy", t->switches, t->fpu_copies);
+	log_debug("vtl: %lu VTL switches, %lu with an x87/XMM copy, %lu preemptions by VTL2 "
+		  "interrupts", t->switches, t->fpu_copies, t->preempts);
 	free(t->pending);
 	for (unsigned i = 0; t->fpu && i < t->vm->nvcpus; i++) {
 		for (unsigned j = 0; j < VSM_NUM_VTLS; j++)
@@ -320,6 +382,8 @@ void vtl_destroy(struct vtl *t)
 		free(t->fpu[i].cur);
 	}
 	free(t->fpu);
+	free(t->irq_pending);
+	free(t->preempt_armed);
 	free(t);
 }
 
@@ -378,9 +442,43 @@ void vtl_vcpu_fini(struct vtl *t, struct vm_vcpu *v)
 
 void vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v)
 {
-	int to = __atomic_exchange_n(&t->pending[v->index], -1, __ATOMIC_SEQ_CST);
-	if (to >= 0 && to <= VSM_MAX_VTL && t->vcpu[v->index][to])
-		__atomic_store_n(&v->av, t->vcpu[v->index][to], __ATOMIC_SEQ_CST);
+	struct vm *vm = t->vm;
+	uint32_t vp = v->index;
+	int to = __atomic_exchange_n(&t->pending[vp], -1, __ATOMIC_SEQ_CST);
+	if (to >= 0 && to <= VSM_MAX_VTL && t->vcpu[vp][to])
+		__atomic_store_n(&v->av, t->vcpu[vp][to], __ATOMIC_SEQ_CST);
+	unsigned irq = __atomic_load_n(&t->irq_pending[vp], __ATOMIC_SEQ_CST);
+	if (!irq)
+		return;
+	uint8_t vector;
+	if ((irq & (1u << 2)) && vtl_active(t, v) == 0) {
+		/*
+		 * An interrupt went to VTL2 (kept while VTL2 ran): if VTL2's APIC
+		 * still requests it, VTL2 preempts VTL0. VTL0's vCPU may still
+		 * owe the completion of its last exit (an MSR result, an IN):
+		 * one immediate-exit run first finishes it, no guest code runs.
+		 */
+		struct accel_vcpu *a2 = t->vcpu[vp][2];
+		int req = a2 && vm->ops->vcpu_irq_requested ? vm->ops->vcpu_irq_requested(a2) : 1;
+		if (req > 0 && !t->preempt_armed[vp]) {
+			t->preempt_armed[vp] = true;
+			vm->ops->vcpu_kick(v->av);
+			return;
+		}
+		t->preempt_armed[vp] = false;
+		__atomic_and_fetch(&t->irq_pending[vp], ~(1u << 2), __ATOMIC_SEQ_CST);
+		if (req > 0 && vsm_interrupt_pending(t->vsm, vp, 2, &vector) == 1)
+			t->preempts++;
+		return;
+	}
+	/* VTL2's bit stays while VTL2 runs: it is looked at after the next return. */
+	irq = __atomic_fetch_and(&t->irq_pending[vp], 1u << 2, __ATOMIC_SEQ_CST);
+	t->preempt_armed[vp] = false;
+	/* VTL0's interrupt while VTL2 runs: VINA (vector into VTL2, edge). */
+	if ((irq & 1u) && vtl_active(t, v) == 2 &&
+	    vsm_interrupt_pending(t->vsm, vp, 0, &vector) == 2 &&
+	    send_msi(t, 2, vp, false, 0, vector) < 0)
+		log_guest("vCPU %u: VINA vector 0x%x not delivered", vp, vector);
 }
 
 unsigned vtl_io_insn_len(const uint8_t *insn, unsigned n, bool *string, bool *rep)
@@ -574,6 +672,25 @@ bool vtl_msr_intercept(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 			log_warn("vCPU %u: cannot inject #GP", v->index);
 	}
 	return true;
+}
+
+/* HV_PARTITION_PRIVILEGE_MASK high half (CPUID 0x40000003 EBX) and EDX features. */
+#define HV_ACCESS_VSM                   (1u << 16)
+#define HV_ACCESS_VP_REGISTERS          (1u << 17)
+#define HV_HYPERCALL_XMM_INPUT_AVAILABLE  (1u << 4)
+#define HV_HYPERCALL_XMM_OUTPUT_AVAILABLE (1u << 15)
+
+void vtl_cpuid_fixup(struct vtl *t, const struct vm_vcpu *v, struct accel_cpuid_entry *e,
+		     size_t n)
+{
+	if (vtl_active(t, v) != 2)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].function != 0x40000003u)
+			continue;
+		e[i].ebx |= HV_ACCESS_VSM | HV_ACCESS_VP_REGISTERS;
+		e[i].edx |= HV_HYPERCALL_XMM_INPUT_AVAILABLE | HV_HYPERCALL_XMM_OUTPUT_AVAILABLE;
+	}
 }
 
 unsigned vtl_active(struct vtl *t, const struct vm_vcpu *v)

@@ -14,13 +14,19 @@
  * VTL2's hidden range are KVM slots of VTL0's partition (vtl_mem.h), at most
  * VTL_MEM_MAX_SLOTS of them; a violating access that KVM's emulator reports
  * is delivered for loads and simple MOV stores (other stores keep RIP after
- * the instruction); no VTL2-only RAM above VTL0's (relocation auto=); XMM/x87 are
- * not carried across a switch and fast hypercalls see XMM inputs as zero;
+ * the instruction); no VTL2-only RAM above VTL0's (relocation auto=);
  * Get/SetVpRegisters move struct x86_regs/x86_sregs and the private MSRs
  * (PAT, STAR/LSTAR/CSTAR/SFMASK, SYSENTER, KERNEL_GS_BASE, TSC_AUX), not
- * DR0-7;
- * interrupts for VTL2 and SynIC messages are not delivered; of the
- * intercepts only VTL0 port writes, through VTL2's VP assist page.
+ * DR0-7; interrupts for VTL2 (AssertVirtualInterrupt, SynIC, timers), VINA,
+ * SynIC messages between VTLs (SINT0 delivery without intercept_page,
+ * PostMessageDirect/SignalEventDirect) and unknown-SynIC-connection
+ * intercepts are not delivered; intercepts reach VTL2 only through its VP
+ * assist page (intercept_page): VTL0 port writes and reads (IN; not INS or
+ * REP forms), RDMSR/WRMSR of MSRs hv does not own. Phase 2 so far: the
+ * XSAVE image (x87, MXCSR, XMM, YMM, ...) is carried across a switch (one
+ * GET per switch, the SET only when it changed) and fast VSM hypercalls use
+ * the real XMM0-5; the shared GPRs travel through KVM's sync-regs area
+ * (vcpu_set_regs_deferred); VTL2's CPUID has AccessVsm/AccessVpRegisters.
  */
 #ifndef HVMM_CORE_VTL_H
 #define HVMM_CORE_VTL_H
@@ -105,6 +111,15 @@ unsigned vtl_io_insn_len(const uint8_t *insn, unsigned n, bool *string, bool *re
  * `size` bytes to `port`; 0 if none fits.
  */
 unsigned vtl_io_insn_back(const uint8_t b[16], uint16_t port, uint8_t size);
+
+/*
+ * CPUID of the vCPU v->av names (setup_cpuid, after cpuid_fixup): VTL2's
+ * 0x40000003 adds the partition privileges AccessVsm and AccessVpRegisters
+ * (EBX bits 16, 17) and XMM hypercall input/output (EDX bits 4, 15: vsm
+ * takes fast calls in XMM); VTL0 keeps hv's leaves.
+ */
+void vtl_cpuid_fixup(struct vtl *t, const struct vm_vcpu *v, struct accel_cpuid_entry *e,
+		     size_t n);
 
 /* The VTL v runs. */
 unsigned vtl_active(struct vtl *t, const struct vm_vcpu *v);

@@ -319,7 +319,10 @@ static void run_return_actions(struct vsm *vsm, uint32_t vp, uint64_t assist)
 			break;
 		}
 		bool newly;
-		o->signal_event(o->opaque, a->vp, a->vtl, a->sint, a->flag, &newly);
+		if (a->vtl > 0)
+			vsm_synic_signal_locked(vsm, a->vp, a->vtl, a->sint, a->flag, &newly);
+		else
+			o->signal_event(o->opaque, a->vp, a->vtl, a->sint, a->flag, &newly);
 	}
 	if (any) {
 		static const uint8_t zero[HV_VP_ASSIST_RETURN_ACTIONS_SIZE];
@@ -443,6 +446,70 @@ bool vsm_intercepts_apic_eoi(struct vsm *vsm)
 	return r;
 }
 
+/* ---- SynIC of VTLs above 0 (TLFS "SynIC": message and event flag pages) ---- */
+
+#define HV_SINT_MASKED (1ull << 16)
+#define HV_MESSAGE_FLAG_PENDING 1u   /* HV_MESSAGE header byte 5 */
+
+int vsm_synic_post_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, unsigned sint,
+			  const uint8_t msg[HV_MESSAGE_SIZE])
+{
+	if (vp >= vsm->cfg.nvps || vtl == 0 || vtl >= VSM_NUM_VTLS || sint >= HV_SINT_COUNT)
+		return HV_STATUS_INVALID_PARAMETER;
+	const struct vsm_ops *o = &vsm->cfg.ops;
+	const struct vsm_vp_vtl *s = &vsm->vps[vp].vtl[vtl];
+	if (!(s->scontrol & 1) || !(s->simp & 1))
+		return HV_STATUS_INVALID_SYNIC_STATE;
+	uint64_t slot = (s->simp & ~0xfffull) + (uint64_t)sint * HV_MESSAGE_SIZE;
+	uint32_t type;
+	if (o->read_gpa(o->opaque, slot, &type, sizeof(type)))
+		return HV_STATUS_INVALID_SYNIC_STATE;
+	if (type != HV_MESSAGE_TYPE_NONE) {
+		/* Busy: the guest must EOM and we retry (message_pending). */
+		uint8_t flags;
+		if (!o->read_gpa(o->opaque, slot + 5, &flags, 1)) {
+			flags |= HV_MESSAGE_FLAG_PENDING;
+			o->write_gpa(o->opaque, slot + 5, &flags, 1);
+		}
+		return HV_STATUS_INSUFFICIENT_BUFFERS;
+	}
+	/* The body first, the type last: a guest polling the type sees it whole. */
+	if (o->write_gpa(o->opaque, slot + 4, msg + 4, HV_MESSAGE_SIZE - 4) ||
+	    o->write_gpa(o->opaque, slot, msg, 4))
+		return HV_STATUS_INVALID_SYNIC_STATE;
+	uint64_t sv = s->sint[sint];
+	if (!(sv & HV_SINT_MASKED))
+		o->interrupt(o->opaque, vtl, HV_INTERRUPT_TYPE_FIXED, vp, false, (uint8_t)sv);
+	return HV_STATUS_SUCCESS;
+}
+
+int vsm_synic_signal_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, unsigned sint,
+			    unsigned flag, bool *newly)
+{
+	*newly = false;
+	if (vp >= vsm->cfg.nvps || vtl == 0 || vtl >= VSM_NUM_VTLS || sint >= HV_SINT_COUNT ||
+	    flag >= 2048)
+		return HV_STATUS_INVALID_PARAMETER;
+	const struct vsm_ops *o = &vsm->cfg.ops;
+	const struct vsm_vp_vtl *s = &vsm->vps[vp].vtl[vtl];
+	if (!(s->scontrol & 1) || !(s->siefp & 1))
+		return HV_STATUS_INVALID_SYNIC_STATE;
+	uint64_t byte = (s->siefp & ~0xfffull) + (uint64_t)sint * HV_MESSAGE_SIZE + flag / 8;
+	uint8_t b;
+	if (o->read_gpa(o->opaque, byte, &b, 1))
+		return HV_STATUS_INVALID_SYNIC_STATE;
+	if (!(b & (1u << (flag % 8)))) {
+		b |= (uint8_t)(1u << (flag % 8));
+		if (o->write_gpa(o->opaque, byte, &b, 1))
+			return HV_STATUS_INVALID_SYNIC_STATE;
+		*newly = true;
+	}
+	uint64_t sv = s->sint[sint];
+	if (*newly && !(sv & HV_SINT_MASKED))
+		o->interrupt(o->opaque, vtl, HV_INTERRUPT_TYPE_FIXED, vp, false, (uint8_t)sv);
+	return HV_STATUS_SUCCESS;
+}
+
 int vsm_deliver_intercept(struct vsm *vsm, uint32_t vp, const uint8_t msg[HV_MESSAGE_SIZE])
 {
 	if (vp >= vsm->cfg.nvps)
@@ -460,7 +527,7 @@ int vsm_deliver_intercept(struct vsm *vsm, uint32_t vp, const uint8_t msg[HV_MES
 					  HV_MESSAGE_SIZE) ? HV_STATUS_INVALID_PARAMETER : 0;
 		} else {
 			/* The SINT0 message interrupts VTL2, which preempts the VP. */
-			st = o->post_message(o->opaque, vp, 2, 0, msg);
+			st = vsm_synic_post_locked(vsm, vp, 2, 0, msg);
 		}
 	}
 	if (st == 0 && v->active < 2) {

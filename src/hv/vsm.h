@@ -269,7 +269,11 @@ struct vsm_ops {
 	/* An interrupt for (dest, target VTL): type HV_INTERRUPT_TYPE_*. */
 	int (*interrupt)(void *o, unsigned vtl, unsigned type, uint64_t dest, bool logical,
 			 uint8_t vector);
-	/* SynIC of (vp, vtl): a 256-byte HV_MESSAGE into SINT `sint`; an event flag. */
+	/*
+	 * VTL0's SynIC (hv's) of vp: a 256-byte HV_MESSAGE into SINT `sint`;
+	 * an event flag. The SynICs of higher VTLs are vsm's own (it writes
+	 * their SIMP/SIEF pages and calls `interrupt` for the SINT's vector).
+	 */
 	int (*post_message)(void *o, uint32_t vp, unsigned vtl, unsigned sint, const void *msg);
 	int (*signal_event)(void *o, uint32_t vp, unsigned vtl, unsigned sint, unsigned flag,
 			    bool *newly_signaled);
@@ -352,8 +356,9 @@ bool vsm_intercepts_apic_eoi(struct vsm *vsm);
  * Hands an intercept message about vp's lower VTL to VTL2: into VTL2's VP
  * assist page at offset 112 with entry reason INTERCEPT when VTL2's
  * VsmPartitionConfig has intercept_page (and the page is enabled), else
- * as a message on VTL2's SINT0 (ops->post_message; entry reason
- * INTERRUPT). Then vp switches to VTL2 if it ran a lower VTL; the lower
+ * as a message in VTL2's SIMP slot 0 with SINT0's vector to VTL2's APIC
+ * (ops->interrupt; entry reason INTERRUPT; HV_STATUS_INVALID_SYNIC_STATE
+ * without SynIC, INSUFFICIENT_BUFFERS while the slot is busy). Then vp switches to VTL2 if it ran a lower VTL; the lower
  * VTL's RIP is left for VTL2 to advance. 0 (vp now runs VTL2) or an HV
  * status (e.g. the SINT0 slot is busy: retry later).
  */

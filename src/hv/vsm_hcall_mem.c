@@ -320,7 +320,10 @@ uint16_t vsm_hc_signal_event_direct(struct vsm_hc_args *a)
 		return HV_STATUS_INVALID_PARAMETER;
 	const struct vsm_ops *o = &a->vsm->cfg.ops;
 	bool newly = false;
-	st = (uint16_t)o->signal_event(o->opaque, vp, in.vtl, in.sint, in.flag, &newly);
+	if (in.vtl > 0)
+		st = (uint16_t)vsm_synic_signal_locked(a->vsm, vp, in.vtl, in.sint, in.flag, &newly);
+	else
+		st = (uint16_t)o->signal_event(o->opaque, vp, in.vtl, in.sint, in.flag, &newly);
 	if (!st)
 		a->out[0] = newly;
 	return st;
@@ -352,6 +355,8 @@ uint16_t vsm_hc_post_message_direct(struct vsm_hc_args *a)
 	if (type == HV_MESSAGE_TYPE_NONE || size > HV_MESSAGE_PAYLOAD_MAX)
 		return HV_STATUS_INVALID_PARAMETER;
 	const struct vsm_ops *o = &a->vsm->cfg.ops;
+	if (in.vtl > 0) /* a higher VTL's SynIC is vsm's own */
+		return (uint16_t)vsm_synic_post_locked(a->vsm, vp, in.vtl, in.sint, in.message);
 	return (uint16_t)o->post_message(o->opaque, vp, in.vtl, in.sint, in.message);
 }
 

@@ -50,6 +50,17 @@ int vsm_msr_write_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t in
 			 uint64_t val);
 
 /*
+ * The SynIC of (vp, vtl > 0), which vsm keeps: a message into its SIMP slot
+ * `sint` (busy: message_pending set, INSUFFICIENT_BUFFERS), an event flag
+ * into its SIEF page; then the SINT's vector, unless masked, through
+ * ops->interrupt (FIXED, destination APIC id = vp). 0 or an HV status.
+ */
+int vsm_synic_post_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, unsigned sint,
+			  const uint8_t msg[HV_MESSAGE_SIZE]);
+int vsm_synic_signal_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, unsigned sint,
+			    unsigned flag, bool *newly);
+
+/*
  * vsm_regs.c: one register of (vp, vtl) for a caller running `caller`.
  * r/have_regs cache the VP's register block across a rep call; *dirty says
  * it must be written back. 0 or an HV status.

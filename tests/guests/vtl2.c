@@ -23,6 +23,12 @@
  *  - VTL0 sets XMM3 and MXCSR before its VtlCall: VTL2 finds them (shared
  *    state carried across the switch); a fast GetVpRegisters with the
  *    register name in XMM0 returns the value in XMM1;
+ *  - without intercept_page, VTL0's next intercepted out arrives in VTL2's
+ *    SIMP slot 0 (SINT0) with entry reason INTERRUPT; an interrupt
+ *    asserted for VTL2 (AssertVirtualInterrupt) brings the VP back to VTL2
+ *    right after VtlReturn, before VTL0 runs an instruction;
+ *  - CPUID 0x40000003: VTL2 has AccessVsm, AccessVpRegisters and XMM
+ *    hypercall input/output; VTL0 has PostMessages/SignalEvents only;
  *  - with more than one VP: EnableVpVtl and StartVirtualProcessor of VP 1
  *    in VTL2, which raises a flag (with one, EnableVpVtl's INVALID_VP_INDEX).
  * Then it prints "GUEST-RESULT: N passed, M failed" and powers off.
@@ -60,6 +66,7 @@ u8 vtl0_out[4096] __attribute__((aligned(4096)));
 static u8 vtl0_stack[4096] __attribute__((aligned(4096)));
 static u8 ap_stack[4096] __attribute__((aligned(4096)));
 static u8 assist[4096] __attribute__((aligned(4096)));   /* VTL2's VP assist page */
+static u8 simp2[4096] __attribute__((aligned(4096)));    /* VTL2's SynIC message page */
 volatile u32 vtl2_ap_flag;
 void vtl2_ap_entry(void);
 
@@ -148,6 +155,12 @@ __asm__(
 	"	mov $0x5a5a, %eax\n"
 	"	mov $0xa5, %edx\n"
 	"	wrmsr\n"
+	"	mov $0x5a5, %edx\n"           /* intercepted again: now on VTL2's SINT0 */
+	"	mov $0x78, %eax\n"
+	"	out %al, %dx\n"
+	"	mov $0x40000003, %eax\n"     /* VTL0's Hyper-V privileges: EBX into R15 */
+	"	cpuid\n"
+	"	mov %rbx, %r15\n"
 	"	mov $" "0x5a5a1234" ", %ebx\n"
 	"	movabs $0x1122334455667788, %rax\n"  /* XMM3 and MXCSR are shared: VTL2 sees them */
 	"	movq %rax, %xmm3\n"
@@ -273,6 +286,16 @@ int guest_main(const char *cmdline)
 	expect(((status >> 16) & 0x5) == 0x5, "VsmVpStatus enabled VTLs 0x%x",
 	       (unsigned)((status >> 16) & 0xffff));
 	printf("VsmCapabilities 0x%lx VsmVpStatus 0x%lx\n", caps, status);
+
+	TEST_BEGIN("cpuid_privileges");
+	{
+		/* VTL2 has AccessVsm and AccessVpRegisters, and XMM hypercall input/output. */
+		u32 a, b, c, d;
+		cpuid(0x40000003u, 0, &a, &b, &c, &d);
+		printf("VTL2 CPUID 0x40000003: EBX 0x%x EDX 0x%x\n", b, d);
+		expect((b & 0x30000u) == 0x30000u, "EBX 0x%x: AccessVsm/AccessVpRegisters missing", b);
+		expect((d & 0x8010u) == 0x8010u, "EDX 0x%x: XMM hypercall input/output missing", d);
+	}
 
 	TEST_BEGIN("register_errors");
 	u64 junk;
@@ -508,8 +531,79 @@ int guest_main(const char *cmdline)
 		}
 	}
 
+	TEST_BEGIN("sint0_message");
+	/*
+	 * Without VsmPartitionConfig.intercept_page the intercept is a message
+	 * in VTL2's SIMP slot 0 (SynIC enabled, SINT0 unmasked) and the entry
+	 * reason is INTERRUPT: VTL0's next out to 0x5A5.
+	 */
+	if (bad == 0 && st == 0) {
+		wrmsr(0x40000080u, 1);                        /* SCONTROL */
+		wrmsr(0x40000083u, (u64)simp2 | 1);           /* SIMP */
+		wrmsr(0x40000090u, 0x50);                     /* SINT0: vector 0x50 */
+		st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG, 0, 0);
+		expect(st == 0, "VsmPartitionConfig without intercept_page: status 0x%x", st);
+		u32 zero = 0;
+		memcpy(assist + 8, &zero, 4);
+		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
+		u32 reason, type;
+		u16 port;
+		u64 rax, rip0 = 0;
+		memcpy(&reason, assist + 8, 4);
+		memcpy(&type, simp2, 4);
+		memcpy(&port, simp2 + 56, 2);
+		memcpy(&rax, simp2 + 64, 8);
+		memcpy(&rip0, simp2 + 16 + 24, 8);
+		u8 len = simp2[20] & 0xf;
+		printf("SINT0: entry reason %u, message 0x%x, port 0x%x, rax 0x%lx, length %u\n", reason,
+		       type, port, rax, len);
+		expect(reason == 2 && type == 0x80010000u && port == 0x5a5 && (rax & 0xff) == 0x78 &&
+		       len == 1, "entry reason %u message 0x%x port 0x%x rax 0x%lx", reason, type,
+		       port, rax);
+		memcpy(simp2, &zero, 4);                      /* free the slot */
+		wrmsr(0x40000084u, 0);                        /* EOM */
+		st = hvcall_set_vp_register(&h, HVL_VTL(0), REG_RIP, rip0 + len, 0);
+		expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
+	}
+
+	TEST_BEGIN("vtl2_interrupt_preempts");
+	/*
+	 * AssertVirtualInterrupt to VTL2 of VP 0, then VtlReturn: the pending
+	 * VTL2 interrupt brings VP 0 back to VTL2 at once (entry reason
+	 * INTERRUPT) before VTL0 runs an instruction (its RIP is unchanged).
+	 */
+	bool vtl0_called = false;   /* VTL0 already made its final VtlCall */
+	if (bad == 0 && st == 0) {
+		/* VTL2's APIC must accept the interrupt: x2APIC on, software-enabled. */
+		wrmsr(0x1Bu, rdmsr(0x1Bu) | 3u << 10);        /* IA32_APIC_BASE: EN, EXTD */
+		wrmsr(0x80Fu, 0x1ff);                         /* SVR: enabled, spurious 0xFF */
+		u64 rip_before = 0, rip_after = 0, self = 0xFFFFFFFFFFFFFFFFull, ctl = 0 /* fixed */,
+		    dest = 0;
+		u32 vector = 0x51;
+		memset(h.in, 0, 32);
+		memcpy(h.in, &self, 8);
+		memcpy(h.in + 8, &ctl, 8);
+		memcpy(h.in + 16, &dest, 8);
+		memcpy(h.in + 24, &vector, 4);
+		h.in[28] = 2;                                 /* target VTL2 */
+		st = hvcall_simple(&h, 0x0094 /* AssertVirtualInterrupt */);
+		expect(st == 0, "AssertVirtualInterrupt(VTL2, vector 0x51): status 0x%x", st);
+		u16 st2 = hvcall_get_vp_register(&h, HVL_VTL(0), REG_RIP, &rip_before, NULL);
+		u32 zero = 0, reason = 0;
+		memcpy(assist + 8, &zero, 4);
+		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
+		memcpy(&reason, assist + 8, 4);
+		vtl0_called = reason == 1;
+		st2 |= hvcall_get_vp_register(&h, HVL_VTL(0), REG_RIP, &rip_after, NULL);
+		printf("preempted: entry reason %u, VTL0 RIP 0x%lx -> 0x%lx\n", reason, rip_before,
+		       rip_after);
+		expect(st2 == 0 && reason == 2 && rip_after == rip_before,
+		       "entry reason %u, VTL0 RIP 0x%lx -> 0x%lx (status 0x%x)", reason, rip_before,
+		       rip_after, st2);
+	}
+
 	TEST_BEGIN("vtl_return_call");
-	if (bad == 0)
+	if (bad == 0 && !vtl0_called)
 		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
 	expect(back[0] == VTL0_VALUE, "VTL0 called back with RBX 0x%lx, not 0x%x", back[0],
 	       VTL0_VALUE);
@@ -523,6 +617,10 @@ int guest_main(const char *cmdline)
 	expect(vtl0_gprs[10] == 0xc3, "VTL0's IN gave RAX 0x%lx, not 0xc3", vtl0_gprs[10]);
 	expect(vtl0_gprs[11] == 0x0123456789abcdefull, "VTL0's RDMSR gave 0x%lx", vtl0_gprs[11]);
 	printf("VTL0 read port 0x5a6: 0x%lx, MSR 0xabc0de: 0x%lx\n", vtl0_gprs[10], vtl0_gprs[11]);
+	/* VTL0 sees hv's privileges: no AccessVsm/AccessVpRegisters. */
+	printf("VTL0 CPUID 0x40000003 EBX 0x%lx\n", vtl0_gprs[12]);
+	expect(bad == 0 && (vtl0_gprs[12] & 0x30000u) == 0 && (vtl0_gprs[12] & 0x30u) == 0x30,
+	       "VTL0's CPUID 0x40000003 EBX 0x%lx", vtl0_gprs[12]);
 
 	TEST_BEGIN("shared_fpu");
 	/* VTL0 set XMM3 and MXCSR before its VtlCall: the same registers here. */

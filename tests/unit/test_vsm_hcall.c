@@ -722,22 +722,38 @@ static void test_deliver_intercept(void **state)
 	f = booted(2);
 	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_VP_ASSIST_PAGE, 0xa000 | 1), 0);
 	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);        /* VP 0 now runs VTL0 */
-	/* Default: VTL2's SINT0, then VP 0 switches to VTL2 (entry reason INTERRUPT). */
+	/* Default: VTL2's SINT0. Without VTL2's SynIC: INVALID_SYNIC_STATE, no switch. */
+	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), HV_STATUS_INVALID_SYNIC_STATE);
+	assert_int_equal(vsm_active_vtl(f->vsm, 0), 0);
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_SCONTROL, 1), 0);
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_SIMP, 0xb000 | 1), 0);
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_SINT0, 0x50), 0);
+	/* Into SIMP slot 0, SINT0's vector to VTL2's APIC, VP 0 runs VTL2 (INTERRUPT). */
 	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), 0);
-	assert_int_equal(f->nmsg, 1);
-	assert_int_equal(f->msg[0].vp, 0);
-	assert_int_equal(f->msg[0].vtl, 2);
-	assert_int_equal(f->msg[0].sint, 0);
-	assert_memory_equal(f->msg[0].msg, m, sizeof(m));
+	assert_int_equal(f->nmsg, 0);
+	assert_memory_equal(f->ram + 0xb000, m, sizeof(m));
+	assert_int_equal(f->nirq, 1);
+	assert_int_equal(f->irq[0].vtl, 2);
+	assert_int_equal(f->irq[0].type, HV_INTERRUPT_TYPE_FIXED);
+	assert_int_equal(f->irq[0].dest, 0);
+	assert_int_equal(f->irq[0].vector, 0x50);
 	assert_int_equal(vsm_active_vtl(f->vsm, 0), 2);
 	assert_int_equal(u32_at(f->ram + 0xa000 + HV_VP_ASSIST_VTL_ENTRY_REASON),
 			 HV_VTL_ENTRY_INTERRUPT);
-	/* A busy slot: the status comes back and the VP stays where it is. */
+	/* A busy slot: message_pending set, the status comes back, the VP stays in VTL0. */
 	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);
-	f->status = HV_STATUS_INSUFFICIENT_BUFFERS;
+	f->ram[0xb000 + 5] = 0;
 	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), HV_STATUS_INSUFFICIENT_BUFFERS);
+	assert_int_equal(f->ram[0xb000 + 5] & 1, 1);
 	assert_int_equal(vsm_active_vtl(f->vsm, 0), 0);
-	f->status = 0;
+	assert_int_equal(f->nirq, 1);
+	/* Freed (EOM'd) and masked: delivered without an interrupt. */
+	memset(f->ram + 0xb000, 0, HV_MESSAGE_SIZE);
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_SINT0, 0x50 | 1u << 16), 0);
+	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), 0);
+	assert_int_equal(f->nirq, 1);
+	assert_int_equal(vsm_active_vtl(f->vsm, 0), 2);
+	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);
 	/* VP 1 has no VTL2; VP 9 does not exist. */
 	assert_int_equal(vsm_deliver_intercept(f->vsm, 1, m), HV_STATUS_INVALID_VTL_STATE);
 	assert_int_equal(vsm_deliver_intercept(f->vsm, 9, m), HV_STATUS_INVALID_VP_INDEX);
@@ -746,11 +762,62 @@ static void test_deliver_intercept(void **state)
 	set_partition_config(f, HV_VSM_CONFIG_INTERCEPT_PAGE);
 	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);
 	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), 0);
-	assert_int_equal(f->nmsg, 2);
+	assert_int_equal(f->nmsg, 0);
 	assert_memory_equal(f->ram + 0xa000 + HV_VP_ASSIST_INTERCEPT_MESSAGE, m, sizeof(m));
 	assert_int_equal(u32_at(f->ram + 0xa000 + HV_VP_ASSIST_VTL_ENTRY_REASON),
 			 HV_VTL_ENTRY_INTERCEPT);
 	assert_int_equal(vsm_active_vtl(f->vsm, 0), 2);
+	vf_free(f);
+}
+
+/* PostMessageDirect / SignalEventDirect to a VTL2 SynIC: vsm writes its pages. */
+static void test_synic_vtl2(void **state)
+{
+	(void)state;
+	struct vfake *f = booted(1);
+	uint8_t in[276] = { 0 };
+	memset(in, 0xff, 8);
+	uint32_t self_vp = HV_VP_INDEX_SELF;
+	memcpy(in + 8, &self_vp, 4);
+	in[12] = 2;      /* VTL2 */
+	in[16] = 3;      /* SINT */
+	uint32_t type = 0x4321;
+	memcpy(in + 20, &type, 4);
+	in[24] = 2;
+	in[36] = 0x99;
+	/* No SynIC yet. */
+	assert_int_equal(hc(f, 0, HVCALL_POST_MESSAGE_DIRECT, in, sizeof(in)),
+			 HV_STATUS_INVALID_SYNIC_STATE);
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_SCONTROL, 1), 0);
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_SIMP, 0xc000 | 1), 0);
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_SIEFP, 0xd000 | 1), 0);
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_SINT0 + 3, 0x63), 0);
+	assert_int_equal(hc(f, 0, HVCALL_POST_MESSAGE_DIRECT, in, sizeof(in)), 0);
+	assert_int_equal(f->nmsg, 0);
+	assert_memory_equal(f->ram + 0xc000 + 3 * 256, in + 20, 256);
+	assert_int_equal(f->nirq, 1);
+	assert_int_equal(f->irq[0].vtl, 2);
+	assert_int_equal(f->irq[0].vector, 0x63);
+	/* Slot busy. */
+	assert_int_equal(hc(f, 0, HVCALL_POST_MESSAGE_DIRECT, in, sizeof(in)),
+			 HV_STATUS_INSUFFICIENT_BUFFERS);
+	assert_int_equal(f->nirq, 1);
+	/* Event flag 10 of SINT 3: set once (newly 1, interrupt), then again (newly 0). */
+	struct { uint64_t part; uint32_t vp; uint8_t vtl, sint; uint16_t flag; } __attribute__((packed))
+		ev = { SELF, 0xFFFFFFFEu, 2, 3, 10 };
+	memset(f->ram + OUT, 0xAA, 8);
+	assert_int_equal(hc(f, 0, HVCALL_SIGNAL_EVENT_DIRECT, &ev, sizeof(ev)), 0);
+	assert_int_equal(f->ram[OUT], 1);
+	assert_int_equal(f->ram[0xd000 + 3 * 256 + 1], 1u << 2);
+	assert_int_equal(f->nirq, 2);
+	assert_int_equal(hc(f, 0, HVCALL_SIGNAL_EVENT_DIRECT, &ev, sizeof(ev)), 0);
+	assert_int_equal(f->ram[OUT], 0);
+	assert_int_equal(f->nirq, 2);
+	assert_int_equal(f->nevent, 0);
+	/* VTL0 targets still go to the platform (hv's SynIC). */
+	ev.vtl = 0;
+	assert_int_equal(hc(f, 0, HVCALL_SIGNAL_EVENT_DIRECT, &ev, sizeof(ev)), 0);
+	assert_int_equal(f->nevent, 1);
 	vf_free(f);
 }
 
@@ -769,6 +836,7 @@ int main(void)
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_intercept_messages),
 		cmocka_unit_test(test_deliver_intercept),
+		cmocka_unit_test(test_synic_vtl2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
