@@ -1,5 +1,5 @@
 /*
- * --vtl2 wiring, phase 1: the IGVM file's VTL2 runs beneath VTL0 on KVM
+ * --vtl2 wiring (phases 1-2): the IGVM file's VTL2 runs beneath VTL0 on KVM
  * (TLFS "Virtual Secure Mode"; design in docs/ARCHITECTURE.md "Virtual Trust
  * Levels"). One accel partition per VTL over the same guest RAM; each VP has
  * one accel vCPU per VTL on its own thread, and vm_vcpu.av always names the
@@ -7,7 +7,7 @@
  * src/hv/vsm* keeps the VTL state and the VSM hypercalls; this file is its
  * struct vsm_ops over the accel API, and the hooks vm.c calls.
  *
- * Phase 1 limits: APs start in VTL2 only through StartVirtualProcessor
+ * Limits: APs start in VTL2 only through StartVirtualProcessor
  * (VTL0's INIT/SIPI still reach VTL0's in-kernel APICs, unknown to vsm);
  * VTL0's memory protections (ModifyVtlProtectionMask: no-access and
  * read-only; execute bits are ignored, KVM slots cannot express them) and
@@ -17,16 +17,19 @@
  * the instruction); no VTL2-only RAM above VTL0's (relocation auto=);
  * Get/SetVpRegisters move struct x86_regs/x86_sregs and the private MSRs
  * (PAT, STAR/LSTAR/CSTAR/SFMASK, SYSENTER, KERNEL_GS_BASE, TSC_AUX), not
- * DR0-7; interrupts for VTL2 (AssertVirtualInterrupt, SynIC, timers), VINA,
- * SynIC messages between VTLs (SINT0 delivery without intercept_page,
- * PostMessageDirect/SignalEventDirect) and unknown-SynIC-connection
- * intercepts are not delivered; intercepts reach VTL2 only through its VP
- * assist page (intercept_page): VTL0 port writes and reads (IN; not INS or
- * REP forms), RDMSR/WRMSR of MSRs hv does not own. Phase 2 so far: the
- * XSAVE image (x87, MXCSR, XMM, YMM, ...) is carried across a switch (one
- * GET per switch, the SET only when it changed) and fast VSM hypercalls use
- * the real XMM0-5; the shared GPRs travel through KVM's sync-regs area
- * (vcpu_set_regs_deferred); VTL2's CPUID has AccessVsm/AccessVpRegisters.
+ * DR0-7. Phase 2: intercepts of VTL0 port writes and reads (IN; not INS or
+ * REP forms) and RDMSR/WRMSR of MSRs hv does not own, in VTL2's VP assist
+ * page (intercept_page) or its SIMP slot 0 (SINT0, vsm's SynIC); unknown-
+ * SynIC-connection and APIC EOI intercepts are not delivered. Interrupts:
+ * AssertVirtualInterrupt, PostMessageDirect/SignalEventDirect and the SINT0
+ * message reach the target VTL's in-kernel APIC (MSI); one VTL2's APIC
+ * requests preempts VTL0 at the VP's next run; VINA is raised only for the
+ * VTL0 interrupts that pass through here (not device, hv SynIC or timer
+ * interrupts of VTL0), and VTL2 has no synthetic timers. The XSAVE image
+ * (x87, MXCSR, XMM, YMM, ...) is carried across a switch (one GET per
+ * switch, the SET only when it changed), fast VSM hypercalls use the real
+ * XMM0-5, the shared GPRs travel through KVM's sync-regs area; VTL2's CPUID
+ * has AccessVsm/AccessVpRegisters.
  */
 #ifndef HVMM_CORE_VTL_H
 #define HVMM_CORE_VTL_H
