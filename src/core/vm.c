@@ -407,6 +407,8 @@ static void handle_hypercall(struct vm_vcpu *v)
 			log_warn("vCPU %u: cannot inject #UD for a hypercall", v->index);
 		return;
 	}
+	if (vm->vtl && vtl_unknown_connection(vm->vtl, v, hc.control, hc.result))
+		return; /* VTL2 completes it */
 	if (vm->ops->vcpu_set_exit_rax(v->av, hc.result) < 0)
 		log_warn("vCPU %u: cannot write a hypercall result", v->index);
 }

@@ -575,6 +575,41 @@ static bool undo_exit(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e, st
 	return true;
 }
 
+/*
+ * A port write (OUT/OUTS, also the hypercall page's `out`) under KVM's
+ * instruction emulator (PVM ring 0), which has moved RIP past the
+ * instruction already and completes nothing later: RIP is set back to its
+ * start (r->rip too), so VTL0 resumes wherever VTL2 puts RIP, as on
+ * hardware. False only when the registers cannot be written.
+ */
+static bool rewind_out(struct vtl *t, struct vm_vcpu *v, struct vsm_regs *r, uint16_t port,
+		       uint8_t size)
+{
+	struct vm *vm = t->vm;
+	if (!vm->info.ring0_emulated || (r->cs.selector & 3) != 0)
+		return true;
+	/* The bytes before RIP on its page (the instruction does not cross it). */
+	uint8_t b[16] = { 0 };
+	uint64_t gpa, n = r->rip & 0xfff;
+	unsigned back = 0;
+	if (n > sizeof(b))
+		n = sizeof(b);
+	if (n && vsm_translate_gva(&t->ops, r, r->rip - n, 0, &gpa) == HV_TRANSLATE_GVA_SUCCESS &&
+	    gmem_read(&vm->mem, gpa, b + sizeof(b) - n, n) == 0)
+		back = vtl_io_insn_back(b, port, size);
+	struct x86_regs xr;
+	if (back && vm->ops->vcpu_get_regs(v->av, &xr) == 0) {
+		xr.rip -= back;
+		if (vm->ops->vcpu_set_regs(v->av, &xr) < 0)
+			return false;
+		r->rip = xr.rip;
+	} else {
+		log_guest("vCPU %u: intercepted port 0x%x: instruction not found before RIP",
+			  v->index, port);
+	}
+	return true;
+}
+
 static bool starts_in(const uint8_t *b, unsigned n)
 {
 	bool string, rep;
@@ -588,7 +623,6 @@ static bool starts_msr(const uint8_t *b, unsigned n)
 
 bool vtl_io(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 {
-	struct vm *vm = t->vm;
 	if (vtl_active(t, v) != 0 || !vsm_intercepts_io(t->vsm, e->io.port, e->io.write))
 		return false;
 	uint64_t rax = 0;
@@ -608,30 +642,8 @@ bool vtl_io(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
 		.access = e->io.write ? HV_INTERCEPT_ACCESS_TYPE_WRITE : HV_INTERCEPT_ACCESS_TYPE_READ,
 		.regs = &r };
-	uint64_t gpa;
-	if (e->io.write && vm->info.ring0_emulated && c.cpl == 0) {
-		/*
-		 * KVM's instruction emulator (PVM ring 0) has moved RIP past the
-		 * instruction already and completes nothing later: find its start,
-		 * so VTL0 resumes wherever VTL2 puts RIP, as on hardware.
-		 */
-		uint8_t b[16];
-		unsigned back = 0;
-		if (r.rip >= 16 &&
-		    vsm_translate_gva(&t->ops, &r, r.rip - 16, 0, &gpa) == HV_TRANSLATE_GVA_SUCCESS &&
-		    (gpa & 0xfff) <= 0x1000 - sizeof(b) && gmem_read(&vm->mem, gpa, b, sizeof(b)) == 0)
-			back = vtl_io_insn_back(b, e->io.port, e->io.size);
-		struct x86_regs xr;
-		if (back && vm->ops->vcpu_get_regs(v->av, &xr) == 0) {
-			xr.rip -= back;
-			if (vm->ops->vcpu_set_regs(v->av, &xr) < 0)
-				return false;
-			r.rip = xr.rip;
-		} else {
-			log_guest("vCPU %u: intercepted port 0x%x: instruction not found before RIP",
-				  v->index, e->io.port);
-		}
-	}
+	if (e->io.write && !rewind_out(t, v, &r, e->io.port, e->io.size))
+		return false;
 	fetch_insn(t, &r, &c);
 	bool string, rep;
 	c.insn_len = (uint8_t)vtl_io_insn_len(c.insn, c.insn_count, &string, &rep);
@@ -641,6 +653,33 @@ bool vtl_io(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 	if (st) {
 		log_guest("vCPU %u: intercept of port 0x%x not delivered (status 0x%x)", v->index,
 			  e->io.port, st);
+		return false;
+	}
+	return true;
+}
+
+bool vtl_unknown_connection(struct vtl *t, struct vm_vcpu *v, uint64_t control, uint64_t result)
+{
+	uint16_t code = (uint16_t)control;
+	if ((result & 0xffff) != HV_STATUS_INVALID_CONNECTION_ID || vtl_active(t, v) != 0 ||
+	    (code != HVCALL_POST_MESSAGE && code != HVCALL_SIGNAL_EVENT) ||
+	    !vsm_intercepts_unknown_synic(t->vsm))
+		return false;
+	struct vsm_regs r;
+	if (get_x86(t, v->index, 0, &r) || !rewind_out(t, v, &r, HV_HYPERCALL_PORT, 1))
+		return false;
+	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
+		.access = HV_INTERCEPT_ACCESS_TYPE_EXECUTE, .regs = &r };
+	fetch_insn(t, &r, &c);
+	bool string, rep;
+	c.insn_len = (uint8_t)vtl_io_insn_len(c.insn, c.insn_count, &string, &rep);
+	/* Fast calls' XMM input: a fast HvPostMessage has none beyond RDX/R8 here. */
+	uint8_t msg[HV_MESSAGE_SIZE];
+	vsm_msg_hypercall(msg, &c, NULL);
+	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
+	if (st) {
+		log_guest("vCPU %u: unknown SynIC connection intercept not delivered (status 0x%x)",
+			  v->index, st);
 		return false;
 	}
 	return true;

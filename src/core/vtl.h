@@ -19,8 +19,9 @@
  * (PAT, STAR/LSTAR/CSTAR/SFMASK, SYSENTER, KERNEL_GS_BASE, TSC_AUX), not
  * DR0-7. Phase 2: intercepts of VTL0 port writes and reads (IN; not INS or
  * REP forms) and RDMSR/WRMSR of MSRs hv does not own, in VTL2's VP assist
- * page (intercept_page) or its SIMP slot 0 (SINT0, vsm's SynIC); unknown-
- * SynIC-connection and APIC EOI intercepts are not delivered. Interrupts:
+ * page (intercept_page) or its SIMP slot 0 (SINT0, vsm's SynIC), and VTL0
+ * HvPostMessage/HvSignalEvent to connections hv does not know (hypercall
+ * intercept); APIC EOI intercepts are not delivered. Interrupts:
  * AssertVirtualInterrupt, PostMessageDirect/SignalEventDirect and the SINT0
  * message reach the target VTL's in-kernel APIC (MSI); one VTL2's APIC
  * requests preempts VTL0 at the VP's next run; VINA is raised only for the
@@ -94,6 +95,16 @@ bool vtl_mmio(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
  * VTL2-protectable REQUIRED_MEMORY (vtl_mem_igvm_range). 0 or -errno (logged).
  */
 int vtl_hide(struct vtl *t, uint64_t base, uint64_t size);
+/*
+ * After hv answered a VTL0 HvPostMessage/HvSignalEvent with `result`: an
+ * unknown connection (INVALID_CONNECTION_ID) while VTL2 intercepts unknown
+ * SynIC connections (InstallIntercept 0x0D) goes to VTL2 as the hypercall
+ * intercept message (registers; RIP at the hypercall page's `out`, length
+ * 2) and v runs VTL2, which completes the call (RAX through its assist
+ * page's vtl_return_rax, RIP past the instruction). True when delivered:
+ * RAX must then not be written.
+ */
+bool vtl_unknown_connection(struct vtl *t, struct vm_vcpu *v, uint64_t control, uint64_t result);
 /*
  * A VTL0 RDMSR/WRMSR of an MSR hv does not own that reached user space
  * (KVM's unknown-MSR or filter exits) while VTL2 intercepts that access

@@ -27,6 +27,9 @@
  *    SIMP slot 0 (SINT0) with entry reason INTERRUPT; an interrupt
  *    asserted for VTL2 (AssertVirtualInterrupt) brings the VP back to VTL2
  *    right after VtlReturn, before VTL0 runs an instruction;
+ *  - VTL0's HvSignalEvent to an unknown connection reaches VTL2 as a
+ *    hypercall intercept (unknown SynIC connection intercept), which
+ *    completes it with its own status;
  *  - CPUID 0x40000003: VTL2 has AccessVsm, AccessVpRegisters and XMM
  *    hypercall input/output; VTL0 has PostMessages/SignalEvents only;
  *  - with more than one VP: EnableVpVtl and StartVirtualProcessor of VP 1
@@ -158,6 +161,11 @@ __asm__(
 	"	mov $0x5a5, %edx\n"           /* intercepted again: now on VTL2's SINT0 */
 	"	mov $0x78, %eax\n"
 	"	out %al, %dx\n"
+	"	movabs $0x1005d, %rcx\n"    /* fast HvSignalEvent to unknown connection 0x7777 */
+	"	movabs $0x300007777, %rdx\n"  /* flag 3 */
+	"	mov $vtl0_hcpage, %eax\n"
+	"	call *%rax\n"
+	"	mov %rax, %rbp\n"            /* its status, as VTL2 completed it */
 	"	mov $0x40000003, %eax\n"     /* VTL0's Hyper-V privileges: EBX into R15 */
 	"	cpuid\n"
 	"	mov %rbx, %r15\n"
@@ -566,6 +574,49 @@ int guest_main(const char *cmdline)
 		expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
 	}
 
+	TEST_BEGIN("unknown_synic_intercept");
+	/*
+	 * VTL0's HvSignalEvent to a connection nobody owns, with the unknown
+	 * SynIC connection intercept installed: a hypercall intercept message
+	 * (SINT0 now) with its RCX/RDX and RIP at the hypercall page's `out`;
+	 * VTL2 completes it with status 0x3c through vtl_return_rax.
+	 */
+	if (bad == 0 && st == 0) {
+		u64 self = 0xFFFFFFFFFFFFFFFFull, zero64 = 0;
+		u32 access = 1, type = 0x0D /* UNKNOWN_SYNIC_CONNECTION */;
+		memset(h.in, 0, 24);
+		memcpy(h.in, &self, 8);
+		memcpy(h.in + 8, &access, 4);
+		memcpy(h.in + 12, &type, 4);
+		memcpy(h.in + 16, &zero64, 8);
+		st = hvcall_simple(&h, HVL_CALL_INSTALL_INTERCEPT);
+		expect(st == 0, "InstallIntercept(unknown SynIC connection): status 0x%x", st);
+		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
+		u32 reason, mtype;
+		u64 rcx, rdx, rip0 = 0;
+		memcpy(&reason, assist + 8, 4);
+		memcpy(&mtype, simp2, 4);
+		memcpy(&rcx, simp2 + 16 + 56, 8);
+		memcpy(&rdx, simp2 + 16 + 64, 8);
+		memcpy(&rip0, simp2 + 16 + 24, 8);
+		u8 len = simp2[20] & 0xf;
+		printf("unknown connection: entry reason %u, message 0x%x, rcx 0x%lx rdx 0x%lx, rip "
+		       "0x%lx+%u\n", reason, mtype, rcx, rdx, rip0, len);
+		expect(reason == 2 && mtype == 0x80000050u && rcx == 0x1005d && rdx == 0x300007777ull &&
+		       len == 2 && rip0 == (u64)vtl0_hcpage + 4,
+		       "entry reason %u message 0x%x rcx 0x%lx rdx 0x%lx rip 0x%lx+%u", reason, mtype,
+		       rcx, rdx, rip0, len);
+		u32 z = 0;
+		memcpy(simp2, &z, 4);
+		wrmsr(0x40000084u, 0);                        /* EOM */
+		st = hvcall_set_vp_register(&h, HVL_VTL(0), REG_RIP, rip0 + len, 0);
+		expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
+		u64 ret_rax = 0x3c, ret_rcx = rcx;
+		memcpy(assist + 16, &ret_rax, 8);
+		memcpy(assist + 24, &ret_rcx, 8);
+		vtl2_return_ctl = 0;
+	}
+
 	TEST_BEGIN("vtl2_interrupt_preempts");
 	/*
 	 * AssertVirtualInterrupt to VTL2 of VP 0, then VtlReturn: the pending
@@ -592,6 +643,10 @@ int guest_main(const char *cmdline)
 		u32 zero = 0, reason = 0;
 		memcpy(assist + 8, &zero, 4);
 		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
+		/*
+		 * VTL0 ran no instruction: the next return gives it the same
+		 * RAX/RCX again (still in the assist page; slow return).
+		 */
 		memcpy(&reason, assist + 8, 4);
 		vtl0_called = reason == 1;
 		st2 |= hvcall_get_vp_register(&h, HVL_VTL(0), REG_RIP, &rip_after, NULL);
@@ -619,6 +674,8 @@ int guest_main(const char *cmdline)
 	printf("VTL0 read port 0x5a6: 0x%lx, MSR 0xabc0de: 0x%lx\n", vtl0_gprs[10], vtl0_gprs[11]);
 	/* VTL0 sees hv's privileges: no AccessVsm/AccessVpRegisters. */
 	printf("VTL0 CPUID 0x40000003 EBX 0x%lx\n", vtl0_gprs[12]);
+	expect(vtl0_gprs[4] == 0x3c, "VTL0's HvSignalEvent returned 0x%lx, not VTL2's 0x3c",
+	       vtl0_gprs[4]);
 	expect(bad == 0 && (vtl0_gprs[12] & 0x30000u) == 0 && (vtl0_gprs[12] & 0x30u) == 0x30,
 	       "VTL0's CPUID 0x40000003 EBX 0x%lx", vtl0_gprs[12]);
 
