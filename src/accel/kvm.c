@@ -375,6 +375,7 @@ int kvm_vcpu_set_regs(struct kvm_vcpu *v, const struct x86_regs *r)
 		v->run->s.regs.regs = kr;
 		v->regs_synced = true;
 	} else {
+		__atomic_store_n(&v->regs_foreign, true, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&v->regs_synced, false, __ATOMIC_SEQ_CST);
 	}
 	return 0;
@@ -630,7 +631,9 @@ static int kvm_vcpu_run(struct accel_vcpu *av, struct accel_exit *exit)
 			}
 			return -errno;
 		}
-		v->regs_synced = v->k->sync_regs; /* KVM stored them at the exit */
+		/* KVM stored them at the exit, unless another thread set them since. */
+		bool foreign = __atomic_exchange_n(&v->regs_foreign, false, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&v->regs_synced, v->k->sync_regs && !foreign, __ATOMIC_SEQ_CST);
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
 			exit->reason = ACCEL_EXIT_IO;

@@ -36,6 +36,7 @@ struct kvm_vcpu {
 	pthread_t thread;     /* the thread that created it runs it */
 	bool pending_msr;     /* the last exit was an MSR exit to complete */
 	bool regs_synced;     /* run->s.regs.regs is current (sync regs, owner thread) */
+	bool regs_foreign;    /* another thread set the registers since the last run */
 	/* PVM syscall fix-up (kvm_pvm.c) */
 	uint64_t lstar;
 	uint64_t pf_handler;  /* where the breakpoint sits */
