@@ -343,7 +343,7 @@ static int kvm_vcpu_set_cpuid(struct accel_vcpu *av, const struct accel_cpuid_en
 /* The owner thread may use the sync-regs copy KVM left at the last exit. */
 static bool regs_cached(const struct kvm_vcpu *v)
 {
-	return v->regs_synced && pthread_equal(pthread_self(), v->thread);
+	return __atomic_load_n(&v->regs_synced, __ATOMIC_SEQ_CST) && pthread_equal(pthread_self(), v->thread);
 }
 
 int kvm_vcpu_get_regs(struct kvm_vcpu *v, struct x86_regs *r)
@@ -373,7 +373,7 @@ int kvm_vcpu_set_regs(struct kvm_vcpu *v, const struct x86_regs *r)
 	/* Keep the sync-regs copy current (KVM loads it if marked dirty). */
 	if (v->k->sync_regs && pthread_equal(pthread_self(), v->thread)) {
 		v->run->s.regs.regs = kr;
-		v->regs_synced = true;
+		__atomic_store_n(&v->regs_synced, true, __ATOMIC_SEQ_CST);
 	} else {
 		__atomic_store_n(&v->regs_foreign, true, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&v->regs_synced, false, __ATOMIC_SEQ_CST);
@@ -622,7 +622,7 @@ static int kvm_vcpu_run(struct accel_vcpu *av, struct accel_exit *exit)
 
 	complete_prev_exit(v, exit);
 	for (;;) {
-		v->regs_synced = false;
+		__atomic_store_n(&v->regs_synced, false, __ATOMIC_SEQ_CST);
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -724,7 +724,7 @@ static int kvm_vcpu_finish_exit(struct accel_vcpu *av, struct accel_exit *exit)
 	complete_prev_exit(v, exit);
 	/* KVM finishes the pending operation, then sees immediate_exit. */
 	uint8_t kicked = __atomic_exchange_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	v->regs_synced = false;
+	__atomic_store_n(&v->regs_synced, false, __ATOMIC_SEQ_CST);
 	int r = ioctl(v->fd, KVM_RUN, 0), err = errno;
 	if (!kicked)
 		__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
