@@ -343,7 +343,8 @@ static int kvm_vcpu_set_cpuid(struct accel_vcpu *av, const struct accel_cpuid_en
 /* The owner thread may use the sync-regs copy KVM left at the last exit. */
 static bool regs_cached(const struct kvm_vcpu *v)
 {
-	return __atomic_load_n(&v->regs_synced, __ATOMIC_SEQ_CST) && pthread_equal(pthread_self(), v->thread);
+	return __atomic_load_n(&v->regs_synced, __ATOMIC_SEQ_CST) &&
+	       pthread_equal(pthread_self(), v->thread);
 }
 
 int kvm_vcpu_get_regs(struct kvm_vcpu *v, struct x86_regs *r)
