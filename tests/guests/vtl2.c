@@ -30,6 +30,8 @@
  *  - VTL0's HvSignalEvent to an unknown connection reaches VTL2 as a
  *    hypercall intercept (unknown SynIC connection intercept), which
  *    completes it with its own status;
+ *  - VINA: an interrupt for VTL0 while VTL2 runs sets vina_status and
+ *    requests VTL2's VINA vector;
  *  - CPUID 0x40000003: VTL2 has AccessVsm, AccessVpRegisters and XMM
  *    hypercall input/output; VTL0 has PostMessages/SignalEvents only;
  *  - with more than one VP: EnableVpVtl and StartVirtualProcessor of VP 1
@@ -655,6 +657,34 @@ int guest_main(const char *cmdline)
 		expect(st2 == 0 && reason == 2 && rip_after == rip_before,
 		       "entry reason %u, VTL0 RIP 0x%lx -> 0x%lx (status 0x%x)", reason, rip_before,
 		       rip_after, st2);
+	}
+
+	TEST_BEGIN("vina");
+	/*
+	 * VINA: with HvRegisterVsmVina enabled (vector 0x61), an interrupt
+	 * asserted for VTL0 while VTL2 runs sets the assist page's vina_status
+	 * and requests VTL2's VINA vector in its APIC (x2APIC IRR).
+	 */
+	if (bad == 0 && st == 0) {
+		u8 zero8 = 0;
+		memcpy(assist + 12, &zero8, 1);
+		st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, 0x000D0005u /* VsmVina */,
+					    0x61 | 1u << 8, 0);
+		expect(st == 0, "VsmVina: status 0x%x", st);
+		u64 self = 0xFFFFFFFFFFFFFFFFull, ctl = 0, dest = 0;
+		u32 vector = 0x60;
+		memset(h.in, 0, 32);
+		memcpy(h.in, &self, 8);
+		memcpy(h.in + 8, &ctl, 8);
+		memcpy(h.in + 16, &dest, 8);
+		memcpy(h.in + 24, &vector, 4);
+		h.in[28] = 0;                                 /* target VTL0 */
+		st = hvcall_simple(&h, 0x0094 /* AssertVirtualInterrupt */);
+		expect(st == 0, "AssertVirtualInterrupt(VTL0, vector 0x60): status 0x%x", st);
+		u64 irr3 = rdmsr(0x823u);                     /* IRR vectors 0x60-0x7f */
+		printf("VINA: vina_status %u, VTL2 IRR[0x60-0x7f] 0x%lx\n", assist[12], irr3);
+		expect(assist[12] == 1 && (irr3 & 2), "vina_status %u, IRR 0x%lx (vector 0x61 not requested)",
+		       assist[12], irr3);
 	}
 
 	TEST_BEGIN("vtl_return_call");
