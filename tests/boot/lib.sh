@@ -38,20 +38,43 @@ guest_files() {
 		fail "guest '$1' is not built: run scripts/guest.sh $1"
 }
 
-# agent_initrd: KERNEL (minimal) and INITRD, a minimal initramfs with this
-# build's hvmm-agent (started by /init on VMBus), uncompressed (no
-# decompression in emulated ring 0). Skips for a sanitized (dynamic) agent.
+# agent_initrd [GUEST]: KERNEL and INITRD with this build's hvmm-agent
+# (started by /init on VMBus). minimal (default): a minimal initramfs,
+# uncompressed (no decompression in emulated ring 0). debian: Debian's
+# initramfs (its hv_sock module) with a second, uncompressed cpio archive
+# appended that adds /usr/sbin/hvmm-agent and this tree's /init (the
+# kernel unpacks both; the later archive's files win).
+# Skips for a sanitized (dynamic) agent.
 agent_initrd() {
-	local agent=$BUILD/src/agent/hvmm-agent
+	local agent=$BUILD/src/agent/hvmm-agent guest=${1:-minimal}
 	[ -x "$agent" ] || fail "build hvmm-agent first ($BUILD)"
 	readelf -l "$agent" 2>/dev/null | grep -q 'Requesting program interpreter' &&
 		skip "$agent is dynamically linked (a sanitized build): the initramfs has no libc"
-	KERNEL=$CACHE/guest/minimal/bzImage
-	[ -f "$KERNEL" ] || fail "the minimal kernel is not built: run scripts/guest.sh minimal"
-	INITRD=$OUT/initrd-agent.img
-	HVMM_GUEST_AGENT=$agent HVMM_INITRD_COMPRESS=none \
-		"$ROOT/scripts/mkinitramfs.sh" "$INITRD" >"$OUT/mkinitramfs.log" 2>&1 ||
-		fail "mkinitramfs failed: $(tail -3 "$OUT/mkinitramfs.log")"
+	case "$guest" in
+	minimal)
+		KERNEL=$CACHE/guest/minimal/bzImage INITRD=$OUT/initrd-agent.img
+		[ -f "$KERNEL" ] || fail "the minimal kernel is not built: run scripts/guest.sh minimal"
+		HVMM_GUEST_AGENT=$agent HVMM_INITRD_COMPRESS=none \
+			"$ROOT/scripts/mkinitramfs.sh" "$INITRD" >"$OUT/mkinitramfs.log" 2>&1 ||
+			fail "mkinitramfs failed: $(tail -3 "$OUT/mkinitramfs.log")"
+		;;
+	debian)
+		guest_files debian
+		local stage=$OUT/agent-stage base=$INITRD
+		INITRD=$OUT/initrd-agent.img
+		# With this tree's /init too: an initramfs made before the agent
+		# existed has an /init that does not start it.
+		rm -rf "$stage" && mkdir -p "$stage/usr/sbin" && cp "$agent" "$stage/usr/sbin/" &&
+			install -m 0755 "$ROOT/scripts/guest/init" "$stage/init" ||
+			fail "cannot stage hvmm-agent in $stage"
+		# The kernel looks for the next archive at a 4-byte boundary.
+		cp "$base" "$INITRD" && truncate -s %4 "$INITRD" ||
+			fail "cannot copy Debian's initramfs"
+		(cd "$stage" && find init usr | cpio -o -H newc --owner 0:0 --quiet) >>"$INITRD" ||
+			fail "cannot append the agent to $INITRD (cpio)"
+		;;
+	*) fail "agent_initrd: unknown guest $guest" ;;
+	esac
 }
 
 # wait_for FILE REGEX TIMEOUT_S [PID]: waits until FILE has a line matching

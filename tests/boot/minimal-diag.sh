@@ -18,7 +18,7 @@ source "$(dirname "$0")/lib.sh"
 need_kvm
 DIAG=$BUILD/src/tools/hvmm-diag
 [ -x "$DIAG" ] || fail "build hvmm-diag first ($BUILD)"
-agent_initrd # this build's agent in an uncompressed minimal initramfs
+agent_initrd "${GUEST:-minimal}" # this build's agent in the guest's initramfs
 SOCK=$OUT/vsock.sock
 rm -f "$SOCK"
 

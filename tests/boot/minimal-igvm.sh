@@ -8,7 +8,7 @@
 # run one command.
 source "$(dirname "$0")/lib.sh"
 need_kvm
-guest_files minimal
+guest_files "${GUEST:-minimal}"
 TOOL=$BUILD/src/tools/hvmm-igvm
 [ -x "$TOOL" ] || fail "$TOOL not built"
 "$TOOL" build -o "$OUT/linux.igvm" --kernel "$KERNEL" --initrd "$INITRD" \
@@ -16,7 +16,7 @@ TOOL=$BUILD/src/tools/hvmm-igvm
 "$TOOL" verify "$OUT/linux.igvm" >/dev/null || fail "the built file does not verify"
 trap stop_vm EXIT
 start_console_vm --igvm "$OUT/linux.igvm" -m 512MB -c igvm_host=1
-wait_for "$OUT/console.log" '^HVMM-INIT-OK' 900 "$HVMM_PID" || fail "no HVMM-INIT-OK marker"
+wait_for "$OUT/console.log" '^HVMM-INIT-OK' "${BOOT_TIMEOUT:-900}" "$HVMM_PID" || fail "no HVMM-INIT-OK marker"
 wait_for "$OUT/console.log" 'root@hvmm-guest' 120 "$HVMM_PID" || fail "no shell prompt"
 send 'echo CMDLINE=$(cat /proc/cmdline); echo MEMK=$(sed -n "s/^MemTotal: *\([0-9]*\).*/\1/p" /proc/meminfo); echo SUM-$((40+2))'
 wait_for "$OUT/console.log" '^SUM-42' 120 "$HVMM_PID" || fail "the command did not run"
