@@ -578,6 +578,14 @@ static int kvm_vcpu_reset(struct accel_vcpu *av)
 static int kvm_vcpu_set_runnable(struct accel_vcpu *av)
 {
 	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	/* An INIT the AP's APIC latched meanwhile would reset these registers. */
+	struct kvm_vcpu_events ev;
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 && ev.smi.latched_init) {
+		ev.smi.latched_init = 0;
+		ev.flags |= KVM_VCPUEVENT_VALID_SMM;
+		if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+			return -errno;
+	}
 	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
 	return ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0 ? -errno : 0;
 }

@@ -614,8 +614,8 @@ static void *vcpu_thread(void *arg)
 	memset(&e, 0, sizeof(e));
 	while (!atomic_load(&vm->stopping)) {
 		vcpu_service_requests(v);
-		if (vm->vtl)
-			vtl_vcpu_service(vm->vtl, v);
+		if (vm->vtl && !vtl_vcpu_service(vm->vtl, v))
+			continue; /* an AP VTL2 has not started yet */
 		if (atomic_load(&vm->stopping))
 			break;
 		ret = vm->ops->vcpu_run(v->av, &e);

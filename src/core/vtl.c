@@ -11,8 +11,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/vm.h"
@@ -44,6 +46,9 @@ struct vtl {
 	struct vtl_fpu *fpu;  /* per VP: x87/SSE each VTL's vCPU holds (switch_vtl) */
 	unsigned *irq_pending;  /* per VP: bit n, an interrupt went to VTL n (atomic) */
 	bool *preempt_armed;    /* per VP, its thread: a preempting switch waits one run */
+	pthread_mutex_t start_lock;  /* with start_cond: APs held until VTL2 starts them */
+	pthread_cond_t start_cond;
+	bool start_sync;             /* start_lock/start_cond initialized */
 	struct vsm_ops ops;
 	struct vtl_mem mem;   /* VTL0's memory map: protections, VTL2's range */
 	bool mem_ok;
@@ -224,6 +229,9 @@ static int op_start_vp(void *o, uint32_t vp, unsigned vtl)
 	if (!av || !vm->vcpus || vm->ops->vcpu_set_runnable(av) < 0)
 		return HV_STATUS_INVALID_VP_STATE;
 	__atomic_store_n(&t->pending[vp], (int)vtl, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&t->start_lock);
+	pthread_cond_broadcast(&t->start_cond);
+	pthread_mutex_unlock(&t->start_lock);
 	struct accel_vcpu *cur = __atomic_load_n(&vm->vcpus[vp].av, __ATOMIC_SEQ_CST);
 	if (cur)
 		vm->ops->vcpu_kick(cur);
@@ -319,6 +327,9 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 	t->fpu = calloc(vm->nvcpus, sizeof(*t->fpu));
 	t->irq_pending = calloc(vm->nvcpus, sizeof(*t->irq_pending));
 	t->preempt_armed = calloc(vm->nvcpus, sizeof(*t->preempt_armed));
+	pthread_mutex_init(&t->start_lock, NULL);
+	pthread_cond_init(&t->start_cond, NULL);
+	t->start_sync = true;
 	for (unsigned i = 0; t->pending && i < vm->nvcpus; i++)
 		t->pending[i] = -1;
 	int ret = t->vcpu && t->pending && t->fpu && t->irq_pending && t->preempt_armed ?
@@ -384,6 +395,10 @@ void vtl_destroy(struct vtl *t)
 	free(t->fpu);
 	free(t->irq_pending);
 	free(t->preempt_armed);
+	if (t->start_sync) {
+		pthread_cond_destroy(&t->start_cond);
+		pthread_mutex_destroy(&t->start_lock);
+	}
 	free(t);
 }
 
@@ -440,16 +455,35 @@ void vtl_vcpu_fini(struct vtl *t, struct vm_vcpu *v)
 		t->vm->ops->vcpu_destroy(a2);
 }
 
-void vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v)
+bool vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v)
 {
 	struct vm *vm = t->vm;
 	uint32_t vp = v->index;
 	int to = __atomic_exchange_n(&t->pending[vp], -1, __ATOMIC_SEQ_CST);
 	if (to >= 0 && to <= VSM_MAX_VTL && t->vcpu[vp][to])
 		__atomic_store_n(&v->av, t->vcpu[vp][to], __ATOMIC_SEQ_CST);
+	if (vp != 0 && to < 0 && vtl_active(t, v) == 0 && !vsm_vp_started(t->vsm, vp)) {
+		/*
+		 * An AP VTL2 has not started: VTL0's INIT/SIPI do not start it
+		 * (its vCPU does not run; StartVirtualProcessor does). Wait a
+		 * little, then let the run loop look at its requests.
+		 */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&t->start_lock);
+		if (__atomic_load_n(&t->pending[vp], __ATOMIC_SEQ_CST) < 0)
+			pthread_cond_timedwait(&t->start_cond, &t->start_lock, &ts);
+		pthread_mutex_unlock(&t->start_lock);
+		return false;
+	}
 	unsigned irq = __atomic_load_n(&t->irq_pending[vp], __ATOMIC_SEQ_CST);
 	if (!irq)
-		return;
+		return true;
 	uint8_t vector;
 	if ((irq & (1u << 2)) && vtl_active(t, v) == 0) {
 		/*
@@ -463,13 +497,13 @@ void vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v)
 		if (req > 0 && !t->preempt_armed[vp]) {
 			t->preempt_armed[vp] = true;
 			vm->ops->vcpu_kick(v->av);
-			return;
+			return true;
 		}
 		t->preempt_armed[vp] = false;
 		__atomic_and_fetch(&t->irq_pending[vp], ~(1u << 2), __ATOMIC_SEQ_CST);
 		if (req > 0 && vsm_interrupt_pending(t->vsm, vp, 2, &vector) == 1)
 			t->preempts++;
-		return;
+		return true;
 	}
 	/* VTL2's bit stays while VTL2 runs: it is looked at after the next return. */
 	irq = __atomic_fetch_and(&t->irq_pending[vp], 1u << 2, __ATOMIC_SEQ_CST);
@@ -479,6 +513,7 @@ void vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v)
 	    vsm_interrupt_pending(t->vsm, vp, 0, &vector) == 2 &&
 	    send_msi(t, 2, vp, false, 0, vector) < 0)
 		log_guest("vCPU %u: VINA vector 0x%x not delivered", vp, vector);
+	return true;
 }
 
 unsigned vtl_io_insn_len(const uint8_t *insn, unsigned n, bool *string, bool *rep)

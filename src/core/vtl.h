@@ -63,8 +63,13 @@ int vtl_vcpu_init(struct vtl *t, struct vm_vcpu *v, int (*cpuid)(struct vm_vcpu 
 /* Destroys v's vCPUs of VTL > 0 (v->av back to VTL0's first). */
 void vtl_vcpu_fini(struct vtl *t, struct vm_vcpu *v);
 
-/* On v's thread before each run: a VP started by StartVirtualProcessor runs its VTL now. */
-void vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v);
+/*
+ * On v's thread before each run: a VP started by StartVirtualProcessor runs
+ * its VTL now; interrupts for VTL2 preempt VTL0, VTL0's raise VINA. False
+ * (after waiting up to 50 ms) for an AP that VTL2 has not started: do not
+ * run it now (VTL0's INIT/SIPI cannot start VTL0's APs; OpenVMM's rule).
+ */
+bool vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v);
 
 /*
  * A VTL0 port access VTL2 intercepts (InstallIntercept, per direction): the

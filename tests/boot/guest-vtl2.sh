@@ -9,7 +9,8 @@
 # RDMSR/WRMSR of an MSR KVM does not know, and finds VTL0's XMM3 and MXCSR
 # after its VtlCall and a fast hypercall's XMM output (PASS/FAIL lines and
 # GUEST-RESULT on COM1); with -p 2 it also starts VP 1 in VTL2
-# (EnableVpVtl + StartVirtualProcessor), with -p 1 that is INVALID_VP_INDEX. Also: the same file without
+# (EnableVpVtl + StartVirtualProcessor), with -p 1 that is INVALID_VP_INDEX;
+# with -p 3 VTL0's INIT/SIPI to APIC 2 must not start VP 2. Also: the same file without
 # --vtl2, and a NATIVE file with --vtl2, are one-line loader errors.
 source "$(dirname "$0")/lib.sh"
 need_kvm
@@ -19,18 +20,20 @@ ELF=$BUILD/tests/guests/vtl2.elf
 "$TOOL" build -o "$OUT/vtl2.igvm" --elf "$ELF" --vsm || fail "hvmm-igvm build --vsm failed"
 "$TOOL" build -o "$OUT/native.igvm" --elf "$ELF" || fail "hvmm-igvm build failed"
 rc=0
-for p in 1 2; do
+for p in 1 2 3; do
 	log_file=$OUT/p$p.log
 	timeout 300 "$HVMM" --igvm "$OUT/vtl2.igvm" --hv --vtl2 -p $p -m 64MB --com1 stderr >"$log_file" 2>&1
 	st=$?
 	res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
 	want="one VP: EnableVpVtl of VP 1 is INVALID_VP_INDEX"
-	[ $p = 2 ] && want="VP 1 started in VTL2"
-	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 15 passed, 0 failed' &&
+	[ $p != 1 ] && want="VP 1 started in VTL2"
+	held='VP 2 after VTL0.s INIT/SIPI: not started'
+	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 16 passed, 0 failed' &&
 		grep -qa 'VTL0 called back: RBX 0x5a5a1234' "$log_file" && grep -qa "$want" "$log_file" &&
 		grep -qa 'intercept: entry reason 3, message 0x80010000, port 0x5a5, rax 0x77' "$log_file" &&
 		grep -qa 'VTL0 read port 0x5a6: 0xc3, MSR 0xabc0de: 0x123456789abcdef' "$log_file" &&
-		grep -qa 'after VtlCall: XMM3 0x1122334455667788 MXCSR 0x7f80' "$log_file"; then
+		grep -qa 'after VtlCall: XMM3 0x1122334455667788 MXCSR 0x7f80' "$log_file" &&
+		grep -qa "$held" "$log_file"; then
 		log "ok: -p $p: $res; $(grep -a 'VTL0 called back' "$log_file"); $want"
 	else
 		log "FAIL: -p $p (exit $st, '${res:-no result}'); log $log_file"

@@ -32,6 +32,8 @@
  *    completes it with its own status;
  *  - VINA: an interrupt for VTL0 while VTL2 runs sets vina_status and
  *    requests VTL2's VINA vector;
+ *  - VTL0's INIT/SIPI to APIC 2 (with -p 3) do not start VP 2, which VTL2
+ *    has not started (its VTL0 RIP stays at the reset vector);
  *  - CPUID 0x40000003: VTL2 has AccessVsm, AccessVpRegisters and XMM
  *    hypercall input/output; VTL0 has PostMessages/SignalEvents only;
  *  - with more than one VP: EnableVpVtl and StartVirtualProcessor of VP 1
@@ -72,6 +74,7 @@ static u8 vtl0_stack[4096] __attribute__((aligned(4096)));
 static u8 ap_stack[4096] __attribute__((aligned(4096)));
 static u8 assist[4096] __attribute__((aligned(4096)));   /* VTL2's VP assist page */
 static u8 simp2[4096] __attribute__((aligned(4096)));    /* VTL2's SynIC message page */
+static u8 *const sipi_page = (u8 *)0x9f000;              /* VTL0's SIPI vector 0x9f */
 volatile u32 vtl2_ap_flag;
 void vtl2_ap_entry(void);
 
@@ -171,6 +174,20 @@ __asm__(
 	"	mov $0x40000003, %eax\n"     /* VTL0's Hyper-V privileges: EBX into R15 */
 	"	cpuid\n"
 	"	mov %rbx, %r15\n"
+	"	mov $0x1b, %ecx\n"           /* x2APIC on, enabled: INIT + SIPI to APIC 2 */
+	"	rdmsr\n"
+	"	or $0xc00, %eax\n"
+	"	wrmsr\n"
+	"	mov $0x80f, %ecx\n"
+	"	mov $0x1ff, %eax\n"
+	"	xor %edx, %edx\n"
+	"	wrmsr\n"
+	"	mov $0x830, %ecx\n"          /* ICR: INIT, assert, to APIC 2 */
+	"	mov $0x4500, %eax\n"
+	"	mov $2, %edx\n"
+	"	wrmsr\n"
+	"	mov $0x469f, %eax\n"         /* ICR: SIPI, vector 0x9f */
+	"	wrmsr\n"
 	"	mov $" "0x5a5a1234" ", %ebx\n"
 	"	movabs $0x1122334455667788, %rax\n"  /* XMM3 and MXCSR are shared: VTL2 sees them */
 	"	movq %rax, %xmm3\n"
@@ -688,6 +705,10 @@ int guest_main(const char *cmdline)
 	}
 
 	TEST_BEGIN("vtl_return_call");
+	/* The SIPI page: `mov byte cs:[0x100], 0x77; hlt; jmp $-1` (real mode). */
+	static const u8 sipi_code[] = { 0x2e, 0xc6, 0x06, 0x00, 0x01, 0x77, 0xf4, 0xeb, 0xfd };
+	memset(sipi_page, 0, 4096);
+	memcpy(sipi_page, sipi_code, sizeof(sipi_code));
 	if (bad == 0 && !vtl0_called)
 		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
 	expect(back[0] == VTL0_VALUE, "VTL0 called back with RBX 0x%lx, not 0x%x", back[0],
@@ -722,6 +743,22 @@ int guest_main(const char *cmdline)
 	expect(st == 0 && fstatus == status, "fast GetVpRegisters VsmVpStatus 0x%lx (status 0x%x), "
 	       "slow 0x%lx", fstatus, st, status);
 	printf("fast GetVpRegisters: VsmVpStatus 0x%lx in XMM1\n", fstatus);
+
+	TEST_BEGIN("vtl0_ap_held");
+	/*
+	 * VTL0 sent INIT and SIPI (vector 0x9f) to APIC 2 before its VtlCall;
+	 * the SIPI page holds real-mode code that marks 0x9f100. VP 2, which
+	 * VTL2 has not started, must not run it.
+	 */
+	{
+		u64 t0 = rdtsc();
+		while (rdtsc() - t0 < 200000000ull)
+			cpu_relax();
+		u8 mark = sipi_page[0x100];
+		if (mark == 0)
+			printf("VP 2 after VTL0's INIT/SIPI: not started (mark 0x%x)\n", mark);
+		expect(mark == 0, "VTL0's SIPI started an AP VTL2 did not start (mark 0x%x)", mark);
+	}
 	TEST_END();
 	return 0;
 }
