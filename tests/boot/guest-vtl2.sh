@@ -28,7 +28,7 @@ for p in 1 2 3; do
 	want="one VP: EnableVpVtl of VP 1 is INVALID_VP_INDEX"
 	[ $p != 1 ] && want="VP 1 started in VTL2"
 	held='VP 2 after VTL0.s INIT/SIPI: not started'
-	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 16 passed, 0 failed' &&
+	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 17 passed, 0 failed' &&
 		grep -qa 'VTL0 called back: RBX 0x5a5a1234' "$log_file" && grep -qa "$want" "$log_file" &&
 		grep -qa 'intercept: entry reason 3, message 0x80010000, port 0x5a5, rax 0x77' "$log_file" &&
 		grep -qa 'VTL0 read port 0x5a6: 0xc3, MSR 0xabc0de: 0x123456789abcdef' "$log_file" &&

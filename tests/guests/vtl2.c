@@ -75,8 +75,10 @@ static u8 ap_stack[4096] __attribute__((aligned(4096)));
 static u8 assist[4096] __attribute__((aligned(4096)));   /* VTL2's VP assist page */
 static u8 simp2[4096] __attribute__((aligned(4096)));    /* VTL2's SynIC message page */
 static u8 *const sipi_page = (u8 *)0x9f000;              /* VTL0's SIPI vector 0x9f */
-volatile u32 vtl2_ap_flag;
+volatile u32 vtl2_ap_flag, vtl0_ap_flag;
 void vtl2_ap_entry(void);
+void vtl0_ap_entry(void);
+static u8 ap2_stack[4096] __attribute__((aligned(4096)));
 
 void vtl0_entry(void);
 /*
@@ -197,6 +199,12 @@ __asm__(
 	"	call *%rax\n"
 	"1:	hlt\n"
 	"	jmp 1b\n"
+	".globl vtl0_ap_entry\n"
+	"vtl0_ap_entry:\n"                /* VP 2 in VTL0 (StartVirtualProcessor): flag, halt */
+	"	movl $0xb0b, vtl0_ap_flag\n"
+	"3:	cli\n"
+	"	hlt\n"
+	"	jmp 3b\n"
 	".globl vtl2_ap_entry\n"
 	"vtl2_ap_entry:\n"                /* VP 1 in VTL2: raise the flag, halt */
 	"	movl $0xa11ce, vtl2_ap_flag\n"
@@ -758,6 +766,59 @@ int guest_main(const char *cmdline)
 		if (mark == 0)
 			printf("VP 2 after VTL0's INIT/SIPI: not started (mark 0x%x)\n", mark);
 		expect(mark == 0, "VTL0's SIPI started an AP VTL2 did not start (mark 0x%x)", mark);
+	}
+
+	TEST_BEGIN("vtl0_ap_started_by_vtl2");
+	/*
+	 * StartVirtualProcessor(VP 2, VTL0) runs VP 2's VTL0 at the context
+	 * given, though its APIC latched VTL0's INIT/SIPI meanwhile (they must
+	 * not reset it into the SIPI page).
+	 */
+	{
+		u8 *in = h.in;
+		u64 self = 0xFFFFFFFFFFFFFFFFull, v;
+		u32 vp2 = 2;
+		memset(in, 0, 240);
+		memcpy(in, &self, 8);
+		memcpy(in + 8, &vp2, 4);
+		in[12] = 0;
+		u8 *c = in + 16;
+		v = (u64)vtl0_ap_entry;
+		memcpy(c, &v, 8);
+		v = (u64)ap2_stack + sizeof(ap2_stack);
+		memcpy(c + 8, &v, 8);
+		v = 2;
+		memcpy(c + 16, &v, 8);
+		u64 seg[2];
+		const u16 sels[6] = { cs, ss, ss, ss, ss, ss };
+		for (int i = 0; i < 6; i++) {
+			seg[0] = 0;
+			seg[1] = seg_hi(0xffffffff, sels[i], i == 0 ? 0xa09b : 0xc093);
+			memcpy(c + 24 + 16 * i, seg, 16);
+		}
+		seg[0] = 0, seg[1] = seg_hi(0x67, 0, 0x008b);
+		memcpy(c + 24 + 16 * 6, seg, 16);
+		seg[0] = 0, seg[1] = seg_hi(0xffff, 0, 0x0082);
+		memcpy(c + 24 + 16 * 7, seg, 16);
+		seg[0] = (u64)idt.limit << 48, seg[1] = idt.base;
+		memcpy(c + 152, seg, 16);
+		seg[0] = (u64)gdt.limit << 48, seg[1] = gdt.base;
+		memcpy(c + 168, seg, 16);
+		u64 tail[5] = { efer, read_cr0(), read_cr3(), read_cr4(), 0x0007040600070406ull };
+		memcpy(c + 184, tail, 40);
+		st = hvcall_simple(&h, HVL_CALL_START_VIRTUAL_PROCESSOR);
+		if (st == 0x000E) {
+			printf("no VP 2: StartVirtualProcessor is INVALID_VP_INDEX\n");
+		} else {
+			expect(st == 0, "StartVirtualProcessor(VP 2, VTL0): status 0x%x", st);
+			u64 t0 = rdtsc();
+			while (st == 0 && vtl0_ap_flag != 0xb0b && rdtsc() - t0 < 20000000000ull)
+				cpu_relax();
+			printf("VP 2 started in VTL0 by VTL2: flag 0x%x, SIPI mark 0x%x\n", vtl0_ap_flag,
+			       sipi_page[0x100]);
+			expect(vtl0_ap_flag == 0xb0b && sipi_page[0x100] == 0,
+			       "VP 2 in VTL0: flag 0x%x, SIPI mark 0x%x", vtl0_ap_flag, sipi_page[0x100]);
+		}
 	}
 	TEST_END();
 	return 0;
