@@ -7,8 +7,9 @@
  * src/hv/vsm* keeps the VTL state and the VSM hypercalls; this file is its
  * struct vsm_ops over the accel API, and the hooks vm.c calls.
  *
- * Limits: APs start in VTL2 only through StartVirtualProcessor
- * (VTL0's INIT/SIPI still reach VTL0's in-kernel APICs, unknown to vsm);
+ * Limits: APs start only through StartVirtualProcessor (an AP's thread
+ * does not run its VTL0 vCPU before; VTL0's INIT/SIPI are latched by its
+ * in-kernel APIC and dropped at the start; no SIPI intercept message);
  * VTL0's memory protections (ModifyVtlProtectionMask: no-access and
  * read-only; execute bits are ignored, KVM slots cannot express them) and
  * VTL2's hidden range are KVM slots of VTL0's partition (vtl_mem.h), at most
