@@ -35,11 +35,12 @@ int gmem_init(struct gmem *m, uint64_t size)
 	m->fd = fd;
 	m->base = p;
 	m->size = size;
+	m->fd_size = size;
 	uint64_t low = size < GMEM_MMIO_HOLE_START ? size : GMEM_MMIO_HOLE_START;
-	m->regions[0] = (struct gmem_region){ 0, low, m->base, 0 };
+	m->regions[0] = (struct gmem_region){ 0, low, m->base, 0, false };
 	m->nregions = 1;
 	if (size > low) {
-		m->regions[1] = (struct gmem_region){ GMEM_4G, size - low, m->base + low, low };
+		m->regions[1] = (struct gmem_region){ GMEM_4G, size - low, m->base + low, low, false };
 		m->nregions = 2;
 	}
 	return 0;
@@ -51,13 +52,16 @@ void gmem_init_fake(struct gmem *m, void *buf, uint64_t size)
 	m->fd = -1;
 	m->base = buf;
 	m->size = size;
-	m->regions[0] = (struct gmem_region){ 0, size, buf, 0 };
+	m->regions[0] = (struct gmem_region){ 0, size, buf, 0, false };
 	m->nregions = 1;
 }
 
 void gmem_destroy(struct gmem *m)
 {
 	if (m->fd >= 0) {
+		for (unsigned i = 0; i < m->nregions; i++)
+			if (m->regions[i].vtl2_only)
+				munmap(m->regions[i].hva, m->regions[i].size);
 		munmap(m->base, m->size);
 		close(m->fd);
 	}
@@ -91,6 +95,30 @@ int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len)
 	if (!p)
 		return -EFAULT;
 	memcpy(p, src, len);
+	return 0;
+}
+
+int gmem_add_vtl2_region(struct gmem *m, uint64_t gpa, uint64_t size)
+{
+	if (m->fd < 0 || size == 0 || (gpa | size) % 4096 || gpa < GMEM_4G || gpa + size < gpa)
+		return -EINVAL;
+	for (unsigned i = 0; i < m->nregions; i++)
+		if (gpa < m->regions[i].gpa + m->regions[i].size)
+			return -EINVAL;
+	if (m->nregions == GMEM_MAX_REGIONS)
+		return -ENOSPC;
+	if (ftruncate(m->fd, (off_t)(m->fd_size + size)) < 0)
+		return -errno;
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fd,
+		       (off_t)m->fd_size);
+	if (p == MAP_FAILED) {
+		int e = -errno;
+		if (ftruncate(m->fd, (off_t)m->fd_size) < 0)
+			e = -errno;
+		return e;
+	}
+	m->regions[m->nregions++] = (struct gmem_region){ gpa, size, p, m->fd_size, true };
+	m->fd_size += size;
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #ifndef HVMM_CORE_GMEM_H
 #define HVMM_CORE_GMEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,12 +25,19 @@ struct gmem_region {
 	uint64_t size;
 	uint8_t *hva;       /* host address of gpa */
 	uint64_t fd_offset; /* offset of gpa in the memfd */
+	/*
+	 * --vtl2: RAM only VTL2 sees (gmem_add_vtl2_region), mapped on its own;
+	 * not counted in gmem.size. Code describing VTL0's RAM (e820, ACPI,
+	 * memory maps, VTL0's memory slots) skips these regions.
+	 */
+	bool vtl2_only;
 };
 
 struct gmem {
 	int fd;             /* memfd backing all RAM, or -1 for fake memory */
 	uint8_t *base;      /* host mapping of the whole memfd */
-	uint64_t size;      /* total RAM bytes */
+	uint64_t size;      /* total RAM bytes (VTL0's: without vtl2_only regions) */
+	uint64_t fd_size;   /* memfd length: size plus the vtl2_only regions */
 	struct gmem_region regions[GMEM_MAX_REGIONS];
 	unsigned nregions;
 };
@@ -53,6 +61,16 @@ void *gmem_map(const struct gmem *m, uint64_t gpa, uint64_t len);
 /* 0, or -EFAULT when any byte is outside RAM (nothing is copied then). */
 int gmem_read(const struct gmem *m, uint64_t gpa, void *dst, size_t len);
 int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len);
+
+/*
+ * Adds [gpa, gpa + size) (4 KiB aligned, above every region, at or above
+ * 4 GiB) as a vtl2_only region: the memfd grows by size and the new part is
+ * mapped separately (existing host addresses stay valid). For the IGVM
+ * loader's --igvm-vtl2-relocation-type auto= placement (address from
+ * vtl_mem_vtl2_ram_base). 0 or -errno (-EINVAL bad range, -ENOSPC no
+ * region left).
+ */
+int gmem_add_vtl2_region(struct gmem *m, uint64_t gpa, uint64_t size);
 
 /* End (exclusive) of the RAM range below 4 GiB. */
 uint64_t gmem_low_end(const struct gmem *m);

@@ -18,6 +18,8 @@
 
 #define PAGE 4096ull
 
+static uint16_t set_locked(struct vtl_mem *m, uint64_t first, uint64_t npages, unsigned prot);
+
 int vtl_mem_init(struct vtl_mem *m, const struct gmem *g, unsigned max_slots)
 {
 	memset(m, 0, sizeof(*m));
@@ -30,6 +32,15 @@ int vtl_mem_init(struct vtl_mem *m, const struct gmem *g, unsigned max_slots)
 	memcpy(m->ram, g->regions, sizeof(m->ram[0]) * g->nregions);
 	m->max_slots = max_slots;
 	for (unsigned i = 0; i < m->nram; i++) {
+		if (m->ram[i].vtl2_only) { /* never mapped in VTL0: no access */
+			uint16_t st = set_locked(m, m->ram[i].gpa / PAGE, m->ram[i].size / PAGE,
+						 VTL_MEM_NONE);
+			if (st) {
+				vtl_mem_fini(m);
+				return -ENOMEM;
+			}
+			continue;
+		}
 		m->applied[i] = (struct vtl_mem_slot){ m->ram[i].gpa, m->ram[i].size, i, false };
 		m->used[i] = true;
 	}
@@ -406,4 +417,17 @@ int vtl_mem_igvm_range(const uint8_t *buf, size_t len, uint64_t *base, uint64_t 
 		*size = hi - lo;
 	}
 	return 0;
+}
+
+uint64_t vtl_mem_vtl2_ram_base(const struct gmem *g, uint64_t align)
+{
+	uint64_t end = GMEM_4G;
+	for (unsigned i = 0; i < g->nregions; i++)
+		if (g->regions[i].gpa + g->regions[i].size > end)
+			end = g->regions[i].gpa + g->regions[i].size;
+	if (align < PAGE || (align & (align - 1)))
+		align = PAGE;
+	if (end + align - 1 < end)
+		return 0;
+	return (end + align - 1) & ~(align - 1);
 }

@@ -61,9 +61,11 @@ struct vtl_mem {
 };
 
 /*
- * Copies g's RAM layout; all of it full access. max_slots (<=
+ * Copies g's RAM layout; all of it full access but vtl2_only regions (no
+ * access, no slot). max_slots (<=
  * VTL_MEM_MAX_SLOTS) caps the slots VTL0 may need. The accelerator is
- * assumed to hold slot i = region i, full (as vm.c maps RAM). 0 or -errno.
+ * assumed to hold slot i = region i, full, for the other regions (as vm.c
+ * maps RAM before the loader adds VTL2's). 0 or -errno.
  */
 int vtl_mem_init(struct vtl_mem *m, const struct gmem *g, unsigned max_slots);
 void vtl_mem_fini(struct vtl_mem *m);
@@ -121,6 +123,22 @@ unsigned vtl_mem_mov_len(const uint8_t *b, unsigned n, unsigned *modrm_at, int64
  */
 bool vtl_mem_mov_ea(const uint8_t *b, unsigned len, const uint64_t gpr[16], uint64_t next_rip,
 		    uint64_t *ea);
+
+/*
+ * Where VTL2-only RAM goes (OpenVMM's auto= placement: above VTL0's RAM
+ * and its MMIO, which is the 32-bit hole only): the lowest address at or
+ * above 4 GiB and above every RAM region, rounded up to `align` (a power
+ * of two; smaller than 4 KiB means 4 KiB). 0 on overflow.
+ *
+ * The contract for --igvm-vtl2-relocation-type auto=: the loader picks
+ * base = vtl_mem_vtl2_ram_base(m, region alignment), calls
+ * gmem_add_vtl2_region(m, base, size) before writing VTL2's pages there
+ * and reports the range in igvm_boot.vtl2_base/vtl2_size. vtl_create then
+ * maps that region in VTL2's partition (it maps every region) and
+ * vtl_mem_init keeps it out of VTL0's (no access: VTL0's accesses become
+ * intercepts); it must be added before vtl_create.
+ */
+uint64_t vtl_mem_vtl2_ram_base(const struct gmem *g, uint64_t align);
 
 /*
  * VTL2's memory as a VSM_ISOLATION IGVM file declares it: the range its

@@ -26,8 +26,8 @@ static void two_regions(struct gmem *g)
 {
 	memset(g, 0, sizeof(*g));
 	g->nregions = 2;
-	g->regions[0] = (struct gmem_region){ 0, MB, ram, 0 };
-	g->regions[1] = (struct gmem_region){ GMEM_4G, MB, ram, MB };
+	g->regions[0] = (struct gmem_region){ 0, MB, ram, 0, false };
+	g->regions[1] = (struct gmem_region){ GMEM_4G, MB, ram, MB, false };
 }
 
 static void test_flags(void **state)
@@ -219,6 +219,55 @@ static void test_apply(void **state)
 	vtl_mem_fini(&m);
 }
 
+/* VTL2-only RAM above VTL0's (auto= relocation): memfd grown, hidden from VTL0. */
+static void test_vtl2_region(void **state)
+{
+	(void)state;
+	struct gmem g, two;
+	struct vtl_mem m;
+	struct vtl_mem_slot s[8];
+	two_regions(&two);
+	assert_int_equal(vtl_mem_vtl2_ram_base(&two, 2 * MB), GMEM_4G + 2 * MB);
+	assert_int_equal(vtl_mem_vtl2_ram_base(&two, 0), GMEM_4G + MB);
+	assert_int_equal(gmem_init(&g, 4 * MB), 0);
+	uint64_t base = vtl_mem_vtl2_ram_base(&g, 2 * MB);
+	assert_int_equal(base, GMEM_4G);   /* above the hole even with little RAM */
+	assert_int_equal(gmem_add_vtl2_region(&g, base + 1, MB), -EINVAL);
+	assert_int_equal(gmem_add_vtl2_region(&g, MB, MB), -EINVAL);      /* below 4 GiB */
+	assert_int_equal(gmem_add_vtl2_region(&g, base, 0), -EINVAL);
+	assert_int_equal(gmem_add_vtl2_region(&g, base, 2 * MB), 0);
+	assert_int_equal(gmem_add_vtl2_region(&g, base, MB), -EINVAL);     /* overlaps */
+	assert_int_equal(g.size, 4 * MB);                                  /* VTL0's RAM */
+	assert_int_equal(g.fd_size, 6 * MB);
+	assert_int_equal(g.nregions, 2);
+	assert_true(g.regions[1].vtl2_only && g.regions[1].fd_offset == 4 * MB);
+	/* The loader writes VTL2's pages there; the old mapping is untouched. */
+	uint32_t v = 0x12345678, back = 0;
+	assert_int_equal(gmem_write(&g, base + 2 * MB - 4, &v, 4), 0);
+	assert_int_equal(gmem_read(&g, base + 2 * MB - 4, &back, 4), 0);
+	assert_int_equal(back, v);
+	assert_int_equal(gmem_write(&g, 4 * MB - 4, &v, 4), 0);
+	assert_int_equal(gmem_read(&g, base + 2 * MB, &back, 4), -EFAULT);
+	/* VTL0: no access there, no slot, nothing to unmap. */
+	assert_int_equal(vtl_mem_init(&m, &g, 8), 0);
+	assert_int_equal(vtl_mem_prot(&m, base + 5 * 4096), VTL_MEM_NONE);
+	assert_int_equal(vtl_mem_prot(&m, 5 * 4096), VTL_MEM_FULL);
+	assert_int_equal(vtl_mem_slots(&m, s, 8), 1);
+	assert_true(s[0].gpa == 0 && s[0].size == 4 * MB);
+	struct accel_ops ops = { .map_memory = fake_map, .unmap_memory = fake_unmap };
+	memset(fake, 0, sizeof(fake));
+	fake[0].gpa = 0, fake[0].size = 4 * MB, fake[0].used = true;
+	fake_maps = fake_unmaps = 0;
+	assert_int_equal(vtl_mem_apply(&m, &ops, NULL), 0);
+	assert_int_equal(fake_maps + fake_unmaps, 0);
+	/* VTL2 may open it to VTL0 like any RAM. */
+	assert_int_equal(vtl_mem_set(&m, base / 4096, 1, VTL_MEM_RO), HV_STATUS_SUCCESS);
+	assert_int_equal(vtl_mem_apply(&m, &ops, NULL), 0);
+	assert_int_equal(fake_maps, 1);
+	vtl_mem_fini(&m);
+	gmem_destroy(&g);
+}
+
 static void test_mov(void **state)
 {
 	(void)state;
@@ -269,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_errors_and_cap),
 		cmocka_unit_test(test_hide),
 		cmocka_unit_test(test_apply),
+		cmocka_unit_test(test_vtl2_region),
 		cmocka_unit_test(test_mov),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
