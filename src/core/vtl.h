@@ -15,7 +15,8 @@
  * VTL2's hidden range are KVM slots of VTL0's partition (vtl_mem.h), at most
  * VTL_MEM_MAX_SLOTS of them; a violating access that KVM's emulator reports
  * is delivered for loads and simple MOV stores (other stores keep RIP after
- * the instruction); no VTL2-only RAM above VTL0's (relocation auto=);
+ * the instruction); VTL2-only RAM above VTL0's is a vtl2_only gmem region
+ * (gmem_add_vtl2_region, for relocation auto=);
  * Get/SetVpRegisters move struct x86_regs/x86_sregs and the private MSRs
  * (PAT, STAR/LSTAR/CSTAR/SFMASK, SYSENTER, KERNEL_GS_BASE, TSC_AUX), not
  * DR0-7. Phase 2: intercepts of VTL0 port writes and reads (IN; not INS or
