@@ -11,7 +11,8 @@
  * any text the file put in the area), MADT/SRAT (copied from hvmm's own ACPI
  * tables when present), ENVIRONMENT_INFO (0: memory not shared), DEVICE_TREE
  * (igvm_fdt.c: cpus, RAM, VMBus, bootargs). SLIT and PPTT are left zero.
- * Relocation (B.3; --vtl2 with absolute=ADDR): the one VTL 2
+ * Relocation (B.3; --vtl2 with absolute=ADDR, or auto= into VTL2 RAM of its
+ * own above VTL0's RAM and MMIO, added with gmem_add_vtl2_region): the one VTL 2
  * RELOCATABLE_REGION and its PAGE_TABLE_RELOCATION_REGION move by a positive
  * offset: page data, inserts and REQUIRED_MEMORY in them are placed at
  * gpa + offset, the page-table pages are held back, rebuilt
@@ -28,6 +29,7 @@
 #include <string.h>
 
 #include "core/igvm_load.h"
+#include "core/vtl_mem.h"
 #include "igvm/igvm.h"
 #include "x86/linux_boot.h"
 
@@ -553,6 +555,48 @@ static int vp0_vtl2(struct loader *l, const struct igvm_hdr *h, uint16_t vp, uin
 }
 
 /*
+ * auto= (B.2, OpenVMM's MemoryLayout placement): VTL2 gets a range of its
+ * own above all of VTL0's RAM and MMIO (vtl_mem_vtl2_ram_base), as large as
+ * the file's VTL2-protectable REQUIRED_MEMORY span (filesize) or
+ * c->reloc_size (a multiple of 2 MiB, not smaller); the relocatable region
+ * keeps its place inside that span, aligned to its relocation_alignment.
+ * Fills *base (the region's new base) and the range.
+ */
+static int auto_place(struct loader *l, const struct igvm_file *f, uint32_t mask, uint64_t *base,
+		      uint64_t *start, uint64_t *size)
+{
+	const struct igvm_hdr *rg = &l->r.region;
+	uint64_t lo = UINT64_MAX, hi = 0;
+	struct igvm_iter it = { 0 };
+	struct igvm_hdr h;
+	while (igvm_next(f, &it, &h)) {
+		if (!igvm_hdr_applies(&h, mask) || h.type != IGVM_VHT_REQUIRED_MEMORY ||
+		    !(h.u.mem.flags & IGVM_REQUIRED_MEMORY_FLAG_VTL2_PROTECTABLE) || !h.u.mem.size)
+			continue;
+		lo = h.u.mem.gpa < lo ? h.u.mem.gpa : lo;
+		hi = h.u.mem.gpa + h.u.mem.size > hi ? h.u.mem.gpa + h.u.mem.size : hi;
+	}
+	if (!hi)
+		return fail(l, NULL, "auto= needs a VTL2-protectable REQUIRED_MEMORY to size VTL2's "
+			    "range (the file has none); use absolute=ADDR");
+	uint64_t want = (hi - lo + 0xfff) & ~0xfffull, a = rg->u.reloc.alignment;
+	if (l->c->reloc_size && l->c->reloc_size < want)
+		return fail(l, NULL, "auto=0x%llx is smaller than the file's VTL2 memory (0x%llx "
+			    "bytes)", (unsigned long long)l->c->reloc_size, (unsigned long long)want);
+	*size = l->c->reloc_size ? l->c->reloc_size : want;
+	if (rg->u.reloc.gpa < lo || rg->u.reloc.gpa - lo > *size ||
+	    rg->u.reloc.size > *size - (rg->u.reloc.gpa - lo))
+		return fail(l, rg, "auto=: the relocatable region is not inside the VTL2-protectable "
+			    "memory 0x%llx-0x%llx", (unsigned long long)lo, (unsigned long long)(hi - 1));
+	uint64_t rel = rg->u.reloc.gpa - lo, from = vtl_mem_vtl2_ram_base(l->m, a);
+	if (!from || a == 0 || from + rel + a < from)
+		return fail(l, rg, "auto=: no room for VTL2's range above guest RAM");
+	*base = (from + rel + a - 1) / a * a;
+	*start = *base - rel;
+	return 0;
+}
+
+/*
  * The relocation rules of B.3 step 2, checked before anything is loaded:
  * exactly one relocatable region, IS_VTL2, a page-table region, both VP 0
  * VTL 2; the new base aligned, >= minimum, base + size <= maximum, and not
@@ -585,9 +629,6 @@ static int reloc_plan(struct loader *l, const struct igvm_file *f, uint32_t mask
 		}
 		return 0;
 	}
-	if (c->reloc == IGVM_RELOC_AUTO)
-		return fail(l, NULL, "--igvm-vtl2-relocation-type auto=: not supported yet (hvmm "
-			    "has no guest RAM above VTL0's RAM and MMIO for VTL2); use absolute=ADDR");
 	if (nreg != 1)
 		return fail(l, NULL, "relocation needs exactly one RELOCATABLE_REGION (the file "
 			    "has %u)", nreg);
@@ -602,20 +643,25 @@ static int reloc_plan(struct loader *l, const struct igvm_file *f, uint32_t mask
 	if ((ret = vp0_vtl2(l, pt, pt->u.pt_reloc.vp_index, pt->u.pt_reloc.vtl)))
 		return ret;
 	uint64_t base = c->reloc_addr, a = rg->u.reloc.alignment, size = rg->u.reloc.size;
+	uint64_t vtl2_start = 0, vtl2_size = 0;
+	if (c->reloc == IGVM_RELOC_AUTO &&
+	    (ret = auto_place(l, f, mask, &base, &vtl2_start, &vtl2_size)))
+		return ret;
+	const char *how = c->reloc == IGVM_RELOC_AUTO ? "auto=: base " : "absolute=";
 	unsigned long long B = base;
 	if (a == 0 || base % a)
-		return fail(l, rg, "absolute=0x%llx is not aligned to relocation_alignment 0x%llx",
-			    B, (unsigned long long)a);
+		return fail(l, rg, "%s0x%llx is not aligned to relocation_alignment 0x%llx",
+			    how, B, (unsigned long long)a);
 	if (base < rg->u.reloc.min_gpa)
-		return fail(l, rg, "absolute=0x%llx is below minimum_relocation_gpa 0x%llx", B,
+		return fail(l, rg, "%s0x%llx is below minimum_relocation_gpa 0x%llx", how, B,
 			    (unsigned long long)rg->u.reloc.min_gpa);
 	if (base > rg->u.reloc.max_gpa || size > rg->u.reloc.max_gpa - base)
-		return fail(l, rg, "absolute=0x%llx: the region's end 0x%llx is above "
-			    "maximum_relocation_gpa 0x%llx", B, (unsigned long long)(base + size),
+		return fail(l, rg, "%s0x%llx: the region's end 0x%llx is above "
+			    "maximum_relocation_gpa 0x%llx", how, B, (unsigned long long)(base + size),
 			    (unsigned long long)rg->u.reloc.max_gpa);
 	if (base < rg->u.reloc.gpa)
-		return fail(l, rg, "absolute=0x%llx is below the file's base 0x%llx: only a "
-			    "positive offset is supported", B, (unsigned long long)rg->u.reloc.gpa);
+		return fail(l, rg, "%s0x%llx is below the file's base 0x%llx: only a "
+			    "positive offset is supported", how, B, (unsigned long long)rg->u.reloc.gpa);
 	r->off = base - rg->u.reloc.gpa;
 	uint64_t ptend = pt->u.pt_reloc.gpa + pt->u.pt_reloc.size;
 	if (ptend + r->off < ptend || pt->u.pt_reloc.size > IGVM_PT_RELOC_MAX)
@@ -624,6 +670,14 @@ static int reloc_plan(struct loader *l, const struct igvm_file *f, uint32_t mask
 	r->ptbuf = calloc(1, pt->u.pt_reloc.size ? pt->u.pt_reloc.size : 1);
 	if (!r->ptbuf)
 		return -ENOMEM;
+	if (vtl2_size) {
+		/* auto=: VTL2's own RAM, above everything VTL0 has (vtl_mem.h's contract). */
+		if ((ret = gmem_add_vtl2_region(l->m, vtl2_start, vtl2_size)))
+			return ret == -ENOMEM ? ret : fail(l, NULL, "auto=: cannot add VTL2's RAM at "
+				"0x%llx-0x%llx (%s)", (unsigned long long)vtl2_start,
+				(unsigned long long)(vtl2_start + vtl2_size - 1), strerror(-ret));
+		grow(r, vtl2_start, vtl2_size);
+	}
 	r->on = r->moving = true;
 	grow(r, base, size);
 	grow(r, pt->u.pt_reloc.gpa + r->off, pt->u.pt_reloc.size);

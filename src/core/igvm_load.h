@@ -31,7 +31,7 @@ enum igvm_personality { IGVM_PERSONALITY_LINUX_DIRECT, IGVM_PERSONALITY_UEFI };
 enum igvm_reloc_type {
 	IGVM_RELOC_DISABLE,  /* the file's GPAs as they are (hvmm's default) */
 	IGVM_RELOC_ABSOLUTE, /* VTL2's relocatable region moved to reloc_addr */
-	IGVM_RELOC_AUTO,     /* above VTL0's RAM and MMIO: not supported yet */
+	IGVM_RELOC_AUTO,     /* VTL2 RAM of its own above VTL0's RAM and MMIO */
 };
 
 struct igvm_load_config {
@@ -41,7 +41,8 @@ struct igvm_load_config {
 	bool vtl2;            /* load VSM_ISOLATION instead of NATIVE */
 	enum igvm_reloc_type reloc; /* with vtl2 only */
 	uint64_t reloc_addr;  /* ABSOLUTE: the new base of the relocatable region */
-	uint64_t reloc_size;  /* AUTO: VTL2's size, 0 = the file's (REQUIRED_MEMORY) */
+	uint64_t reloc_size;  /* AUTO: VTL2's size, 0 = the file's (REQUIRED_MEMORY);
+			       * the loader adds that RAM (gmem_add_vtl2_region) */
 	bool vmbus;           /* DEVICE_TREE gets a VTL0 VMBus node */
 };
 

@@ -822,6 +822,7 @@ static int build(struct vm *vm)
 			.vmbus = cfg->hv && !cfg->no_vmbus, .vtl2 = cfg->vtl2,
 			.reloc = (enum igvm_reloc_type)cfg->igvm_reloc,
 			.reloc_addr = cfg->igvm_reloc_addr,
+			.reloc_size = cfg->igvm_reloc_size,
 		};
 		ret = igvm_load(&vm->mem, vm->kernel, vm->kernel_len, &lc, &vm->igvm, err,
 				sizeof(err));

@@ -212,7 +212,7 @@ void igvm_writer_free(struct igvm_writer *w);
  */
 #define IGVM_BUILD_MAX_PARAMS 16
 #define IGVM_BUILD_RELOC_ALIGN (2ull << 20)
-#define IGVM_BUILD_RELOC_MAX (4ull << 30) /* the identity map's end */
+#define IGVM_BUILD_RELOC_MAX (512ull << 30) /* PML4[0]: the rebuild's 2 spare pages suffice */
 struct igvm_build_param {
 	uint32_t type;        /* IGVM_VHT_VP_COUNT_PARAMETER .. ENVIRONMENT_INFO */
 	uint64_t gpa;         /* where the area is inserted (4 KiB aligned) */

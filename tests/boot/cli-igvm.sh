@@ -122,7 +122,7 @@ if [ -f "$G" ]; then
 	run 1 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$G" --vsm --relocatable --reloc-align 0x3000
 	one_line "$OUT/e" 'relocation alignment 0x3000 is not a power of 2'
 	run 1 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$G" --vsm --relocatable --reloc-min 0x1000
-	one_line "$OUT/e" 'minimum 0x1000 and maximum 0x100000000 must be aligned to 0x200000'
+	one_line "$OUT/e" 'minimum 0x1000 and maximum 0x8000000000 must be aligned to 0x200000'
 	run 2 "$OUT/o" "$OUT/e" build -o "$OUT/x.igvm" --elf "$G" --vsm --relocatable --reloc-max zz
 	one_line "$OUT/e" "invalid --reloc-max 'zz'"
 fi
@@ -182,15 +182,14 @@ hv "cannot read IGVM file '/nonexistent.igvm'" --igvm /nonexistent.igvm
 hv '--igvm conflicts with -k/--kernel' --igvm "$OUT/good.igvm" -k /dev/null
 hv 'igvm-personality uefi is not supported yet' --igvm "$OUT/good.igvm" --igvm-personality uefi
 hv "invalid --igvm-personality 'bios'" --igvm "$OUT/good.igvm" --igvm-personality bios
-hv 'auto= is not supported yet .*use absolute=ADDR' --igvm "$OUT/good.igvm" --hv --vtl2 \
-	--igvm-vtl2-relocation-type auto=filesize
+hv 'relocation-type absolute=/auto= needs --vtl2' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type auto=filesize
 hv 'vtl2= is not supported yet' --igvm "$OUT/good.igvm" --hv --vtl2 --igvm-vtl2-relocation-type vtl2=x
 hv 'auto=SIZE, a multiple of 2 MiB' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type auto=3M
 hv 'absolute=0x1001: ADDR must be a 4 KiB aligned address' --igvm "$OUT/good.igvm" \
 	--igvm-vtl2-relocation-type absolute=0x1001
 hv 'absolute=x: ADDR must be' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type absolute=x
 hv "invalid --igvm-vtl2-relocation-type 'bogus'" --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type bogus
-hv 'relocation-type absolute= needs --vtl2' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type absolute=0x1000000
+hv 'relocation-type absolute=/auto= needs --vtl2' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type absolute=0x1000000
 run 0 "$OUT/o" "$OUT/e" --help
 grep -q 'hvmm-igvm verify FILE' "$OUT/o" || fail "--help: $(cat "$OUT/o")"
 log "PASS"

@@ -646,7 +646,6 @@ static void test_relocate(void **state)
 		{ IGVM_RELOC_ABSOLUTE, 0x500000, "absolute=0x500000 is not aligned to relocation_alignment 0x200000" },
 		{ IGVM_RELOC_ABSOLUTE, 0x1e00000, "the region's end 0x2000000 is above maximum_relocation_gpa 0x1e00000" },
 		{ IGVM_RELOC_ABSOLUTE, 0, "absolute=0x0 is below the file's base 0x200000: only a positive offset" },
-		{ IGVM_RELOC_AUTO, 0, "auto=: not supported yet" },
 	};
 	for (unsigned k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
 		assert_int_equal(load_reloc(r, f, len, bad[k].t, bad[k].a, &b, err, sizeof(err)), -EINVAL);
@@ -765,6 +764,93 @@ static void test_relocate_rules(void **state)
 	free(r);
 }
 
+/* The PA va maps to through the tables at cr3, read with gmem_read, or ~0. */
+static uint64_t walk_gmem(const struct gmem *m, uint64_t cr3, uint64_t va)
+{
+	uint64_t table = cr3 & 0x000ffffffffff000ull;
+	for (int level = 3; level >= 0; level--) {
+		uint64_t e;
+		if (gmem_read(m, table + 8 * ((va >> (12 + 9 * level)) & 511), &e, 8))
+			return ~0ull;
+		if (!(e & 1))
+			return ~0ull;
+		uint64_t sz = 1ull << (12 + 9 * level);
+		if (level == 0 || (level < 3 && (e & 0x80)))
+			return (e & 0x000ffffffffff000ull & ~(sz - 1)) + (va & (sz - 1));
+		table = e & 0x000ffffffffff000ull;
+	}
+	return ~0ull;
+}
+
+/*
+ * auto= (B.2): VTL2 gets RAM of its own at 4 GiB (above 16 MiB of VTL0 RAM
+ * and the 32-bit MMIO hole), as large as the file's VTL2-protectable
+ * REQUIRED_MEMORY or auto=SIZE; the image moves there with new page tables
+ * (a page directory from the spare pages) and VTL0's RAM is not touched.
+ */
+static void test_relocate_auto(void **state)
+{
+	(void)state;
+	static uint8_t elf[0x1000 + 6144];
+	size_t elf_len = tiny_elf(elf);
+	struct igvm_build_opts o = { .elf = elf, .elf_len = elf_len, .rsp = 0x204ff0, .vsm = true,
+				     .relocatable = true };
+	uint8_t *f;
+	size_t len;
+	char err[256];
+	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
+		fail_msg("%s", err);
+	static const uint64_t sizes[] = { 0, 8u << 20 };
+	for (unsigned k = 0; k < 2; k++) {
+		struct gmem m;
+		assert_int_equal(gmem_init(&m, 16u << 20), 0);
+		struct igvm_load_config c = { .nvcpus = 1, .vtl2 = true, .reloc = IGVM_RELOC_AUTO,
+					      .reloc_size = sizes[k] };
+		struct igvm_boot b;
+		if (igvm_load(&m, f, len, &c, &b, err, sizeof(err)))
+			fail_msg("auto=%llu: %s", (unsigned long long)sizes[k], err);
+		uint64_t off = GMEM_4G - 0x200000;
+		assert_int_equal(b.vtl2_base, GMEM_4G);
+		assert_int_equal(b.vtl2_size, sizes[k] ? sizes[k] : 0x400000);
+		assert_int_equal(m.size, 16u << 20); /* VTL0's RAM is what it was */
+		assert_int_equal(b.vbs_regs.rip, 0x200900 + off);
+		assert_int_equal(b.vbs_sregs.cr3, 0x400000 + off);
+		assert_int_equal(b.vbs_sregs.gdt.base, 0x204000 + off);
+		uint8_t v = 0;
+		assert_int_equal(gmem_read(&m, 0x200801 + off, &v, 1), 0);
+		assert_int_equal(v, 8);
+		assert_int_equal(walk_gmem(&m, b.vbs_sregs.cr3, b.vbs_regs.rip), 0x200900 + off);
+		assert_int_equal(walk_gmem(&m, b.vbs_sregs.cr3, b.vbs_sregs.gdt.base), 0x204000 + off);
+		assert_int_equal(walk_gmem(&m, b.vbs_sregs.cr3, 0x200900), ~0ull);
+		gmem_destroy(&m);
+	}
+	/* auto=SIZE smaller than the file's VTL2 memory; a file without REQUIRED_MEMORY. */
+	struct gmem m;
+	assert_int_equal(gmem_init(&m, 16u << 20), 0);
+	struct igvm_load_config c = { .nvcpus = 1, .vtl2 = true, .reloc = IGVM_RELOC_AUTO,
+				      .reloc_size = 2u << 20 };
+	struct igvm_boot b;
+	assert_int_equal(igvm_load(&m, f, len, &c, &b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "auto=0x200000 is smaller than the file's VTL2 memory (0x400000 bytes)"));
+	free(f);
+	/* A file whose maximum is below 4 GiB cannot go above VTL0's RAM. */
+	o.reloc_max = 0x40000000;
+	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
+		fail_msg("%s", err);
+	c.reloc_size = 0;
+	assert_int_equal(igvm_load(&m, f, len, &c, &b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "auto=: base 0x100000000: the region's end 0x100200000 is above "
+				    "maximum_relocation_gpa 0x40000000"));
+	free(f);
+	f = reloc_file(5, &len);
+	c.reloc_size = 0;
+	assert_int_equal(igvm_load(&m, f, len, &c, &b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "auto= needs a VTL2-protectable REQUIRED_MEMORY"));
+	assert_int_equal(m.nregions, 1); /* nothing added on refusal */
+	gmem_destroy(&m);
+	free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -776,6 +862,7 @@ int main(void)
 		cmocka_unit_test(test_vsm),
 		cmocka_unit_test(test_relocate),
 		cmocka_unit_test(test_relocate_rules),
+		cmocka_unit_test(test_relocate_auto),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
