@@ -207,8 +207,12 @@ static int op_switch_vtl(void *o, uint32_t vp, unsigned from, unsigned to)
 static int op_protect(void *o, unsigned vtl, uint64_t gpa_page, uint64_t npages, uint32_t flags)
 {
 	struct vtl *t = o;
-	(void)vtl; /* vsm checked it is the caller's; VTL0 is the only lower VTL with memory */
+	/* vsm checked vtl is the caller's; VTL0 is the only lower VTL with memory */
 	uint16_t st = vtl_mem_set(&t->mem, gpa_page, npages, vtl_mem_prot_from_flags(flags));
+	if (st == HV_STATUS_INSUFFICIENT_MEMORY)
+		log_guest("vtl: VTL%u protection of pages 0x%" PRIx64 "+%" PRIu64 " refused: VTL0's "
+			  "memory would need more than %d KVM slots", vtl, gpa_page, npages,
+			  VTL_MEM_MAX_SLOTS);
 	if (st)
 		return st;
 	/* VTL0's partition follows the map (vsm's lock serializes callers). */

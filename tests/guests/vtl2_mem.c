@@ -8,7 +8,8 @@
  * builds VTL0's page tables, GDT, code and stack at 8 MiB (outside its own
  * range) with vtl2_rt, and on COM1 with PASS/FAIL lines:
  *  - protection errors: a page outside RAM and write-without-read flags are
- *    INVALID_PARAMETER;
+ *    INVALID_PARAMETER; read-only on every other page of 128 stops at
+ *    hvmm's KVM slot cap with INSUFFICIENT_MEMORY;
  *  - makes a page read-only for VTL0: VTL0 reads it (no intercept), its
  *    write is intercepted (GPA, write access, GVA, MOV length 2) and not
  *    done; VTL2 advances VTL0's RIP;
@@ -36,6 +37,7 @@ const char guest_name[] = "vtl2_mem";
 #define HCPAGE      0x806000ull   /* VTL0's hypercall page */
 #define TARGET      0x807000ull   /* the page VTL2 protects */
 #define TARGET_VALUE 0x600dda7au
+#define SPARSE      0x1000000ull  /* 16 MiB: 256 pages for the slot-cap check */
 
 #define MSG_GPA_INTERCEPT 0x80000001u
 #define REG_RIP 0x00020010u
@@ -147,6 +149,33 @@ int guest_main(const char *cmdline)
 	expect(st == HVL_STATUS_INVALID_PARAMETER, "a page in the MMIO hole: status 0x%x", st);
 	st = vtl2_rt_protect(&h, TARGET >> 12, 1, VTL2_RT_MAP_WRITE);
 	expect(st == HVL_STATUS_INVALID_PARAMETER, "write without read: status 0x%x", st);
+
+	TEST_BEGIN("slot_cap");
+	/*
+	 * Every other page of 128 read-only, in one rep call: each costs VTL0
+	 * two more KVM slots, so the call stops with INSUFFICIENT_MEMORY once
+	 * hvmm's cap (64 slots) would be exceeded; the pages done stay done.
+	 */
+	{
+		u64 self = HVL_PARTITION_SELF;
+		u32 flags = VTL2_RT_MAP_READ;
+		u16 n = 128, done = 0;
+		memset(h.in, 0, 16 + 8 * (size_t)n);
+		memcpy(h.in, &self, 8);
+		memcpy(h.in + 8, &flags, 4);
+		for (u16 i = 0; i < n; i++) {
+			u64 p = (SPARSE >> 12) + 2 * (u64)i;
+			memcpy(h.in + 16 + 8 * (size_t)i, &p, 8);
+		}
+		st = hvcall_rep(&h, HVL_CALL_MODIFY_VTL_PROTECTION_MASK, n, 0, &done);
+		printf("sparse read-only pages: status 0x%x after %u of %u\n", st, done, n);
+		expect(st == 0x000B /* INSUFFICIENT_MEMORY */ && done >= 16 && done < 64,
+		       "sparse protections: status 0x%x after %u of %u", st, done, n);
+		/* Back to full access, consecutive pages: one slot again. */
+		u16 st2 = vtl2_rt_protect(&h, SPARSE >> 12, 64, 0xf);
+		u16 st3 = vtl2_rt_protect(&h, (SPARSE >> 12) + 64, 64, 0xf);
+		expect(st2 == 0 && st3 == 0, "undoing them: status 0x%x 0x%x", st2, st3);
+	}
 
 	TEST_BEGIN("read_only");
 	st = vtl2_rt_protect(&h, TARGET >> 12, 1, VTL2_RT_MAP_READ | VTL2_RT_MAP_KX);
