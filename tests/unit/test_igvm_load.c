@@ -693,9 +693,13 @@ static void test_relocate(void **state)
 }
 
 /*
- * Files that pass the validator but break a loader relocation rule: a region
- * without IS_VTL2, one for VTL 0 (with the VTL 0 context the validator wants),
- * no page table region, two regions, page tables that do not map CR3.
+ * Files that pass the validator but break a loader relocation rule: 0 a
+ * region without IS_VTL2, 1 one for VTL 0 (with the VTL 0 context the
+ * validator wants), 2 no page table region, 3 two regions, 4 page tables
+ * that do not hold CR3, 6 a page table region for VTL 0, 7 page data past
+ * the page table region's used size, 8 a parameter insert across the
+ * region's end, 9 (auto=) VTL2-protectable memory that does not hold the
+ * region. 5 breaks nothing.
  */
 static uint8_t *reloc_file(int variant, size_t *len)
 {
@@ -703,10 +707,11 @@ static uint8_t *reloc_file(int variant, size_t *len)
 	igvm_writer_init(&w, IGVM_FORMAT_VERSION_1, IGVM_ARCH_X64);
 	plat(&w, IGVM_PLATFORM_VSM_ISOLATION);
 	uint8_t vtl = variant == 1 ? 0 : 2;
+	uint64_t ptg = variant == 8 ? 0x600000 : 0x400000;
 	HDR(&w, IGVM_VHT_RELOCATABLE_REGION, (struct igvm_vhs_relocatable_region){
 		.compatibility_mask = 1, .vtl = vtl, .flags = variant == 0 ? 6 : 7,
 		.relocation_alignment = 0x200000, .relocation_region_gpa = 0x200000,
-		.relocation_region_size = 0x200000, .maximum_relocation_gpa = 0x1000000 });
+		.relocation_region_size = 0x200000, .maximum_relocation_gpa = 1ull << 39 });
 	if (variant == 3)
 		HDR(&w, IGVM_VHT_RELOCATABLE_REGION, (struct igvm_vhs_relocatable_region){
 			.compatibility_mask = 1, .vtl = 2, .flags = 7,
@@ -714,14 +719,28 @@ static uint8_t *reloc_file(int variant, size_t *len)
 			.relocation_region_size = 0x200000, .maximum_relocation_gpa = 0x1000000 });
 	if (variant != 2)
 		HDR(&w, IGVM_VHT_PAGE_TABLE_RELOCATION_REGION, (struct igvm_vhs_page_table_relocation){
-			.compatibility_mask = 1, .vtl = 2, .gpa = 0x400000, .size = 0x2000,
+			.compatibility_mask = 1, .vtl = variant == 6 ? 0 : 2, .gpa = ptg, .size = 0x2000,
 			.used_size = 0x1000 });
+	if (variant == 9)
+		HDR(&w, IGVM_VHT_REQUIRED_MEMORY, (struct igvm_vhs_required_memory){ .gpa = 0x800000,
+			.compatibility_mask = 1, .number_of_bytes = 0x200000,
+			.flags = IGVM_REQUIRED_MEMORY_FLAG_VTL2_PROTECTABLE });
+	if (variant == 8) {
+		HDR(&w, IGVM_VHT_PARAMETER_AREA, (struct igvm_vhs_parameter_area){
+			.number_of_bytes = 2 * PG, .parameter_area_index = 1 });
+		HDR(&w, IGVM_VHT_VP_COUNT_PARAMETER, (struct igvm_vhs_parameter){ 1, 0 });
+		HDR(&w, IGVM_VHT_PARAMETER_INSERT, (struct igvm_vhs_parameter_insert){
+			.gpa = 0x3ff000, .compatibility_mask = 1, .parameter_area_index = 1 });
+	}
 	static uint8_t pml4[PG];
-	page(&w, 0x400000, pml4);
-	for (int v = 0; v < (vtl == 0 ? 2 : 1); v++) {
+	page(&w, ptg, pml4);
+	if (variant == 7)
+		page(&w, ptg + PG, pml4);
+	bool ctx0 = variant == 1 || variant == 6;
+	for (int v = 0; v < (ctx0 ? 2 : 1); v++) {
 		uint8_t ctx[4 + 2 * 32];
 		uint32_t n = 2;
-		uint64_t rip = 0x200000, cr3 = variant == 4 ? 0x401000 : 0x400000;
+		uint64_t rip = 0x200000, cr3 = variant == 4 ? ptg + PG : ptg;
 		memcpy(ctx, &n, 4);
 		uint8_t cv = v ? 0 : 2;
 		vbs_reg(ctx + 4, cv, 0x20010, &rip, 8);
@@ -745,9 +764,14 @@ static void test_relocate_rules(void **state)
 		"relocation needs a PAGE_TABLE_RELOCATION_REGION (the file has 0)",
 		"relocation needs exactly one RELOCATABLE_REGION (the file has 2)",
 		"IGVM header 2 (IGVM_VHT_PAGE_TABLE_RELOCATION_REGION): rebuilding the page tables: CR3 0x401000 is not in",
+		NULL,
+		"IGVM header 2 (IGVM_VHT_PAGE_TABLE_RELOCATION_REGION): region for VP 0 VTL 0: relocation needs VP 0 VTL 2",
+		"IGVM header 4 (IGVM_VHT_PAGE_DATA): page data at 0x401000 in the page table region is a 2 MiB page or past its used size 0x1000",
+		"IGVM header 5 (IGVM_VHT_PARAMETER_INSERT): 0x3ff000-0x400fff crosses the end of the relocatable region 0x200000-0x3fffff",
+		"IGVM header 1 (IGVM_VHT_RELOCATABLE_REGION): auto=: the relocatable region is not inside the VTL2-protectable memory 0x800000-0x9fffff",
 	};
 	uint8_t *r = malloc(RRAM);
-	for (int v = 0; v < 5; v++) {
+	for (int v = 0; v < 10; v++) {
 		size_t len;
 		uint8_t *f = reloc_file(v, &len);
 		struct igvm_boot b;
@@ -755,10 +779,17 @@ static void test_relocate_rules(void **state)
 		struct igvm_file chk;
 		if (igvm_open(&chk, f, len, err, sizeof(err)))
 			fail_msg("variant %d is not a valid file: %s", v, err);
-		assert_int_equal(load_reloc(r, f, len, IGVM_RELOC_ABSOLUTE, 0x800000, &b, err,
-					    sizeof(err)), -EINVAL);
-		if (!strstr(err, what[v]))
-			fail_msg("variant %d: '%s' lacks '%s'", v, err, what[v]);
+		int ret = load_reloc(r, f, len, v == 9 ? IGVM_RELOC_AUTO : IGVM_RELOC_ABSOLUTE,
+				     0x800000, &b, err, sizeof(err));
+		if (!what[v]) { /* the control: it loads and moves */
+			if (ret)
+				fail_msg("variant %d: %s", v, err);
+			assert_int_equal(b.vbs_sregs.cr3, 0x400000 + 0x600000);
+		} else {
+			assert_int_equal(ret, -EINVAL);
+			if (!strstr(err, what[v]))
+				fail_msg("variant %d: '%s' lacks '%s'", v, err, what[v]);
+		}
 		free(f);
 	}
 	free(r);
