@@ -447,6 +447,9 @@ static void handle_mmio(struct vm_vcpu *v, struct accel_exit *e)
 		return;
 	bool ok = e->mmio.write ? iobus_write(&vm->mmio, e->mmio.gpa, e->mmio.data, e->mmio.size)
 				: iobus_read(&vm->mmio, e->mmio.gpa, e->mmio.data, e->mmio.size);
+	/* No device there: with --vtl2, VTL0's access is VTL2's to emulate. */
+	if (!ok && vm->vtl && vtl_mmio_unmapped(vm->vtl, v, e))
+		return;
 	if (!ok)
 		log_guest("vCPU %u: MMIO %s at unmapped 0x%" PRIx64 " (size %u)", v->index,
 			  e->mmio.write ? "write" : "read", e->mmio.gpa, e->mmio.size);

@@ -912,6 +912,8 @@ static unsigned mov_back(struct vtl *t, const struct vsm_regs *r, uint64_t gpa)
 	return 0;
 }
 
+static void deliver_memory(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e, bool unmapped);
+
 bool vtl_mmio(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 {
 	struct vm *vm = t->vm;
@@ -933,11 +935,28 @@ bool vtl_mmio(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 			memcpy(e->mmio.data, p, size);
 		return true;
 	}
-	/*
-	 * A violation: finish the exit so nothing stays pending, then put VTL0
-	 * back at the instruction (a read: as before it; a write, which the
-	 * emulator already retired: RIP moved back over the MOV found there).
-	 */
+	deliver_memory(t, v, e, false);
+	return true;
+}
+
+bool vtl_mmio_unmapped(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
+{
+	if (vtl_active(t, v) != 0 || e->mmio.size == 0 || e->mmio.size > 8)
+		return false;
+	deliver_memory(t, v, e, true);
+	return true;
+}
+
+/*
+ * A VTL0 MMIO exit VTL2 must see: finish the exit so nothing stays pending,
+ * then put VTL0 back at the instruction (a read: as before it; a write,
+ * which the emulator already retired: RIP moved back over the MOV found
+ * there) and deliver the GPA_INTERCEPT or UNMAPPED_GPA message.
+ */
+static void deliver_memory(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e, bool unmapped)
+{
+	struct vm *vm = t->vm;
+	uint64_t gpa = e->mmio.gpa;
 	struct x86_regs pre, post;
 	if (!e->mmio.write)
 		memset(e->mmio.data, 0, 8);
@@ -945,7 +964,7 @@ bool vtl_mmio(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 	    vm->ops->vcpu_finish_exit(v->av, e) < 0 || vm->ops->vcpu_get_regs(v->av, &post) < 0) {
 		log_guest("vCPU %u: VTL0 access to protected 0x%" PRIx64 ": cannot finish the exit",
 			  v->index, gpa);
-		return true;
+		return;
 	}
 	struct vsm_regs r;
 	unsigned len = 0;
@@ -959,7 +978,7 @@ bool vtl_mmio(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 	}
 	if (vm->ops->vcpu_set_regs(v->av, &pre) < 0 || get_x86(t, v->index, 0, &r)) {
 		log_guest("vCPU %u: VTL0 intercept: cannot restore registers", v->index);
-		return true;
+		return;
 	}
 	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
 		.access = e->mmio.write ? HV_INTERCEPT_ACCESS_TYPE_WRITE : HV_INTERCEPT_ACCESS_TYPE_READ,
@@ -969,12 +988,11 @@ bool vtl_mmio(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 	bool gva_valid = len && len <= c.insn_count &&
 			 vtl_mem_mov_ea(c.insn, len, r.gpr, r.rip + len, &gva);
 	uint8_t msg[HV_MESSAGE_SIZE];
-	vsm_msg_memory(msg, &c, false, gpa, gva, gva_valid);
+	vsm_msg_memory(msg, &c, unmapped, gpa, gva, gva_valid);
 	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
 	if (st)
 		log_guest("vCPU %u: intercept of VTL0's access to 0x%" PRIx64 " not delivered "
 			  "(status 0x%x)", v->index, gpa, st);
-	return true;
 }
 
 int vtl_hide(struct vtl *t, uint64_t base, uint64_t size)

@@ -96,6 +96,14 @@ bool vtl_io(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
 bool vtl_mmio(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
 
 /*
+ * A VTL0 MMIO exit no device took (not RAM, no handler): the UNMAPPED_GPA
+ * intercept goes to VTL2 the same way (a paravisor emulates devices there);
+ * the access is finished (a read sees zero if VTL2 does not emulate it).
+ * False (nothing done) when v runs VTL2.
+ */
+bool vtl_mmio_unmapped(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
+
+/*
  * After vtl_create: VTL2's memory [base, base + size) is removed from
  * VTL0's partition (VTL0's accesses there are intercepts for VTL2). vm.c
  * calls it with igvm_boot's vtl2_base/vtl2_size, or with the file's

@@ -16,6 +16,8 @@
  *  - makes it no-access: VTL0's read is intercepted (read access, length 3)
  *    and its destination register keeps its value;
  *  - VTL0's read of VTL2's own image is intercepted;
+ *  - VTL0's read of a GPA that is neither RAM nor a device comes as
+ *    UNMAPPED_GPA;
  *  - from ring 3 (iretq), VTL0's read of the no-access page and then its
  *    write of the page made read-only are intercepted with CPL 3 (KVM on
  *    PVM runs ring 3 natively: the shadow-paging fault path),
@@ -40,6 +42,7 @@ const char guest_name[] = "vtl2_mem";
 #define SPARSE      0x1000000ull  /* 16 MiB: 256 pages for the slot-cap check */
 
 #define MSG_GPA_INTERCEPT 0x80000001u
+#define MSG_UNMAPPED_GPA  0x80000000u
 #define REG_RIP 0x00020010u
 #define ENTRY_INTERCEPT 3u
 #define ENTRY_VTL_CALL  1u
@@ -75,6 +78,9 @@ __asm__(
 	"	mov (%rsi), %r14d\n"          /* 44 8b 36: no access by now */
 	"	mov 0x804800, %rdi\n"         /* VTL2's address */
 	"	mov (%rdi), %r15\n"           /* 4c 8b 3f: VTL2's hidden memory */
+	"	mov $0x20000000, %edi\n"      /* neither RAM nor a device */
+	"	mov (%rdi), %r15\n"           /* 4c 8b 3f: unmapped GPA */
+	"	mov $0x5a5a5a5a, %edi\n"
 	"	push $0x2b\n"                 /* to ring 3: SS, RSP, RFLAGS, CS, RIP */
 	"	push $0x805800\n"
 	"	push $2\n"
@@ -95,8 +101,8 @@ __asm__(
 	"vtl0_blob_end:\n");
 
 /* One intercept VTL0 must cause: checks the message, advances VTL0's RIP. */
-static void check_intercept(const struct hvcall *h, const char *what, u8 access, u64 gpa,
-			    u8 len, u8 cpl)
+static void check_intercept_type(const struct hvcall *h, const char *what, u32 type, u8 access,
+				 u64 gpa, u8 len, u8 cpl)
 {
 	struct vtl2_rt_intercept m;
 	vtl2_rt_read_intercept(assist, &m);
@@ -107,7 +113,7 @@ static void check_intercept(const struct hvcall *h, const char *what, u8 access,
 	       m.cs, cpl);
 	expect(m.entry_reason == ENTRY_INTERCEPT, "%s: entry reason %u, not INTERCEPT", what,
 	       m.entry_reason);
-	expect(m.type == MSG_GPA_INTERCEPT, "%s: message 0x%x, not GPA_INTERCEPT", what, m.type);
+	expect(m.type == type, "%s: message 0x%x, not 0x%x", what, m.type, type);
 	expect(m.access == access, "%s: access type %u, not %u", what, m.access, access);
 	expect(m.gpa == gpa, "%s: GPA 0x%lx, not 0x%lx", what, m.gpa, gpa);
 	expect(m.insn_len == len, "%s: instruction length %u, not %u", what, m.insn_len, len);
@@ -119,6 +125,12 @@ static void check_intercept(const struct hvcall *h, const char *what, u8 access,
 	st = hvcall_set_vp_register(h, HVL_VTL(0), REG_RIP, m.rip + m.insn_len, 0);
 	expect(st == 0, "%s: advancing VTL0's RIP: status 0x%x", what, st);
 	assist[8] = 0;   /* entry reason, for the next check */
+}
+
+static void check_intercept(const struct hvcall *h, const char *what, u8 access, u64 gpa,
+			    u8 len, u8 cpl)
+{
+	check_intercept_type(h, what, MSG_GPA_INTERCEPT, access, gpa, len, cpl);
 }
 
 int guest_main(const char *cmdline)
@@ -208,6 +220,13 @@ int guest_main(const char *cmdline)
 		check_intercept(&h, "read of VTL2's memory", 0, secret, 3, 0);
 	}
 
+	TEST_BEGIN("unmapped_gpa");
+	if (!bad) {
+		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		check_intercept_type(&h, "read of an unmapped GPA", MSG_UNMAPPED_GPA, 0, 0x20000000ull,
+				     3, 0);
+	}
+
 	TEST_BEGIN("ring3_no_access");
 	/* VTL0 goes to ring 3 and reads the no-access page; VTL2 puts it back in ring 0. */
 	if (!bad) {
@@ -238,7 +257,7 @@ int guest_main(const char *cmdline)
 		u32 reason;
 		memcpy(&reason, assist + 8, 4);
 		expect(reason == ENTRY_VTL_CALL, "entry reason %u, not VTL_CALL", reason);
-		printf("VTL0 called back after %s\n", reason == ENTRY_VTL_CALL ? "5 intercepts" : "?");
+		printf("VTL0 called back after %s\n", reason == ENTRY_VTL_CALL ? "6 intercepts" : "?");
 	}
 	TEST_END();
 	return 0;
