@@ -192,6 +192,13 @@ static void on_packet(struct ic *ic, const uint8_t *p, uint32_t len, uint64_t xi
 		return;
 	}
 	if (!ic->pending || xid != ic->pending_xid) {
+		if (ic->late && xid == ic->late_xid) {
+			/* A slow guest, not a wrong one: the request timed out here. */
+			ic->late = false;
+			log_guest_debug("hvutil %s: answer to a request that timed out (%llu) dropped",
+					s->name, (unsigned long long)xid);
+			return;
+		}
 		log_guest("hvutil %s: answer to a transaction we did not send (%llu) ignored",
 			  s->name, (unsigned long long)xid);
 		return;
@@ -265,6 +272,7 @@ static uint32_t dev_open(void *dev, struct vmbus_channel *ch)
 	ic->negotiated = false;
 	ic->nego_failed = false;
 	ic->pending = false;
+	ic->late = false;
 	if (ic->svc == HVUTIL_KVP) {
 		/* A new guest connection (reboot, kexec): its items start afresh. */
 		u->kvp_nitems = 0;
@@ -287,6 +295,7 @@ static void dev_close(void *dev, struct vmbus_channel *ch)
 	ic->open = false;
 	ic->negotiated = false;
 	ic->pending = false;
+	ic->late = false;
 	hvutil_unlock(ic->u);
 }
 
@@ -405,8 +414,11 @@ void hvutil_tick(struct hvutils *u)
 		 */
 		if (ic->pending && ic->pending_type != ICMSGTYPE_NEGOTIATE &&
 		    now - ic->sent_ms > HVUTIL_REQUEST_TIMEOUT_MS) {
-			log_guest("hvutil %s: no answer from the guest", services[i].name);
+			log_guest("hvutil %s: no answer from the guest in %u s", services[i].name,
+				  HVUTIL_REQUEST_TIMEOUT_MS / 1000);
 			ic->pending = false;
+			ic->late = true;
+			ic->late_xid = ic->pending_xid;
 		}
 	}
 	hvutil_heartbeat_tick(&u->ic[HVUTIL_HEARTBEAT], now);

@@ -171,6 +171,8 @@ struct ic {
 	struct ic_version fw, msg;  /* negotiated versions */
 	bool pending;               /* a request awaits its answer */
 	uint64_t pending_xid;       /* its VMBus transaction id */
+	bool late;                  /* late_xid timed out: its answer may still come */
+	uint64_t late_xid;
 	uint16_t pending_type;      /* its icmsgtype */
 	uint32_t pending_len;       /* its payload length (the answer has the same) */
 	uint64_t sent_ms;

@@ -15,7 +15,9 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "test_vmbus_fake.h"
 #include "dev/hvutil.h"
@@ -651,6 +653,86 @@ static void test_kvp_hostile(void **state)
 	th_free(t);
 }
 
+/* Runs fn with stderr (hvmm's log) captured into buf. */
+static void capture_log(char *buf, size_t len, void (*fn)(struct th *t, void *arg), struct th *t,
+			void *arg)
+{
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *tmp = tmpfile();
+	assert_true(saved >= 0 && tmp);
+	assert_true(dup2(fileno(tmp), 2) == 2);
+	fn(t, arg);
+	fflush(stderr);
+	assert_true(dup2(saved, 2) == 2);
+	close(saved);
+	rewind(tmp);
+	size_t n = fread(buf, 1, len - 1, tmp);
+	buf[n] = '\0';
+	fclose(tmp);
+}
+
+struct late { uint64_t xid; int len; };
+
+static void write_answer(struct th *t, void *arg)
+{
+	struct late *l = arg;
+	g_write(t, HVUTIL_KVP, pkt, (uint32_t)l->len, l->xid);
+	th_run(t);
+}
+
+/*
+ * A guest slower than HVUTIL_REQUEST_TIMEOUT_MS (a loaded host): its late
+ * answer is dropped quietly, the next request goes out and is answered; an
+ * answer to a transaction that was never sent is still reported.
+ */
+static void test_late_answer(void **state)
+{
+	(void)state;
+	struct th *t = th_new();
+	th_negotiate_linux(t, HVUTIL_KVP);
+	hvutil_tick(t->u);
+	struct late l;
+	l.len = g_read(t, HVUTIL_KVP, pkt, sizeof(pkt), &l.xid);
+	assert_true(l.len > 0);
+	struct icmsg_hdr *h = ic_hdr(pkt);
+	h->status = HV_E_FAIL;
+	h->icflags = ICMSGHDRFLAG_TRANSACTION | ICMSGHDRFLAG_RESPONSE;
+	uint8_t late_pkt[sizeof(pkt)];
+	memcpy(late_pkt, pkt, sizeof(pkt));
+	/* The request times out; a tick sends it again with a new transaction id. */
+	t->now_ms += HVUTIL_REQUEST_TIMEOUT_MS + 1;
+	hvutil_tick(t->u);
+	hvutil_tick(t->u);
+	uint64_t xid2;
+	int len2 = g_read(t, HVUTIL_KVP, pkt, sizeof(pkt), &xid2);
+	assert_true(len2 > 0);
+	assert_true(xid2 != l.xid);
+	uint8_t second[sizeof(pkt)];
+	memcpy(second, pkt, sizeof(pkt));
+	/* The first answer arrives late: dropped without a warning. */
+	char log[1024];
+	memcpy(pkt, late_pkt, sizeof(pkt));
+	capture_log(log, sizeof(log), write_answer, t, &l);
+	assert_null(strstr(log, "did not send"));
+	/* The same transaction again is one we are not waiting for: reported. */
+	capture_log(log, sizeof(log), write_answer, t, &l);
+	assert_non_null(strstr(log, "did not send"));
+	/* The second request still completes (its answer ends pool AUTO). */
+	memcpy(pkt, second, sizeof(pkt));
+	h = ic_hdr(pkt);
+	h->status = HV_E_FAIL;
+	h->icflags = ICMSGHDRFLAG_TRANSACTION | ICMSGHDRFLAG_RESPONSE;
+	struct late l2 = { xid2, len2 };
+	capture_log(log, sizeof(log), write_answer, t, &l2);
+	assert_null(strstr(log, "did not send"));
+	hvutil_tick(t->u);
+	uint64_t xid3;
+	assert_true(g_read(t, HVUTIL_KVP, pkt, sizeof(pkt), &xid3) > 0); /* pool GUEST's */
+	assert_true(xid3 != xid2);
+	th_free(t);
+}
+
 /* ---- hostile guests ------------------------------------------------------- */
 
 static void test_hostile_packets(void **state)
@@ -770,6 +852,7 @@ int main(void)
 		cmocka_unit_test(test_shutdown),
 		cmocka_unit_test(test_timesync_v4),
 		cmocka_unit_test(test_timesync_v3),
+		cmocka_unit_test(test_late_answer), /* first to log "did not send" */
 		cmocka_unit_test(test_kvp),
 		cmocka_unit_test(test_kvp_failures),
 		cmocka_unit_test(test_kvp_hostile),
