@@ -3,9 +3,8 @@
 # and the tools initramfs (Debian's socat): the guest runs
 # `socat VSOCK-LISTEN:5000,fork PIPE` (an echo server over hv_sock), and the
 # host (tests/boot/vsock_client.py) checks
-#  - CONNECT 5000 -> OK, random bytes echoed intact (the size is chosen from
-#    a measured 1 MiB echo so the test ends in minutes on a slow PVM host;
-#    HVMM_SLOW=1 forces 16 MiB); the rate is logged;
+#  - CONNECT 5000 -> OK, 1 MiB and then 16 MiB of random bytes echoed
+#    intact (each way through the guest); the rates are logged;
 #  - a guest connect to host port 6000 reaches a listener on PATH_6000 and
 #    delivers a file whose MD5 the guest prints;
 #  - 64 connections at once, each echoing 1 KiB;
@@ -13,7 +12,7 @@
 #  - CONNECT to a port nobody listens on is closed without OK, and a guest
 #    connect to a host port nobody listens on fails.
 source "$(dirname "$0")/lib.sh"
-# About 10 minutes on a quiet PVM host (boot, then ~100 KiB/s each way
+# About 12 minutes on a quiet PVM host (boot, then ~100 KiB/s each way
 # through the guest's emulated ring 0), ~30 on a loaded one.
 need_kvm
 command -v python3 >/dev/null || fail "python3 is needed (scripts/install-deps.sh)"
@@ -35,17 +34,11 @@ wait_for "$OUT/console.log" '^VSOCK-LISTENER-UP' 120 "$HVMM_PID" ||
 r=$($CLIENT ready "$SOCK" 5000 300) || fail "$r"
 log "$r"
 
-# Host to guest: measure with 1 MiB, then the size that fits the budget.
+# Host to guest and back: 1 MiB, then 16 MiB (about 4 minutes at the
+# ~70 KiB/s a loaded PVM host gives; seconds on hardware KVM).
 r=$($CLIENT echo "$SOCK" 5000 1048576) || fail "1 MiB echo: $r"
 log "$r"
-rate=$(sed -n 's/.*: \([0-9]*\)\.[0-9]* KiB\/s.*/\1/p' <<<"$r")
-size=16777216
-if [ "${HVMM_SLOW:-0}" != 1 ] && [ "${rate:-0}" -lt $((16384 / 120)) ]; then
-	size=$((rate * 120 * 1024))           # about 2 minutes at the measured rate
-	[ $size -ge 1048576 ] || size=1048576
-	log "echo at ${rate} KiB/s: $((size / 1024)) KiB instead of 16 MiB (HVMM_SLOW=1 for all)"
-fi
-r=$($CLIENT echo "$SOCK" 5000 $size) || fail "echo of $size bytes: $r"
+r=$($CLIENT echo "$SOCK" 5000 16777216) || fail "16 MiB echo: $r"
 log "$r"
 
 # Guest to host: a listener on PATH_6000 receives a file from the guest.
