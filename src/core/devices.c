@@ -20,6 +20,7 @@
 #include "dev/nvme.h"
 #include "dev/pci.h"
 #include "core/vm.h"
+#include "core/vtl.h"
 #include "dev/pm.h"
 #include "dev/rtc.h"
 #include "dev/uart.h"
@@ -59,6 +60,8 @@ static void pci_msi(void *opaque, uint64_t addr, uint32_t data)
 {
 	struct vm *vm = opaque;
 	int ret = vm->ops->signal_msi(vm->accel, addr, data);
+	if (ret >= 0 && vm->vtl)
+		vtl_lower_interrupt(vm->vtl, addr); /* VINA if VTL2 runs */
 	if (ret < 0)
 		log_guest("PCI MSI 0x%llx/0x%x not delivered: %s", (unsigned long long)addr,
 			  data, strerror(-ret));

@@ -350,6 +350,8 @@ static void irq_set(void *opaque, unsigned gsi, int level)
 	int ret = vm->ops->irq_line(vm->accel, gsi, level);
 	if (ret < 0)
 		log_guest("cannot set GSI %u to %d: %s", gsi, level, strerror(-ret));
+	else if (vm->vtl && level)
+		vtl_lower_interrupt(vm->vtl, UINT64_MAX); /* VINA if VTL2 runs */
 }
 
 struct irq_line vm_irq_line(struct vm *vm, unsigned gsi)
@@ -545,7 +547,10 @@ static uint64_t vm_read_guest_tsc(void *opaque)
 static int vm_signal_msi(void *opaque, uint64_t addr, uint32_t data)
 {
 	struct vm *vm = opaque;
-	return vm->ops->signal_msi(vm->accel, addr, data);
+	int ret = vm->ops->signal_msi(vm->accel, addr, data);
+	if (ret >= 0 && vm->vtl)
+		vtl_lower_interrupt(vm->vtl, addr); /* VINA if VTL2 runs */
+	return ret;
 }
 
 /*

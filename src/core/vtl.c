@@ -52,7 +52,7 @@ struct vtl {
 	struct vsm_ops ops;
 	struct vtl_mem mem;   /* VTL0's memory map: protections, VTL2's range */
 	bool mem_ok;
-	unsigned long switches, fpu_copies, preempts;   /* statistics (log_debug at destroy) */
+	unsigned long switches, fpu_copies, preempts, vinas;  /* statistics (log_debug at destroy) */
 	size_t xsave_size;                    /* of a vCPU's XSAVE image; 0: not carried */
 };
 
@@ -389,7 +389,8 @@ void vtl_destroy(struct vtl *t)
 		vtl_mem_fini(&t->mem);
 	free(t->vcpu);
 	log_debug("vtl: %lu VTL switches, %lu with an x87/XMM copy, %lu preemptions by VTL2 "
-		  "interrupts", t->switches, t->fpu_copies, t->preempts);
+		  "interrupts, %lu VINAs for VTL0 APIC requests", t->switches, t->fpu_copies,
+		  t->preempts, t->vinas);
 	free(t->pending);
 	for (unsigned i = 0; t->fpu && i < t->vm->nvcpus; i++) {
 		for (unsigned j = 0; j < VSM_NUM_VTLS; j++)
@@ -486,7 +487,7 @@ bool vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v)
 		return false;
 	}
 	unsigned irq = __atomic_load_n(&t->irq_pending[vp], __ATOMIC_SEQ_CST);
-	if (!irq)
+	if (!irq && vtl_active(t, v) != 2)
 		return true;
 	uint8_t vector;
 	if ((irq & (1u << 2)) && vtl_active(t, v) == 0) {
@@ -510,14 +511,49 @@ bool vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v)
 		return true;
 	}
 	/* VTL2's bit stays while VTL2 runs: it is looked at after the next return. */
-	irq = __atomic_fetch_and(&t->irq_pending[vp], 1u << 2, __ATOMIC_SEQ_CST);
+	if (irq)
+		irq = __atomic_fetch_and(&t->irq_pending[vp], 1u << 2, __ATOMIC_SEQ_CST);
 	t->preempt_armed[vp] = false;
-	/* VTL0's interrupt while VTL2 runs: VINA (vector into VTL2, edge). */
-	if ((irq & 1u) && vtl_active(t, v) == 2 &&
-	    vsm_interrupt_pending(t->vsm, vp, 0, &vector) == 2 &&
-	    send_msi(t, 2, vp, false, 0, vector) < 0)
+	if (vtl_active(t, v) != 2)
+		return true;
+	/*
+	 * VINA (vector into VTL2, edge) for a VTL0 interrupt while VTL2 runs:
+	 * one vsm sent (bit 0: it is pending), or, while VINA is armed, any
+	 * interrupt VTL0's APIC requests (a device's MSI or GSI, hv's SynIC
+	 * and stimers, another VP's IPI). Every VTL2 run looks while armed
+	 * (vtl_lower_interrupt kicks VTL2 for hvmm's own injections; an IPI
+	 * is seen at VTL2's next exit), one KVM_GET_LAPIC each time.
+	 */
+	int got = 0;
+	if (irq & 1u) {
+		got = vsm_interrupt_pending(t->vsm, vp, 0, &vector);
+	} else if (vm->ops->vcpu_irq_requested && t->vcpu[vp][0] &&
+		   vsm_vina_armed(t->vsm, vp) && vm->ops->vcpu_irq_requested(t->vcpu[vp][0]) > 0) {
+		got = vsm_interrupt_pending(t->vsm, vp, 0, &vector);
+		if (got == 2)
+			t->vinas++;
+	}
+	if (got == 2 && send_msi(t, 2, vp, false, 0, vector) < 0)
 		log_guest("vCPU %u: VINA vector 0x%x not delivered", vp, vector);
 	return true;
+}
+
+void vtl_lower_interrupt(struct vtl *t, uint64_t msi_addr)
+{
+	struct vm *vm = t->vm;
+	if (!vm->vcpus)
+		return;
+	/* A physical destination names one VP (APIC id = VP index); else any. */
+	bool one = msi_addr != UINT64_MAX && !(msi_addr & (1u << 2)) &&
+		   ((msi_addr >> 12) & 0xff) != 0xff;
+	uint32_t dest = (uint32_t)((msi_addr >> 12) & 0xff);
+	for (uint32_t vp = one ? dest : 0; vp < vm->nvcpus; vp++) {
+		struct accel_vcpu *cur = __atomic_load_n(&vm->vcpus[vp].av, __ATOMIC_SEQ_CST);
+		if (cur && cur == t->vcpu[vp][2])
+			vm->ops->vcpu_kick(cur);
+		if (one)
+			break;
+	}
 }
 
 unsigned vtl_io_insn_len(const uint8_t *insn, unsigned n, bool *string, bool *rep)

@@ -74,6 +74,14 @@ void vtl_vcpu_fini(struct vtl *t, struct vm_vcpu *v);
 bool vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v);
 
 /*
+ * Any thread, after hvmm raised an interrupt in VTL0's partition (an MSI at
+ * msi_addr, UINT64_MAX for a GSI): the VPs it may target that run VTL2 are
+ * kicked, so their threads look at VTL0's APIC and raise VINA
+ * (vtl_vcpu_service). Takes no lock (callable under vsm's).
+ */
+void vtl_lower_interrupt(struct vtl *t, uint64_t msi_addr);
+
+/*
  * A VTL0 port access VTL2 intercepts (InstallIntercept, per direction): the
  * HV I/O port intercept message goes to VTL2 (vsm_deliver_intercept) and v
  * runs VTL2, which advances VTL0's RIP (SetVpRegisters) and, for a read,

@@ -411,6 +411,24 @@ int vsm_interrupt_pending(struct vsm *vsm, uint32_t vp, unsigned vtl, uint8_t *v
 	return ret;
 }
 
+bool vsm_vina_armed(struct vsm *vsm, uint32_t vp)
+{
+	if (vp >= vsm->cfg.nvps)
+		return false;
+	const struct vsm_ops *o = &vsm->cfg.ops;
+	bool armed = false;
+	pthread_mutex_lock(&vsm->lock);
+	struct vsm_vp *v = &vsm->vps[vp];
+	unsigned cur = v->active;
+	uint64_t assist = cur ? assist_gpa(vsm, vp, cur) : 0;
+	uint8_t status = 1;
+	if (cur && vsm_vtl_on(v->enabled, 0) && (v->vtl[cur].vina & HV_VSM_VINA_ENABLED) &&
+	    assist && !o->read_gpa(o->opaque, assist + HV_VP_ASSIST_VINA_STATUS, &status, 1))
+		armed = !(status & 1);
+	pthread_mutex_unlock(&vsm->lock);
+	return armed;
+}
+
 /* ---- Intercepts ---- */
 
 bool vsm_intercepts_io(struct vsm *vsm, uint16_t port, bool write)

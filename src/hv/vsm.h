@@ -35,6 +35,7 @@
 #define HV_STATUS_INVALID_VP_INDEX          0x000E
 #define HV_STATUS_INVALID_REGISTER_VALUE    0x0050
 #define HV_STATUS_INVALID_VTL_STATE         0x0051
+#define HV_STATUS_FEATURE_UNAVAILABLE       0x001E
 #define HV_STATUS_VTL_ALREADY_ENABLED       0x0086
 
 /* ---- Hypercall codes (TLFS; shared/docs/igvm-and-vsm.md §C.2) ---- */
@@ -315,6 +316,13 @@ bool vsm_vp_started(struct vsm *vsm, uint32_t vp);
  * Otherwise 0: the interrupt waits until the VP returns to vtl.
  */
 int vsm_interrupt_pending(struct vsm *vsm, uint32_t vp, unsigned vtl, uint8_t *vector);
+/*
+ * Whether vp runs a VTL above 0 whose VsmVina is enabled with its assist
+ * page's vina_status clear: a VTL0 interrupt would raise VINA now (the
+ * wiring then asks VTL0's APIC whether one is requested). Lock taken inside:
+ * not from an op.
+ */
+bool vsm_vina_armed(struct vsm *vsm, uint32_t vp);
 
 /* ---- Hypercalls (vsm_hcall.c) ---- */
 struct vsm_hypercall {
@@ -350,6 +358,7 @@ void vsm_hypercall_page(uint8_t *page);
 bool vsm_intercepts_io(struct vsm *vsm, uint16_t port, bool write);
 bool vsm_intercepts_msr(struct vsm *vsm, bool write);
 bool vsm_intercepts_unknown_synic(struct vsm *vsm);
+/* Always false: InstallIntercept APIC EOI is refused with FEATURE_UNAVAILABLE. */
 bool vsm_intercepts_apic_eoi(struct vsm *vsm);
 
 /*

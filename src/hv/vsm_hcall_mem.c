@@ -128,7 +128,16 @@ uint16_t vsm_hc_install_intercept(struct vsm_hc_args *a)
 		v->synic_access = acc;
 		return HV_STATUS_SUCCESS;
 	case HV_INTERCEPT_TYPE_X64_APIC_EOI:
-		v->eoi_access = acc;
+		/*
+		 * VTL0's EOIs never reach hvmm: KVM's in-kernel LAPIC retires
+		 * them (xAPIC MMIO and x2APIC MSR 0x80B alike; KVM's MSR filter
+		 * does not apply to x2APIC MSRs, and KVM_EXIT_IOAPIC_EOI exists
+		 * only for a split irqchip's level-triggered vectors). Removing
+		 * the (never installed) intercept succeeds.
+		 */
+		if (acc)
+			return HV_STATUS_FEATURE_UNAVAILABLE;
+		v->eoi_access = 0;
 		return HV_STATUS_SUCCESS;
 	case HV_INTERCEPT_TYPE_RETARGET_UNKNOWN_DEVICE:
 		v->retarget_access = acc;

@@ -31,7 +31,8 @@
  *    hypercall intercept (unknown SynIC connection intercept), which
  *    completes it with its own status;
  *  - VINA: an interrupt for VTL0 while VTL2 runs sets vina_status and
- *    requests VTL2's VINA vector;
+ *    requests VTL2's VINA vector; so does one VTL0's APIC requests that no
+ *    VSM call sent (VTL0's self-IPI), at VTL2's next exit once re-armed;
  *  - VTL0's INIT/SIPI to APIC 2 (with -p 3) do not start VP 2, which VTL2
  *    has not started (its VTL0 RIP stays at the reset vector);
  *  - CPUID 0x40000003: VTL2 has AccessVsm, AccessVpRegisters and XMM
@@ -189,6 +190,10 @@ __asm__(
 	"	mov $2, %edx\n"
 	"	wrmsr\n"
 	"	mov $0x469f, %eax\n"         /* ICR: SIPI, vector 0x9f */
+	"	wrmsr\n"
+	"	mov $0x83f, %ecx\n"          /* SELF IPI 0x62: stays requested (IF clear) */
+	"	mov $0x62, %eax\n"
+	"	xor %edx, %edx\n"
 	"	wrmsr\n"
 	"	mov $" "0x5a5a1234" ", %ebx\n"
 	"	movabs $0x1122334455667788, %rax\n"  /* XMM3 and MXCSR are shared: VTL2 sees them */
@@ -737,6 +742,24 @@ int guest_main(const char *cmdline)
 	       vtl0_gprs[4]);
 	expect(bad == 0 && (vtl0_gprs[12] & 0x30000u) == 0 && (vtl0_gprs[12] & 0x30u) == 0x30,
 	       "VTL0's CPUID 0x40000003 EBX 0x%lx", vtl0_gprs[12]);
+
+	TEST_BEGIN("vina_vtl0_apic");
+	/*
+	 * VINA for an interrupt VTL0's APIC requests that no VSM call sent
+	 * (VTL0's x2APIC self-IPI 0x62 before its VtlCall, IF clear, the way a
+	 * device's MSI, a stimer or another VP's IPI arrives): with vina_status
+	 * cleared again, VTL2's next exit raises VINA once more.
+	 */
+	expect(back[0] == VTL0_VALUE, "VTL0 has not made its VtlCall (no self-IPI)");
+	if (back[0] == VTL0_VALUE) {
+		*(volatile u8 *)(assist + 12) = 0;
+		u64 vina = 0;
+		u16 s2 = hvcall_get_vp_register(&h, HVL_VTL_CURRENT, 0x000D0005u, &vina, NULL);
+		u8 vs = *(volatile u8 *)(assist + 12);
+		printf("VINA for VTL0's pending self-IPI: vina_status %u\n", vs);
+		expect(s2 == 0 && vs == 1, "vina_status %u after an exit with VTL0's 0x62 requested "
+		       "(status 0x%x)", vs, s2);
+	}
 
 	TEST_BEGIN("shared_fpu");
 	/* VTL0 set XMM3 and MXCSR before its VtlCall: the same registers here. */

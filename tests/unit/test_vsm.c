@@ -612,13 +612,19 @@ static void test_interrupt_pending(void **state)
 	assert_int_equal(reason, HV_VTL_ENTRY_INTERRUPT);
 	/* A VTL0 interrupt while VTL2 runs: nothing without VINA ... */
 	assert_int_equal(vsm_interrupt_pending(f->vsm, 0, 0, &vec), 0);
+	assert_false(vsm_vina_armed(f->vsm, 0));
 	assert_int_equal(set_reg(f, 0, 0, HV_REGISTER_VSM_VINA, HV_VSM_VINA_ENABLED | 0xe9), 0);
+	/* armed: enabled, status clear (the wiring then asks VTL0's APIC) */
+	assert_true(vsm_vina_armed(f->vsm, 0));
+	assert_false(vsm_vina_armed(f->vsm, 1));   /* no such VP */
 	/* ... one notification with VINA, then none until the status is cleared. */
 	assert_int_equal(vsm_interrupt_pending(f->vsm, 0, 0, &vec), 2);
 	assert_int_equal(vec, 0xe9);
 	assert_int_equal(f->ram[0xb000 + HV_VP_ASSIST_VINA_STATUS], 1);
+	assert_false(vsm_vina_armed(f->vsm, 0));   /* status set: disarmed */
 	assert_int_equal(vsm_interrupt_pending(f->vsm, 0, 0, &vec), 0);
 	f->ram[0xb000 + HV_VP_ASSIST_VINA_STATUS] = 0;
+	assert_true(vsm_vina_armed(f->vsm, 0));
 	assert_int_equal(vsm_interrupt_pending(f->vsm, 0, 0, &vec), 2);
 	assert_int_equal(vsm_active_vtl(f->vsm, 0), 2);
 	assert_int_equal(f->nswitch, 1);
