@@ -134,7 +134,7 @@ void cli_usage(FILE *f)
 "  --igvm-personality P      linux-direct [default] | uefi (not supported yet)\n"
 "  --vtl2                    run the IGVM file's VTL2 under VTL0 (needs --hv)\n"
 "  --igvm-vtl2-relocation-type T  disable [default] | absolute=ADDR |\n"
-"                            auto=filesize|SIZE (with --vtl2); vtl2=... not supported yet\n"
+"                            auto=filesize|SIZE | vtl2=filesize|SIZE (with --vtl2)\n"
 "\n"
 "Serial ports (16550A; COM1 0x3F8/IRQ4, COM2 0x2F8/IRQ3, COM3 0x3E8/IRQ4,\n"
 "COM4 0x2E8/IRQ3):\n"
@@ -451,7 +451,7 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 				return cli_fail(err, errlen, "invalid --igvm-personality '%s': expected "
 						"linux-direct or uefi", optarg);
 			break;
-		case OPT_IGVM_RELOC: { /* enum igvm_reloc_type: 0 disable, 1 absolute, 2 auto */
+		case OPT_IGVM_RELOC: { /* enum igvm_reloc_type: 0 disable, 1 absolute, 2 auto, 3 vtl2 */
 			char *end;
 			uint64_t v;
 			cfg->igvm_reloc = 0;
@@ -477,9 +477,16 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 				cfg->igvm_reloc_size = v;
 				break;
 			}
-			if (!strncmp(optarg, "vtl2=", 5))
-				return cli_fail(err, errlen, "--igvm-vtl2-relocation-type %s: vtl2= is not "
-						"supported yet", optarg);
+			if (!strncmp(optarg, "vtl2=", 5)) {
+				v = 0;
+				if (strcmp(optarg + 5, "filesize") && (parse_size(optarg + 5, &v) ||
+				    !v || v % (2u << 20)))
+					return cli_fail(err, errlen, "--igvm-vtl2-relocation-type %s: expected "
+							"vtl2=filesize or vtl2=SIZE, a multiple of 2 MiB", optarg);
+				cfg->igvm_reloc = 3;
+				cfg->igvm_reloc_size = v;
+				break;
+			}
 			return cli_fail(err, errlen, "invalid --igvm-vtl2-relocation-type '%s': "
 					"expected disable, absolute=ADDR, auto=... or vtl2=...", optarg);
 		}
@@ -617,7 +624,8 @@ enum cli_result cli_parse(int argc, char **argv, struct hvmm_config *cfg,
 		return cli_fail(err, errlen, "--vtl2 needs --hv and --igvm (a VSM_ISOLATION file "
 				"whose VTL2 runs beneath VTL0)");
 	if (cfg->igvm_reloc && !cfg->vtl2)
-		return cli_fail(err, errlen, "--igvm-vtl2-relocation-type absolute=/auto= needs --vtl2");
+		return cli_fail(err, errlen,
+				"--igvm-vtl2-relocation-type absolute=/auto=/vtl2= needs --vtl2");
 	if (cfg->no_vmbus && !cfg->hv)
 		return cli_fail(err, errlen, "--no-vmbus needs --hv");
 	if (cfg->vmbus_max_version && !cfg->hv)

@@ -39,9 +39,9 @@ struct hvmm_config {
 	struct guest_action reset_action, shutdown_action, crash_action;
 	bool hv;                    /* --hv: Hyper-V enlightenments (src/hv) */
 	bool vtl2;                  /* --vtl2: the IGVM file's VTL2 under VTL0 (core/vtl.c) */
-	int igvm_reloc;             /* --igvm-vtl2-relocation-type: enum igvm_reloc_type (0 disable, 1 absolute, 2 auto) */
+	int igvm_reloc;             /* --igvm-vtl2-relocation-type: enum igvm_reloc_type (0 disable, 1 absolute, 2 auto, 3 vtl2) */
 	uint64_t igvm_reloc_addr;   /* its absolute=ADDR */
-	uint64_t igvm_reloc_size;   /* its auto=SIZE (0: auto=filesize) */
+	uint64_t igvm_reloc_size;   /* its auto=SIZE / vtl2=SIZE (0: filesize) */
 	bool no_vmbus;              /* --no-vmbus: Hyper-V without VMBus */
 	uint32_t vmbus_max_version; /* --vmbus-max-version: major<<16|minor; 0 = newest */
 	const char *disks[CLI_MAX_DISKS]; /* --disk specs (syntax checked) */

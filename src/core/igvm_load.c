@@ -5,12 +5,17 @@
  * loaded (and, for the coming --vtl2, VSM_ISOLATION with its VTL 2 VBS
  * register list decoded): PAGE_DATA, PARAMETER_AREA + parameter usages + PARAMETER_INSERT,
  * REQUIRED_MEMORY and the BSP's native x64 VP context. Parameters filled:
- * VP_COUNT (u32), MEMORY_MAP (hvmm's e820 RAM ranges as 24-byte
- * IGVM_VHS_MEMORY_MAP_ENTRY records, zero-terminated), MMIO_RANGES (the
+ * VP_COUNT (u32), MEMORY_MAP (B.4: hvmm's e820 RAM ranges plus auto='s
+ * VTL2 range as 24-byte IGVM_VHS_MEMORY_MAP_ENTRY records, sorted, the
+ * parts in VTL2-protectable RAM -- with --vtl2 the file's VTL2-protectable
+ * REQUIRED_MEMORY, relocated, and auto='s range; none with vtl2= -- typed
+ * VTL2_PROTECTABLE, the rest MEMORY; a zero entry after them when the area
+ * has room), MMIO_RANGES (the
  * 32-bit hole; no high range), COMMAND_LINE (NUL-terminated; appended after
  * any text the file put in the area), MADT/SRAT (copied from hvmm's own ACPI
  * tables when present), ENVIRONMENT_INFO (0: memory not shared), DEVICE_TREE
- * (igvm_fdt.c: cpus, RAM, VMBus, bootargs). SLIT and PPTT are left zero.
+ * (igvm_fdt.c: cpus, the MEMORY_MAP's typed RAM, VMBus, bootargs, /openhcl
+ * with vtl2='s allocation mode). SLIT and PPTT are left zero.
  * Relocation (B.3; --vtl2 with absolute=ADDR, or auto= into VTL2 RAM of its
  * own above VTL0's RAM and MMIO, added with gmem_add_vtl2_region): the one VTL 2
  * RELOCATABLE_REGION and its PAGE_TABLE_RELOCATION_REGION move by a positive
@@ -34,6 +39,10 @@
 #include "x86/linux_boot.h"
 
 #define MAX_AREAS 4096 /* parameter areas in one file */
+/* Capacities of the typed memory description (MEMORY_MAP, DEVICE_TREE). */
+#define MAX_RAM (E820_MAX_ENTRIES + GMEM_MAX_REGIONS)
+#define MAX_PROT 64            /* VTL2-protectable ranges */
+#define MAX_TYPED (2 * MAX_PROT + MAX_RAM)
 
 struct area {
 	uint32_t index;
@@ -59,6 +68,9 @@ struct loader {
 	struct area *areas;
 	size_t nareas;
 	uint64_t area_bytes;
+	/* VTL2-protectable RAM (B.4), pages, sorted and disjoint (prot_plan). */
+	struct igvm_dt_mem prot[MAX_PROT];
+	unsigned nprot;
 	char *err;
 	size_t errlen;
 };
@@ -202,21 +214,75 @@ static void put_le(uint8_t *p, uint64_t v, unsigned n)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* The RAM ranges of hvmm's e820 map in whole pages; returns the count. */
+/*
+ * All RAM in whole pages, sorted: VTL0's (hvmm's e820 RAM ranges) and the
+ * vtl2_only regions (auto='s VTL2 range), as OpenVMM's RAM + VTL2 range.
+ * Returns the count.
+ */
 static unsigned ram_ranges(const struct gmem *m, struct igvm_dt_mem *r)
 {
 	struct e820_entry e[E820_MAX_ENTRIES];
 	unsigned n = e820_build(m, e, E820_MAX_ENTRIES), k = 0;
-	for (unsigned i = 0; i < n; i++) {
-		if (e[i].type != E820_RAM)
-			continue;
-		uint64_t first = (e[i].addr + IGVM_PAGE_SIZE_4K - 1) / IGVM_PAGE_SIZE_4K;
-		uint64_t end = (e[i].addr + e[i].size) / IGVM_PAGE_SIZE_4K;
+	for (unsigned i = 0; i < n + m->nregions && k < MAX_RAM; i++) {
+		uint64_t a, sz;
+		if (i < n) {
+			if (e[i].type != E820_RAM)
+				continue;
+			a = e[i].addr, sz = e[i].size;
+		} else {
+			if (!m->regions[i - n].vtl2_only)
+				continue;
+			a = m->regions[i - n].gpa, sz = m->regions[i - n].size;
+		}
+		uint64_t first = (a + IGVM_PAGE_SIZE_4K - 1) / IGVM_PAGE_SIZE_4K;
+		uint64_t end = (a + sz) / IGVM_PAGE_SIZE_4K;
 		if (end > first)
 			r[k++] = (struct igvm_dt_mem){ first * IGVM_PAGE_SIZE_4K,
 				(end - first) * IGVM_PAGE_SIZE_4K, IGVM_MEMORY_MAP_ENTRY_TYPE_MEMORY };
 	}
+	for (unsigned i = 1; i < k; i++) /* insertion sort by address */
+		for (unsigned j = i; j > 0 && r[j].gpa < r[j - 1].gpa; j--) {
+			struct igvm_dt_mem t = r[j];
+			r[j] = r[j - 1];
+			r[j - 1] = t;
+		}
 	return k;
+}
+
+/*
+ * RAM typed as B.4 says (OpenVMM's build_memory_map): every RAM range
+ * split where it meets the VTL2-protectable ranges (l->prot, sorted and
+ * disjoint), the parts inside typed VTL2_PROTECTABLE (3), the rest MEMORY
+ * (1). Count, or -1 when more than cap entries would be needed.
+ */
+static int typed_ram(const struct loader *l, struct igvm_dt_mem *out, unsigned cap)
+{
+	struct igvm_dt_mem ram[MAX_RAM];
+	unsigned nr = ram_ranges(l->m, ram), k = 0;
+	for (unsigned i = 0; i < nr; i++) {
+		uint64_t at = ram[i].gpa, end = ram[i].gpa + ram[i].size;
+		while (at < end) {
+			uint64_t next = end;
+			uint32_t type = IGVM_MEMORY_MAP_ENTRY_TYPE_MEMORY;
+			for (unsigned j = 0; j < l->nprot; j++) {
+				const struct igvm_dt_mem *p = &l->prot[j];
+				if (p->gpa + p->size <= at)
+					continue;
+				if (p->gpa <= at) {
+					type = IGVM_MEMORY_MAP_ENTRY_TYPE_VTL2_PROTECTABLE;
+					next = p->gpa + p->size < end ? p->gpa + p->size : end;
+				} else if (p->gpa < end) {
+					next = p->gpa;
+				}
+				break;
+			}
+			if (k >= cap)
+				return -1;
+			out[k++] = (struct igvm_dt_mem){ at, next - at, type };
+			at = next;
+		}
+	}
+	return (int)k;
 }
 
 static int param_device_tree(struct loader *l, const struct igvm_hdr *h)
@@ -224,11 +290,16 @@ static int param_device_tree(struct loader *l, const struct igvm_hdr *h)
 	struct area *a = find_area(l, h->u.param.index);
 	if (!a || a->inserted || h->u.param.offset > a->size)
 		return fail(l, h, "parameter area %u is not allocated", h->u.param.index);
-	struct igvm_dt_mem r[E820_MAX_ENTRIES];
-	struct igvm_dt_config dc = { .ncpus = l->c->nvcpus, .mem = r, .nmem = ram_ranges(l->m, r),
-				     .bootargs = l->c->cmdline, .vmbus = l->c->vmbus };
-	long n = igvm_dt_build(&dc, a->buf + h->u.param.offset, a->size - h->u.param.offset);
+	struct igvm_dt_mem r[MAX_TYPED];
+	int n = typed_ram(l, r, MAX_TYPED);
 	if (n < 0)
+		return fail(l, h, "the memory description needs more than %u ranges", MAX_TYPED);
+	struct igvm_dt_config dc = { .ncpus = l->c->nvcpus, .mem = r, .nmem = (unsigned)n,
+				     .bootargs = l->c->cmdline, .vmbus = l->c->vmbus,
+				     .vtl2_alloc = l->c->vtl2 && l->c->reloc == IGVM_RELOC_VTL2,
+				     .vtl2_memory_size = l->c->reloc_size };
+	long sz = igvm_dt_build(&dc, a->buf + h->u.param.offset, a->size - h->u.param.offset);
+	if (sz < 0)
 		return fail(l, h, "the device tree does not fit parameter area %u (%llu bytes at "
 			    "offset %u)", a->index, (unsigned long long)a->size, h->u.param.offset);
 	return 0;
@@ -236,22 +307,28 @@ static int param_device_tree(struct loader *l, const struct igvm_hdr *h)
 
 static int param_memory_map(struct loader *l, const struct igvm_hdr *h)
 {
-	struct igvm_dt_mem r[E820_MAX_ENTRIES];
-	unsigned k = ram_ranges(l->m, r);
-	uint8_t rec[E820_MAX_ENTRIES][sizeof(struct igvm_vhs_memory_map_entry)];
+	struct igvm_dt_mem r[MAX_TYPED];
+	int k = typed_ram(l, r, MAX_TYPED);
+	if (k < 0)
+		return fail(l, h, "the memory map needs more than %u entries", MAX_TYPED);
+	size_t esz = sizeof(struct igvm_vhs_memory_map_entry);
+	uint8_t rec[MAX_TYPED][sizeof(struct igvm_vhs_memory_map_entry)];
 	memset(rec, 0, sizeof(rec));
-	for (unsigned i = 0; i < k; i++) {
+	for (int i = 0; i < k; i++) {
 		put_le(rec[i], r[i].gpa / IGVM_PAGE_SIZE_4K, 8);
 		put_le(rec[i] + 8, r[i].size / IGVM_PAGE_SIZE_4K, 8);
 		put_le(rec[i] + 16, r[i].type, 2);
 	}
-	/* k entries and the zero terminator. */
+	/* k entries; a zero terminator after them when the area has room (B.4:
+	 * OpenVMM writes none, the zero-filled area supplies it). */
 	int ret = 0;
-	uint8_t *p = param_slot(l, h, (uint64_t)(k + 1) * sizeof(rec[0]), &ret);
+	uint8_t *p = param_slot(l, h, (uint64_t)k * esz, &ret);
 	if (!p)
 		return ret;
-	memcpy(p, rec, k * sizeof(rec[0]));
-	memset(p + k * sizeof(rec[0]), 0, sizeof(rec[0]));
+	memcpy(p, rec, (size_t)k * esz);
+	struct area *a = find_area(l, h->u.param.index);
+	if (h->u.param.offset + (uint64_t)(k + 1) * esz <= a->size)
+		memset(p + (size_t)k * esz, 0, esz);
 	return 0;
 }
 
@@ -484,14 +561,72 @@ static int vp_context(struct loader *l, const struct igvm_hdr *h, struct igvm_bo
 
 static void grow(struct reloc *r, uint64_t gpa, uint64_t size);
 
+/* Where a REQUIRED_MEMORY at gpa is after relocation. */
+static uint64_t required_gpa(const struct loader *l, uint64_t gpa)
+{
+	if (l->r.moving && (in(gpa, l->r.region.u.reloc.gpa, l->r.region.u.reloc.size) ||
+			    in(gpa, l->r.pt.u.pt_reloc.gpa, l->r.pt.u.pt_reloc.size)))
+		gpa += l->r.off; /* it may span both regions and what lies between */
+	return gpa;
+}
+
+/*
+ * VTL2-protectable RAM for MEMORY_MAP and DEVICE_TREE (B.4, OpenVMM's
+ * vtl2_protectable_ram), before any parameter is filled: the file's
+ * VTL2-protectable REQUIRED_MEMORY (relocated) and the vtl2_only regions
+ * (auto='s range); none with vtl2= (VTL2 carves its own RAM). Whole pages,
+ * sorted and merged into l->prot.
+ */
+static int prot_plan(struct loader *l, const struct igvm_file *f, uint32_t mask)
+{
+	struct igvm_dt_mem *p = l->prot;
+	unsigned n = 0;
+	struct igvm_iter it = { 0 };
+	struct igvm_hdr h;
+	while (l->c->reloc != IGVM_RELOC_VTL2 && igvm_next(f, &it, &h)) {
+		if (!igvm_hdr_applies(&h, mask) || h.type != IGVM_VHT_REQUIRED_MEMORY ||
+		    !(h.u.mem.flags & IGVM_REQUIRED_MEMORY_FLAG_VTL2_PROTECTABLE) || !h.u.mem.size)
+			continue;
+		uint64_t gpa = required_gpa(l, h.u.mem.gpa), end = gpa + h.u.mem.size;
+		if (end < gpa || end > UINT64_MAX - IGVM_PAGE_SIZE_4K)
+			return fail(l, &h, "0x%llx bytes at 0x%llx wrap around",
+				    (unsigned long long)h.u.mem.size, (unsigned long long)gpa);
+		if (n >= MAX_PROT)
+			return fail(l, &h, "more than %u VTL2-protectable REQUIRED_MEMORY headers",
+				    MAX_PROT);
+		gpa &= ~(uint64_t)(IGVM_PAGE_SIZE_4K - 1);
+		end = (end + IGVM_PAGE_SIZE_4K - 1) & ~(uint64_t)(IGVM_PAGE_SIZE_4K - 1);
+		p[n++] = (struct igvm_dt_mem){ gpa, end - gpa, IGVM_MEMORY_MAP_ENTRY_TYPE_VTL2_PROTECTABLE };
+	}
+	for (unsigned i = 0; i < l->m->nregions && n < MAX_PROT; i++)
+		if (l->m->regions[i].vtl2_only)
+			p[n++] = (struct igvm_dt_mem){ l->m->regions[i].gpa, l->m->regions[i].size,
+				IGVM_MEMORY_MAP_ENTRY_TYPE_VTL2_PROTECTABLE };
+	for (unsigned i = 1; i < n; i++) /* sort by address, then merge overlaps */
+		for (unsigned j = i; j > 0 && p[j].gpa < p[j - 1].gpa; j--) {
+			struct igvm_dt_mem t = p[j];
+			p[j] = p[j - 1];
+			p[j - 1] = t;
+		}
+	unsigned k = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (k && p[i].gpa <= p[k - 1].gpa + p[k - 1].size) {
+			uint64_t end = p[i].gpa + p[i].size;
+			if (end > p[k - 1].gpa + p[k - 1].size)
+				p[k - 1].size = end - p[k - 1].gpa;
+			continue;
+		}
+		p[k++] = p[i];
+	}
+	l->nprot = k;
+	return 0;
+}
+
 /* RAM that must exist (relocated with VTL2's image); VTL2-protectable
  * ranges in a relocatable file are part of VTL2's range. */
 static int required_memory(struct loader *l, const struct igvm_hdr *h)
 {
-	uint64_t len = h->u.mem.size ? h->u.mem.size : 1, gpa = h->u.mem.gpa;
-	if (l->r.moving && (in(gpa, l->r.region.u.reloc.gpa, l->r.region.u.reloc.size) ||
-			    in(gpa, l->r.pt.u.pt_reloc.gpa, l->r.pt.u.pt_reloc.size)))
-		gpa += l->r.off; /* it may span both regions and what lies between */
+	uint64_t len = h->u.mem.size ? h->u.mem.size : 1, gpa = required_gpa(l, h->u.mem.gpa);
 	if (!gmem_map(l->m, gpa, len))
 		return fail(l, h, "needs RAM at 0x%llx-0x%llx (give more memory with -m)",
 			    (unsigned long long)gpa, (unsigned long long)(gpa + len - 1));
@@ -619,7 +754,11 @@ static int reloc_plan(struct loader *l, const struct igvm_file *f, uint32_t mask
 	}
 	const struct igvm_hdr *rg = &r->region, *pt = &r->pt;
 	uint8_t flags = rg->u.reloc.flags;
-	if (c->reloc == IGVM_RELOC_DISABLE) {
+	if (c->reloc == IGVM_RELOC_VTL2 && c->reloc_size > l->m->size)
+		return fail(l, NULL, "vtl2=0x%llx is larger than VTL0's RAM (0x%llx bytes) it is "
+			    "carved from", (unsigned long long)c->reloc_size,
+			    (unsigned long long)l->m->size);
+	if (c->reloc == IGVM_RELOC_DISABLE || c->reloc == IGVM_RELOC_VTL2) {
 		/* The file's own place: VTL2's range, nothing moves. */
 		if (nreg == 1 && (flags & IGVM_VHF_RELOCATABLE_REGION_IS_VTL2)) {
 			r->on = true;
@@ -772,7 +911,7 @@ int igvm_load(struct gmem *m, const uint8_t *buf, size_t len, const struct igvm_
 		return ret;
 	if (c->reloc != IGVM_RELOC_DISABLE && !c->vtl2)
 		return fail(&l, NULL, "--igvm-vtl2-relocation-type other than disable needs --vtl2");
-	if (c->vtl2 && (ret = reloc_plan(&l, &f, mask))) {
+	if (c->vtl2 && ((ret = reloc_plan(&l, &f, mask)) || (ret = prot_plan(&l, &f, mask)))) {
 		free(l.r.ptbuf);
 		if (ret == -ENOMEM)
 			snprintf(err, errlen, "out of memory");

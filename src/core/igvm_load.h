@@ -32,6 +32,8 @@ enum igvm_reloc_type {
 	IGVM_RELOC_DISABLE,  /* the file's GPAs as they are (hvmm's default) */
 	IGVM_RELOC_ABSOLUTE, /* VTL2's relocatable region moved to reloc_addr */
 	IGVM_RELOC_AUTO,     /* VTL2 RAM of its own above VTL0's RAM and MMIO */
+	IGVM_RELOC_VTL2,     /* vtl2=: the file's GPAs; VTL2 carves its RAM from VTL0's
+			      * (DT /openhcl memory-allocation-mode "vtl2") */
 };
 
 struct igvm_load_config {
@@ -42,7 +44,8 @@ struct igvm_load_config {
 	enum igvm_reloc_type reloc; /* with vtl2 only */
 	uint64_t reloc_addr;  /* ABSOLUTE: the new base of the relocatable region */
 	uint64_t reloc_size;  /* AUTO: VTL2's size, 0 = the file's (REQUIRED_MEMORY);
-			       * the loader adds that RAM (gmem_add_vtl2_region) */
+			       * the loader adds that RAM (gmem_add_vtl2_region).
+			       * VTL2: DT /openhcl memory-size, 0 = none (filesize) */
 	bool vmbus;           /* DEVICE_TREE gets a VTL0 VMBus node */
 };
 

@@ -290,7 +290,13 @@ struct igvm_dt_config {
 	unsigned nmem;
 	const char *bootargs;
 	bool vmbus;
+	/* --igvm-vtl2-relocation-type vtl2=: /openhcl memory-allocation-mode
+	 * "vtl2", mmio-size 128 MiB and, when not 0, memory-size (u64 each);
+	 * otherwise the mode is "host". */
+	bool vtl2_alloc;
+	uint64_t vtl2_memory_size;
 };
+#define IGVM_DT_VTL2_MMIO_SIZE (128ull << 20)
 long igvm_dt_build(const struct igvm_dt_config *c, uint8_t *out, size_t cap);
 
 /*

@@ -10,7 +10,9 @@
  * numa-node-id) in reverse order; /bus, a simple-bus holding vmbus-vtl0
  * (microsoft,vmbus, microsoft,vtl 0, message connection id 1, no MMIO) when
  * the VM has VMBus; /chosen/bootargs; /openhcl memory-allocation-mode
- * "host". Our own writer: no libfdt.
+ * "host", or with vtl2= (B.2) "vtl2" with mmio-size (128 MiB) and
+ * memory-size when given. memory@ nodes carry the MEMORY_MAP's types: 1
+ * (MEMORY) or 3 (VTL2_PROTECTABLE). Our own writer: no libfdt.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -101,6 +103,14 @@ static void prop_u32(struct fdtw *w, const char *name, uint32_t v)
 	prop(w, name, b, 4);
 }
 
+static void prop_u64(struct fdtw *w, const char *name, uint64_t v)
+{
+	uint8_t b[8];
+	put_be32(b, (uint32_t)(v >> 32));
+	put_be32(b + 4, (uint32_t)v);
+	prop(w, name, b, 8);
+}
+
 static void prop_str(struct fdtw *w, const char *name, const char *s)
 {
 	prop(w, name, s, strlen(s) + 1);
@@ -164,7 +174,12 @@ long igvm_dt_build(const struct igvm_dt_config *c, uint8_t *out, size_t cap)
 	prop_str(&w, "bootargs", c->bootargs ? c->bootargs : "");
 	tok(&w, FDT_END_NODE);
 	begin(&w, "openhcl");
-	prop_str(&w, "memory-allocation-mode", "host");
+	if (c->vtl2_alloc) {
+		if (c->vtl2_memory_size)
+			prop_u64(&w, "memory-size", c->vtl2_memory_size);
+		prop_u64(&w, "mmio-size", IGVM_DT_VTL2_MMIO_SIZE);
+	}
+	prop_str(&w, "memory-allocation-mode", c->vtl2_alloc ? "vtl2" : "host");
 	tok(&w, FDT_END_NODE);
 	tok(&w, FDT_END_NODE); /* root */
 	tok(&w, FDT_END);

@@ -96,7 +96,8 @@ unsigned e820_build(const struct gmem *m, struct e820_entry *tab, unsigned max)
 	if (low_end > BOOT_HIGH_GPA)
 		ADD(BOOT_HIGH_GPA, low_end - BOOT_HIGH_GPA, E820_RAM);
 	for (unsigned i = 1; i < m->nregions; i++)
-		ADD(m->regions[i].gpa, m->regions[i].size, E820_RAM);
+		if (!m->regions[i].vtl2_only) /* --vtl2: VTL2's own RAM is not VTL0's */
+			ADD(m->regions[i].gpa, m->regions[i].size, E820_RAM);
 #undef ADD
 	return n;
 }

@@ -41,7 +41,8 @@ struct e820_entry {
 } __attribute__((packed));
 _Static_assert(sizeof(struct e820_entry) == 20, "e820 entry is 20 bytes");
 
-/* Builds the guest's memory map from the RAM layout. Returns the count. */
+/* Builds the guest's (VTL0's) memory map from the RAM layout, without vtl2_only
+ * regions. Returns the count. */
 unsigned e820_build(const struct gmem *m, struct e820_entry *tab, unsigned max);
 
 struct linux_boot_config {

@@ -182,14 +182,17 @@ hv "cannot read IGVM file '/nonexistent.igvm'" --igvm /nonexistent.igvm
 hv '--igvm conflicts with -k/--kernel' --igvm "$OUT/good.igvm" -k /dev/null
 hv 'igvm-personality uefi is not supported yet' --igvm "$OUT/good.igvm" --igvm-personality uefi
 hv "invalid --igvm-personality 'bios'" --igvm "$OUT/good.igvm" --igvm-personality bios
-hv 'relocation-type absolute=/auto= needs --vtl2' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type auto=filesize
-hv 'vtl2= is not supported yet' --igvm "$OUT/good.igvm" --hv --vtl2 --igvm-vtl2-relocation-type vtl2=x
+hv 'relocation-type absolute=/auto=/vtl2= needs --vtl2' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type auto=filesize
+hv 'vtl2=x: expected vtl2=filesize or vtl2=SIZE, a multiple of 2 MiB' --igvm "$OUT/good.igvm" \
+	--hv --vtl2 --igvm-vtl2-relocation-type vtl2=x
+hv 'vtl2=3M: expected vtl2=filesize or vtl2=SIZE' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type vtl2=3M
+hv 'relocation-type absolute=/auto=/vtl2= needs --vtl2' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type vtl2=filesize
 hv 'auto=SIZE, a multiple of 2 MiB' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type auto=3M
 hv 'absolute=0x1001: ADDR must be a 4 KiB aligned address' --igvm "$OUT/good.igvm" \
 	--igvm-vtl2-relocation-type absolute=0x1001
 hv 'absolute=x: ADDR must be' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type absolute=x
 hv "invalid --igvm-vtl2-relocation-type 'bogus'" --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type bogus
-hv 'relocation-type absolute=/auto= needs --vtl2' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type absolute=0x1000000
+hv 'relocation-type absolute=/auto=/vtl2= needs --vtl2' --igvm "$OUT/good.igvm" --igvm-vtl2-relocation-type absolute=0x1000000
 run 0 "$OUT/o" "$OUT/e" --help
 grep -q 'hvmm-igvm verify FILE' "$OUT/o" || fail "--help: $(cat "$OUT/o")"
 log "PASS"

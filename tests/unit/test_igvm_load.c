@@ -882,6 +882,157 @@ static void test_relocate_auto(void **state)
 	free(f);
 }
 
+/* The value of property pname of the node named `node` (any depth): its length, or -1. */
+static int dt_prop(const uint8_t *dt, const char *node, const char *pname, uint8_t *val,
+		   size_t vlen)
+{
+	uint32_t st = be32(dt + 8), strs = be32(dt + 12), tsize = be32(dt + 36);
+	const char *cur[16] = { "" };
+	unsigned depth = 0;
+	for (uint32_t off = st; off < st + tsize;) {
+		uint32_t t = be32(dt + off);
+		off += 4;
+		if (t == 1) {
+			const char *name = (const char *)dt + off;
+			if (depth < 15)
+				cur[++depth] = name;
+			off += ((uint32_t)strlen(name) + 4) & ~3u;
+		} else if (t == 3) {
+			uint32_t len = be32(dt + off), no = be32(dt + off + 4);
+			if (!strcmp(cur[depth], node) && !strcmp((const char *)dt + strs + no, pname)) {
+				if (len <= vlen)
+					memcpy(val, dt + off + 8, len);
+				return (int)len;
+			}
+			off += 8 + ((len + 3) & ~3u);
+		} else if (t == 2) {
+			depth--;
+		} else {
+			return -1;
+		}
+	}
+	return -1;
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+	return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+/*
+ * B.4 with --vtl2: MEMORY_MAP is RAM (+ auto='s VTL2 range), sorted, with
+ * the VTL2-protectable parts (the file's relocated VTL2-protectable
+ * REQUIRED_MEMORY, auto='s range) typed 3, the rest 0 (MEMORY); the device
+ * tree's memory@ nodes carry the same microsoft,igvm-type. vtl2= (B.2):
+ * nothing typed 3, /openhcl says "vtl2" with mmio-size 128 MiB and
+ * memory-size when given; a size larger than VTL0's RAM is refused.
+ * Read back from the inserted parameter areas (16 MiB of memfd RAM).
+ */
+static void test_memory_map(void **state)
+{
+	(void)state;
+	static uint8_t elf[0x1000 + 6144];
+	size_t elf_len = tiny_elf(elf);
+	struct igvm_build_opts o = { .elf = elf, .elf_len = elf_len, .rsp = 0x204ff0, .vsm = true,
+				     .relocatable = true, .nparams = 2 };
+	o.params[0] = (struct igvm_build_param){ .type = IGVM_VHT_MEMORY_MAP, .gpa = 0x10000 };
+	o.params[1] = (struct igvm_build_param){ .type = IGVM_VHT_DEVICE_TREE, .gpa = 0x20000,
+						 .pages = 2 };
+	uint8_t *f;
+	size_t len;
+	char err[256];
+	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
+		fail_msg("%s", err);
+	/* Expected entries {first page, pages, type}; RAM 0-0x9fbff, 1-16 MiB. */
+	static const struct { enum igvm_reloc_type t; uint64_t arg; unsigned n; uint64_t e[5][3];
+			      const char *prot_node; } cases[] = {
+		{ IGVM_RELOC_DISABLE, 0, 4, { { 0, 0x9f, 0 }, { 0x100, 0x100, 0 }, { 0x200, 0x400, 3 },
+					      { 0x600, 0xa00, 0 } }, "memory@200000" },
+		{ IGVM_RELOC_ABSOLUTE, 0x800000, 4, { { 0, 0x9f, 0 }, { 0x100, 0x700, 0 },
+						      { 0x800, 0x400, 3 }, { 0xc00, 0x400, 0 } },
+		  "memory@800000" },
+		{ IGVM_RELOC_AUTO, 0, 3, { { 0, 0x9f, 0 }, { 0x100, 0xf00, 0 }, { 0x100000, 0x400, 3 } },
+		  "memory@100000000" },
+		{ IGVM_RELOC_VTL2, 0, 2, { { 0, 0x9f, 0 }, { 0x100, 0xf00, 0 } }, NULL },
+		{ IGVM_RELOC_VTL2, 8u << 20, 2, { { 0, 0x9f, 0 }, { 0x100, 0xf00, 0 } }, NULL },
+	};
+	for (unsigned k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct gmem m;
+		assert_int_equal(gmem_init(&m, 16u << 20), 0);
+		struct igvm_load_config c = { .nvcpus = 2, .vtl2 = true, .reloc = cases[k].t,
+			.reloc_addr = cases[k].arg,
+			.reloc_size = cases[k].t == IGVM_RELOC_VTL2 ? cases[k].arg : 0 };
+		struct igvm_boot b;
+		if (igvm_load(&m, f, len, &c, &b, err, sizeof(err)))
+			fail_msg("case %u: %s", k, err);
+		uint8_t map[PG];
+		assert_int_equal(gmem_read(&m, 0x10000, map, sizeof(map)), 0);
+		for (unsigned i = 0; i <= cases[k].n; i++) {
+			struct igvm_vhs_memory_map_entry e;
+			memcpy(&e, map + i * sizeof(e), sizeof(e));
+			uint64_t want[3] = { 0, 0, 0 };
+			if (i < cases[k].n)
+				memcpy(want, cases[k].e[i], sizeof(want));
+			if (e.starting_gpa_page_number != want[0] || e.number_of_pages != want[1] ||
+			    e.entry_type != want[2])
+				fail_msg("case %u entry %u: 0x%llx+0x%llx type %u, want 0x%llx+0x%llx type %llu",
+					 k, i, (unsigned long long)e.starting_gpa_page_number,
+					 (unsigned long long)e.number_of_pages, e.entry_type,
+					 (unsigned long long)want[0], (unsigned long long)want[1],
+					 (unsigned long long)want[2]);
+		}
+		static uint8_t dt[2 * PG];
+		assert_int_equal(gmem_read(&m, 0x20000, dt, sizeof(dt)), 0);
+		uint8_t v[16];
+		/* Every memory@ node of the map, with its type. */
+		for (unsigned i = 0; i < cases[k].n; i++) {
+			char node[48];
+			snprintf(node, sizeof(node), "memory@%llx",
+				 (unsigned long long)(cases[k].e[i][0] * PG));
+			assert_int_equal(dt_prop(dt, node, "microsoft,igvm-type", v, sizeof(v)), 4);
+			assert_int_equal(be32(v), cases[k].e[i][2]);
+			assert_int_equal(dt_prop(dt, node, "reg", v, sizeof(v)), 16);
+			assert_int_equal(be64(v + 8), cases[k].e[i][1] * PG);
+		}
+		assert_int_equal(dt_walk(dt, "memory@", NULL, NULL, 0), cases[k].n);
+		if (cases[k].prot_node) {
+			assert_int_equal(dt_prop(dt, cases[k].prot_node, "microsoft,igvm-type", v, 4), 4);
+			assert_int_equal(be32(v), 3);
+		}
+		char mode[16] = "";
+		assert_int_equal(dt_prop(dt, "openhcl", "memory-allocation-mode", (uint8_t *)mode,
+					 sizeof(mode)), cases[k].t == IGVM_RELOC_VTL2 ? 5 : 5);
+		assert_string_equal(mode, cases[k].t == IGVM_RELOC_VTL2 ? "vtl2" : "host");
+		if (cases[k].t == IGVM_RELOC_VTL2) {
+			assert_int_equal(dt_prop(dt, "openhcl", "mmio-size", v, sizeof(v)), 8);
+			assert_int_equal(be64(v), 128u << 20);
+			if (cases[k].arg) {
+				assert_int_equal(dt_prop(dt, "openhcl", "memory-size", v, sizeof(v)), 8);
+				assert_int_equal(be64(v), cases[k].arg);
+			} else {
+				assert_int_equal(dt_prop(dt, "openhcl", "memory-size", v, sizeof(v)), -1);
+			}
+			/* The file's GPAs, as disable: VTL2's range is the file's. */
+			assert_int_equal(b.vtl2_base, 0x200000);
+			assert_int_equal(b.vtl2_size, 0x400000);
+			assert_int_equal(b.vbs_regs.rip, 0x200900);
+		} else {
+			assert_int_equal(dt_prop(dt, "openhcl", "mmio-size", v, sizeof(v)), -1);
+		}
+		gmem_destroy(&m);
+	}
+	/* vtl2=SIZE larger than the RAM VTL2 carves it from. */
+	struct gmem m;
+	assert_int_equal(gmem_init(&m, 16u << 20), 0);
+	struct igvm_load_config c = { .nvcpus = 1, .vtl2 = true, .reloc = IGVM_RELOC_VTL2,
+				      .reloc_size = 64u << 20 };
+	struct igvm_boot b;
+	assert_int_equal(igvm_load(&m, f, len, &c, &b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "vtl2=0x4000000 is larger than VTL0's RAM (0x1000000 bytes)"));
+	gmem_destroy(&m);
+	free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -894,6 +1045,7 @@ int main(void)
 		cmocka_unit_test(test_relocate),
 		cmocka_unit_test(test_relocate_rules),
 		cmocka_unit_test(test_relocate_auto),
+		cmocka_unit_test(test_memory_map),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

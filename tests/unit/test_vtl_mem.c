@@ -17,6 +17,7 @@
 
 #include "core/vtl_mem.h"
 #include "hv/hv.h"
+#include "x86/linux_boot.h"
 
 #define MB (1024ull * 1024)
 static uint8_t ram[16 * 4096];
@@ -241,6 +242,12 @@ static void test_vtl2_region(void **state)
 	assert_int_equal(g.fd_size, 6 * MB);
 	assert_int_equal(g.nregions, 2);
 	assert_true(g.regions[1].vtl2_only && g.regions[1].fd_offset == 4 * MB);
+	/* hvmm's e820 (VTL0's RAM) leaves it out: only the 4 MiB below. */
+	struct e820_entry e[E820_MAX_ENTRIES];
+	unsigned ne = e820_build(&g, e, E820_MAX_ENTRIES);
+	for (unsigned i = 0; i < ne; i++)
+		assert_true(e[i].addr + e[i].size <= 4 * MB);
+	assert_int_equal(e[ne - 1].addr + e[ne - 1].size, 4 * MB);
 	/* The loader writes VTL2's pages there; the old mapping is untouched. */
 	uint32_t v = 0x12345678, back = 0;
 	assert_int_equal(gmem_write(&g, base + 2 * MB - 4, &v, 4), 0);
