@@ -49,6 +49,12 @@ struct vtl {
 	pthread_mutex_t start_lock;  /* with start_cond: APs held until VTL2 starts them */
 	pthread_cond_t start_cond;
 	bool start_sync;             /* start_lock/start_cond initialized */
+	/* VTL2's synthetic timers: a thread polls vsm_stimer_poll (timer_thread). */
+	pthread_mutex_t tlock;
+	pthread_cond_t tcond;
+	pthread_t tthread;
+	bool tthread_started, tstop;
+	unsigned tkick;
 	struct vsm_ops ops;
 	struct vtl_mem mem;   /* VTL0's memory map: protections, VTL2's range */
 	bool mem_ok;
@@ -319,6 +325,54 @@ static int op_signal_event(void *o, uint32_t vp, unsigned vtl, unsigned sint, un
 	return HV_STATUS_SUCCESS;
 }
 
+static uint64_t op_ref_time(void *o)
+{
+	struct vtl *t = o;
+	return hv_time_ref_count(t->vm->hv);
+}
+
+/* A VTL2 timer was armed (vsm lock held): wake the poller. */
+static void op_stimer_changed(void *o)
+{
+	struct vtl *t = o;
+	pthread_mutex_lock(&t->tlock);
+	t->tkick++;
+	pthread_cond_signal(&t->tcond);
+	pthread_mutex_unlock(&t->tlock);
+}
+
+/* Sleeps until VTL2's next timer expiry (CLOCK_MONOTONIC) or a new arm. */
+static void *timer_thread(void *arg)
+{
+	struct vtl *t = arg;
+	pthread_setname_np(pthread_self(), "vtl2-stimer");
+	pthread_mutex_lock(&t->tlock);
+	while (!t->tstop) {
+		unsigned kick = t->tkick;
+		pthread_mutex_unlock(&t->tlock);
+		uint64_t now = op_ref_time(t);
+		uint64_t next = vsm_stimer_poll(t->vsm, now);
+		pthread_mutex_lock(&t->tlock);
+		if (t->tstop || kick != t->tkick)
+			continue;
+		if (next == UINT64_MAX) {
+			pthread_cond_wait(&t->tcond, &t->tlock);
+			continue;
+		}
+		uint64_t delta_ns = (next > now ? next - now : 0) * 100;
+		if (delta_ns > 10000000000ull) /* re-evaluate at least every 10 s */
+			delta_ns = 10000000000ull;
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + delta_ns;
+		ts.tv_sec += (time_t)(ns / 1000000000ull);
+		ts.tv_nsec = (long)(ns % 1000000000ull);
+		pthread_cond_timedwait(&t->tcond, &t->tlock, &ts);
+	}
+	pthread_mutex_unlock(&t->tlock);
+	return NULL;
+}
+
 int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 {
 	struct vtl *t = calloc(1, sizeof(*t));
@@ -333,6 +387,12 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 	t->preempt_armed = calloc(vm->nvcpus, sizeof(*t->preempt_armed));
 	pthread_mutex_init(&t->start_lock, NULL);
 	pthread_cond_init(&t->start_cond, NULL);
+	pthread_mutex_init(&t->tlock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->tcond, &ca);
+	pthread_condattr_destroy(&ca);
 	t->start_sync = true;
 	for (unsigned i = 0; t->pending && i < vm->nvcpus; i++)
 		t->pending[i] = -1;
@@ -361,7 +421,9 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 		.read_gpa = op_read_gpa, .write_gpa = op_write_gpa, .get_regs = op_get_regs,
 		.set_regs = op_set_regs, .switch_vtl = op_switch_vtl, .protect = op_protect,
 		.start_vp = op_start_vp, .interrupt = op_interrupt, .post_message = op_post_message,
-		.signal_event = op_signal_event, .opaque = t } };
+		.signal_event = op_signal_event,
+		.ref_time = vm->hv ? op_ref_time : NULL, .stimer_changed = op_stimer_changed,
+		.opaque = t } };
 	t->ops = vc.ops;
 	ret = vsm_create(&vc, &t->vsm);
 	if (ret == 0)
@@ -369,6 +431,14 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 	if (ret < 0) {
 		log_error("cannot create the VSM state: %s", strerror(ret < 0 ? -ret : EINVAL));
 		goto fail;
+	}
+	if (vm->hv) {
+		ret = -pthread_create(&t->tthread, NULL, timer_thread, t);
+		if (ret < 0) {
+			log_error("cannot start VTL2's timer thread: %s", strerror(-ret));
+			goto fail;
+		}
+		t->tthread_started = true;
 	}
 	*out = t;
 	return 0;
@@ -381,6 +451,13 @@ void vtl_destroy(struct vtl *t)
 {
 	if (!t)
 		return;
+	if (t->tthread_started) {
+		pthread_mutex_lock(&t->tlock);
+		t->tstop = true;
+		pthread_cond_signal(&t->tcond);
+		pthread_mutex_unlock(&t->tlock);
+		pthread_join(t->tthread, NULL);
+	}
 	if (t->vsm)
 		vsm_destroy(t->vsm);
 	if (t->accel[2])
@@ -403,6 +480,8 @@ void vtl_destroy(struct vtl *t)
 	if (t->start_sync) {
 		pthread_cond_destroy(&t->start_cond);
 		pthread_mutex_destroy(&t->start_lock);
+		pthread_cond_destroy(&t->tcond);
+		pthread_mutex_destroy(&t->tlock);
 	}
 	free(t);
 }

@@ -173,6 +173,8 @@ int vsm_msr_read_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t ind
 	case HV_X64_MSR_SIMP:           *val = s->simp; return 0;
 	case HV_X64_MSR_EOM:            *val = 0; return 0;
 	default:
+		if (vsm_stimer_msr(index))
+			return vsm_stimer_read_locked(vsm, vp, vtl, index, val);
 		if (index >= HV_X64_MSR_SINT0 && index <= HV_X64_MSR_SINT15) {
 			*val = s->sint[index - HV_X64_MSR_SINT0];
 			return 0;
@@ -231,6 +233,8 @@ int vsm_msr_write_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t in
 	case HV_X64_MSR_VP_INDEX:
 		return -EINVAL;
 	default:
+		if (vsm_stimer_msr(index))
+			return vsm_stimer_write_locked(vsm, vp, vtl, index, val);
 		if (index >= HV_X64_MSR_SINT0 && index <= HV_X64_MSR_SINT15) {
 			if ((val & 0xff) < 16 && !(val & (1ull << 16)))
 				return -EINVAL; /* vectors 0-15 are reserved */

@@ -278,6 +278,15 @@ struct vsm_ops {
 	int (*post_message)(void *o, uint32_t vp, unsigned vtl, unsigned sint, const void *msg);
 	int (*signal_event)(void *o, uint32_t vp, unsigned vtl, unsigned sint, unsigned flag,
 			    bool *newly_signaled);
+	/*
+	 * The partition's reference time (100 ns units, TIME_REF_COUNT); NULL:
+	 * higher VTLs have no synthetic timers (their STIMER MSRs are not
+	 * vsm's). stimer_changed (optional): a higher VTL's timer was armed,
+	 * the wiring's poller must call vsm_stimer_poll again (called with the
+	 * lock held: only wake the poller).
+	 */
+	uint64_t (*ref_time)(void *o);
+	void (*stimer_changed)(void *o);
 	void *opaque;
 };
 
@@ -353,6 +362,16 @@ int vsm_msr_read(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t index, uin
 int vsm_msr_write(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t index, uint64_t val);
 /* The hypercall page's contents (4096 bytes). */
 void vsm_hypercall_page(uint8_t *page);
+
+/*
+ * Synthetic timers of the higher VTLs (vsm_stimer.c; STIMER0-3 MSRs are
+ * private per VTL, through vsm_msr_read/write): fires those due at
+ * reference time `now` (message mode: HvMessageTimerExpired into the VTL's
+ * SIMP slot of its SINT, dropped while the slot is busy; direct mode: the
+ * vector through ops->interrupt) and returns the reference time of the next
+ * expiry (UINT64_MAX: none). Any thread; lock taken inside.
+ */
+uint64_t vsm_stimer_poll(struct vsm *vsm, uint64_t now);
 
 /* Intercept requests installed by VTL2 (InstallIntercept). */
 bool vsm_intercepts_io(struct vsm *vsm, uint16_t port, bool write);

@@ -10,12 +10,20 @@
 
 #include "hv/vsm.h"
 
+/* One synthetic timer of a higher VTL (vsm_stimer.c). */
+struct vsm_stimer {
+	uint64_t config, count;
+	uint64_t deadline;        /* reference time of the next expiry, when armed */
+	bool armed;
+};
+
 /* Synthetic state one VTL of one VP owns (TLFS: private per VTL). */
 struct vsm_vp_vtl {
 	uint64_t hypercall, vp_assist, guest_os_id;
 	uint64_t scontrol, simp, siefp, sint[HV_SINT_COUNT];
 	uint64_t vina;            /* HvRegisterVsmVina */
 	uint64_t secure_config;   /* HvRegisterVsmVpSecureConfigVtlN, held for lower VTL N */
+	struct vsm_stimer stimer[HV_STIMER_COUNT];   /* VTL > 0 only (VTL0's are hv's) */
 };
 
 struct vsm_vp {
@@ -48,6 +56,16 @@ int vsm_msr_read_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t ind
 			uint64_t *val);
 int vsm_msr_write_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t index,
 			 uint64_t val);
+
+/*
+ * vsm_stimer.c: STIMER0-3 MSRs of (vp, vtl > 0) when ops->ref_time exists
+ * (else -ENOENT, as for an index that is not a timer's). Lock held.
+ */
+bool vsm_stimer_msr(uint32_t index);
+int vsm_stimer_read_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t index,
+			   uint64_t *val);
+int vsm_stimer_write_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t index,
+			    uint64_t val);
 
 /*
  * The SynIC of (vp, vtl > 0), which vsm keeps: a message into its SIMP slot

@@ -11,7 +11,8 @@
 # GUEST-RESULT on COM1); with -p 2 it also starts VP 1 in VTL2
 # (EnableVpVtl + StartVirtualProcessor), with -p 1 that is INVALID_VP_INDEX;
 # with -p 3 VTL0's INIT/SIPI to APIC 2 must not start VP 2; VINA also comes
-# for an interrupt VTL0's APIC requests (its self-IPI). Also: the same file without
+# for an interrupt VTL0's APIC requests (its self-IPI); VTL2's own STIMER0
+# (direct) preempts VTL0 and STIMER1 (message) fills VTL2's SIMP slot. Also: the same file without
 # --vtl2, and a NATIVE file with --vtl2, are one-line loader errors.
 source "$(dirname "$0")/lib.sh"
 need_kvm
@@ -29,13 +30,15 @@ for p in 1 2 3; do
 	want="one VP: EnableVpVtl of VP 1 is INVALID_VP_INDEX"
 	[ $p != 1 ] && want="VP 1 started in VTL2"
 	held='VP 2 after VTL0.s INIT/SIPI: not started'
-	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 18 passed, 0 failed' &&
+	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 20 passed, 0 failed' &&
 		grep -qa 'VTL0 called back: RBX 0x5a5a1234' "$log_file" && grep -qa "$want" "$log_file" &&
 		grep -qa 'intercept: entry reason 3, message 0x80010000, port 0x5a5, rax 0x77' "$log_file" &&
 		grep -qa 'VTL0 read port 0x5a6: 0xc3, MSR 0xabc0de: 0x123456789abcdef' "$log_file" &&
 		grep -qa 'after VtlCall: XMM3 0x1122334455667788 MXCSR 0x7f80' "$log_file" &&
 		grep -qa "$held" "$log_file" &&
-		grep -qa "VINA for VTL0's pending self-IPI: vina_status 1" "$log_file"; then
+		grep -qa "VINA for VTL0's pending self-IPI: vina_status 1" "$log_file" &&
+		grep -qa "VTL2 STIMER0 (direct 0x63): entry reason 2" "$log_file" &&
+		grep -qa "VTL2 STIMER1 message: type 0x80000010, timer 1, expiration as armed" "$log_file"; then
 		log "ok: -p $p: $res; $(grep -a 'VTL0 called back' "$log_file"); $want"
 	else
 		log "FAIL: -p $p (exit $st, '${res:-no result}'); log $log_file"

@@ -33,6 +33,9 @@
  *  - VINA: an interrupt for VTL0 while VTL2 runs sets vina_status and
  *    requests VTL2's VINA vector; so does one VTL0's APIC requests that no
  *    VSM call sent (VTL0's self-IPI), at VTL2's next exit once re-armed;
+ *  - VTL2's own synthetic timers: STIMER0 in direct mode preempts VTL0
+ *    (entry reason INTERRUPT, its vector requested), STIMER1 in message
+ *    mode posts HvMessageTimerExpired into VTL2's SIMP slot of its SINT;
  *  - VTL0's INIT/SIPI to APIC 2 (with -p 3) do not start VP 2, which VTL2
  *    has not started (its VTL0 RIP stays at the reset vector);
  *  - CPUID 0x40000003: VTL2 has AccessVsm, AccessVpRegisters and XMM
@@ -842,6 +845,59 @@ int guest_main(const char *cmdline)
 			expect(vtl0_ap_flag == 0xb0b && sipi_page[0x100] == 0,
 			       "VP 2 in VTL0: flag 0x%x, SIPI mark 0x%x", vtl0_ap_flag, sipi_page[0x100]);
 		}
+	}
+	TEST_BEGIN("vtl2_stimer_direct_preempts");
+	/*
+	 * VTL2's own STIMER0 (direct mode, vector 0x63, one-shot 2 ms ahead on
+	 * TIME_REF_COUNT), then VtlReturn into VTL0, which halts: the expiry
+	 * brings VP 0 back to VTL2 (entry reason INTERRUPT) with 0x63
+	 * requested in VTL2's APIC, and the timer is disabled after it fired.
+	 */
+	{
+		u64 now = rdmsr(0x40000020u);                 /* TIME_REF_COUNT */
+		wrmsr(0x400000B0u, 1u | 1u << 12 | 0x63u << 4);  /* STIMER0: enable, direct */
+		wrmsr(0x400000B1u, now + 20000);
+		u64 cfg = rdmsr(0x400000B0u), cnt = rdmsr(0x400000B1u);
+		expect(cfg == (1u | 1u << 12 | 0x63u << 4) && cnt == now + 20000,
+		       "VTL2's STIMER0 reads back 0x%lx/0x%lx", cfg, cnt);
+		u32 zero = 0, reason = 0;
+		memcpy(assist + 8, &zero, 4);
+		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
+		memcpy(&reason, assist + 8, 4);
+		u64 irr3 = rdmsr(0x823u), late = rdmsr(0x40000020u);
+		cfg = rdmsr(0x400000B0u);
+		printf("VTL2 STIMER0 (direct 0x63): entry reason %u, IRR[0x60-0x7f] 0x%lx, %lu us "
+		       "after arming, config 0x%lx\n", reason, irr3, (late - now) / 10, cfg);
+		expect(reason == 2 && (irr3 & 8) && late >= now + 20000 && !(cfg & 1),
+		       "entry reason %u, IRR 0x%lx, after %lu us, config 0x%lx", reason, irr3,
+		       (late - now) / 10, cfg);
+	}
+
+	TEST_BEGIN("vtl2_stimer_message");
+	/*
+	 * STIMER1 in message mode on SINT2 (vector 0x64): HvMessageTimerExpired
+	 * (timer 1, its expiration time) arrives in VTL2's SIMP slot 2.
+	 */
+	if (bad == 0) {
+		volatile u8 *slot = simp2 + 2 * 256;
+		wrmsr(0x40000092u, 0x64);                     /* SINT2: vector 0x64 */
+		u64 now = rdmsr(0x40000020u), deadline = now + 10000;
+		wrmsr(0x400000B2u, 1u | 2u << 16);           /* STIMER1: enable, SINT2 */
+		wrmsr(0x400000B3u, deadline);
+		u32 type = 0;
+		while ((type = *(volatile u32 *)slot) == 0 && rdmsr(0x40000020u) < now + 50000000ull)
+			cpu_relax();
+		u32 index = 0;
+		u64 exp = 0, irr3 = rdmsr(0x823u);
+		memcpy(&index, (const u8 *)slot + 16, 4);
+		memcpy(&exp, (const u8 *)slot + 24, 8);
+		printf("VTL2 STIMER1 message: type 0x%x, timer %u, expiration %s, IRR[0x60-0x7f] "
+		       "0x%lx\n", type, index, exp == deadline ? "as armed" : "wrong", irr3);
+		expect(type == 0x80000010u && index == 1 && exp == deadline && (irr3 & 0x10),
+		       "type 0x%x, timer %u, expiration 0x%lx (armed 0x%lx), IRR 0x%lx", type, index,
+		       exp, deadline, irr3);
+		*(volatile u32 *)slot = 0;
+		wrmsr(0x40000084u, 0);                        /* EOM */
 	}
 	TEST_END();
 	return 0;

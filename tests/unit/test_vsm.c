@@ -631,6 +631,75 @@ static void test_interrupt_pending(void **state)
 	vf_free(f);
 }
 
+/* VTL2's synthetic timers: private per VTL, direct and message mode. */
+static void test_vtl2_stimers(void **state)
+{
+	(void)state;
+	struct vfake *f = vf_new(2);
+	assert_int_equal(enable_partition(f, 0, 2, 0), 0);
+	assert_int_equal(enable_vp(f, 0, 0, 2, 0x2000, CR0_PE), 0);
+	uint64_t v = 0;
+	/* VTL0's timers are hv's, not vsm's. */
+	assert_int_equal(vsm_msr_read(f->vsm, 0, 0, HV_X64_MSR_STIMER0_CONFIG, &v), -ENOENT);
+	/* Direct mode, vector 0x63, one-shot at 1000: armed at the COUNT write. */
+	f->now = 100;
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_STIMER0_CONFIG,
+				       1 | 1u << 12 | 0x63u << 4), 0);
+	assert_int_equal(f->nstimer_changed, 0);   /* count 0: not armed */
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_STIMER0_COUNT, 1000), 0);
+	assert_int_equal(f->nstimer_changed, 1);
+	assert_int_equal(vsm_msr_read(f->vsm, 0, 2, HV_X64_MSR_STIMER0_COUNT, &v), 0);
+	assert_int_equal(v, 1000);
+	/* VP 1's VTL2 timers are its own. */
+	assert_int_equal(vsm_msr_read(f->vsm, 1, 2, HV_X64_MSR_STIMER0_COUNT, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(vsm_stimer_poll(f->vsm, 999), 1000);
+	assert_int_equal(f->nirq, 0);
+	assert_int_equal(vsm_stimer_poll(f->vsm, 1000), UINT64_MAX);
+	assert_int_equal(f->nirq, 1);
+	assert_int_equal(f->irq[0].vtl, 2);
+	assert_int_equal(f->irq[0].dest, 0);
+	assert_int_equal(f->irq[0].vector, 0x63);
+	assert_int_equal(vsm_msr_read(f->vsm, 0, 2, HV_X64_MSR_STIMER0_CONFIG, &v), 0);
+	assert_int_equal(v & 1, 0);                 /* one-shot: disabled after firing */
+	/* Direct mode with a vector below 16 is not enabled. */
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_STIMER0_CONFIG, 1 | 1u << 12 | 0x5u << 4), 0);
+	assert_int_equal(vsm_msr_read(f->vsm, 0, 2, HV_X64_MSR_STIMER0_CONFIG, &v), 0);
+	assert_int_equal(v & 1, 0);
+	/* Message mode on SINT2: HvMessageTimerExpired into VTL2's SIMP slot 2. */
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_SCONTROL, 1), 0);
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_SIMP, 0xc000 | 1), 0);
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_SINT0 + 2, 0x64), 0);
+	/* periodic, period 500, auto-enable on the COUNT write */
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_STIMER0_CONFIG + 2,
+				       2 | 8 | 2u << 16), 0);
+	f->now = 2000;
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_STIMER0_COUNT + 2, 500), 0);
+	assert_int_equal(vsm_stimer_poll(f->vsm, 2600), 3000);
+	assert_int_equal(f->nirq, 2);
+	assert_int_equal(f->irq[1].vector, 0x64);
+	const uint8_t *slot = f->ram + 0xc000 + 2 * HV_MESSAGE_SIZE;
+	uint32_t type, index;
+	uint64_t exp, when;
+	memcpy(&type, slot, 4);
+	memcpy(&index, slot + 16, 4);
+	memcpy(&exp, slot + 24, 8);
+	memcpy(&when, slot + 32, 8);
+	assert_int_equal(type, HV_MESSAGE_TIMER_EXPIRED);
+	assert_int_equal(slot[4], 24);
+	assert_int_equal(index, 1);
+	assert_int_equal(exp, 2500);
+	assert_int_equal(when, 2600);
+	/* Slot busy at the next period: dropped, message_pending set, still periodic. */
+	assert_int_equal(vsm_stimer_poll(f->vsm, 3000), 3500);
+	assert_int_equal(f->nirq, 2);
+	assert_int_equal(slot[5] & 1, 1);
+	/* A zero COUNT stops it. */
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_STIMER0_COUNT + 2, 0), 0);
+	assert_int_equal(vsm_stimer_poll(f->vsm, 4000), UINT64_MAX);
+	vf_free(f);
+}
+
 static void test_x86_conversion(void **state)
 {
 	(void)state;
@@ -696,6 +765,7 @@ int main(void)
 		cmocka_unit_test(test_vtl_call_return),
 		cmocka_unit_test(test_vtl_call_return_ud),
 		cmocka_unit_test(test_return_actions_and_vina),
+		cmocka_unit_test(test_vtl2_stimers),
 		cmocka_unit_test(test_start_virtual_processor),
 		cmocka_unit_test(test_vtl0_registers_from_vtl2),
 		cmocka_unit_test(test_vtl0_cannot_reach_vtl2),

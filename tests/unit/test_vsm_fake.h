@@ -37,6 +37,8 @@ struct vfake {
 	unsigned nevent;
 	struct vf_event event[VF_LOG];
 	int status;   /* what the SynIC/interrupt/start ops answer */
+	uint64_t now;         /* reference time ref_time answers */
+	unsigned nstimer_changed;
 	struct vsm *vsm;
 };
 
@@ -143,6 +145,16 @@ static inline int vf_event(void *o, uint32_t vp, unsigned vtl, unsigned sint, un
 	return f->status;
 }
 
+static inline uint64_t vf_ref_time(void *o)
+{
+	return ((struct vfake *)o)->now;
+}
+
+static inline void vf_stimer_changed(void *o)
+{
+	((struct vfake *)o)->nstimer_changed++;
+}
+
 static inline struct vfake *vf_new(unsigned nvps)
 {
 	struct vfake *f = calloc(1, sizeof(*f));
@@ -153,7 +165,8 @@ static inline struct vfake *vf_new(unsigned nvps)
 			.read_gpa = vf_read, .write_gpa = vf_write, .get_regs = vf_get_regs,
 			.set_regs = vf_set_regs, .switch_vtl = vf_switch, .protect = vf_protect,
 			.start_vp = vf_start, .interrupt = vf_irq, .post_message = vf_post,
-			.signal_event = vf_event, .opaque = f,
+			.signal_event = vf_event, .ref_time = vf_ref_time,
+			.stimer_changed = vf_stimer_changed, .opaque = f,
 		},
 	};
 	if (vsm_create(&c, &f->vsm))

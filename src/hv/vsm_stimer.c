@@ -1,0 +1,145 @@
+/*
+ * Synthetic timers of the higher VTLs (TLFS 12.5 "Synthetic Timers" and
+ * "VSM: private state": STIMER0-3 are private to each VTL). VTL0's timers
+ * stay hv's (hv_stimer.c); VTL2's are kept here per (VP, VTL), on the same
+ * reference time (ops->ref_time), and expire into that VTL's SynIC, which
+ * vsm keeps: message mode posts HvMessageTimerExpired into its SIMP slot,
+ * direct mode sends the timer's vector (ops->interrupt, so a VP running
+ * VTL0 is preempted). One-shot (COUNT absolute) and periodic (COUNT the
+ * period) as hv's; an expiry whose message slot is still busy is dropped,
+ * as hv does. The wiring polls (vsm_stimer_poll) from its own thread and is
+ * told of every (re)arm through ops->stimer_changed.
+ */
+#include "hv/vsm_impl.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "hv/hv_impl.h"
+
+/* Shortest period honoured (100 ns units), as hv_stimer.c. */
+#define VSM_STIMER_MIN_PERIOD 500
+
+static uint64_t period(const struct vsm_stimer *t)
+{
+	return t->count < VSM_STIMER_MIN_PERIOD ? VSM_STIMER_MIN_PERIOD : t->count;
+}
+
+static void arm(struct vsm *vsm, struct vsm_stimer *t)
+{
+	const struct vsm_ops *o = &vsm->cfg.ops;
+	t->armed = false;
+	if (!(t->config & HV_STIMER_ENABLE) || t->count == 0)
+		return;
+	t->deadline = (t->config & HV_STIMER_PERIODIC) ? o->ref_time(o->opaque) + period(t)
+						       : t->count;
+	t->armed = true;
+	if (o->stimer_changed)
+		o->stimer_changed(o->opaque);
+}
+
+bool vsm_stimer_msr(uint32_t index)
+{
+	return index >= HV_X64_MSR_STIMER0_CONFIG && index <= HV_X64_MSR_STIMER3_COUNT;
+}
+
+int vsm_stimer_read_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t index,
+			   uint64_t *val)
+{
+	if (!vsm_stimer_msr(index) || vtl == 0 || !vsm->cfg.ops.ref_time)
+		return -ENOENT;
+	const struct vsm_stimer *t =
+		&vsm->vps[vp].vtl[vtl].stimer[(index - HV_X64_MSR_STIMER0_CONFIG) / 2];
+	*val = (index & 1) ? t->count : t->config;
+	return 0;
+}
+
+int vsm_stimer_write_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t index,
+			    uint64_t val)
+{
+	if (!vsm_stimer_msr(index) || vtl == 0 || !vsm->cfg.ops.ref_time)
+		return -ENOENT;
+	struct vsm_stimer *t = &vsm->vps[vp].vtl[vtl].stimer[(index - HV_X64_MSR_STIMER0_CONFIG) / 2];
+	if (index & 1) {
+		t->count = val;
+		/* A non-zero count with auto-enable starts it; zero stops it. */
+		if (val && (t->config & HV_STIMER_AUTOENABLE))
+			t->config |= HV_STIMER_ENABLE;
+		if (!val)
+			t->config &= ~HV_STIMER_ENABLE;
+	} else {
+		val &= HV_STIMER_WRITABLE;
+		/* Message mode needs a SINT other than 0; direct mode a vector >= 16. */
+		if (!(val & HV_STIMER_DIRECT) && HV_STIMER_SINT(val) == 0)
+			val &= ~HV_STIMER_ENABLE;
+		if ((val & HV_STIMER_DIRECT) && HV_STIMER_VECTOR(val) < 16)
+			val &= ~HV_STIMER_ENABLE;
+		t->config = val;
+	}
+	arm(vsm, t);
+	return 0;
+}
+
+/* HV_TIMER_MESSAGE_PAYLOAD after the 16-byte message header. */
+struct vsm_timer_message {
+	uint32_t type;
+	uint8_t payload_size, flags;
+	uint16_t rsvd;
+	uint64_t origin;
+	uint32_t timer_index, rsvd2;
+	uint64_t expiration_time, delivery_time;
+	uint8_t pad[HV_MESSAGE_SIZE - 40];
+} __attribute__((packed));
+_Static_assert(sizeof(struct vsm_timer_message) == HV_MESSAGE_SIZE, "HV_MESSAGE (timer)");
+
+/* Timer n of (vp, vtl) expires at reference time now. Lock held. */
+static void fire(struct vsm *vsm, uint32_t vp, unsigned vtl, unsigned n, uint64_t now)
+{
+	const struct vsm_ops *o = &vsm->cfg.ops;
+	struct vsm_stimer *t = &vsm->vps[vp].vtl[vtl].stimer[n];
+	if (t->config & HV_STIMER_DIRECT) {
+		o->interrupt(o->opaque, vtl, HV_INTERRUPT_TYPE_FIXED, vp, false,
+			     (uint8_t)HV_STIMER_VECTOR(t->config));
+	} else {
+		struct vsm_timer_message m;
+		memset(&m, 0, sizeof(m));
+		m.type = HV_MESSAGE_TIMER_EXPIRED;
+		m.payload_size = 24;
+		m.timer_index = n;
+		m.expiration_time = t->deadline;
+		m.delivery_time = now;
+		int st = vsm_synic_post_locked(vsm, vp, vtl, HV_STIMER_SINT(t->config),
+					       (const uint8_t *)&m);
+		if (st)
+			log_guest_debug("vsm: VP %u VTL%u STIMER%u expiry dropped (status 0x%x)", vp,
+					vtl, n, st);
+	}
+	if (t->config & HV_STIMER_PERIODIC) {
+		t->deadline += period(t);
+		if (t->deadline <= now) /* missed periods are not replayed */
+			t->deadline = now + period(t);
+	} else {
+		t->config &= ~HV_STIMER_ENABLE;
+		t->armed = false;
+	}
+}
+
+uint64_t vsm_stimer_poll(struct vsm *vsm, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+	pthread_mutex_lock(&vsm->lock);
+	for (uint32_t vp = 0; vp < vsm->cfg.nvps; vp++) {
+		for (unsigned vtl = 1; vtl < VSM_NUM_VTLS; vtl++) {
+			for (unsigned n = 0; n < HV_STIMER_COUNT; n++) {
+				struct vsm_stimer *t = &vsm->vps[vp].vtl[vtl].stimer[n];
+				if (t->armed && t->deadline <= now)
+					fire(vsm, vp, vtl, n, now);
+				if (t->armed && t->deadline < next)
+					next = t->deadline;
+			}
+		}
+	}
+	pthread_mutex_unlock(&vsm->lock);
+	return next;
+}
