@@ -55,6 +55,7 @@ struct vtl {
 	pthread_t tthread;
 	bool tthread_started, tstop;
 	unsigned tkick;
+	uint64_t vtl2_ref_tsc;       /* VTL2's REFERENCE_TSC MSR (partition-wide, atomic) */
 	struct vsm_ops ops;
 	struct vtl_mem mem;   /* VTL0's memory map: protections, VTL2's range */
 	bool mem_ok;
@@ -979,6 +980,20 @@ bool vtl_msr(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 			if (gmem_write(&vm->mem, e->msr.data & ~0xfffull, page, sizeof(page)) < 0)
 				log_guest("vCPU %u: hypercall page is not RAM", v->index);
 		}
+		return true;
+	}
+	if (e->msr.index == HV_X64_MSR_REFERENCE_TSC) {
+		/* VTL2's own reference TSC page (private per VTL), hv's time base. */
+		e->msr.error = false;
+		if (rd) {
+			e->msr.data = __atomic_load_n(&t->vtl2_ref_tsc, __ATOMIC_SEQ_CST);
+			return true;
+		}
+		uint64_t val = e->msr.data & ~0xffeull;
+		__atomic_store_n(&t->vtl2_ref_tsc, val, __ATOMIC_SEQ_CST);
+		if ((val & 1) && hv_reference_tsc_page_write(vm->hv, val) < 0)
+			log_guest("vCPU %u: VTL2's reference TSC page 0x%" PRIx64 " is not RAM",
+				  v->index, val & ~(uint64_t)0xfff);
 		return true;
 	}
 	int ret = rd ? vsm_msr_read(t->vsm, v->index, 2, e->msr.index, &e->msr.data)

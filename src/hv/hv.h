@@ -228,6 +228,14 @@ int hv_synic_post_message(struct hv *hv, uint32_t vp, uint32_t sint, uint32_t mt
 void hv_synic_signal_event(struct hv *hv, uint32_t vp, uint32_t sint, uint32_t flag);
 
 /* ---- Time ---- */
+/*
+ * Fills the reference TSC page (TLFS 12.7.2: sequence, scale, offset of this
+ * partition's reference time) at the page of gpa, as a REFERENCE_TSC write
+ * does, without touching hv's own MSR (--vtl2: VTL2's page). 0 or -EFAULT
+ * (not RAM).
+ */
+int hv_reference_tsc_page_write(struct hv *hv, uint64_t gpa);
+
 /* The partition's reference time (TIME_REF_COUNT: 100 ns units since VM start). Any thread. */
 uint64_t hv_time_ref_count(struct hv *hv);
 

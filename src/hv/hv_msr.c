@@ -66,6 +66,14 @@ static void write_reference_tsc_page(struct hv *hv, uint64_t msr)
 	__atomic_store_n(&p->tsc_sequence, seq, __ATOMIC_SEQ_CST);
 }
 
+int hv_reference_tsc_page_write(struct hv *hv, uint64_t gpa)
+{
+	if (!gmem_map(hv->p.mem, HV_PAGE_GPA(gpa), HV_PAGE_SIZE))
+		return -EFAULT;
+	write_reference_tsc_page(hv, gpa);
+	return 0;
+}
+
 #define HV_CRASH_LINES 48
 
 static void report_crash(struct hv *hv)

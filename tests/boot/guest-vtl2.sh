@@ -30,7 +30,7 @@ for p in 1 2 3; do
 	want="one VP: EnableVpVtl of VP 1 is INVALID_VP_INDEX"
 	[ $p != 1 ] && want="VP 1 started in VTL2"
 	held='VP 2 after VTL0.s INIT/SIPI: not started'
-	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 20 passed, 0 failed' &&
+	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 21 passed, 0 failed' &&
 		grep -qa 'VTL0 called back: RBX 0x5a5a1234' "$log_file" && grep -qa "$want" "$log_file" &&
 		grep -qa 'intercept: entry reason 3, message 0x80010000, port 0x5a5, rax 0x77' "$log_file" &&
 		grep -qa 'VTL0 read port 0x5a6: 0xc3, MSR 0xabc0de: 0x123456789abcdef' "$log_file" &&
@@ -38,7 +38,8 @@ for p in 1 2 3; do
 		grep -qa "$held" "$log_file" &&
 		grep -qa "VINA for VTL0's pending self-IPI: vina_status 1" "$log_file" &&
 		grep -qa "VTL2 STIMER0 (direct 0x63): entry reason 2" "$log_file" &&
-		grep -qa "VTL2 STIMER1 message: type 0x80000010, timer 1, expiration as armed" "$log_file"; then
+		grep -qa "VTL2 STIMER1 message: type 0x80000010, timer 1, expiration as armed" "$log_file" &&
+		grep -qa "VTL2 reference TSC page: sequence [1-9][0-9]*, page time brackets" "$log_file"; then
 		log "ok: -p $p: $res; $(grep -a 'VTL0 called back' "$log_file"); $want"
 	else
 		log "FAIL: -p $p (exit $st, '${res:-no result}'); log $log_file"

@@ -36,6 +36,7 @@
  *  - VTL2's own synthetic timers: STIMER0 in direct mode preempts VTL0
  *    (entry reason INTERRUPT, its vector requested), STIMER1 in message
  *    mode posts HvMessageTimerExpired into VTL2's SIMP slot of its SINT;
+ *  - VTL2's own reference TSC page agrees with TIME_REF_COUNT;
  *  - VTL0's INIT/SIPI to APIC 2 (with -p 3) do not start VP 2, which VTL2
  *    has not started (its VTL0 RIP stays at the reset vector);
  *  - CPUID 0x40000003: VTL2 has AccessVsm, AccessVpRegisters and XMM
@@ -78,6 +79,7 @@ static u8 vtl0_stack[4096] __attribute__((aligned(4096)));
 static u8 ap_stack[4096] __attribute__((aligned(4096)));
 static u8 assist[4096] __attribute__((aligned(4096)));   /* VTL2's VP assist page */
 static u8 simp2[4096] __attribute__((aligned(4096)));    /* VTL2's SynIC message page */
+static u8 tsc2[4096] __attribute__((aligned(4096)));     /* VTL2's reference TSC page */
 static u8 *const sipi_page = (u8 *)0x9f000;              /* VTL0's SIPI vector 0x9f */
 volatile u32 vtl2_ap_flag, vtl0_ap_flag;
 void vtl2_ap_entry(void);
@@ -898,6 +900,29 @@ int guest_main(const char *cmdline)
 		       exp, deadline, irr3);
 		*(volatile u32 *)slot = 0;
 		wrmsr(0x40000084u, 0);                        /* EOM */
+	}
+	TEST_BEGIN("vtl2_reference_tsc_page");
+	/*
+	 * VTL2's own REFERENCE_TSC MSR fills its page with the partition's
+	 * reference time: the time computed from RDTSC with its scale and
+	 * offset brackets TIME_REF_COUNT read between two computations.
+	 */
+	{
+		wrmsr(0x40000021u, (u64)tsc2 | 1);
+		u64 msr = rdmsr(0x40000021u);
+		volatile u32 *seq = (volatile u32 *)tsc2;
+		u64 scale, t1, t2, t3;
+		s64 off;
+		memcpy(&scale, tsc2 + 8, 8);
+		memcpy(&off, tsc2 + 16, 8);
+		t1 = (u64)(((unsigned __int128)rdtsc() * scale) >> 64) + (u64)off;
+		t2 = rdmsr(0x40000020u);
+		t3 = (u64)(((unsigned __int128)rdtsc() * scale) >> 64) + (u64)off;
+		printf("VTL2 reference TSC page: sequence %u, page time %s TIME_REF_COUNT\n", *seq,
+		       t1 <= t2 && t2 <= t3 ? "brackets" : "misses");
+		expect(msr == ((u64)tsc2 | 1) && *seq != 0 && scale != 0 && t1 <= t2 && t2 <= t3,
+		       "MSR 0x%lx, sequence %u, scale 0x%lx: %lu <= %lu <= %lu", msr, *seq, scale,
+		       t1, t2, t3);
 	}
 	TEST_END();
 	return 0;
