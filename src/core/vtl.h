@@ -1,5 +1,5 @@
 /*
- * --vtl2 wiring (phases 1-2): the IGVM file's VTL2 runs beneath VTL0 on KVM
+ * --vtl2 wiring (phases 1-3): the IGVM file's VTL2 runs beneath VTL0 on KVM
  * (TLFS "Virtual Secure Mode"; design in docs/ARCHITECTURE.md "Virtual Trust
  * Levels"). One accel partition per VTL over the same guest RAM; each VP has
  * one accel vCPU per VTL on its own thread, and vm_vcpu.av always names the
@@ -23,12 +23,15 @@
  * REP forms) and RDMSR/WRMSR of MSRs hv does not own, in VTL2's VP assist
  * page (intercept_page) or its SIMP slot 0 (SINT0, vsm's SynIC), and VTL0
  * HvPostMessage/HvSignalEvent to connections hv does not know (hypercall
- * intercept); APIC EOI intercepts are not delivered. Interrupts:
+ * intercept); APIC EOI intercepts are refused (FEATURE_UNAVAILABLE: KVM's
+ * in-kernel LAPIC retires VTL0's EOIs). Interrupts:
  * AssertVirtualInterrupt, PostMessageDirect/SignalEventDirect and the SINT0
  * message reach the target VTL's in-kernel APIC (MSI); one VTL2's APIC
- * requests preempts VTL0 at the VP's next run; VINA is raised only for the
- * VTL0 interrupts that pass through here (not device, hv SynIC or timer
- * interrupts of VTL0), and VTL2 has no synthetic timers. The XSAVE image
+ * requests preempts VTL0 at the VP's next run; VINA is raised for those
+ * and, while armed, for any interrupt VTL0's APIC requests (hvmm's own
+ * injections kick VTL2 at once, vtl_lower_interrupt; another VP's IPI is
+ * seen at VTL2's next exit). VTL2 has its own STIMER0-3 (vsm_stimer.c,
+ * polled by a vtl2-stimer thread) and reference TSC page. The XSAVE image
  * (x87, MXCSR, XMM, YMM, ...) is carried across a switch (one GET per
  * switch, the SET only when it changed), fast VSM hypercalls use the real
  * XMM0-5, the shared GPRs travel through KVM's sync-regs area; VTL2's CPUID
