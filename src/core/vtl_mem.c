@@ -431,3 +431,244 @@ uint64_t vtl_mem_vtl2_ram_base(const struct gmem *g, uint64_t align)
 		return 0;
 	return (end + align - 1) & ~(align - 1);
 }
+
+/* Operand size from the prefixes: 66 -> 2, REX.W -> 8, else 4 (1 for byte forms). */
+static unsigned osize(bool byte, bool op16, uint8_t rex)
+{
+	return byte ? 1 : (rex & 8) ? 8 : op16 ? 2 : 4;
+}
+
+unsigned vtl_mem_decode(const uint8_t *b, unsigned n, struct vtl_mem_insn *d)
+{
+	memset(d, 0, sizeof(*d));
+	unsigned i = 0;
+	bool op16 = false, rep = false;
+	uint8_t rex = 0;
+	if (n > 15)
+		n = 15;
+	for (; i < n; i++) {
+		uint8_t p = b[i];
+		if (p == 0x66 || p == 0x67 || p == 0xF0 || p == 0xF2 || p == 0xF3 || p == 0x2E ||
+		    p == 0x36 || p == 0x3E || p == 0x26 || p == 0x64 || p == 0x65) {
+			op16 |= p == 0x66;
+			d->addr32 |= p == 0x67;
+			rep |= p == 0xF2 || p == 0xF3;
+			d->fs_gs |= p == 0x64 || p == 0x65;
+			rex = 0; /* a REX counts only right before the opcode */
+			continue;
+		}
+		if ((p & 0xF0) == 0x40) {
+			rex = p;
+			continue;
+		}
+		break;
+	}
+	if (i >= n)
+		return 0;
+	d->rex = rex;
+	uint8_t op = b[i++];
+	unsigned imm = 0;
+	bool modrm = true;
+	if (op == 0x0F) {
+		if (i >= n)
+			return 0;
+		d->twobyte = true;
+		op = b[i++];
+	}
+	d->opcode = op;
+	if (d->twobyte) {
+		if (op >= 0x90 && op <= 0x9F) {             /* SETcc r/m8 */
+			d->op = VTL_MEM_OP_MOV, d->size = 1;
+		} else if (op == 0xC3) {                    /* MOVNTI */
+			d->op = VTL_MEM_OP_MOV, d->size = osize(false, false, rex);
+		} else if (op == 0xC0 || op == 0xC1 || op == 0xB0 || op == 0xB1) {
+			d->op = VTL_MEM_OP_RMW, d->size = osize(!(op & 1), op16, rex); /* XADD, CMPXCHG */
+		} else if (op == 0xBA) {                    /* BTS/BTR/BTC r/m, imm8 (checked below) */
+			d->op = VTL_MEM_OP_RMW, d->size = osize(false, op16, rex), imm = 1;
+		} else {
+			return 0;
+		}
+	} else if (op == 0x88 || op == 0x89 || op == 0x8A || op == 0x8B) {
+		d->op = VTL_MEM_OP_MOV, d->size = osize(!(op & 1), op16, rex);
+	} else if (op == 0xC6 || op == 0xC7) {
+		d->op = VTL_MEM_OP_MOV, d->size = osize(op == 0xC6, op16, rex);
+		imm = d->size > 4 ? 4 : d->size;
+	} else if (op == 0xA4 || op == 0xA5 || op == 0xAA || op == 0xAB) {
+		d->op = VTL_MEM_OP_STRING, d->size = osize(!(op & 1), op16, rex);
+		d->rep = rep, d->movs = op < 0xA8, modrm = false;
+	} else if (op < 0x40 && (op & 7) <= 1 && (op & 0x38) != 0x38) {
+		d->op = VTL_MEM_OP_RMW, d->size = osize(!(op & 1), op16, rex); /* ALU r/m, reg */
+	} else if (op == 0x80 || op == 0x81 || op == 0x83) {
+		d->op = VTL_MEM_OP_RMW, d->size = osize(op == 0x80, op16, rex);
+		imm = op == 0x81 ? (d->size > 4 ? 4 : d->size) : 1;
+	} else if (op == 0x86 || op == 0x87) {
+		d->op = VTL_MEM_OP_RMW, d->size = osize(op == 0x86, op16, rex); /* XCHG */
+	} else if (op == 0xF6 || op == 0xF7 || op == 0xFE || op == 0xFF) {
+		d->op = VTL_MEM_OP_RMW, d->size = osize(!(op & 1), op16, rex); /* checked below */
+	} else if (op == 0xC0 || op == 0xC1 || (op >= 0xD0 && op <= 0xD3)) {
+		d->op = VTL_MEM_OP_RMW, d->size = osize(!(op & 1), op16, rex); /* shifts, rotates */
+		imm = op < 0xD0;
+	} else {
+		return 0;
+	}
+	if (modrm) {
+		if (i >= n)
+			return 0;
+		d->modrm_at = i;
+		uint8_t m = b[i++];
+		unsigned mod = m >> 6, rm = m & 7, r = (m >> 3) & 7;
+		d->reg = r | ((rex & 4) << 1);
+		if (mod == 3)
+			return 0; /* a register operand: no memory */
+		if (((op == 0xC6 || op == 0xC7) && !d->twobyte && r) ||
+		    (d->twobyte && op == 0xBA && r < 5) ||
+		    (!d->twobyte && (op == 0x80 || op == 0x81 || op == 0x83) && r == 7) ||
+		    (!d->twobyte && (op == 0xF6 || op == 0xF7) && r != 2 && r != 3) ||
+		    (!d->twobyte && (op == 0xFE || op == 0xFF) && r > 1))
+			return 0; /* not a store (or not this instruction) */
+		unsigned dlen = mod == 1 ? 1 : mod == 2 ? 4 : 0;
+		if (rm == 4) {
+			if (i >= n)
+				return 0;
+			uint8_t sib = b[i++];
+			if (mod == 0 && (sib & 7) == 5)
+				dlen = 4;
+		} else if (mod == 0 && rm == 5) {
+			dlen = 4; /* RIP-relative */
+		}
+		if (i + dlen + imm > n)
+			return 0;
+		if (dlen == 1) {
+			d->disp = (int8_t)b[i];
+		} else if (dlen == 4) {
+			int32_t v;
+			memcpy(&v, b + i, 4);
+			d->disp = v;
+		}
+		i += dlen;
+	}
+	if (i + imm > n)
+		return 0;
+	uint64_t v = 0;
+	for (unsigned k = 0; k < imm; k++)
+		v |= (uint64_t)b[i + k] << (8 * k);
+	if (imm && imm < 8 && (v >> (8 * imm - 1)) & 1)
+		v |= ~0ull << (8 * imm); /* sign-extended */
+	d->imm = v;
+	d->len = i + imm;
+	return d->len;
+}
+
+static uint64_t mask_of(unsigned size)
+{
+	return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
+}
+
+/* Register `r` as an operand of `size` bytes (AH..BH for 4-7 without REX). */
+static uint64_t reg_get(const uint64_t gpr[16], unsigned r, unsigned size, uint8_t rex)
+{
+	if (size == 1 && !rex && r >= 4 && r < 8)
+		return (gpr[r - 4] >> 8) & 0xff;
+	return gpr[r & 15] & mask_of(size);
+}
+
+/* Writes it as the CPU does (32-bit writes zero the upper half). */
+static void reg_set(uint64_t gpr[16], unsigned r, unsigned size, uint8_t rex, uint64_t v)
+{
+	if (size == 1 && !rex && r >= 4 && r < 8) {
+		gpr[r - 4] = (gpr[r - 4] & ~0xff00ull) | (v & 0xff) << 8;
+		return;
+	}
+	if (size == 4)
+		gpr[r & 15] = (uint32_t)v;
+	else
+		gpr[r & 15] = (gpr[r & 15] & ~mask_of(size)) | (v & mask_of(size));
+}
+
+bool vtl_mem_insn_ea(const struct vtl_mem_insn *d, const uint8_t *b, const uint64_t gpr[16],
+		     uint64_t next_rip, bool write, uint64_t *ea)
+{
+	if (d->fs_gs || !d->len)
+		return false; /* FS/GS base: not known here */
+	if (d->op == VTL_MEM_OP_STRING) {
+		uint64_t a = d->movs && !write ? gpr[6] : gpr[7]; /* RSI source, RDI destination */
+		*ea = d->addr32 ? (uint32_t)a : a;
+		return true;
+	}
+	uint8_t modrm = b[d->modrm_at], rex = d->rex;
+	unsigned mod = modrm >> 6, rm = modrm & 7;
+	uint64_t a;
+	if (rm == 4) {
+		uint8_t sib = b[d->modrm_at + 1];
+		unsigned base = (sib & 7) | ((rex & 1) << 3);
+		unsigned index = ((sib >> 3) & 7) | ((rex & 2) << 2);
+		a = (mod == 0 && (sib & 7) == 5) ? 0 : gpr[base];
+		if (index != 4)
+			a += gpr[index] << (sib >> 6);
+	} else if (mod == 0 && rm == 5) {
+		a = next_rip;
+	} else {
+		a = gpr[rm | ((rex & 1) << 3)];
+	}
+	a += (uint64_t)d->disp;
+	*ea = d->addr32 ? (uint32_t)a : a;
+	return true;
+}
+
+#define RFLAGS_CF 1ull
+#define RFLAGS_DF (1ull << 10)
+
+bool vtl_mem_undo(const struct vtl_mem_insn *d, uint64_t gpr[16], uint64_t *rflags, uint64_t data,
+		  uint64_t old)
+{
+	unsigned size = d->size, bits = 8 * size;
+	uint64_t m = mask_of(size);
+	data &= m, old &= m;
+	if (d->op == VTL_MEM_OP_MOV)
+		return true;
+	if (d->op == VTL_MEM_OP_STRING) {
+		uint64_t step = *rflags & RFLAGS_DF ? (uint64_t)-(int64_t)size : size;
+		unsigned as = d->addr32 ? 4 : 8;
+		reg_set(gpr, 7, as, 0x40, gpr[7] - step);
+		if (d->movs)
+			reg_set(gpr, 6, as, 0x40, gpr[6] - step);
+		if (d->rep)
+			reg_set(gpr, 1, as, 0x40, gpr[1] + 1);
+		return true;
+	}
+	uint8_t op = d->opcode;
+	if (d->twobyte) {
+		if (op == 0xC0 || op == 0xC1) /* XADD: reg got old; memory was to get old + reg */
+			reg_set(gpr, d->reg, size, d->rex, data - old);
+		return true; /* CMPXCHG writes only when it succeeded: RAX unchanged; BTx, SETcc */
+	}
+	if (op == 0x86 || op == 0x87) { /* XCHG: the value written was the register's */
+		reg_set(gpr, d->reg, size, d->rex, data);
+		return true;
+	}
+	/* ADC/SBB consume CF: it follows from the operands and the result. */
+	bool alu = op < 0x40, grp1 = op == 0x80 || op == 0x81 || op == 0x83;
+	unsigned kind = alu ? op >> 3 : grp1 ? d->reg & 7 : 8;
+	if (kind == 2 || kind == 3) {
+		uint64_t src = (alu ? reg_get(gpr, d->reg, size, d->rex) : d->imm) & m;
+		uint64_t cf = (kind == 2 ? data - old - src : old - src - data) & m;
+		if (cf > 1)
+			return false; /* not what ADC/SBB of these operands gives */
+		*rflags = (*rflags & ~RFLAGS_CF) | cf;
+		return true;
+	}
+	/* RCL/RCR consume CF: it is in the result where the rotation put it. */
+	if ((op == 0xC0 || op == 0xC1 || op >= 0xD0) && op <= 0xD3 &&
+	    ((d->reg & 7) == 2 || (d->reg & 7) == 3)) {
+		unsigned c = op >= 0xD2 ? (unsigned)gpr[1] & 0xff : op >= 0xD0 ? 1 : (unsigned)d->imm & 0xff;
+		c &= size == 8 ? 0x3f : 0x1f;
+		if (size < 4)
+			c %= bits + 1;
+		if (c == 0)
+			return true;
+		uint64_t cf = (d->reg & 7) == 2 ? data >> (c - 1) : data >> (bits - c);
+		*rflags = (*rflags & ~RFLAGS_CF) | (cf & 1);
+		return true;
+	}
+	return true; /* other RMW forms: registers unchanged, flags rewritten when re-run */
+}

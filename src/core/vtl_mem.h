@@ -125,6 +125,63 @@ bool vtl_mem_mov_ea(const uint8_t *b, unsigned len, const uint64_t gpr[16], uint
 		    uint64_t *ea);
 
 /*
+ * A VTL0 instruction that accessed protected memory, decoded from its bytes
+ * so vtl.c can put VTL0 back at its start (the TLFS intercept contract:
+ * VTL2 sees the registers as before the instruction). Forms:
+ *  - MOV: MOV 88/89/8A/8B/C6/C7, SETcc (0F 90-9F), MOVNTI (0F C3);
+ *  - STRING: STOS/MOVS (AA/AB/A4/A5), with REP (F3 or F2): KVM's emulator
+ *    retires one iteration per MMIO exit (RDI/RSI moved, RCX decremented,
+ *    RIP still at the instruction unless that was the last one);
+ *  - RMW: read-modify-write to memory: ALU ops (ADD OR ADC SBB AND SUB XOR,
+ *    00-31 r/m forms and 80/81/83 /0-6), XCHG 86/87, NOT/NEG F6/F7 /2-3,
+ *    INC/DEC FE/FF /0-1, shifts and rotates C0/C1/D0-D3, XADD 0F C0/C1,
+ *    CMPXCHG 0F B0/B1, BTS/BTR/BTC 0F BA /5-7 (LOCK allowed).
+ * Prefixes 66 67 F0 F2 F3, segment overrides, REX; 15 bytes at most.
+ */
+enum vtl_mem_op { VTL_MEM_OP_MOV, VTL_MEM_OP_STRING, VTL_MEM_OP_RMW };
+struct vtl_mem_insn {
+	unsigned len;          /* bytes */
+	enum vtl_mem_op op;
+	uint8_t opcode;        /* the opcode byte (the second for 0F xx) */
+	bool twobyte;
+	unsigned size;         /* operand bytes: 1, 2, 4, 8 */
+	bool addr32, fs_gs;    /* 67 prefix; an FS/GS override */
+	uint8_t rex;
+	unsigned modrm_at;     /* ModRM forms: offset of the ModRM byte */
+	int64_t disp;          /* its displacement, sign-extended */
+	unsigned reg;          /* ModRM reg field with REX.R */
+	uint64_t imm;          /* the immediate, sign-extended */
+	bool rep, movs;        /* STRING: REP prefix; MOVS (RSI too) */
+};
+
+/* Decodes b[0..n) as one of those forms: its length (d filled), or 0. */
+unsigned vtl_mem_decode(const uint8_t *b, unsigned n, struct vtl_mem_insn *d);
+
+/*
+ * The memory operand's address: ModRM forms as vtl_mem_mov_ea (b the
+ * decoded bytes, next_rip for RIP-relative); STRING: RDI, or RSI for a
+ * MOVS read (!write). With the registers as before the instruction (or
+ * iteration). False for FS/GS overrides.
+ */
+bool vtl_mem_insn_ea(const struct vtl_mem_insn *d, const uint8_t *b, const uint64_t gpr[16],
+		     uint64_t next_rip, bool write, uint64_t *ea);
+
+/*
+ * A write KVM's emulator retired (register writeback done, the memory
+ * write dropped by hvmm): gpr[16] and *rflags are turned back into the
+ * state before the instruction (STRING: before the iteration). `data` is
+ * what it tried to write, `old` the memory's value (unchanged). Restored:
+ * STRING's RDI/RSI/RCX (DF and the address size respected); XCHG's and
+ * XADD's register (from data and old); CF for the ADC/SBB/RCL/RCR that
+ * consumed it. Not restorable: the other arithmetic flags an RMW form
+ * rewrote (re-running it rewrites them; VTL2's intercept message shows
+ * the new ones). CMPXCHG writes only on success (RAX unchanged). RIP is
+ * the caller's. False when the operands contradict the form (ADC/SBB).
+ */
+bool vtl_mem_undo(const struct vtl_mem_insn *d, uint64_t gpr[16], uint64_t *rflags, uint64_t data,
+		  uint64_t old);
+
+/*
  * Where VTL2-only RAM goes (OpenVMM's auto= placement: above VTL0's RAM
  * and its MMIO, which is the 32-bit hole only): the lowest address at or
  * above 4 GiB and above every RAM region, rounded up to `align` (a power

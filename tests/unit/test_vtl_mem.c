@@ -317,6 +317,125 @@ static void test_mov(void **state)
 	assert_false(vtl_mem_mov_ea(fs, 3, gpr, 0, &ea));
 }
 
+/*
+ * The store decoder behind putting VTL0 back at an intercepted instruction
+ * (string stores and read-modify-write forms, besides MOV): lengths and
+ * forms, the non-stores refused, and the undo of what KVM's emulator
+ * retired: REP STOS/MOVS's RDI/RSI/RCX (DF, 32-bit addresses), XCHG's and
+ * XADD's register (AH too), ADC/SBB/RCL/RCR's consumed CF.
+ */
+static void test_decode_undo(void **state)
+{
+	(void)state;
+	static const struct { uint8_t b[15]; unsigned n, len, op, size; } cases[] = {
+		{ { 0xf3, 0xab }, 2, 2, VTL_MEM_OP_STRING, 4 },              /* rep stos %eax */
+		{ { 0xf3, 0x48, 0xab }, 3, 3, VTL_MEM_OP_STRING, 8 },        /* rep stos %rax */
+		{ { 0xa4 }, 1, 1, VTL_MEM_OP_STRING, 1 },                    /* movsb */
+		{ { 0x66, 0xab }, 2, 2, VTL_MEM_OP_STRING, 2 },              /* stosw */
+		{ { 0xf0, 0x83, 0x06, 0x01 }, 4, 4, VTL_MEM_OP_RMW, 4 },     /* lock addl $1,(%rsi) */
+		{ { 0x87, 0x3e }, 2, 2, VTL_MEM_OP_RMW, 4 },                 /* xchg %edi,(%rsi) */
+		{ { 0x48, 0x87, 0x3e }, 3, 3, VTL_MEM_OP_RMW, 8 },           /* xchg %rdi,(%rsi) */
+		{ { 0xf0, 0x0f, 0xc1, 0x06 }, 4, 4, VTL_MEM_OP_RMW, 4 },     /* lock xadd %eax,(%rsi) */
+		{ { 0x0f, 0xb1, 0x0e }, 3, 3, VTL_MEM_OP_RMW, 4 },           /* cmpxchg %ecx,(%rsi) */
+		{ { 0xf7, 0x1e }, 2, 2, VTL_MEM_OP_RMW, 4 },                 /* negl (%rsi) */
+		{ { 0xfe, 0x06 }, 2, 2, VTL_MEM_OP_RMW, 1 },                 /* incb (%rsi) */
+		{ { 0xd1, 0x26 }, 2, 2, VTL_MEM_OP_RMW, 4 },                 /* shll (%rsi) */
+		{ { 0xc1, 0x26, 0x05 }, 3, 3, VTL_MEM_OP_RMW, 4 },           /* shll $5,(%rsi) */
+		{ { 0x0f, 0x94, 0x06 }, 3, 3, VTL_MEM_OP_MOV, 1 },           /* sete (%rsi) */
+		{ { 0x0f, 0xba, 0x2e, 0x03 }, 4, 4, VTL_MEM_OP_RMW, 4 },     /* btsl $3,(%rsi) */
+		{ { 0x81, 0x46, 0x08, 1, 2, 3, 4 }, 7, 7, VTL_MEM_OP_RMW, 4 }, /* addl $imm32,8(%rsi) */
+		{ { 0x66, 0x81, 0x06, 1, 2 }, 5, 5, VTL_MEM_OP_RMW, 2 },     /* addw $imm16,(%rsi) */
+		{ { 0x89, 0x3e }, 2, 2, VTL_MEM_OP_MOV, 4 },                 /* mov %edi,(%rsi) */
+		{ { 0x83, 0x3e, 0x01 }, 3, 0, 0, 0 },                        /* cmpl: no store */
+		{ { 0x39, 0x06 }, 2, 0, 0, 0 },                              /* cmp: no store */
+		{ { 0xf7, 0x06, 1, 0, 0, 0 }, 6, 0, 0, 0 },                  /* test: no store */
+		{ { 0x0f, 0xba, 0x26, 0x03 }, 4, 0, 0, 0 },                  /* bt: no store */
+		{ { 0x01, 0xc0 }, 2, 0, 0, 0 },                              /* add %eax,%eax */
+		{ { 0xf0, 0x83, 0x06 }, 3, 0, 0, 0 },                        /* truncated */
+		{ { 0x90 }, 1, 0, 0, 0 },
+		{ { 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+		    0x66, 0xab }, 15, 15, VTL_MEM_OP_STRING, 2 },            /* 15 bytes: the limit */
+	};
+	struct vtl_mem_insn d;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned len = vtl_mem_decode(cases[i].b, cases[i].n, &d);
+		if (len != cases[i].len || (len && (d.op != cases[i].op || d.size != cases[i].size)))
+			fail_msg("case %zu: length %u op %u size %u", i, len, d.op, d.size);
+	}
+	assert_int_equal(vtl_mem_decode((const uint8_t *)"\x81\x46\x08\xfc\xff\xff\xff", 7, &d), 7);
+	assert_int_equal(d.imm, (uint64_t)-4);   /* imm32 sign-extended */
+	assert_int_equal(d.disp, 8);
+
+	uint64_t g[16] = { 0 }, fl = 2;
+	/* rep stos %eax: one iteration retired, RCX 2 -> 1, RDI +4: both back. */
+	vtl_mem_decode((const uint8_t *)"\xf3\xab", 2, &d);
+	g[1] = 1, g[7] = 0x807004;
+	assert_true(vtl_mem_undo(&d, g, &fl, 0, 0));
+	assert_true(g[1] == 2 && g[7] == 0x807000);
+	uint64_t ea;
+	assert_true(vtl_mem_insn_ea(&d, NULL, g, 0, true, &ea) && ea == 0x807000);
+	fl = 2 | 1 << 10; /* DF: downwards */
+	g[7] = 0x806ffc;
+	assert_true(vtl_mem_undo(&d, g, &fl, 0, 0));
+	assert_int_equal(g[7], 0x807000);
+	/* movsb (no REP): RSI and RDI, RCX untouched; the read side is RSI. */
+	vtl_mem_decode((const uint8_t *)"\xa4", 1, &d);
+	fl = 2, g[1] = 9, g[6] = 0x2001, g[7] = 0x3001;
+	assert_true(vtl_mem_undo(&d, g, &fl, 0, 0));
+	assert_true(g[1] == 9 && g[6] == 0x2000 && g[7] == 0x3000);
+	assert_true(vtl_mem_insn_ea(&d, NULL, g, 0, false, &ea) && ea == 0x2000);
+	/* addr32 rep stos: EDI wrapped to 0 and back, zero-extended. */
+	vtl_mem_decode((const uint8_t *)"\x67\xf3\xab", 3, &d);
+	g[7] = 0, g[1] = 0;
+	assert_true(vtl_mem_undo(&d, g, &fl, 0, 0));
+	assert_true(g[7] == 0xfffffffc && g[1] == 1);
+	/* xchg %edi,(%rsi): EDI got the memory's value; it held what was written. */
+	vtl_mem_decode((const uint8_t *)"\x87\x3e", 2, &d);
+	g[7] = 0x600dda7a, g[6] = 0x807000;
+	assert_true(vtl_mem_undo(&d, g, &fl, 0x5a5a5a5a, 0x600dda7a));
+	assert_int_equal(g[7], 0x5a5a5a5a);
+	assert_true(vtl_mem_insn_ea(&d, (const uint8_t *)"\x87\x3e", g, 0, true, &ea) &&
+		    ea == 0x807000);
+	/* xchg %ah,(%rsi): AH, the rest of RAX kept. */
+	vtl_mem_decode((const uint8_t *)"\x86\x26", 2, &d);
+	g[0] = 0x11223344;
+	assert_true(vtl_mem_undo(&d, g, &fl, 0x99, 0x33));
+	assert_int_equal(g[0], 0x11229944);
+	/* lock xadd %eax,(%rsi): EAX got old 10, 15 was written: EAX was 5. */
+	vtl_mem_decode((const uint8_t *)"\xf0\x0f\xc1\x06", 4, &d);
+	g[0] = 10;
+	assert_true(vtl_mem_undo(&d, g, &fl, 15, 10));
+	assert_int_equal(g[0], 5);
+	/* adc %eax,(%rsi): 5 + 3 + CF 1 = 9: CF back to 1; sbb 5 - 3 - 1 = 1. */
+	vtl_mem_decode((const uint8_t *)"\x11\x06", 2, &d);
+	g[0] = 3, fl = 2;
+	assert_true(vtl_mem_undo(&d, g, &fl, 9, 5));
+	assert_int_equal(fl, 3);
+	assert_false(vtl_mem_undo(&d, g, &fl, 20, 5)); /* not an ADC of these */
+	vtl_mem_decode((const uint8_t *)"\x19\x06", 2, &d);
+	fl = 2;
+	assert_true(vtl_mem_undo(&d, g, &fl, 1, 5));
+	assert_int_equal(fl, 3);
+	fl = 3;
+	assert_true(vtl_mem_undo(&d, g, &fl, 2, 5));
+	assert_int_equal(fl, 2);
+	/* rcl (%rsi): CF went into bit 0; rcr: into bit 31. */
+	vtl_mem_decode((const uint8_t *)"\xd1\x16", 2, &d);
+	fl = 2;
+	assert_true(vtl_mem_undo(&d, g, &fl, 1, 0x80000000));
+	assert_int_equal(fl, 3);
+	vtl_mem_decode((const uint8_t *)"\xd1\x1e", 2, &d);
+	fl = 3;
+	assert_true(vtl_mem_undo(&d, g, &fl, 0x00000000, 1));
+	assert_int_equal(fl, 2);
+	/* lock addl $1: nothing to undo in the registers. */
+	vtl_mem_decode((const uint8_t *)"\xf0\x83\x06\x01", 4, &d);
+	memset(g, 0x5a, sizeof(g));
+	fl = 0x246;
+	assert_true(vtl_mem_undo(&d, g, &fl, 2, 1));
+	assert_true(g[0] == 0x5a5a5a5a5a5a5a5aull && fl == 0x246);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_apply),
 		cmocka_unit_test(test_vtl2_region),
 		cmocka_unit_test(test_mov),
+		cmocka_unit_test(test_decode_undo),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
