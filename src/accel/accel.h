@@ -173,6 +173,13 @@ struct accel_ops {
 	 * bit; KVM_GET_LAPIC). 1, 0 or -errno. Optional (NULL).
 	 */
 	int (*vcpu_irq_requested)(struct accel_vcpu *v);
+	/*
+	 * n MSRs in one call (KVM: one KVM_GET_MSRS): the number read, which
+	 * stops at the first MSR the host lacks (val[i..n) untouched), or
+	 * -errno. Optional (NULL): vcpu_get_msr one by one.
+	 */
+	int (*vcpu_get_msrs)(struct accel_vcpu *v, const uint32_t *index, uint64_t *val,
+			     unsigned n);
 	size_t (*vcpu_xsave_size)(struct accel_vcpu *v);
 	int (*vcpu_get_xsave)(struct accel_vcpu *v, void *buf);
 	int (*vcpu_set_xsave)(struct accel_vcpu *v, const void *buf);

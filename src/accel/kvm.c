@@ -772,6 +772,29 @@ static int kvm_vcpu_irq_requested(struct accel_vcpu *av)
 	return 0;
 }
 
+static int kvm_vcpu_get_msrs(struct accel_vcpu *av, const uint32_t *index, uint64_t *val,
+			     unsigned n)
+{
+	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	enum { MAX = 32 };
+	union {
+		struct kvm_msrs hdr;
+		uint8_t bytes[sizeof(struct kvm_msrs) + MAX * sizeof(struct kvm_msr_entry)];
+	} m;
+	if (n > MAX)
+		return -EINVAL;
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = n;
+	for (unsigned i = 0; i < n; i++)
+		m.hdr.entries[i].index = index[i];
+	int got = ioctl(v->fd, KVM_GET_MSRS, &m);
+	if (got < 0)
+		return -errno;
+	for (int i = 0; i < got && i < (int)n; i++)
+		val[i] = m.hdr.entries[i].data;
+	return got;
+}
+
 static size_t kvm_vcpu_xsave_size(struct accel_vcpu *av)
 {
 	return kvm_pvm_xsave_size((struct kvm_vcpu *)av);
@@ -843,6 +866,7 @@ const struct accel_ops accel_kvm_ops = {
 	.vcpu_finish_exit = kvm_vcpu_finish_exit,
 	.vcpu_set_regs_deferred = kvm_vcpu_set_regs_deferred,
 	.vcpu_irq_requested = kvm_vcpu_irq_requested,
+	.vcpu_get_msrs = kvm_vcpu_get_msrs,
 	.vcpu_xsave_size = kvm_vcpu_xsave_size,
 	.vcpu_get_xsave = kvm_vcpu_get_xsave,
 	.vcpu_set_xsave = kvm_vcpu_set_xsave,

@@ -37,6 +37,13 @@ struct vtl_fpu {
 #define XSAVE_XMM_OFF  160   /* legacy area: XMM0-15 */
 #define XSAVE_XSTATE_BV 512  /* header: XSTATE_BV; bit 1 = SSE state present */
 
+/* A VP's registers as op_get_regs last read them (one VTL). */
+struct vtl_snap {
+	struct vsm_regs r;
+	unsigned vtl;
+	bool valid;
+};
+
 struct vtl {
 	struct vm *vm;
 	struct accel *accel[VSM_NUM_VTLS];    /* [0] is vm->accel; [1] unused */
@@ -57,9 +64,11 @@ struct vtl {
 	unsigned tkick;
 	uint64_t vtl2_ref_tsc;       /* VTL2's REFERENCE_TSC MSR (partition-wide, atomic) */
 	struct vsm_ops ops;
+	struct vtl_snap *snap;  /* per VP: the block op_get_regs read (vsm lock) */
 	struct vtl_mem mem;   /* VTL0's memory map: protections, VTL2's range */
 	bool mem_ok;
 	unsigned long switches, fpu_copies, preempts, vinas;  /* statistics (log_debug at destroy) */
+	unsigned long regs_only_sets;         /* op_set_regs that wrote the GPRs alone */
 	size_t xsave_size;                    /* of a vCPU's XSAVE image; 0: not carried */
 };
 
@@ -110,6 +119,13 @@ static int get_x86(struct vtl *t, uint32_t vp, unsigned vtl, struct vsm_regs *v)
 	return HV_STATUS_SUCCESS;
 }
 
+/*
+ * op_get_regs keeps what it read per VP (vsm's lock serializes the ops), so
+ * the op_set_regs that follows in the same hypercall (vsm always loads the
+ * block before changing it: SetVpRegisters, the slow VtlReturn's RAX/RCX)
+ * writes only what changed: the GPRs alone (RIP advanced over an
+ * intercepted instruction) are one deferred sync-regs write, no ioctl.
+ */
 static int op_get_regs(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *v)
 {
 	struct vtl *t = o;
@@ -117,35 +133,77 @@ static int op_get_regs(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *v)
 	if (st)
 		return st;
 	struct accel_vcpu *av = vcpu_of(t, vp, vtl);
-	for (size_t i = 0; i < N_PRIVATE_MSRS; i++) {
-		uint64_t val = 0;
-		if (t->vm->ops->vcpu_get_msr(av, private_msrs[i].msr, &val) < 0)
-			val = 0; /* an MSR the host lacks (e.g. TSC_AUX) reads as 0 */
-		memcpy((uint8_t *)v + private_msrs[i].off, &val, 8);
-	}
+	uint32_t idx[N_PRIVATE_MSRS];
+	uint64_t val[N_PRIVATE_MSRS] = { 0 };
+	for (size_t i = 0; i < N_PRIVATE_MSRS; i++)
+		idx[i] = private_msrs[i].msr;
+	/* One KVM_GET_MSRS; an MSR the host lacks (e.g. TSC_AUX, last) reads as 0. */
+	int got = t->vm->ops->vcpu_get_msrs ?
+		t->vm->ops->vcpu_get_msrs(av, idx, val, N_PRIVATE_MSRS) : 0;
+	for (size_t i = got < 0 ? 0 : (size_t)got; i < N_PRIVATE_MSRS; i++)
+		if (t->vm->ops->vcpu_get_msr(av, idx[i], &val[i]) < 0)
+			val[i] = 0;
+	for (size_t i = 0; i < N_PRIVATE_MSRS; i++)
+		memcpy((uint8_t *)v + private_msrs[i].off, &val[i], 8);
+	t->snap[vp].r = *v;
+	t->snap[vp].vtl = vtl;
+	t->snap[vp].valid = true;
 	return HV_STATUS_SUCCESS;
+}
+
+/* v equals old outside the GPRs, RIP, RFLAGS and the private MSRs. */
+static bool same_sregs(const struct vsm_regs *v, const struct vsm_regs *old)
+{
+	struct vsm_regs a = *v;
+	memcpy(a.gpr, old->gpr, sizeof(a.gpr));
+	a.rip = old->rip;
+	a.rflags = old->rflags;
+	for (size_t i = 0; i < N_PRIVATE_MSRS; i++)
+		memcpy((uint8_t *)&a + private_msrs[i].off,
+		       (const uint8_t *)old + private_msrs[i].off, 8);
+	return memcmp(&a, old, sizeof(a)) == 0;
 }
 
 static int op_set_regs(void *o, uint32_t vp, unsigned vtl, const struct vsm_regs *v)
 {
 	struct vtl *t = o;
+	const struct accel_ops *ops = t->vm->ops;
 	struct accel_vcpu *av = vcpu_of(t, vp, vtl);
 	struct x86_regs r;
 	struct x86_sregs s;
-	if (!av || t->vm->ops->vcpu_get_sregs(av, &s) < 0)
+	if (!av)
 		return HV_STATUS_INVALID_PARAMETER;
-	vsm_regs_to_x86(v, &r, &s);
-	int ret = t->vm->ops->vcpu_set_sregs(av, &s);
-	if (ret == 0)
-		ret = t->vm->ops->vcpu_set_regs(av, &r);
-	/* Private MSRs: write the ones that changed. */
+	const struct vsm_regs *old = t->snap[vp].valid && t->snap[vp].vtl == vtl ?
+		&t->snap[vp].r : NULL;
+	t->snap[vp].valid = false;
+	int ret = 0;
+	if (old && same_sregs(v, old)) {
+		memset(&s, 0, sizeof(s));
+		vsm_regs_to_x86(v, &r, &s);   /* only r is used */
+		if (memcmp(v->gpr, old->gpr, sizeof(v->gpr)) || v->rip != old->rip ||
+		    v->rflags != old->rflags) {
+			ret = ops->vcpu_set_regs_deferred ? ops->vcpu_set_regs_deferred(av, &r)
+							  : ops->vcpu_set_regs(av, &r);
+			t->regs_only_sets++;
+		}
+	} else {
+		if (ops->vcpu_get_sregs(av, &s) < 0)
+			return HV_STATUS_INVALID_PARAMETER;
+		vsm_regs_to_x86(v, &r, &s);
+		ret = ops->vcpu_set_sregs(av, &s);
+		if (ret == 0)
+			ret = ops->vcpu_set_regs(av, &r);
+	}
+	/* Private MSRs: write the ones that changed (from what was read, or the vCPU's). */
 	for (size_t i = 0; ret == 0 && i < N_PRIVATE_MSRS; i++) {
 		uint64_t want, cur = 0;
 		memcpy(&want, (const uint8_t *)v + private_msrs[i].off, 8);
-		if (t->vm->ops->vcpu_get_msr(av, private_msrs[i].msr, &cur) < 0)
+		if (old)
+			memcpy(&cur, (const uint8_t *)old + private_msrs[i].off, 8);
+		else if (ops->vcpu_get_msr(av, private_msrs[i].msr, &cur) < 0)
 			cur = 0;
 		if (cur != want)
-			ret = t->vm->ops->vcpu_set_msr(av, private_msrs[i].msr, want);
+			ret = ops->vcpu_set_msr(av, private_msrs[i].msr, want);
 	}
 	if (ret < 0) {
 		log_guest("vtl: VP %u VTL%u: registers refused by the accelerator (%s; CR0 0x%" PRIx64
@@ -386,6 +444,7 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 	t->fpu = calloc(vm->nvcpus, sizeof(*t->fpu));
 	t->irq_pending = calloc(vm->nvcpus, sizeof(*t->irq_pending));
 	t->preempt_armed = calloc(vm->nvcpus, sizeof(*t->preempt_armed));
+	t->snap = calloc(vm->nvcpus, sizeof(*t->snap));
 	pthread_mutex_init(&t->start_lock, NULL);
 	pthread_cond_init(&t->start_cond, NULL);
 	pthread_mutex_init(&t->tlock, NULL);
@@ -397,7 +456,7 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 	t->start_sync = true;
 	for (unsigned i = 0; t->pending && i < vm->nvcpus; i++)
 		t->pending[i] = -1;
-	int ret = t->vcpu && t->pending && t->fpu && t->irq_pending && t->preempt_armed ?
+	int ret = t->vcpu && t->pending && t->fpu && t->irq_pending && t->preempt_armed && t->snap ?
 		vm->ops->create(ac, &t->accel[2]) : -ENOMEM;
 	if (ret < 0) {
 		log_error("cannot create the VTL2 partition: %s", strerror(-ret));
@@ -467,8 +526,8 @@ void vtl_destroy(struct vtl *t)
 		vtl_mem_fini(&t->mem);
 	free(t->vcpu);
 	log_debug("vtl: %lu VTL switches, %lu with an x87/XMM copy, %lu preemptions by VTL2 "
-		  "interrupts, %lu VINAs for VTL0 APIC requests", t->switches, t->fpu_copies,
-		  t->preempts, t->vinas);
+		  "interrupts, %lu VINAs for VTL0 APIC requests, %lu register writes of the GPRs "
+		  "alone", t->switches, t->fpu_copies, t->preempts, t->vinas, t->regs_only_sets);
 	free(t->pending);
 	for (unsigned i = 0; t->fpu && i < t->vm->nvcpus; i++) {
 		for (unsigned j = 0; j < VSM_NUM_VTLS; j++)
@@ -478,6 +537,7 @@ void vtl_destroy(struct vtl *t)
 	free(t->fpu);
 	free(t->irq_pending);
 	free(t->preempt_armed);
+	free(t->snap);
 	if (t->start_sync) {
 		pthread_cond_destroy(&t->start_cond);
 		pthread_mutex_destroy(&t->start_lock);
@@ -1022,22 +1082,94 @@ static int read_gva(struct vtl *t, const struct vsm_regs *r, uint64_t gva, uint8
 	return 0;
 }
 
+/* x86_regs <-> the encoding's order (RAX RCX RDX RBX RSP RBP RSI RDI R8..R15). */
+static void regs_to_gpr(const struct x86_regs *x, uint64_t g[16])
+{
+	const uint64_t v[16] = { x->rax, x->rcx, x->rdx, x->rbx, x->rsp, x->rbp, x->rsi, x->rdi,
+				 x->r8, x->r9, x->r10, x->r11, x->r12, x->r13, x->r14, x->r15 };
+	memcpy(g, v, sizeof(v));
+}
+
+static void gpr_to_regs(const uint64_t g[16], struct x86_regs *x)
+{
+	x->rax = g[0], x->rcx = g[1], x->rdx = g[2], x->rbx = g[3];
+	x->rsp = g[4], x->rbp = g[5], x->rsi = g[6], x->rdi = g[7];
+	x->r8 = g[8], x->r9 = g[9], x->r10 = g[10], x->r11 = g[11];
+	x->r12 = g[12], x->r13 = g[13], x->r14 = g[14], x->r15 = g[15];
+}
+
 /*
- * The length of the MOV that ends at VTL0's RIP (r) and wrote `gpa`: the
- * shortest suffix of the 15 bytes before RIP that decodes as a MOV whose
- * operand translates to gpa. 0 if none.
+ * Whether b[0..k) is a store of `size` bytes that, with *x undone by it
+ * (data written, old in memory), wrote gpa; next_rip for RIP-relative
+ * forms. The undone registers in *g / *fl.
  */
-static unsigned mov_back(struct vtl *t, const struct vsm_regs *r, uint64_t gpa)
+static bool store_is(struct vtl *t, const struct vsm_regs *r, const uint8_t *b, unsigned k,
+		     const struct x86_regs *x, uint64_t next_rip, uint64_t gpa, unsigned size,
+		     uint64_t data, uint64_t old, uint64_t g[16], uint64_t *fl)
+{
+	struct vtl_mem_insn d;
+	uint64_t ea, ea_gpa;
+	if (vtl_mem_decode(b, k, &d) != k || d.size != size)
+		return false;
+	regs_to_gpr(x, g);
+	*fl = x->rflags;
+	return vtl_mem_undo(&d, g, fl, data, old) && vtl_mem_insn_ea(&d, b, g, next_rip, true, &ea) &&
+	       vsm_translate_gva(&t->ops, r, ea, 0, &ea_gpa) == HV_TRANSLATE_GVA_SUCCESS &&
+	       ea_gpa == gpa;
+}
+
+/*
+ * The store KVM's emulator retired for VTL0's write of `size` bytes at
+ * gpa (registers *x after it, page tables of r): a REP string store still
+ * at RIP (RCX not 0: the iteration it did), else the instruction that ends
+ * at RIP: the shortest suffix of the 15 bytes before it that decodes as a
+ * store (vtl_mem_decode) of that size whose operand, with the registers
+ * undone, translates to gpa, then grown over LOCK/REP prefixes before it.
+ * *x becomes the state before it (vtl_mem_undo; RIP at its start); returns
+ * its length, or 0 (x untouched).
+ */
+static unsigned store_back(struct vtl *t, const struct vsm_regs *r, struct x86_regs *x,
+			   uint64_t gpa, unsigned size, uint64_t data, uint64_t old)
 {
 	uint8_t b[15];
-	if (r->rip < sizeof(b) || read_gva(t, r, r->rip - sizeof(b), b, sizeof(b)) < 0)
-		return 0;
-	for (unsigned k = 1; k <= sizeof(b); k++) {
-		uint64_t ea, ea_gpa;
-		if (vtl_mem_mov_ea(b + sizeof(b) - k, k, r->gpr, r->rip, &ea) &&
-		    vsm_translate_gva(&t->ops, r, ea, 0, &ea_gpa) == HV_TRANSLATE_GVA_SUCCESS &&
-		    ea_gpa == gpa)
-			return k;
+	uint64_t g[16], fl;
+	struct vtl_mem_insn d;
+	unsigned n = sizeof(b);
+	if (read_gva(t, r, x->rip, b, n) < 0) {
+		n = 0x1000 - (unsigned)(x->rip & 0xfff);
+		n = n < sizeof(b) && read_gva(t, r, x->rip, b, n) == 0 ? n : 0;
+	}
+	if (n && vtl_mem_decode(b, n, &d) && d.op == VTL_MEM_OP_STRING && d.rep &&
+	    (d.addr32 ? (uint32_t)x->rcx : x->rcx) != 0 &&
+	    store_is(t, r, b, d.len, x, x->rip + d.len, gpa, size, data, old, g, &fl)) {
+		gpr_to_regs(g, x);
+		x->rflags = fl;
+		return d.len;
+	}
+	n = sizeof(b);
+	if (x->rip < n || read_gva(t, r, x->rip - n, b, n) < 0) {
+		n = (unsigned)(x->rip & 0xfff); /* the bytes before RIP on its page */
+		if (n > sizeof(b))
+			n = sizeof(b);
+		if (!n || read_gva(t, r, x->rip - n, b + sizeof(b) - n, n) < 0)
+			return 0;
+	}
+	const uint8_t *end = b + sizeof(b);
+	for (unsigned k = 1; k <= n; k++) {
+		if (!store_is(t, r, end - k, k, x, x->rip, gpa, size, data, old, g, &fl))
+			continue;
+		uint64_t g2[16], fl2;
+		while (k < n && (end[-(int)k - 1] == 0xF0 || end[-(int)k - 1] == 0xF2 ||
+				 end[-(int)k - 1] == 0xF3) &&
+		       store_is(t, r, end - k - 1, k + 1, x, x->rip, gpa, size, data, old, g2, &fl2)) {
+			k++;
+			memcpy(g, g2, sizeof(g2));
+			fl = fl2;
+		}
+		gpr_to_regs(g, x);
+		x->rflags = fl;
+		x->rip -= k;
+		return k;
 	}
 	return 0;
 }
@@ -1078,45 +1210,71 @@ bool vtl_mmio_unmapped(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 }
 
 /*
- * A VTL0 MMIO exit VTL2 must see: finish the exit so nothing stays pending,
- * then put VTL0 back at the instruction (a read: as before it; a write,
- * which the emulator already retired: RIP moved back over the MOV found
- * there) and deliver the GPA_INTERCEPT or UNMAPPED_GPA message.
+ * A VTL0 MMIO exit VTL2 must see: finish the exit so nothing stays pending
+ * (and any further exit the same instruction makes: an RMW's write after
+ * its read, REP iterations; reads as zeros, writes dropped), then put VTL0
+ * back at the instruction (a read: as before it; a write, which the
+ * emulator already retired: the store found before RIP, or the REP
+ * iteration at RIP, undone by store_back) and deliver the GPA_INTERCEPT or
+ * UNMAPPED_GPA message.
  */
 static void deliver_memory(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e, bool unmapped)
 {
 	struct vm *vm = t->vm;
-	uint64_t gpa = e->mmio.gpa;
+	uint64_t gpa = e->mmio.gpa, data = 0, old = 0;
+	unsigned size = e->mmio.size;
+	bool write = e->mmio.write;
 	struct x86_regs pre, post;
-	if (!e->mmio.write)
+	if (write)
+		memcpy(&data, e->mmio.data, size);
+	else
 		memset(e->mmio.data, 0, 8);
-	if (!vm->ops->vcpu_finish_exit || vm->ops->vcpu_get_regs(v->av, &pre) < 0 ||
-	    vm->ops->vcpu_finish_exit(v->av, e) < 0 || vm->ops->vcpu_get_regs(v->av, &post) < 0) {
+	if (gmem_read(&vm->mem, gpa, &old, size) < 0)
+		old = 0;
+	int ret = vm->ops->vcpu_finish_exit ? vm->ops->vcpu_get_regs(v->av, &pre) : -ENOSYS;
+	if (ret == 0)
+		ret = vm->ops->vcpu_finish_exit(v->av, e);
+	for (unsigned i = 0; ret == -EAGAIN && i < 4096; i++) {
+		memset(e->mmio.data, 0, 8); /* a read gets zeros, a write is dropped */
+		ret = vm->ops->vcpu_finish_exit(v->av, e);
+	}
+	if (ret == 0)
+		ret = vm->ops->vcpu_get_regs(v->av, &post);
+	if (ret < 0) {
 		log_guest("vCPU %u: VTL0 access to protected 0x%" PRIx64 ": cannot finish the exit",
 			  v->index, gpa);
 		return;
 	}
 	struct vsm_regs r;
+	struct vtl_mem_insn d;
+	uint8_t b[15];
 	unsigned len = 0;
-	if (post.rip != pre.rip && post.rip - pre.rip <= 15) {
+	if (!write && post.rip != pre.rip && post.rip - pre.rip <= 15) {
 		len = (unsigned)(post.rip - pre.rip);
-	} else if (get_x86(t, v->index, 0, &r) == 0 && (len = mov_back(t, &r, gpa)) != 0) {
-		pre.rip -= len;
+	} else if (!write && get_x86(t, v->index, 0, &r) == 0 &&
+		   read_gva(t, &r, pre.rip, b, sizeof(b)) == 0 && vtl_mem_decode(b, 15, &d)) {
+		len = d.len; /* RIP did not move: a REP iteration */
+	} else if (write && get_x86(t, v->index, 0, &r) == 0 &&
+		   (len = store_back(t, &r, &pre, gpa, size, data, old)) != 0) {
+		/* pre is the state before the store */
 	} else {
 		log_guest("vCPU %u: VTL0 %s of protected 0x%" PRIx64 ": instruction not found, "
-			  "RIP left after it", v->index, e->mmio.write ? "write" : "read", gpa);
+			  "RIP left after it", v->index, write ? "write" : "read", gpa);
 	}
 	if (vm->ops->vcpu_set_regs(v->av, &pre) < 0 || get_x86(t, v->index, 0, &r)) {
 		log_guest("vCPU %u: VTL0 intercept: cannot restore registers", v->index);
 		return;
 	}
 	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
-		.access = e->mmio.write ? HV_INTERCEPT_ACCESS_TYPE_WRITE : HV_INTERCEPT_ACCESS_TYPE_READ,
+		.access = write ? HV_INTERCEPT_ACCESS_TYPE_WRITE : HV_INTERCEPT_ACCESS_TYPE_READ,
 		.regs = &r, .insn_len = (uint8_t)len };
 	fetch_insn(t, &r, &c);
 	uint64_t gva = 0;
-	bool gva_valid = len && len <= c.insn_count &&
-			 vtl_mem_mov_ea(c.insn, len, r.gpr, r.rip + len, &gva);
+	bool gva_valid = false;
+	if (len && len <= c.insn_count && vtl_mem_decode(c.insn, len, &d) == len)
+		gva_valid = vtl_mem_insn_ea(&d, c.insn, r.gpr, r.rip + len, write, &gva);
+	else if (len && len <= c.insn_count)
+		gva_valid = vtl_mem_mov_ea(c.insn, len, r.gpr, r.rip + len, &gva);
 	uint8_t msg[HV_MESSAGE_SIZE];
 	vsm_msg_memory(msg, &c, unmapped, gpa, gva, gva_valid);
 	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
