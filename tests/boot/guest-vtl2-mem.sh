@@ -5,7 +5,8 @@
 # with ModifyVtlProtectionMask (read-only on every other page of 128 stops
 # at the 64-slot cap with INSUFFICIENT_MEMORY): VTL0 reads it read-only, its write and then
 # (no access) its read come to VTL2 as GPA intercepts in the VP assist page
-# with GPA, access type, GVA and instruction length; VTL0's read of VTL2's
+# with GPA, access type, GVA and instruction length (REP STOS, LOCK ADD and
+# XCHG too, put back at their start: RDI/EDI as before them); VTL0's read of VTL2's
 # image too, and its read of a GPA that is neither RAM nor a device comes
 # as UNMAPPED_GPA; from ring 3 (KVM on PVM: native, shadow-paging faults) its
 # read of the no-access page and write of the read-only page come with CPL
@@ -23,9 +24,12 @@ log_file=$OUT/p1.log
 timeout 300 "$HVMM" --igvm "$OUT/vtl2_mem.igvm" --hv --vtl2 -p 1 -m 64MB --com1 stderr >"$log_file" 2>&1
 st=$?
 res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
-if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 9 passed, 0 failed' &&
+if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 10 passed, 0 failed' &&
 	grep -qa 'sparse read-only pages: status 0xb after' "$log_file" &&
 	grep -qa 'write to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$log_file" &&
+	grep -qa 'rep stos to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000 gva 0x807000 (info 3) rip 0x[0-9a-f]*+2 ' "$log_file" &&
+	grep -qa 'lock add to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$log_file" &&
+	grep -qa 'xchg with read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$log_file" &&
 	grep -qa 'read of no-access: entry 3 message 0x80000001 access 0 gpa 0x807000' "$log_file" &&
 	grep -qa "read of VTL2's memory: entry 3 message 0x80000001 access 0" "$log_file" &&
 	grep -qa 'read of an unmapped GPA: entry 3 message 0x80000000 access 0 gpa 0x20000000' "$log_file" &&

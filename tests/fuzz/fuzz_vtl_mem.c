@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness: VTL0's memory map under --vtl2 (src/core/vtl_mem.c),
  * driven like ModifyVtlProtectionMask (guest-chosen pages and flags), and
- * the MOV decoder over guest instruction bytes. After every change the
+ * the MOV and store decoders (with the undo) over guest instruction bytes.
+ * After every change the
  * map must match a per-page shadow, stay sorted, disjoint and merged, and
  * its slot list must cover exactly the accessible pages within the cap.
  */
@@ -109,6 +110,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (vtl_mem_mov_ea(data + i, (unsigned)(n > 15 ? 15 : n), gpr, 0x1000, &ea) &&
 		    len != (n > 15 ? 15 : n))
 			abort();
+		/* The store decoder: length, ModRM offset and size in bounds; the
+		 * undo and the address never read past what it decoded. */
+		struct vtl_mem_insn d;
+		unsigned dl = vtl_mem_decode(data + i, (unsigned)(n > 15 ? 15 : n), &d);
+		if (dl > 15 || dl > n || (dl && d.op != VTL_MEM_OP_STRING && d.modrm_at >= dl) ||
+		    (dl && d.size != 1 && d.size != 2 && d.size != 4 && d.size != 8))
+			abort();
+		if (dl) {
+			uint64_t fl = 0x202;
+			(void)vtl_mem_undo(&d, gpr, &fl, 0x1122334455667788ull, 0x0102030405060708ull);
+			(void)vtl_mem_insn_ea(&d, data + i, gpr, 0x1000, true, &ea);
+		}
 	}
 	return 0;
 }

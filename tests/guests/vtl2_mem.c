@@ -13,6 +13,8 @@
  *  - makes a page read-only for VTL0: VTL0 reads it (no intercept), its
  *    write is intercepted (GPA, write access, GVA, MOV length 2) and not
  *    done; VTL2 advances VTL0's RIP;
+ *  - string and read-modify-write stores to it (REP STOS, LOCK ADD, XCHG)
+ *    are intercepted at their start with the registers as before them;
  *  - makes it no-access: VTL0's read is intercepted (read access, length 3)
  *    and its destination register keeps its value;
  *  - VTL0's read of VTL2's own image is intercepted;
@@ -75,6 +77,13 @@ __asm__(
 	"	mov (%rsi), %r13d\n"          /* read-only page: allowed */
 	"	mov $0x5a5a5a5a, %edi\n"
 	"	mov %edi, (%rsi)\n"           /* 89 3e: intercepted write */
+	"	mov %esi, %edi\n"
+	"	mov $2, %ecx\n"
+	"	mov $0x11111111, %eax\n"
+	"	rep stosl\n"                  /* f3 ab: its first iteration intercepted */
+	"	lock addl $1, (%rsi)\n"       /* f0 83 06 01: read-modify-write */
+	"	mov $0x5a5a5a5a, %edi\n"
+	"	xchg %edi, (%rsi)\n"          /* 87 3e: EDI must keep its value */
 	"	mov (%rsi), %r14d\n"          /* 44 8b 36: no access by now */
 	"	mov 0x804800, %rdi\n"         /* VTL2's address */
 	"	mov (%rdi), %r15\n"           /* 4c 8b 3f: VTL2's hidden memory */
@@ -202,6 +211,29 @@ int guest_main(const char *cmdline)
 		       *(volatile u32 *)TARGET);
 	}
 
+	TEST_BEGIN("string_and_rmw_stores");
+	/*
+	 * Stores other than MOV are put back at their start too: REP STOS at
+	 * its first iteration (RDI as before it; RCX, which VtlReturn
+	 * overwrites, is test_vtl_mem's), LOCK ADD (length 4 with the prefix),
+	 * XCHG (EDI keeps the value it was to write); the page never changes.
+	 */
+	if (!bad) {
+		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		check_intercept(&h, "rep stos to read-only", 1, TARGET, 2, 0);
+		expect(vtl2_rt_vtl0_gprs[VTL2_RT_RDI] == TARGET, "REP STOS: VTL0's RDI 0x%lx",
+		       vtl2_rt_vtl0_gprs[VTL2_RT_RDI]);
+		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		check_intercept(&h, "lock add to read-only", 1, TARGET, 4, 0);
+		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		check_intercept(&h, "xchg with read-only", 1, TARGET, 2, 0);
+		expect((u32)vtl2_rt_vtl0_gprs[VTL2_RT_RDI] == 0x5a5a5a5a, "XCHG: VTL0's EDI 0x%lx",
+		       vtl2_rt_vtl0_gprs[VTL2_RT_RDI]);
+		expect(*(volatile u32 *)TARGET == TARGET_VALUE &&
+		       *(volatile u32 *)(TARGET + 4) != 0x11111111, "the page changed to 0x%x 0x%x",
+		       *(volatile u32 *)TARGET, *(volatile u32 *)(TARGET + 4));
+	}
+
 	TEST_BEGIN("no_access");
 	st = vtl2_rt_protect(&h, TARGET >> 12, 1, 0);
 	expect(st == 0, "ModifyVtlProtectionMask no access: status 0x%x", st);
@@ -257,7 +289,7 @@ int guest_main(const char *cmdline)
 		u32 reason;
 		memcpy(&reason, assist + 8, 4);
 		expect(reason == ENTRY_VTL_CALL, "entry reason %u, not VTL_CALL", reason);
-		printf("VTL0 called back after %s\n", reason == ENTRY_VTL_CALL ? "6 intercepts" : "?");
+		printf("VTL0 called back after %s\n", reason == ENTRY_VTL_CALL ? "9 intercepts" : "?");
 	}
 	TEST_END();
 	return 0;
