@@ -11,6 +11,9 @@
  *   - a bare exit (KVM_RUN round trip on an `out`) and a simulated
  *     VTL0 -> VTL2 -> VTL0 round trip: VM A exits, shared state copied to
  *     VM B, B runs to its own `out`, copied back;
+ *   - the whole intercepted port write as --vtl2 handles it (the message's
+ *     GET_SREGS, VTL2's SetVpRegisters(RIP) exit and its register ops,
+ *     the VtlReturn exit), with phase 3's and phase 2's register ops;
  *   - splitting a RAM slot into three (read-only page in the middle) and
  *     merging it back with KVM_SET_USER_MEMORY_REGION.
  * The guests are a real-mode `out 0x10, al; jmp $-2` loop.
@@ -322,6 +325,81 @@ int main(int argc, char **argv)
 			memcpy(ximg_a, xcur, xsz);
 		}
 	});
+	/*
+	 * The whole intercepted port write as --vtl2 handles it: A (VTL0)
+	 * exits; the message needs A's segments (GET_SREGS); the switch reads
+	 * A's XSAVE; B (VTL2) runs to its SetVpRegisters(RIP) exit, which reads
+	 * A's register block and writes the new RIP back; B runs again to its
+	 * VtlReturn exit; the switch reads B's XSAVE. Phase 3's register ops:
+	 * GET_SREGS + one KVM_GET_MSRS, the RIP through A's sync regs. Phase
+	 * 2's: GET_SREGS + 10 KVM_GET_MSRS (one MSR each) to read, GET_SREGS,
+	 * SET_SREGS (which reads first), SET_REGS and 10 GET_MSRS to write.
+	 */
+	struct { struct kvm_msrs h; struct kvm_msr_entry e[1]; } one;
+	memset(&one, 0, sizeof(one));
+	one.h.nmsrs = 1;
+#define SWITCH_AB() do {                                                      \
+		struct kvm_regs *ra = &a.run->s.regs.regs, *rb = &b.run->s.regs.regs; \
+		uint64_t rip = rb->rip, rsp = rb->rsp, fl = rb->rflags;       \
+		*rb = *ra; rb->rip = rip; rb->rsp = rsp; rb->rflags = fl;     \
+		b.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;                    \
+		ioctl(a.vcpu, xget, xcur);                                    \
+		if (memcmp(xcur, ximg_b, xsz)) {                              \
+			ioctl(b.vcpu, KVM_SET_XSAVE, xcur);                   \
+			memcpy(ximg_b, xcur, xsz);                            \
+		}                                                             \
+	} while (0)
+#define SWITCH_BA() do {                                                      \
+		struct kvm_regs *ra = &a.run->s.regs.regs, *rb = &b.run->s.regs.regs; \
+		uint64_t rip = ra->rip, rsp = ra->rsp, fl = ra->rflags;       \
+		*ra = *rb; ra->rip = rip; ra->rsp = rsp; ra->rflags = fl;     \
+		a.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;                    \
+		ioctl(b.vcpu, xget, xcur);                                    \
+		if (memcmp(xcur, ximg_a, xsz)) {                              \
+			ioctl(a.vcpu, KVM_SET_XSAVE, xcur);                   \
+			memcpy(ximg_a, xcur, xsz);                            \
+		}                                                             \
+	} while (0)
+	TIME("intercept round trip, phase 3 register ops", run_iters, {
+		run_to_out(&a);
+		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);     /* the message */
+		SWITCH_AB();
+		run_to_out(&b);                           /* SetVpRegisters(RIP) */
+		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);
+		ioctl(a.vcpu, KVM_GET_MSRS, &msrs);
+		a.run->kvm_dirty_regs = KVM_SYNC_X86_REGS; /* the new RIP: sync regs */
+		run_to_out(&b);                           /* VtlReturn */
+		SWITCH_BA();
+	});
+	TIME("intercept round trip, phase 2 register ops", run_iters, {
+		run_to_out(&a);
+		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);
+		SWITCH_AB();
+		run_to_out(&b);
+		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);
+		for (size_t m = 0; m < NMSR; m++) {
+			one.e[0].index = private_msrs[m];
+			ioctl(a.vcpu, KVM_GET_MSRS, &one);
+		}
+		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);
+		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);
+		ioctl(a.vcpu, KVM_SET_SREGS, &sregs);
+		regs = a.run->s.regs.regs;
+		ioctl(a.vcpu, KVM_SET_REGS, &regs);
+		for (size_t m = 0; m < NMSR; m++) {
+			one.e[0].index = private_msrs[m];
+			ioctl(a.vcpu, KVM_GET_MSRS, &one);
+		}
+		run_to_out(&b);
+		SWITCH_BA();
+	});
+	TIME("the same 3 exits alone (A out, B out, B out)", run_iters, {
+		run_to_out(&a);
+		run_to_out(&b);
+		run_to_out(&b);
+	});
+#undef SWITCH_AB
+#undef SWITCH_BA
 	a.run->kvm_valid_regs = 0;
 	b.run->kvm_valid_regs = 0;
 	TIME("VTL round trip, REGS ioctls + XSAVE GET, SET on change", run_iters, {
