@@ -5,7 +5,8 @@
 # relocatable IGVM file by `hvmm-igvm build --vsm --relocatable` and booted
 # at the file's base (disable), at three other bases inside RAM
 # (absolute=) and in VTL2 RAM of its own above VTL0's (auto=filesize,
-# auto=8M: at 4 GiB, above 64 MiB of RAM and the 32-bit MMIO hole). In VTL2 it reports on COM1 the RIP it runs at, CR3 and the
+# auto=8M: at 4 GiB, above 64 MiB of RAM and the 32-bit MMIO hole), and with
+# vtl2=filesize (the file's base). In VTL2 it reports on COM1 the RIP it runs at, CR3 and the
 # GDTR base, reloads CS from the GDT it finds there (far return) and reads a
 # marker through its own page tables; the host checks each value is the
 # file's plus the relocation offset. Bad placements are one-line loader
@@ -97,9 +98,10 @@ gdt0=$(( 0x$(field 'Gdtr +\(0x70001\)' '0x[0-9a-f]+$' | cut -c3-18) ))
 base0=$(( $(field 'RELOCATABLE_REGION' 'gpa 0x[0-9a-f]+' | cut -d' ' -f2) ))
 [ "$rip0" -gt 0 ] && [ "$cr30" -gt 0 ] && [ "$gdt0" -gt 0 ] || fail "cannot read the file's values: $(grep -E 'Cr3|Gdtr|RELOCATABLE' "$OUT/dump")"
 rc=0
-for base in disable 0x1000000 0x2000000 0x3a00000 auto=filesize auto=8M; do
+for base in disable 0x1000000 0x2000000 0x3a00000 auto=filesize auto=8M vtl2=filesize; do
 	case $base in
 	disable) off=0 type=disable ;;
+	vtl2=*) off=0 type=$base ;; # the file's GPAs; VTL2 carves its RAM itself
 	auto=*) off=$((0x100000000 - base0)) type=$base ;; # VTL2 RAM of its own at 4 GiB
 	*) off=$((base - base0)) type=absolute=$base ;;
 	esac
@@ -135,4 +137,6 @@ one_error 'absolute=0x1100000 is not aligned to relocation_alignment 0x200000' \
 one_error 'needs RAM at 0x3e00000-0x41fffff' --igvm-vtl2-relocation-type absolute=0x3e00000
 one_error 'auto=0x200000 is smaller than the file.s VTL2 memory \(0x400000 bytes\)' \
 	--igvm-vtl2-relocation-type auto=2M
+one_error "vtl2=0x8000000 is larger than VTL0.s RAM \\(0x4000000 bytes\\)" \
+	--igvm-vtl2-relocation-type vtl2=128M
 exit $rc
