@@ -6,7 +6,8 @@
  * booted VTL2: hypercalls with arbitrary control words (codes mostly from
  * the VSM set), RAX, RDX, R8, XMM input, CPL and mode, on any VP in whatever
  * VTL it runs; per-VTL synthetic MSR writes; intercept deliveries;
- * interrupts for any VTL (preemption, VINA); direct page-table walks. The fake ops abort when vsm asks for something its
+ * interrupts for any VTL (preemption, VINA, its arming); VTL2's synthetic
+ * timers polled as time moves on; direct page-table walks. The fake ops abort when vsm asks for something its
  * contract rules out (a switch from a VTL the VP does not run, a SynIC
  * target out of range, an interrupt vector it should have refused).
  */
@@ -27,7 +28,13 @@ struct ctx {
 	struct vsm *vsm;
 	struct vsm_regs regs[NVPS][VSM_NUM_VTLS];
 	int status;
+	uint64_t now;   /* reference time (VTL2's synthetic timers) */
 };
+
+static uint64_t ref_time(void *o)
+{
+	return ((struct ctx *)o)->now;
+}
 
 static int rd(void *o, uint64_t gpa, void *buf, size_t len)
 {
@@ -153,7 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.ops = { .read_gpa = rd, .write_gpa = wr, .get_regs = get_regs,
 			 .set_regs = set_regs, .switch_vtl = switch_vtl, .protect = protect,
 			 .start_vp = start_vp, .interrupt = irq, .post_message = post,
-			 .signal_event = signal_event, .opaque = &c },
+			 .signal_event = signal_event, .ref_time = ref_time, .opaque = &c },
 	};
 	if (vsm_create(&cfg, &c.vsm))
 		return 0;
@@ -163,7 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned ops = 0; p < end && ops < 256; ops++) {
 		uint8_t op = (uint8_t)take(&p, end, 1);
 		uint32_t vp = (op >> 5) % NVPS;
-		switch (op % 6) {
+		switch (op % 7) {
 		case 0: case 1: {
 			struct vsm_hypercall hc = {
 				.control = take(&p, end, 8), .rax = take(&p, end, 1) & 3,
@@ -229,12 +236,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		case 5: {
 			uint8_t vec = 0;
-			unsigned before = vsm_active_vtl(c.vsm, vp);
-			int r = vsm_interrupt_pending(c.vsm, vp, (unsigned)take(&p, end, 1) % 4, &vec);
+			unsigned before = vsm_active_vtl(c.vsm, vp), target = (unsigned)take(&p, end, 1) % 4;
+			bool armed = vsm_vina_armed(c.vsm, vp);
+			int r = vsm_interrupt_pending(c.vsm, vp, target, &vec);
 			unsigned after = vsm_active_vtl(c.vsm, vp);
 			if ((r != 1 && before != after) || (r == 1 && after <= before) ||
 			    !((vsm_vp_enabled_vtls(c.vsm, vp) >> after) & 1))
 				abort();
+			/* Armed VINA: a VTL0 interrupt while a higher VTL runs raises it. */
+			if (armed && target == 0 && before > 0 && r != 2)
+				abort();
+			break;
+		}
+		case 6: {
+			/* VTL2's synthetic timers: time moves on, due ones fire. */
+			c.now += take(&p, end, 3);
+			uint64_t next = vsm_stimer_poll(c.vsm, c.now);
+			if (next <= c.now)
+				abort();   /* a due timer must have fired and moved on */
 			break;
 		}
 		}
