@@ -180,6 +180,13 @@ struct accel_ops {
 	 */
 	int (*vcpu_get_msrs)(struct accel_vcpu *v, const uint32_t *index, uint64_t *val,
 			     unsigned n);
+	/*
+	 * vcpu_get_sregs from the copy KVM stored at the vCPU's last exit
+	 * (sync regs: no system call) when called on its thread and nothing
+	 * changed them since (SET_SREGS, an MSR write); else vcpu_get_sregs.
+	 * Optional (NULL).
+	 */
+	int (*vcpu_get_sregs_synced)(struct accel_vcpu *v, struct x86_sregs *s);
 	size_t (*vcpu_xsave_size)(struct accel_vcpu *v);
 	int (*vcpu_get_xsave)(struct accel_vcpu *v, void *buf);
 	int (*vcpu_set_xsave)(struct accel_vcpu *v, const void *buf);

@@ -425,6 +425,17 @@ int kvm_vcpu_get_sregs(struct kvm_vcpu *v, struct x86_sregs *s)
 	return 0;
 }
 
+/*
+ * After SET_SREGS/SET_MSRS: the sync-regs SREGS copy is stale; from another
+ * thread, the next exit's copy may be too (as regs_foreign for the GPRs).
+ */
+static void sregs_changed(struct kvm_vcpu *v)
+{
+	if (!pthread_equal(pthread_self(), v->thread))
+		__atomic_store_n(&v->regs_foreign, true, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&v->sregs_synced, false, __ATOMIC_SEQ_CST);
+}
+
 int kvm_vcpu_set_sregs(struct kvm_vcpu *v, const struct x86_sregs *s)
 {
 	struct kvm_sregs ks;
@@ -450,9 +461,9 @@ int kvm_vcpu_set_sregs(struct kvm_vcpu *v, const struct x86_sregs *s)
 	ks.cr8 = s->cr8;
 	ks.efer = s->efer;
 	ks.apic_base = s->apic_base;
-	if (ioctl(v->fd, KVM_SET_SREGS, &ks) < 0)
-		return -errno;
-	return 0;
+	int ret = ioctl(v->fd, KVM_SET_SREGS, &ks) < 0 ? -errno : 0;
+	sregs_changed(v);
+	return ret;
 }
 
 /* struct kvm_msrs ends in a flexible array: one entry, laid out by hand. */
@@ -483,9 +494,10 @@ int kvm_vcpu_set_msr(struct kvm_vcpu *v, uint32_t index, uint64_t val)
 	m.hdr.nmsrs = 1;
 	m.hdr.entries[0].index = index;
 	m.hdr.entries[0].data = val;
-	int n = ioctl(v->fd, KVM_SET_MSRS, &m);
+	int n = ioctl(v->fd, KVM_SET_MSRS, &m), err = errno;
+	sregs_changed(v); /* EFER, APIC base */
 	if (n < 0)
-		return -errno;
+		return -err;
 	if (n != 1)
 		return -EINVAL;
 	return 0;
@@ -632,6 +644,7 @@ static int kvm_vcpu_run(struct accel_vcpu *av, struct accel_exit *exit)
 	complete_prev_exit(v, exit);
 	for (;;) {
 		__atomic_store_n(&v->regs_synced, false, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&v->sregs_synced, false, __ATOMIC_SEQ_CST);
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -643,6 +656,7 @@ static int kvm_vcpu_run(struct accel_vcpu *av, struct accel_exit *exit)
 		/* KVM stored them at the exit, unless another thread set them since. */
 		bool foreign = __atomic_exchange_n(&v->regs_foreign, false, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&v->regs_synced, v->k->sync_regs && !foreign, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&v->sregs_synced, v->k->sync_regs && !foreign, __ATOMIC_SEQ_CST);
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
 			exit->reason = ACCEL_EXIT_IO;
@@ -734,6 +748,7 @@ static int kvm_vcpu_finish_exit(struct accel_vcpu *av, struct accel_exit *exit)
 	/* KVM finishes the pending operation, then sees immediate_exit. */
 	uint8_t kicked = __atomic_exchange_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&v->regs_synced, false, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&v->sregs_synced, false, __ATOMIC_SEQ_CST);
 	int r = ioctl(v->fd, KVM_RUN, 0), err = errno;
 	if (!kicked)
 		__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -769,6 +784,33 @@ static int kvm_vcpu_irq_requested(struct accel_vcpu *av)
 		if (w)
 			return 1;
 	}
+	return 0;
+}
+
+static int kvm_vcpu_get_sregs_synced(struct accel_vcpu *av, struct x86_sregs *s)
+{
+	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	if (!__atomic_load_n(&v->sregs_synced, __ATOMIC_SEQ_CST) ||
+	    !pthread_equal(pthread_self(), v->thread))
+		return kvm_vcpu_get_sregs(v, s);
+	const struct kvm_sregs *ks = &v->run->s.regs.sregs;
+	seg_from_kvm(&s->cs, &ks->cs);
+	seg_from_kvm(&s->ds, &ks->ds);
+	seg_from_kvm(&s->es, &ks->es);
+	seg_from_kvm(&s->fs, &ks->fs);
+	seg_from_kvm(&s->gs, &ks->gs);
+	seg_from_kvm(&s->ss, &ks->ss);
+	seg_from_kvm(&s->tr, &ks->tr);
+	seg_from_kvm(&s->ldt, &ks->ldt);
+	s->gdt = (struct x86_dtable){ ks->gdt.base, ks->gdt.limit };
+	s->idt = (struct x86_dtable){ ks->idt.base, ks->idt.limit };
+	s->cr0 = ks->cr0;
+	s->cr2 = ks->cr2;
+	s->cr3 = ks->cr3;
+	s->cr4 = ks->cr4;
+	s->cr8 = ks->cr8;
+	s->efer = ks->efer;
+	s->apic_base = ks->apic_base;
 	return 0;
 }
 
@@ -867,6 +909,7 @@ const struct accel_ops accel_kvm_ops = {
 	.vcpu_set_regs_deferred = kvm_vcpu_set_regs_deferred,
 	.vcpu_irq_requested = kvm_vcpu_irq_requested,
 	.vcpu_get_msrs = kvm_vcpu_get_msrs,
+	.vcpu_get_sregs_synced = kvm_vcpu_get_sregs_synced,
 	.vcpu_xsave_size = kvm_vcpu_xsave_size,
 	.vcpu_get_xsave = kvm_vcpu_get_xsave,
 	.vcpu_set_xsave = kvm_vcpu_set_xsave,

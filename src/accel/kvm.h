@@ -37,6 +37,8 @@ struct kvm_vcpu {
 	bool pending_msr;     /* the last exit was an MSR exit to complete */
 	bool regs_synced;     /* run->s.regs.regs is current (sync regs, owner thread) */
 	bool regs_foreign;    /* another thread set the registers since the last run */
+	bool sregs_synced;    /* run->s.regs.sregs is current: an exit stored it, no
+			       * SET_SREGS/SET_MSRS since (vcpu_get_sregs_synced) */
 	/* PVM syscall fix-up (kvm_pvm.c) */
 	uint64_t lstar;
 	uint64_t pf_handler;  /* where the breakpoint sits */

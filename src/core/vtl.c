@@ -113,7 +113,11 @@ static int get_x86(struct vtl *t, uint32_t vp, unsigned vtl, struct vsm_regs *v)
 	struct x86_regs r;
 	struct x86_sregs s;
 	memset(v, 0, sizeof(*v));
-	if (!av || t->vm->ops->vcpu_get_regs(av, &r) < 0 || t->vm->ops->vcpu_get_sregs(av, &s) < 0)
+	/* On the VP's thread both usually come from the sync-regs area (no ioctl). */
+	int (*get_sregs)(struct accel_vcpu *, struct x86_sregs *) =
+		t->vm->ops->vcpu_get_sregs_synced ? t->vm->ops->vcpu_get_sregs_synced :
+						    t->vm->ops->vcpu_get_sregs;
+	if (!av || t->vm->ops->vcpu_get_regs(av, &r) < 0 || get_sregs(av, &s) < 0)
 		return HV_STATUS_INVALID_PARAMETER;
 	vsm_regs_from_x86(v, &r, &s);
 	return HV_STATUS_SUCCESS;
