@@ -360,12 +360,27 @@ int main(int argc, char **argv)
 			memcpy(ximg_a, xcur, xsz);                            \
 		}                                                             \
 	} while (0)
-	TIME("intercept round trip, phase 3 register ops", run_iters, {
+	/* hvmm has KVM store REGS and SREGS at every exit (kvm.c): so do these. */
+	a.run->kvm_valid_regs = b.run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+	TIME("bare exit with sync regs + sregs", run_iters, run_to_out(&a));
+	TIME("intercept round trip, phase 3, GET_SREGS ioctls", run_iters, {
 		run_to_out(&a);
 		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);     /* the message */
 		SWITCH_AB();
 		run_to_out(&b);                           /* SetVpRegisters(RIP) */
 		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);
+		ioctl(a.vcpu, KVM_GET_MSRS, &msrs);
+		a.run->kvm_dirty_regs = KVM_SYNC_X86_REGS; /* the new RIP: sync regs */
+		run_to_out(&b);                           /* VtlReturn */
+		SWITCH_BA();
+	});
+	/* Segments from the sync-regs area (KVM stores SREGS at every exit). */
+	TIME("intercept round trip, phase 3 + synced sregs", run_iters, {
+		run_to_out(&a);
+		sregs = a.run->s.regs.sregs;              /* the message */
+		SWITCH_AB();
+		run_to_out(&b);                           /* SetVpRegisters(RIP) */
+		sregs = a.run->s.regs.sregs;
 		ioctl(a.vcpu, KVM_GET_MSRS, &msrs);
 		a.run->kvm_dirty_regs = KVM_SYNC_X86_REGS; /* the new RIP: sync regs */
 		run_to_out(&b);                           /* VtlReturn */
@@ -398,6 +413,7 @@ int main(int argc, char **argv)
 		run_to_out(&b);
 		run_to_out(&b);
 	});
+	a.run->kvm_valid_regs = b.run->kvm_valid_regs = KVM_SYNC_X86_REGS;
 #undef SWITCH_AB
 #undef SWITCH_BA
 	a.run->kvm_valid_regs = 0;
