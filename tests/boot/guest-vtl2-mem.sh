@@ -6,7 +6,8 @@
 # at the 64-slot cap with INSUFFICIENT_MEMORY): VTL0 reads it read-only, its write and then
 # (no access) its read come to VTL2 as GPA intercepts in the VP assist page
 # with GPA, access type, GVA and instruction length (REP STOS, LOCK ADD and
-# XCHG too, put back at their start: RDI/EDI as before them); VTL0's read of VTL2's
+# XCHG too, put back at their start: RDI/EDI as before them; a LOCK ADD to
+# the no-access page comes as its read, length 4); VTL0's read of VTL2's
 # image too, and its read of a GPA that is neither RAM nor a device comes
 # as UNMAPPED_GPA; from ring 3 (KVM on PVM: native, shadow-paging faults) its
 # read of the no-access page and write of the read-only page come with CPL
@@ -31,6 +32,7 @@ if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 10 passed, 0 failed' &
 	grep -qa 'lock add to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$log_file" &&
 	grep -qa 'xchg with read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$log_file" &&
 	grep -qa 'read of no-access: entry 3 message 0x80000001 access 0 gpa 0x807000' "$log_file" &&
+	grep -qa 'lock add to no-access: entry 3 message 0x80000001 access 0 gpa 0x807000 gva 0x807000 (info 3) rip 0x[0-9a-f]*+4 ' "$log_file" &&
 	grep -qa "read of VTL2's memory: entry 3 message 0x80000001 access 0" "$log_file" &&
 	grep -qa 'read of an unmapped GPA: entry 3 message 0x80000000 access 0 gpa 0x20000000' "$log_file" &&
 	grep -qa 'ring 3 write to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000 .* cpl 3' "$log_file"; then

@@ -16,7 +16,8 @@
  *  - string and read-modify-write stores to it (REP STOS, LOCK ADD, XCHG)
  *    are intercepted at their start with the registers as before them;
  *  - makes it no-access: VTL0's read is intercepted (read access, length 3)
- *    and its destination register keeps its value;
+ *    and its destination register keeps its value; its LOCK ADD comes as
+ *    the read (length 4), the page unchanged;
  *  - VTL0's read of VTL2's own image is intercepted;
  *  - VTL0's read of a GPA that is neither RAM nor a device comes as
  *    UNMAPPED_GPA;
@@ -85,6 +86,7 @@ __asm__(
 	"	mov $0x5a5a5a5a, %edi\n"
 	"	xchg %edi, (%rsi)\n"          /* 87 3e: EDI must keep its value */
 	"	mov (%rsi), %r14d\n"          /* 44 8b 36: no access by now */
+	"	lock addl $1, (%rsi)\n"       /* f0 83 06 01: its read comes first */
 	"	mov 0x804800, %rdi\n"         /* VTL2's address */
 	"	mov (%rdi), %r15\n"           /* 4c 8b 3f: VTL2's hidden memory */
 	"	mov $0x20000000, %edi\n"      /* neither RAM nor a device */
@@ -244,6 +246,12 @@ int guest_main(const char *cmdline)
 		check_intercept(&h, "read of no-access", 0, TARGET, 3, 0);
 		expect(vtl2_rt_vtl0_gprs[VTL2_RT_R14] == 0x1234, "VTL0's R14 became 0x%lx",
 		       vtl2_rt_vtl0_gprs[VTL2_RT_R14]);
+		/* A read-modify-write: the read is intercepted (its write, which
+		 * follows once the read is finished, is dropped), length 4. */
+		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		check_intercept(&h, "lock add to no-access", 0, TARGET, 4, 0);
+		expect(*(volatile u32 *)TARGET == TARGET_VALUE, "the page changed to 0x%x",
+		       *(volatile u32 *)TARGET);
 	}
 
 	TEST_BEGIN("vtl2_memory_hidden");
@@ -289,7 +297,7 @@ int guest_main(const char *cmdline)
 		u32 reason;
 		memcpy(&reason, assist + 8, 4);
 		expect(reason == ENTRY_VTL_CALL, "entry reason %u, not VTL_CALL", reason);
-		printf("VTL0 called back after %s\n", reason == ENTRY_VTL_CALL ? "9 intercepts" : "?");
+		printf("VTL0 called back after %s\n", reason == ENTRY_VTL_CALL ? "10 intercepts" : "?");
 	}
 	TEST_END();
 	return 0;
