@@ -1,7 +1,8 @@
 /*
- * Console for the test guests: COM1 as a polled 16550A (115200 8N1, FIFOs
- * on, no interrupts; National PC16550D datasheet register map) and a small
- * printf. Every byte waits for LSR.THRE first; the wait is bounded so a
+ * Console for the test guests: COM1 (or the port a guest names in
+ * guest_console_port, e.g. COM3 for VTL2 payloads, as OpenHCL logs there)
+ * as a polled 16550A (115200 8N1, FIFOs on, no interrupts; National
+ * PC16550D datasheet register map) and a small printf. Every byte waits for LSR.THRE first; the wait is bounded so a
  * missing or broken UART slows the guest down instead of hanging it.
  */
 #include "guest.h"
@@ -18,28 +19,32 @@
 #define LSR_TEMT 0x40
 #define THRE_SPINS 100000
 
+/* Weak: a guest's own definition wins (not constant-folded here). */
+__attribute__((weak)) const u16 guest_console_port = COM1_BASE;
+#define PORT guest_console_port
+
 void console_init(void)
 {
-	outb(COM1_BASE + UART_IER, 0x00);
-	outb(COM1_BASE + UART_LCR, 0x80); /* DLAB */
-	outb(COM1_BASE + UART_DLL, 0x01); /* 115200 */
-	outb(COM1_BASE + UART_DLM, 0x00);
-	outb(COM1_BASE + UART_LCR, 0x03); /* 8N1 */
-	outb(COM1_BASE + UART_FCR, 0xc7); /* FIFO on, cleared, 14-byte trigger */
-	outb(COM1_BASE + UART_MCR, 0x0b); /* DTR, RTS, OUT2 */
+	outb(PORT + UART_IER, 0x00);
+	outb(PORT + UART_LCR, 0x80); /* DLAB */
+	outb(PORT + UART_DLL, 0x01); /* 115200 */
+	outb(PORT + UART_DLM, 0x00);
+	outb(PORT + UART_LCR, 0x03); /* 8N1 */
+	outb(PORT + UART_FCR, 0xc7); /* FIFO on, cleared, 14-byte trigger */
+	outb(PORT + UART_MCR, 0x0b); /* DTR, RTS, OUT2 */
 }
 
 static void wait_lsr(u8 bits)
 {
 	for (unsigned i = 0; i < THRE_SPINS; i++)
-		if ((inb(COM1_BASE + UART_LSR) & bits) == bits)
+		if ((inb(PORT + UART_LSR) & bits) == bits)
 			return;
 }
 
 void console_putc(char c)
 {
 	wait_lsr(LSR_THRE);
-	outb(COM1_BASE + UART_THR, (u8)c);
+	outb(PORT + UART_THR, (u8)c);
 }
 
 void console_write(const char *s, size_t len)
