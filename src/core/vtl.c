@@ -20,6 +20,7 @@
 #include "core/vm.h"
 #include "core/vtl_mem.h"
 #include "hv/hv.h"
+#include "hv/stimer_core.h"
 #include "hv/vsm.h"
 
 /*
@@ -56,12 +57,8 @@ struct vtl {
 	pthread_mutex_t start_lock;  /* with start_cond: APs held until VTL2 starts them */
 	pthread_cond_t start_cond;
 	bool start_sync;             /* start_lock/start_cond initialized */
-	/* VTL2's synthetic timers: a thread polls vsm_stimer_poll (timer_thread). */
-	pthread_mutex_t tlock;
-	pthread_cond_t tcond;
-	pthread_t tthread;
-	bool tthread_started, tstop;
-	unsigned tkick;
+	/* VTL2's synthetic timers: a thread polls vsm_stimer_poll (timer_poll). */
+	struct stimer_thread timer;
 	uint64_t vtl2_ref_tsc;       /* VTL2's REFERENCE_TSC MSR (partition-wide, atomic) */
 	struct vsm_ops ops;
 	struct vtl_snap *snap;  /* per VP: the block op_get_regs read (vsm lock) */
@@ -398,42 +395,14 @@ static uint64_t op_ref_time(void *o)
 static void op_stimer_changed(void *o)
 {
 	struct vtl *t = o;
-	pthread_mutex_lock(&t->tlock);
-	t->tkick++;
-	pthread_cond_signal(&t->tcond);
-	pthread_mutex_unlock(&t->tlock);
+	stimer_thread_kick(&t->timer);
 }
 
-/* Sleeps until VTL2's next timer expiry (CLOCK_MONOTONIC) or a new arm. */
-static void *timer_thread(void *arg)
+/* The timer thread's poll: fires VTL2's due timers, returns the next expiry. */
+static uint64_t timer_poll(void *o, uint64_t now)
 {
-	struct vtl *t = arg;
-	pthread_setname_np(pthread_self(), "vtl2-stimer");
-	pthread_mutex_lock(&t->tlock);
-	while (!t->tstop) {
-		unsigned kick = t->tkick;
-		pthread_mutex_unlock(&t->tlock);
-		uint64_t now = op_ref_time(t);
-		uint64_t next = vsm_stimer_poll(t->vsm, now);
-		pthread_mutex_lock(&t->tlock);
-		if (t->tstop || kick != t->tkick)
-			continue;
-		if (next == UINT64_MAX) {
-			pthread_cond_wait(&t->tcond, &t->tlock);
-			continue;
-		}
-		uint64_t delta_ns = (next > now ? next - now : 0) * 100;
-		if (delta_ns > 10000000000ull) /* re-evaluate at least every 10 s */
-			delta_ns = 10000000000ull;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + delta_ns;
-		ts.tv_sec += (time_t)(ns / 1000000000ull);
-		ts.tv_nsec = (long)(ns % 1000000000ull);
-		pthread_cond_timedwait(&t->tcond, &t->tlock, &ts);
-	}
-	pthread_mutex_unlock(&t->tlock);
-	return NULL;
+	struct vtl *t = o;
+	return vsm_stimer_poll(t->vsm, now);
 }
 
 int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
@@ -451,12 +420,7 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 	t->snap = calloc(vm->nvcpus, sizeof(*t->snap));
 	pthread_mutex_init(&t->start_lock, NULL);
 	pthread_cond_init(&t->start_cond, NULL);
-	pthread_mutex_init(&t->tlock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&t->tcond, &ca);
-	pthread_condattr_destroy(&ca);
+	stimer_thread_init(&t->timer, "vtl2-stimer", op_ref_time, timer_poll, t);
 	t->start_sync = true;
 	for (unsigned i = 0; t->pending && i < vm->nvcpus; i++)
 		t->pending[i] = -1;
@@ -497,12 +461,11 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 		goto fail;
 	}
 	if (vm->hv) {
-		ret = -pthread_create(&t->tthread, NULL, timer_thread, t);
+		ret = stimer_thread_start(&t->timer);
 		if (ret < 0) {
 			log_error("cannot start VTL2's timer thread: %s", strerror(-ret));
 			goto fail;
 		}
-		t->tthread_started = true;
 	}
 	*out = t;
 	return 0;
@@ -515,13 +478,7 @@ void vtl_destroy(struct vtl *t)
 {
 	if (!t)
 		return;
-	if (t->tthread_started) {
-		pthread_mutex_lock(&t->tlock);
-		t->tstop = true;
-		pthread_cond_signal(&t->tcond);
-		pthread_mutex_unlock(&t->tlock);
-		pthread_join(t->tthread, NULL);
-	}
+	stimer_thread_stop(&t->timer);  /* before vsm_destroy: it polls vsm */
 	if (t->vsm)
 		vsm_destroy(t->vsm);
 	if (t->accel[2])
@@ -545,8 +502,7 @@ void vtl_destroy(struct vtl *t)
 	if (t->start_sync) {
 		pthread_cond_destroy(&t->start_cond);
 		pthread_mutex_destroy(&t->start_lock);
-		pthread_cond_destroy(&t->tcond);
-		pthread_mutex_destroy(&t->tlock);
+		stimer_thread_fini(&t->timer);
 	}
 	free(t);
 }

@@ -52,12 +52,7 @@ int hv_create(const struct hv_platform *p, struct hv **out)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&hv->lock, NULL);
-	pthread_mutex_init(&hv->tlock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&hv->tcond, &ca);
-	pthread_condattr_destroy(&ca);
+	hv_stimer_thread_init(hv);
 	for (unsigned i = 0; i < p->nvps; i++) {
 		struct hv_vp *v = &hv->vps[i];
 		pthread_mutex_init(&v->lock, NULL);
@@ -89,8 +84,7 @@ void hv_destroy(struct hv *hv)
 	}
 	free(hv->vps);
 	pthread_mutex_destroy(&hv->lock);
-	pthread_mutex_destroy(&hv->tlock);
-	pthread_cond_destroy(&hv->tcond);
+	stimer_thread_fini(&hv->timer);
 	free(hv);
 }
 

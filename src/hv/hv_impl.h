@@ -1,6 +1,6 @@
 /*
  * Private state of the Hyper-V layer, shared by the files of src/hv. See
- * hv.h for the lock order (hv->lock before vp->lock; hv->tlock is a leaf
+ * hv.h for the lock order (hv->lock before vp->lock; hv->timer.lock is a leaf
  * that only the timer thread's wake-up uses).
  */
 #ifndef HVMM_HV_HV_IMPL_H
@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "hv/hv.h"
+#include "hv/stimer_core.h"
 
 #define HV_PAGE_SIZE 4096u
 #define HV_PAGE_ENABLE 1ull
@@ -76,19 +77,13 @@ struct hv_msgq {
 	unsigned head, count;
 };
 
-struct hv_stimer {
-	uint64_t config, count;
-	uint64_t deadline;   /* reference time of the next expiry */
-	bool armed;
-};
-
 struct hv_vp {
 	pthread_mutex_t lock;
 	uint64_t vp_assist;
 	uint64_t scontrol, siefp, simp;
 	uint64_t sint[HV_SINT_COUNT];
 	struct hv_msgq q[HV_SINT_COUNT];
-	struct hv_stimer stimer[HV_STIMER_COUNT];
+	struct stimer stimer[HV_STIMER_COUNT];
 	uint64_t msgs_posted, msgs_queued, msgs_dropped;
 };
 
@@ -110,13 +105,8 @@ struct hv {
 	hv_signal_event_fn signal;
 	void *conn_opaque;
 
-	/* Timer thread. */
-	pthread_t tthread;
-	bool tthread_started;
-	pthread_mutex_t tlock;
-	pthread_cond_t tcond;
-	bool tstop;
-	unsigned tkick;
+	/* Timer thread (its lock is a leaf). */
+	struct stimer_thread timer;
 };
 
 static inline bool hv_vp_valid(const struct hv *hv, uint32_t vp)
@@ -143,6 +133,7 @@ void hv_synic_interrupt(struct hv *hv, uint32_t vp, uint8_t vector);
 bool hv_stimer_msr_read(struct hv *hv, uint32_t vp, uint32_t index, uint64_t *val);
 int hv_stimer_msr_write(struct hv *hv, uint32_t vp, uint32_t index, uint64_t val,
 			bool *kick);
+void hv_stimer_thread_init(struct hv *hv);
 int hv_stimer_thread_start(struct hv *hv);
 void hv_stimer_thread_stop(struct hv *hv);
 void hv_stimer_kick(struct hv *hv);

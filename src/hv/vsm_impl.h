@@ -8,14 +8,8 @@
 
 #include <pthread.h>
 
+#include "hv/stimer_core.h"
 #include "hv/vsm.h"
-
-/* One synthetic timer of a higher VTL (vsm_stimer.c). */
-struct vsm_stimer {
-	uint64_t config, count;
-	uint64_t deadline;        /* reference time of the next expiry, when armed */
-	bool armed;
-};
 
 /* Synthetic state one VTL of one VP owns (TLFS: private per VTL). */
 struct vsm_vp_vtl {
@@ -23,7 +17,7 @@ struct vsm_vp_vtl {
 	uint64_t scontrol, simp, siefp, sint[HV_SINT_COUNT];
 	uint64_t vina;            /* HvRegisterVsmVina */
 	uint64_t secure_config;   /* HvRegisterVsmVpSecureConfigVtlN, held for lower VTL N */
-	struct vsm_stimer stimer[HV_STIMER_COUNT];   /* VTL > 0 only (VTL0's are hv's) */
+	struct stimer stimer[HV_STIMER_COUNT];   /* VTL > 0 only (VTL0's are hv's) */
 };
 
 struct vsm_vp {

@@ -8,7 +8,8 @@
  * VTL0 is preempted). One-shot (COUNT absolute) and periodic (COUNT the
  * period) as hv's; an expiry whose message slot is still busy is dropped,
  * as hv does. The wiring polls (vsm_stimer_poll) from its own thread and is
- * told of every (re)arm through ops->stimer_changed.
+ * told of every (re)arm through ops->stimer_changed. The register rules and
+ * deadlines are stimer_core.c's, shared with hv's timers.
  */
 #include "hv/vsm_impl.h"
 
@@ -18,24 +19,11 @@
 #include "core/log.h"
 #include "hv/hv_impl.h"
 
-/* Shortest period honoured (100 ns units), as hv_stimer.c. */
-#define VSM_STIMER_MIN_PERIOD 500
-
-static uint64_t period(const struct vsm_stimer *t)
-{
-	return t->count < VSM_STIMER_MIN_PERIOD ? VSM_STIMER_MIN_PERIOD : t->count;
-}
-
-static void arm(struct vsm *vsm, struct vsm_stimer *t)
+/* A timer changed: re-arm it, and tell the poller when it is armed. */
+static void arm(struct vsm *vsm, struct stimer *t)
 {
 	const struct vsm_ops *o = &vsm->cfg.ops;
-	t->armed = false;
-	if (!(t->config & HV_STIMER_ENABLE) || t->count == 0)
-		return;
-	t->deadline = (t->config & HV_STIMER_PERIODIC) ? o->ref_time(o->opaque) + period(t)
-						       : t->count;
-	t->armed = true;
-	if (o->stimer_changed)
+	if (stimer_arm(t, o->ref_time, o->opaque) && o->stimer_changed)
 		o->stimer_changed(o->opaque);
 }
 
@@ -49,7 +37,7 @@ int vsm_stimer_read_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t 
 {
 	if (!vsm_stimer_msr(index) || vtl == 0 || !vsm->cfg.ops.ref_time)
 		return -ENOENT;
-	const struct vsm_stimer *t =
+	const struct stimer *t =
 		&vsm->vps[vp].vtl[vtl].stimer[(index - HV_X64_MSR_STIMER0_CONFIG) / 2];
 	*val = (index & 1) ? t->count : t->config;
 	return 0;
@@ -60,23 +48,8 @@ int vsm_stimer_write_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t
 {
 	if (!vsm_stimer_msr(index) || vtl == 0 || !vsm->cfg.ops.ref_time)
 		return -ENOENT;
-	struct vsm_stimer *t = &vsm->vps[vp].vtl[vtl].stimer[(index - HV_X64_MSR_STIMER0_CONFIG) / 2];
-	if (index & 1) {
-		t->count = val;
-		/* A non-zero count with auto-enable starts it; zero stops it. */
-		if (val && (t->config & HV_STIMER_AUTOENABLE))
-			t->config |= HV_STIMER_ENABLE;
-		if (!val)
-			t->config &= ~HV_STIMER_ENABLE;
-	} else {
-		val &= HV_STIMER_WRITABLE;
-		/* Message mode needs a SINT other than 0; direct mode a vector >= 16. */
-		if (!(val & HV_STIMER_DIRECT) && HV_STIMER_SINT(val) == 0)
-			val &= ~HV_STIMER_ENABLE;
-		if ((val & HV_STIMER_DIRECT) && HV_STIMER_VECTOR(val) < 16)
-			val &= ~HV_STIMER_ENABLE;
-		t->config = val;
-	}
+	struct stimer *t = &vsm->vps[vp].vtl[vtl].stimer[(index - HV_X64_MSR_STIMER0_CONFIG) / 2];
+	stimer_write(t, index & 1, val);
 	arm(vsm, t);
 	return 0;
 }
@@ -97,7 +70,7 @@ _Static_assert(sizeof(struct vsm_timer_message) == HV_MESSAGE_SIZE, "HV_MESSAGE 
 static void fire(struct vsm *vsm, uint32_t vp, unsigned vtl, unsigned n, uint64_t now)
 {
 	const struct vsm_ops *o = &vsm->cfg.ops;
-	struct vsm_stimer *t = &vsm->vps[vp].vtl[vtl].stimer[n];
+	struct stimer *t = &vsm->vps[vp].vtl[vtl].stimer[n];
 	if (t->config & HV_STIMER_DIRECT) {
 		o->interrupt(o->opaque, vtl, HV_INTERRUPT_TYPE_FIXED, vp, false,
 			     (uint8_t)HV_STIMER_VECTOR(t->config));
@@ -115,14 +88,7 @@ static void fire(struct vsm *vsm, uint32_t vp, unsigned vtl, unsigned n, uint64_
 			log_guest_debug("vsm: VP %u VTL%u STIMER%u expiry dropped (status 0x%x)", vp,
 					vtl, n, st);
 	}
-	if (t->config & HV_STIMER_PERIODIC) {
-		t->deadline += period(t);
-		if (t->deadline <= now) /* missed periods are not replayed */
-			t->deadline = now + period(t);
-	} else {
-		t->config &= ~HV_STIMER_ENABLE;
-		t->armed = false;
-	}
+	stimer_expired(t, now);
 }
 
 uint64_t vsm_stimer_poll(struct vsm *vsm, uint64_t now)
@@ -132,7 +98,7 @@ uint64_t vsm_stimer_poll(struct vsm *vsm, uint64_t now)
 	for (uint32_t vp = 0; vp < vsm->cfg.nvps; vp++) {
 		for (unsigned vtl = 1; vtl < VSM_NUM_VTLS; vtl++) {
 			for (unsigned n = 0; n < HV_STIMER_COUNT; n++) {
-				struct vsm_stimer *t = &vsm->vps[vp].vtl[vtl].stimer[n];
+				struct stimer *t = &vsm->vps[vp].vtl[vtl].stimer[n];
 				if (t->armed && t->deadline <= now)
 					fire(vsm, vp, vtl, n, now);
 				if (t->armed && t->deadline < next)
