@@ -2,7 +2,9 @@
  * vtl2: the VTL2 test payload of `hvmm --vtl2` (TLFS "Virtual Secure Mode";
  * ../shared/docs/igvm-and-vsm.md parts B-C). Built into a VSM_ISOLATION
  * IGVM file by `hvmm-igvm build --vsm --elf vtl2.elf`, it starts in VTL2 on
- * the BSP and, on COM1 with the framework's PASS/FAIL lines:
+ * the BSP and, with the shared VTL2 runtime (lib/vtl2_rt: VTL0 here runs on
+ * VTL2's own page tables, GDT and IDT), on COM1 with the framework's
+ * PASS/FAIL lines:
  *  - enables its hypercall page and reads HvRegisterVsmCodePageOffsets
  *    (VTL call/return stubs at 0x10/0x30);
  *  - GetVpRegisters VsmCapabilities and VsmVpStatus (VTL2 active, VTL0 and
@@ -47,37 +49,26 @@
  */
 #include "guest.h"
 #include "hvcall_lib.h"
+#include "vtl2_rt.h"
 
 const char guest_name[] = "vtl2";
 
 #define VTL0_VALUE 0x5a5a1234u
 #define REG_VSM_CAPABILITIES 0x000D0006u
 #define REG_VSM_VP_STATUS    0x000D0003u
-#define REG_RIP    0x00020010u
-#define REG_RSP    0x00020004u
-#define REG_RFLAGS 0x00020011u
-#define REG_CR0    0x00040000u
-#define REG_CR3    0x00040002u
-#define REG_CR4    0x00040003u
-#define REG_EFER   0x00080001u
-#define REG_ES     0x00060000u
-#define REG_CS     0x00060001u
-#define REG_SS     0x00060002u
-#define REG_DS     0x00060003u
-#define REG_TR     0x00060007u
-#define REG_IDTR   0x00070000u
-#define REG_GDTR   0x00070001u
+#define REG_VSM_VINA         0x000D0005u
+#define MSR_EOM              0x40000084u
+#define MSR_TIME_REF_COUNT   0x40000020u
+#define CALL_ASSERT_VIRTUAL_INTERRUPT 0x0094
+#define STATUS_INVALID_VP_INDEX 0x000E
 
-static u8 hc_page[4096] __attribute__((aligned(4096)));
-static u8 hc_in[4096] __attribute__((aligned(4096)));
-static u8 hc_out[4096] __attribute__((aligned(4096)));
 /* VTL0's pages: hypercall page, input/output of its call, stack. */
 u8 vtl0_hcpage[4096] __attribute__((aligned(4096)));
 u8 vtl0_in[4096] __attribute__((aligned(4096)));
 u8 vtl0_out[4096] __attribute__((aligned(4096)));
 static u8 vtl0_stack[4096] __attribute__((aligned(4096)));
 static u8 ap_stack[4096] __attribute__((aligned(4096)));
-static u8 assist[4096] __attribute__((aligned(4096)));   /* VTL2's VP assist page */
+static u8 *const assist = vtl2_rt_assist;                /* VTL2's VP assist page */
 static u8 simp2[4096] __attribute__((aligned(4096)));    /* VTL2's SynIC message page */
 static u8 tsc2[4096] __attribute__((aligned(4096)));     /* VTL2's reference TSC page */
 static u8 *const sipi_page = (u8 *)0x9f000;              /* VTL0's SIPI vector 0x9f */
@@ -88,12 +79,16 @@ static u8 ap2_stack[4096] __attribute__((aligned(4096)));
 
 void vtl0_entry(void);
 /*
- * VtlReturn (fast) through `stub` with VTL0's shared registers restored as
- * it left them (saved at each entry into VTL2, as a VTL2 runtime does); back
- * at the next VtlCall or intercept with VTL0's RBX, R12 in out[0..1].
+ * VtlReturn into VTL0 with its registers as it left them
+ * (vtl2_rt_vtl0_gprs): fast, or slow once a test has put VTL0's RAX/RCX
+ * in the assist page (answer_slow) and until one goes back to fast.
  */
-u64 vtl0_gprs[13];   /* RBX RDX RSI RDI RBP R8-R15 */
-u64 vtl2_return_ctl = 1;
+static bool return_fast = true;
+static void run_vtl0(const struct hvcall *h)
+{
+	vtl2_rt_return(h, return_fast);
+}
+#define VTL0_GPR(r) vtl2_rt_vtl0_gprs[VTL2_RT_##r]
 u32 vtl0_mxcsr = 0x7f80;   /* round toward zero, all exceptions masked */
 /* XMM3 and MXCSR as VTL2 finds them after VTL0's VtlCall. */
 static u64 read_xmm3(void)
@@ -129,9 +124,7 @@ static u16 fast_get_reg(const u8 *page, u8 vtl, u32 name, u64 *val)
 			 : "rdx", "r9", "r10", "r11", "memory");
 	*val = out;
 	return (u16)st;
-}   /* RCX of the VtlReturn: 1 fast, 0 RAX/RCX from the assist page */
-void *vtl2_stub;
-void vtl2_return_wait(void *stub, u64 *out);
+}
 
 __asm__(
 	".text\n"
@@ -220,91 +213,75 @@ __asm__(
 	"	movl $0xa11ce, vtl2_ap_flag\n"
 	"2:	cli\n"
 	"	hlt\n"
-	"	jmp 2b\n"
-	".globl vtl2_return_wait\n"
-	"vtl2_return_wait:\n"
-	"	push %rbx\n"
-	"	push %rbp\n"
-	"	push %r12\n"
-	"	push %r13\n"
-	"	push %r14\n"
-	"	push %r15\n"
-	"	push %rsi\n"
-	"	mov %rdi, vtl2_stub\n"
-	/* VTL0's shared registers as it left them (RAX/RCX: the fast return's) */
-	"	mov vtl0_gprs + 0, %rbx\n"
-	"	mov vtl0_gprs + 8, %rdx\n"
-	"	mov vtl0_gprs + 16, %rsi\n"
-	"	mov vtl0_gprs + 24, %rdi\n"
-	"	mov vtl0_gprs + 32, %rbp\n"
-	"	mov vtl0_gprs + 40, %r8\n"
-	"	mov vtl0_gprs + 48, %r9\n"
-	"	mov vtl0_gprs + 56, %r10\n"
-	"	mov vtl0_gprs + 64, %r11\n"
-	"	mov vtl0_gprs + 72, %r12\n"
-	"	mov vtl0_gprs + 80, %r13\n"
-	"	mov vtl0_gprs + 88, %r14\n"
-	"	mov vtl0_gprs + 96, %r15\n"
-	"	mov vtl2_return_ctl, %rcx\n"
-	"	call *vtl2_stub\n"
-	"	mov %rbx, vtl0_gprs + 0\n"
-	"	mov %rdx, vtl0_gprs + 8\n"
-	"	mov %rsi, vtl0_gprs + 16\n"
-	"	mov %rdi, vtl0_gprs + 24\n"
-	"	mov %rbp, vtl0_gprs + 32\n"
-	"	mov %r8, vtl0_gprs + 40\n"
-	"	mov %r9, vtl0_gprs + 48\n"
-	"	mov %r10, vtl0_gprs + 56\n"
-	"	mov %r11, vtl0_gprs + 64\n"
-	"	mov %r12, vtl0_gprs + 72\n"
-	"	mov %r13, vtl0_gprs + 80\n"
-	"	mov %r14, vtl0_gprs + 88\n"
-	"	mov %r15, vtl0_gprs + 96\n"
-	"	pop %rsi\n"
-	"	mov %rbx, (%rsi)\n"
-	"	mov %r12, 8(%rsi)\n"
-	"	pop %r15\n"
-	"	pop %r14\n"
-	"	pop %r13\n"
-	"	pop %r12\n"
-	"	pop %rbp\n"
-	"	pop %rbx\n"
-	"	ret\n");
+	"	jmp 2b\n");
 
-struct dt {
-	u16 limit;
-	u64 base;
-} __attribute__((packed));
-
-/*
- * SetVpRegisters of VTL0 with n registers in one call: the accelerator takes
- * the new state as a whole (paging on and EFER.LMA only make sense together).
- */
-struct reg {
-	u32 name;
-	u64 lo, hi;
-};
-static u16 set_vtl0(const struct hvcall *h, const struct reg *r, u16 n, u16 *done)
+/* Moves VTL0's RIP to `rip` (past an intercepted instruction): one check. */
+static u16 advance_vtl0(const struct hvcall *h, u64 rip)
 {
-	u64 self = 0xFFFFFFFFFFFFFFFFull;
-	u32 vp = 0xFFFFFFFEu;
-	memset(h->in, 0, 16 + 32 * (size_t)n);
-	memcpy(h->in, &self, 8);
-	memcpy(h->in + 8, &vp, 4);
-	h->in[12] = HVL_VTL(0);
-	for (u16 i = 0; i < n; i++) {
-		u8 *e = h->in + 16 + 32 * (size_t)i;
-		memcpy(e, &r[i].name, 4);
-		memcpy(e + 16, &r[i].lo, 8);
-		memcpy(e + 24, &r[i].hi, 8);
-	}
-	return hvcall_rep(h, HVL_CALL_SET_VP_REGISTERS, n, 0, done);
+	u16 st = hvcall_set_vp_register(h, HVL_VTL(0), VTL2_RT_REG_RIP, rip, 0);
+	expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
+	return st;
 }
 
-/* HV_X64_SEGMENT_REGISTER as two words: base; limit | selector << 32 | attributes << 48. */
-static u64 seg_hi(u32 limit, u16 sel, u16 attr)
+/* The next VtlReturn is slow: VTL0 gets RAX and RCX from the assist page. */
+static void answer_slow(u64 rax, u64 rcx)
 {
-	return limit | (u64)sel << 32 | (u64)attr << 48;
+	memcpy(assist + 16, &rax, 8);   /* vtl_return_rax */
+	memcpy(assist + 24, &rcx, 8);   /* vtl_return_rcx */
+	return_fast = false;
+}
+
+/* Frees a SIMP slot (message type 0) and signals end of message. */
+static void free_slot(u8 *slot)
+{
+	u32 zero = 0;
+	memcpy(slot, &zero, 4);
+	wrmsr(MSR_EOM, 0);
+}
+
+static void clear_entry_reason(void)
+{
+	u32 zero = 0;
+	memcpy(assist + 8, &zero, 4);
+}
+
+/* InstallIntercept for this partition: access mask, intercept type, parameter. Status. */
+static u16 install_intercept(const struct hvcall *h, u32 access, u32 type, u64 param)
+{
+	u64 self = HVL_PARTITION_SELF;
+	memset(h->in, 0, 24);
+	memcpy(h->in, &self, 8);
+	memcpy(h->in + 8, &access, 4);
+	memcpy(h->in + 12, &type, 4);
+	memcpy(h->in + 16, &param, 8);
+	return hvcall_simple(h, HVL_CALL_INSTALL_INTERCEPT);
+}
+
+/* AssertVirtualInterrupt: fixed, to APIC 0 (this VP) of `vtl`, `vector`. Status. */
+static u16 assert_interrupt(const struct hvcall *h, u8 vtl, u32 vector)
+{
+	u64 self = HVL_PARTITION_SELF, ctl = 0 /* fixed */, dest = 0;
+	memset(h->in, 0, 32);
+	memcpy(h->in, &self, 8);
+	memcpy(h->in + 8, &ctl, 8);
+	memcpy(h->in + 16, &dest, 8);
+	memcpy(h->in + 24, &vector, 4);
+	h->in[28] = vtl;
+	return hvcall_simple(h, CALL_ASSERT_VIRTUAL_INTERRUPT);
+}
+
+/*
+ * EnableVpVtl / StartVirtualProcessor input in h->in: this partition, VP
+ * `vp`, VTL `vtl`, then HV_INITIAL_VP_CONTEXT with VTL2's paging and GDT.
+ */
+static void vp_context_input(const struct hvcall *h, u32 vp, u8 vtl, u64 rip, u64 rsp)
+{
+	u64 self = HVL_PARTITION_SELF;
+	memset(h->in, 0, 16);
+	memcpy(h->in, &self, 8);
+	memcpy(h->in + 8, &vp, 4);
+	h->in[12] = vtl;
+	vtl2_rt_vp_context(h->in + 16, rip, rsp);
 }
 
 int guest_main(const char *cmdline)
@@ -312,9 +289,8 @@ int guest_main(const char *cmdline)
 	(void)cmdline;
 	struct hvcall h;
 	TEST_BEGIN("hypercall_page");
-	expect(hvcall_init(&h, hc_page, (u64)hc_page, hc_in, (u64)hc_in, hc_out, (u64)hc_out,
-			   0x8100000000000001ull) == 0, "VTL2's hypercall page did not appear");
-	u16 st = hvcall_vsm_init(&h);
+	u16 st = 0;
+	expect(vtl2_rt_hvcall_init(&h, &st) == 0, "VTL2's hypercall page did not appear");
 	expect(st == 0, "VsmCodePageOffsets: status 0x%x", st);
 	expect(h.vtl_call_offset == 0x10 && h.vtl_return_offset == 0x30,
 	       "VTL call/return stubs at 0x%x/0x%x", h.vtl_call_offset, h.vtl_return_offset);
@@ -352,46 +328,30 @@ int guest_main(const char *cmdline)
 	expect(st != 0, "a read of VTL 3's register succeeded");
 
 	TEST_BEGIN("set_vtl0_state");
-	struct dt gdt, idt;
-	u16 cs, ss;
-	__asm__ volatile("sgdt %0; sidt %1; mov %%cs, %2; mov %%ss, %3"
-			 : "=m"(gdt), "=m"(idt), "=r"(cs), "=r"(ss));
-	u64 efer = rdmsr(0xC0000080u);
-	const struct reg regs[] = {
-		{ REG_CR0, read_cr0(), 0 }, { REG_CR3, read_cr3(), 0 }, { REG_CR4, read_cr4(), 0 },
-		{ REG_EFER, efer, 0 },
-		{ REG_GDTR, (u64)gdt.limit << 48, gdt.base }, { REG_IDTR, (u64)idt.limit << 48, idt.base },
-		{ REG_CS, 0, seg_hi(0xffffffff, cs, 0xa09b) }, { REG_SS, 0, seg_hi(0xffffffff, ss, 0xc093) },
-		{ REG_DS, 0, seg_hi(0xffffffff, ss, 0xc093) }, { REG_ES, 0, seg_hi(0xffffffff, ss, 0xc093) },
-		{ REG_TR, 0, seg_hi(0x67, 0, 0x008b) },
-		{ REG_RSP, (u64)vtl0_stack + sizeof(vtl0_stack), 0 }, { REG_RFLAGS, 0x2, 0 },
-		{ REG_RIP, (u64)vtl0_entry, 0 },
-	};
-	u16 n = sizeof(regs) / sizeof(regs[0]), done = 0;
-	st = set_vtl0(&h, regs, n, &done);
-	expect(st == 0 && done == n, "SetVpRegisters of VTL0: status 0x%x after %u of %u", st, done, n);
+	st = vtl2_rt_setup_vtl0_shared(&h, (u64)vtl0_entry, (u64)vtl0_stack + sizeof(vtl0_stack));
+	expect(st == 0, "SetVpRegisters of VTL0: status 0x%x", st);
 	unsigned bad = st != 0;
 	/* Read back through GetVpRegisters: VTL0's RIP and CR3 as set. */
 	u64 rip = 0, cr3 = 0;
-	st = hvcall_get_vp_register(&h, HVL_VTL(0), REG_RIP, &rip, NULL);
+	st = hvcall_get_vp_register(&h, HVL_VTL(0), VTL2_RT_REG_RIP, &rip, NULL);
 	expect(st == 0 && rip == (u64)vtl0_entry, "VTL0 RIP 0x%lx (status 0x%x)", rip, st);
-	st = hvcall_get_vp_register(&h, HVL_VTL(0), REG_CR3, &cr3, NULL);
+	st = hvcall_get_vp_register(&h, HVL_VTL(0), VTL2_RT_REG_CR3, &cr3, NULL);
 	expect(st == 0 && cr3 == read_cr3(), "VTL0 CR3 0x%lx (status 0x%x)", cr3, st);
 	/* A private MSR: VTL0's LSTAR is its own, VTL2's stays. */
 	u64 lstar2 = rdmsr(0xC0000082u), lstar0 = 0;
-	st = hvcall_set_vp_register(&h, HVL_VTL(0), 0x00080009u /* Lstar */, 0xffff800012345000ull, 0);
+	st = hvcall_set_vp_register(&h, HVL_VTL(0), VTL2_RT_REG_LSTAR, 0xffff800012345000ull, 0);
 	expect(st == 0, "SetVpRegisters VTL0 Lstar: status 0x%x", st);
-	st = hvcall_get_vp_register(&h, HVL_VTL(0), 0x00080009u, &lstar0, NULL);
+	st = hvcall_get_vp_register(&h, HVL_VTL(0), VTL2_RT_REG_LSTAR, &lstar0, NULL);
 	expect(st == 0 && lstar0 == 0xffff800012345000ull, "VTL0 Lstar 0x%lx (status 0x%x)", lstar0, st);
 	expect(rdmsr(0xC0000082u) == lstar2, "VTL2's LSTAR changed to 0x%lx", rdmsr(0xC0000082u));
 	/* VTL0's forbidden call: GetVpRegisters of (self, VTL 2) VsmVpStatus. */
-	u64 self = 0xFFFFFFFFFFFFFFFFull;
-	u32 vp = 0xFFFFFFFEu, name = REG_VSM_VP_STATUS;
-	memset(vtl0_in, 0, 32);
-	memcpy(vtl0_in, &self, 8);
-	memcpy(vtl0_in + 8, &vp, 4);
-	vtl0_in[12] = HVL_VTL(2);
-	memcpy(vtl0_in + 16, &name, 4);
+	{
+		const struct hvcall h0 = { .in = vtl0_in };
+		u32 name = REG_VSM_VP_STATUS;
+		hvcall_regs_header(&h0, HVL_VTL(2));
+		memset(vtl0_in + 16, 0, 16);
+		memcpy(vtl0_in + 16, &name, 4);
+	}
 
 	TEST_BEGIN("start_vp");
 	/*
@@ -400,40 +360,9 @@ int guest_main(const char *cmdline)
 	 * INVALID_VP_INDEX.
 	 */
 	{
-		u8 *in = h.in;
-		u64 self = 0xFFFFFFFFFFFFFFFFull, v;
-		u32 vp1 = 1;
-		memset(in, 0, 240);
-		memcpy(in, &self, 8);
-		memcpy(in + 8, &vp1, 4);
-		in[12] = 2;
-		u8 *c = in + 16;
-		v = (u64)vtl2_ap_entry;
-		memcpy(c, &v, 8);
-		v = (u64)ap_stack + sizeof(ap_stack);
-		memcpy(c + 8, &v, 8);
-		v = 2;
-		memcpy(c + 16, &v, 8);
-		u64 seg[2];
-		/* cs ds es fs gs ss tr ldtr at 24 + 16 * i */
-		const u16 sels[6] = { cs, ss, ss, ss, ss, ss };
-		for (int i = 0; i < 6; i++) {
-			seg[0] = 0;
-			seg[1] = seg_hi(0xffffffff, sels[i], i == 0 ? 0xa09b : 0xc093);
-			memcpy(c + 24 + 16 * i, seg, 16);
-		}
-		seg[0] = 0, seg[1] = seg_hi(0x67, 0, 0x008b);
-		memcpy(c + 24 + 16 * 6, seg, 16);
-		seg[0] = 0, seg[1] = seg_hi(0xffff, 0, 0x0082);
-		memcpy(c + 24 + 16 * 7, seg, 16);
-		seg[0] = (u64)idt.limit << 48, seg[1] = idt.base;
-		memcpy(c + 152, seg, 16);
-		seg[0] = (u64)gdt.limit << 48, seg[1] = gdt.base;
-		memcpy(c + 168, seg, 16);
-		u64 tail[5] = { efer, read_cr0(), read_cr3(), read_cr4(), 0x0007040600070406ull };
-		memcpy(c + 184, tail, 40);
+		vp_context_input(&h, 1, 2, (u64)vtl2_ap_entry, (u64)ap_stack + sizeof(ap_stack));
 		st = hvcall_simple(&h, HVL_CALL_ENABLE_VP_VTL);
-		if (st == 0x000E) {
+		if (st == STATUS_INVALID_VP_INDEX) {
 			printf("one VP: EnableVpVtl of VP 1 is INVALID_VP_INDEX as it must be\n");
 		} else {
 			expect(st == 0, "EnableVpVtl(VP 1, VTL2): status 0x%x", st);
@@ -456,54 +385,35 @@ int guest_main(const char *cmdline)
 	 * VTL0 enables its hypercall page, makes its forbidden call and writes
 	 * the port, which brings VTL2 back with the message; advance VTL0's RIP.
 	 */
-	u64 back[2] = { 0, 0 };
-	wrmsr(HVL_MSR_VP_ASSIST_PAGE, (u64)assist | 1);
+	vtl2_rt_enable_assist();
 	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG, 1ull << 12, 0);
 	expect(st == 0, "VsmPartitionConfig intercept_page: status 0x%x", st);
 	{
-		u64 self = 0xFFFFFFFFFFFFFFFFull, port = 0x5a5;
-		u32 access = 2 /* write */, type = 0 /* X64_IO_PORT */;
-		memset(h.in, 0, 24);
-		memcpy(h.in, &self, 8);
-		memcpy(h.in + 8, &access, 4);
-		memcpy(h.in + 12, &type, 4);
-		memcpy(h.in + 16, &port, 8);
-		st = hvcall_simple(&h, HVL_CALL_INSTALL_INTERCEPT);
+		st = install_intercept(&h, 2 /* write */, 0 /* X64_IO_PORT */, 0x5a5);
 		expect(st == 0, "InstallIntercept(port 0x5a5): status 0x%x", st);
 		/* Reads of port 0x5A6 (only) and RDMSR/WRMSR. */
-		access = 1, port = 0x5a6;
-		memcpy(h.in + 8, &access, 4);
-		memcpy(h.in + 16, &port, 8);
-		u16 st2 = hvcall_simple(&h, HVL_CALL_INSTALL_INTERCEPT);
+		u16 st2 = install_intercept(&h, 1 /* read */, 0, 0x5a6);
 		expect(st2 == 0, "InstallIntercept(read port 0x5a6): status 0x%x", st2);
-		access = 3, type = 1 /* X64_MSR */;
-		memcpy(h.in + 8, &access, 4);
-		memcpy(h.in + 12, &type, 4);
-		u16 st3 = hvcall_simple(&h, HVL_CALL_INSTALL_INTERCEPT);
+		u16 st3 = install_intercept(&h, 3, 1 /* X64_MSR */, 0x5a6);
 		expect(st3 == 0, "InstallIntercept(MSR): status 0x%x", st3);
 		st |= st2 | st3;
 	}
+	struct vtl2_rt_intercept m;
 	if (bad == 0 && st == 0) {
-		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
-		u32 reason, type;
-		u16 port;
-		u64 rax, rip0 = 0, rip1 = 0;
-		memcpy(&reason, assist + 8, 4);
-		memcpy(&type, assist + 112, 4);
-		memcpy(&port, assist + 112 + 56, 2);
-		memcpy(&rax, assist + 112 + 64, 8);
-		memcpy(&rip0, assist + 112 + 16 + 24, 8);
-		u8 len = assist[112 + 20] & 0xf;
+		run_vtl0(&h);
+		vtl2_rt_read_intercept(assist, &m);
+		u64 rip1 = 0;
 		printf("intercept: entry reason %u, message 0x%x, port 0x%x, rax 0x%lx, rip 0x%lx+%u\n",
-		       reason, type, port, rax, rip0, len);
-		expect(reason == 3, "VTL entry reason %u, not INTERCEPT (3)", reason);
-		expect(type == 0x80010000u, "message type 0x%x, not X64_IO_PORT_INTERCEPT", type);
-		expect(port == 0x5a5 && (rax & 0xff) == 0x77 && len == 1,
-		       "port 0x%x rax 0x%lx length %u", port, rax, len);
-		st = hvcall_get_vp_register(&h, HVL_VTL(0), REG_RIP, &rip1, NULL);
-		expect(st == 0 && rip1 == rip0, "VTL0 RIP 0x%lx, message 0x%lx", rip1, rip0);
-		st = hvcall_set_vp_register(&h, HVL_VTL(0), REG_RIP, rip1 + len, 0);
-		expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
+		       m.entry_reason, m.type, m.port, m.rax, m.rip, m.insn_len);
+		expect(m.entry_reason == VTL2_RT_ENTRY_INTERCEPT, "VTL entry reason %u, not INTERCEPT (3)",
+		       m.entry_reason);
+		expect(m.type == VTL2_RT_MSG_IO_PORT, "message type 0x%x, not X64_IO_PORT_INTERCEPT",
+		       m.type);
+		expect(m.port == 0x5a5 && (m.rax & 0xff) == 0x77 && m.insn_len == 1,
+		       "port 0x%x rax 0x%lx length %u", m.port, m.rax, m.insn_len);
+		st = hvcall_get_vp_register(&h, HVL_VTL(0), VTL2_RT_REG_RIP, &rip1, NULL);
+		expect(st == 0 && rip1 == m.rip, "VTL0 RIP 0x%lx, message 0x%lx", rip1, m.rip);
+		st = advance_vtl0(&h, rip1 + m.insn_len);
 	}
 
 	TEST_BEGIN("io_read_intercept");
@@ -513,29 +423,17 @@ int guest_main(const char *cmdline)
 	 * its assist page's vtl_return_rax/rcx (slow VtlReturn; RAX is shared).
 	 */
 	if (bad == 0 && st == 0) {
-		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
-		u32 reason, type;
-		u16 port;
-		u64 rax, rcx, rip0 = 0;
-		memcpy(&reason, assist + 8, 4);
-		memcpy(&type, assist + 112, 4);
-		memcpy(&port, assist + 112 + 56, 2);
-		memcpy(&rax, assist + 112 + 64, 8);
-		memcpy(&rcx, assist + 112 + 16 + 104, 8);
-		memcpy(&rip0, assist + 112 + 16 + 24, 8);
-		u8 len = assist[112 + 20] & 0xf, acc = assist[112 + 21];
+		run_vtl0(&h);
+		vtl2_rt_read_intercept(assist, &m);
 		printf("read intercept: entry reason %u, message 0x%x, access %u, port 0x%x, rax 0x%lx, "
-		       "length %u\n", reason, type, acc, port, rax, len);
-		expect(reason == 3 && type == 0x80010000u && acc == 0,
-		       "entry reason %u, message 0x%x, access %u", reason, type, acc);
-		expect(port == 0x5a6 && rax == 0x11 && len == 1, "port 0x%x rax 0x%lx length %u", port,
-		       rax, len);
-		st = hvcall_set_vp_register(&h, HVL_VTL(0), REG_RIP, rip0 + len, 0);
-		expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
-		u64 ret_rax = 0xc3, ret_rcx = rcx;
-		memcpy(assist + 16, &ret_rax, 8);
-		memcpy(assist + 24, &ret_rcx, 8);
-		vtl2_return_ctl = 0;
+		       "length %u\n", m.entry_reason, m.type, m.access, m.port, m.rax, m.insn_len);
+		expect(m.entry_reason == VTL2_RT_ENTRY_INTERCEPT && m.type == VTL2_RT_MSG_IO_PORT &&
+		       m.access == 0, "entry reason %u, message 0x%x, access %u", m.entry_reason, m.type,
+		       m.access);
+		expect(m.port == 0x5a6 && m.rax == 0x11 && m.insn_len == 1,
+		       "port 0x%x rax 0x%lx length %u", m.port, m.rax, m.insn_len);
+		st = advance_vtl0(&h, m.rip + m.insn_len);
+		answer_slow(0xc3, m.rcx);
 	}
 
 	TEST_BEGIN("msr_intercept");
@@ -546,32 +444,23 @@ int guest_main(const char *cmdline)
 	 */
 	if (bad == 0 && st == 0) {
 		for (int i = 0; i < 2; i++) {
-			vtl2_return_wait(hc_page + h.vtl_return_offset, back);
-			vtl2_return_ctl = 1;
-			u32 reason, type, msr;
-			u64 rdx, rax, rip0 = 0;
-			memcpy(&reason, assist + 8, 4);
-			memcpy(&type, assist + 112, 4);
-			memcpy(&msr, assist + 112 + 56, 4);
-			memcpy(&rdx, assist + 112 + 64, 8);
-			memcpy(&rax, assist + 112 + 72, 8);
-			memcpy(&rip0, assist + 112 + 16 + 24, 8);
-			u8 len = assist[112 + 20] & 0xf, acc = assist[112 + 21];
+			run_vtl0(&h);
+			return_fast = true;
+			vtl2_rt_read_intercept(assist, &m);
 			printf("msr intercept: entry reason %u, message 0x%x, access %u, msr 0x%x, "
-			       "rdx 0x%lx rax 0x%lx\n", reason, type, acc, msr, rdx, rax);
-			expect(reason == 3 && type == 0x80010001u && acc == (unsigned)i && msr == 0xabc0de &&
-			       len == 2, "entry reason %u, message 0x%x, access %u, msr 0x%x, length %u",
-			       reason, type, acc, msr, len);
+			       "rdx 0x%lx rax 0x%lx\n", m.entry_reason, m.type, m.access, m.msr, m.rdx,
+			       m.rax);
+			expect(m.entry_reason == VTL2_RT_ENTRY_INTERCEPT && m.type == VTL2_RT_MSG_MSR &&
+			       m.access == (unsigned)i && m.msr == 0xabc0de && m.insn_len == 2,
+			       "entry reason %u, message 0x%x, access %u, msr 0x%x, length %u",
+			       m.entry_reason, m.type, m.access, m.msr, m.insn_len);
 			if (i == 1)
-				expect(rax == 0x5a5a && rdx == 0xa5, "wrmsr RDX:RAX 0x%lx:0x%lx", rdx, rax);
-			st = hvcall_set_vp_register(&h, HVL_VTL(0), REG_RIP, rip0 + 2, 0);
-			expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
+				expect(m.rax == 0x5a5a && m.rdx == 0xa5, "wrmsr RDX:RAX 0x%lx:0x%lx", m.rdx,
+				       m.rax);
+			st = advance_vtl0(&h, m.rip + 2);
 			if (i == 0) {
-				u64 ret_rax = 0x89abcdef, ret_rcx = 0xabc0de;
-				memcpy(assist + 16, &ret_rax, 8);
-				memcpy(assist + 24, &ret_rcx, 8);
-				vtl0_gprs[1] = 0x01234567;   /* RDX */
-				vtl2_return_ctl = 0;
+				answer_slow(0x89abcdef, 0xabc0de);
+				VTL0_GPR(RDX) = 0x01234567;
 			}
 		}
 	}
@@ -588,27 +477,17 @@ int guest_main(const char *cmdline)
 		wrmsr(0x40000090u, 0x50);                     /* SINT0: vector 0x50 */
 		st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG, 0, 0);
 		expect(st == 0, "VsmPartitionConfig without intercept_page: status 0x%x", st);
-		u32 zero = 0;
-		memcpy(assist + 8, &zero, 4);
-		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
-		u32 reason, type;
-		u16 port;
-		u64 rax, rip0 = 0;
-		memcpy(&reason, assist + 8, 4);
-		memcpy(&type, simp2, 4);
-		memcpy(&port, simp2 + 56, 2);
-		memcpy(&rax, simp2 + 64, 8);
-		memcpy(&rip0, simp2 + 16 + 24, 8);
-		u8 len = simp2[20] & 0xf;
+		clear_entry_reason();
+		run_vtl0(&h);
+		vtl2_rt_decode_message(simp2, &m);
+		u32 reason = vtl2_rt_entry_reason(assist);
 		printf("SINT0: entry reason %u, message 0x%x, port 0x%x, rax 0x%lx, length %u\n", reason,
-		       type, port, rax, len);
-		expect(reason == 2 && type == 0x80010000u && port == 0x5a5 && (rax & 0xff) == 0x78 &&
-		       len == 1, "entry reason %u message 0x%x port 0x%x rax 0x%lx", reason, type,
-		       port, rax);
-		memcpy(simp2, &zero, 4);                      /* free the slot */
-		wrmsr(0x40000084u, 0);                        /* EOM */
-		st = hvcall_set_vp_register(&h, HVL_VTL(0), REG_RIP, rip0 + len, 0);
-		expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
+		       m.type, m.port, m.rax, m.insn_len);
+		expect(reason == VTL2_RT_ENTRY_INTERRUPT && m.type == VTL2_RT_MSG_IO_PORT &&
+		       m.port == 0x5a5 && (m.rax & 0xff) == 0x78 && m.insn_len == 1,
+		       "entry reason %u message 0x%x port 0x%x rax 0x%lx", reason, m.type, m.port, m.rax);
+		free_slot(simp2);
+		st = advance_vtl0(&h, m.rip + m.insn_len);
 	}
 
 	TEST_BEGIN("unknown_synic_intercept");
@@ -619,39 +498,21 @@ int guest_main(const char *cmdline)
 	 * VTL2 completes it with status 0x3c through vtl_return_rax.
 	 */
 	if (bad == 0 && st == 0) {
-		u64 self = 0xFFFFFFFFFFFFFFFFull, zero64 = 0;
-		u32 access = 1, type = 0x0D /* UNKNOWN_SYNIC_CONNECTION */;
-		memset(h.in, 0, 24);
-		memcpy(h.in, &self, 8);
-		memcpy(h.in + 8, &access, 4);
-		memcpy(h.in + 12, &type, 4);
-		memcpy(h.in + 16, &zero64, 8);
-		st = hvcall_simple(&h, HVL_CALL_INSTALL_INTERCEPT);
+		st = install_intercept(&h, 1, 0x0D /* UNKNOWN_SYNIC_CONNECTION */, 0);
 		expect(st == 0, "InstallIntercept(unknown SynIC connection): status 0x%x", st);
-		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
-		u32 reason, mtype;
-		u64 rcx, rdx, rip0 = 0;
-		memcpy(&reason, assist + 8, 4);
-		memcpy(&mtype, simp2, 4);
-		memcpy(&rcx, simp2 + 16 + 56, 8);
-		memcpy(&rdx, simp2 + 16 + 64, 8);
-		memcpy(&rip0, simp2 + 16 + 24, 8);
-		u8 len = simp2[20] & 0xf;
+		run_vtl0(&h);
+		vtl2_rt_decode_message(simp2, &m);
+		u32 reason = vtl2_rt_entry_reason(assist);
 		printf("unknown connection: entry reason %u, message 0x%x, rcx 0x%lx rdx 0x%lx, rip "
-		       "0x%lx+%u\n", reason, mtype, rcx, rdx, rip0, len);
-		expect(reason == 2 && mtype == 0x80000050u && rcx == 0x1005d && rdx == 0x300007777ull &&
-		       len == 2 && rip0 == (u64)vtl0_hcpage + 4,
-		       "entry reason %u message 0x%x rcx 0x%lx rdx 0x%lx rip 0x%lx+%u", reason, mtype,
-		       rcx, rdx, rip0, len);
-		u32 z = 0;
-		memcpy(simp2, &z, 4);
-		wrmsr(0x40000084u, 0);                        /* EOM */
-		st = hvcall_set_vp_register(&h, HVL_VTL(0), REG_RIP, rip0 + len, 0);
-		expect(st == 0, "advancing VTL0's RIP: status 0x%x", st);
-		u64 ret_rax = 0x3c, ret_rcx = rcx;
-		memcpy(assist + 16, &ret_rax, 8);
-		memcpy(assist + 24, &ret_rcx, 8);
-		vtl2_return_ctl = 0;
+		       "0x%lx+%u\n", reason, m.type, m.rcx, m.rdx, m.rip, m.insn_len);
+		expect(reason == VTL2_RT_ENTRY_INTERRUPT && m.type == VTL2_RT_MSG_HYPERCALL &&
+		       m.rcx == 0x1005d && m.rdx == 0x300007777ull && m.insn_len == 2 &&
+		       m.rip == (u64)vtl0_hcpage + 4,
+		       "entry reason %u message 0x%x rcx 0x%lx rdx 0x%lx rip 0x%lx+%u", reason, m.type,
+		       m.rcx, m.rdx, m.rip, m.insn_len);
+		free_slot(simp2);
+		st = advance_vtl0(&h, m.rip + m.insn_len);
+		answer_slow(0x3c, m.rcx);
 	}
 
 	TEST_BEGIN("vtl2_interrupt_preempts");
@@ -665,31 +526,22 @@ int guest_main(const char *cmdline)
 		/* VTL2's APIC must accept the interrupt: x2APIC on, software-enabled. */
 		wrmsr(0x1Bu, rdmsr(0x1Bu) | 3u << 10);        /* IA32_APIC_BASE: EN, EXTD */
 		wrmsr(0x80Fu, 0x1ff);                         /* SVR: enabled, spurious 0xFF */
-		u64 rip_before = 0, rip_after = 0, self = 0xFFFFFFFFFFFFFFFFull, ctl = 0 /* fixed */,
-		    dest = 0;
-		u32 vector = 0x51;
-		memset(h.in, 0, 32);
-		memcpy(h.in, &self, 8);
-		memcpy(h.in + 8, &ctl, 8);
-		memcpy(h.in + 16, &dest, 8);
-		memcpy(h.in + 24, &vector, 4);
-		h.in[28] = 2;                                 /* target VTL2 */
-		st = hvcall_simple(&h, 0x0094 /* AssertVirtualInterrupt */);
+		u64 rip_before = 0, rip_after = 0;
+		st = assert_interrupt(&h, 2, 0x51);
 		expect(st == 0, "AssertVirtualInterrupt(VTL2, vector 0x51): status 0x%x", st);
-		u16 st2 = hvcall_get_vp_register(&h, HVL_VTL(0), REG_RIP, &rip_before, NULL);
-		u32 zero = 0, reason = 0;
-		memcpy(assist + 8, &zero, 4);
-		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
+		u16 st2 = hvcall_get_vp_register(&h, HVL_VTL(0), VTL2_RT_REG_RIP, &rip_before, NULL);
+		clear_entry_reason();
+		run_vtl0(&h);
 		/*
 		 * VTL0 ran no instruction: the next return gives it the same
 		 * RAX/RCX again (still in the assist page; slow return).
 		 */
-		memcpy(&reason, assist + 8, 4);
-		vtl0_called = reason == 1;
-		st2 |= hvcall_get_vp_register(&h, HVL_VTL(0), REG_RIP, &rip_after, NULL);
+		u32 reason = vtl2_rt_entry_reason(assist);
+		vtl0_called = reason == VTL2_RT_ENTRY_VTL_CALL;
+		st2 |= hvcall_get_vp_register(&h, HVL_VTL(0), VTL2_RT_REG_RIP, &rip_after, NULL);
 		printf("preempted: entry reason %u, VTL0 RIP 0x%lx -> 0x%lx\n", reason, rip_before,
 		       rip_after);
-		expect(st2 == 0 && reason == 2 && rip_after == rip_before,
+		expect(st2 == 0 && reason == VTL2_RT_ENTRY_INTERRUPT && rip_after == rip_before,
 		       "entry reason %u, VTL0 RIP 0x%lx -> 0x%lx (status 0x%x)", reason, rip_before,
 		       rip_after, st2);
 	}
@@ -703,18 +555,9 @@ int guest_main(const char *cmdline)
 	if (bad == 0 && st == 0) {
 		u8 zero8 = 0;
 		memcpy(assist + 12, &zero8, 1);
-		st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, 0x000D0005u /* VsmVina */,
-					    0x61 | 1u << 8, 0);
+		st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, REG_VSM_VINA, 0x61 | 1u << 8, 0);
 		expect(st == 0, "VsmVina: status 0x%x", st);
-		u64 self = 0xFFFFFFFFFFFFFFFFull, ctl = 0, dest = 0;
-		u32 vector = 0x60;
-		memset(h.in, 0, 32);
-		memcpy(h.in, &self, 8);
-		memcpy(h.in + 8, &ctl, 8);
-		memcpy(h.in + 16, &dest, 8);
-		memcpy(h.in + 24, &vector, 4);
-		h.in[28] = 0;                                 /* target VTL0 */
-		st = hvcall_simple(&h, 0x0094 /* AssertVirtualInterrupt */);
+		st = assert_interrupt(&h, 0, 0x60);
 		expect(st == 0, "AssertVirtualInterrupt(VTL0, vector 0x60): status 0x%x", st);
 		u64 irr3 = rdmsr(0x823u);                     /* IRR vectors 0x60-0x7f */
 		printf("VINA: vina_status %u, VTL2 IRR[0x60-0x7f] 0x%lx\n", assist[12], irr3);
@@ -728,25 +571,26 @@ int guest_main(const char *cmdline)
 	memset(sipi_page, 0, 4096);
 	memcpy(sipi_page, sipi_code, sizeof(sipi_code));
 	if (bad == 0 && !vtl0_called)
-		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
-	expect(back[0] == VTL0_VALUE, "VTL0 called back with RBX 0x%lx, not 0x%x", back[0],
-	       VTL0_VALUE);
-	expect((back[1] & 0xffff) == HVL_STATUS_ACCESS_DENIED,
-	       "VTL0's GetVpRegisters of VTL2: status 0x%lx, not ACCESS_DENIED", back[1] & 0xffff);
+		run_vtl0(&h);
+	expect(VTL0_GPR(RBX) == VTL0_VALUE, "VTL0 called back with RBX 0x%lx, not 0x%x",
+	       VTL0_GPR(RBX), VTL0_VALUE);
+	expect((VTL0_GPR(R12) & 0xffff) == HVL_STATUS_ACCESS_DENIED,
+	       "VTL0's GetVpRegisters of VTL2: status 0x%lx, not ACCESS_DENIED",
+	       VTL0_GPR(R12) & 0xffff);
 	st = hvcall_get_vp_register(&h, HVL_VTL_CURRENT, REG_VSM_VP_STATUS, &status, NULL);
 	expect(st == 0 && (status & 0xf) == 2, "after VtlCall: VsmVpStatus 0x%lx (status 0x%x)",
 	       status, st);
-	printf("VTL0 called back: RBX 0x%lx, its forbidden call's status 0x%lx\n", back[0],
-	       back[1] & 0xffff);
-	expect(vtl0_gprs[10] == 0xc3, "VTL0's IN gave RAX 0x%lx, not 0xc3", vtl0_gprs[10]);
-	expect(vtl0_gprs[11] == 0x0123456789abcdefull, "VTL0's RDMSR gave 0x%lx", vtl0_gprs[11]);
-	printf("VTL0 read port 0x5a6: 0x%lx, MSR 0xabc0de: 0x%lx\n", vtl0_gprs[10], vtl0_gprs[11]);
+	printf("VTL0 called back: RBX 0x%lx, its forbidden call's status 0x%lx\n", VTL0_GPR(RBX),
+	       VTL0_GPR(R12) & 0xffff);
+	expect(VTL0_GPR(R13) == 0xc3, "VTL0's IN gave RAX 0x%lx, not 0xc3", VTL0_GPR(R13));
+	expect(VTL0_GPR(R14) == 0x0123456789abcdefull, "VTL0's RDMSR gave 0x%lx", VTL0_GPR(R14));
+	printf("VTL0 read port 0x5a6: 0x%lx, MSR 0xabc0de: 0x%lx\n", VTL0_GPR(R13), VTL0_GPR(R14));
 	/* VTL0 sees hv's privileges: no AccessVsm/AccessVpRegisters. */
-	printf("VTL0 CPUID 0x40000003 EBX 0x%lx\n", vtl0_gprs[12]);
-	expect(vtl0_gprs[4] == 0x3c, "VTL0's HvSignalEvent returned 0x%lx, not VTL2's 0x3c",
-	       vtl0_gprs[4]);
-	expect(bad == 0 && (vtl0_gprs[12] & 0x30000u) == 0 && (vtl0_gprs[12] & 0x30u) == 0x30,
-	       "VTL0's CPUID 0x40000003 EBX 0x%lx", vtl0_gprs[12]);
+	printf("VTL0 CPUID 0x40000003 EBX 0x%lx\n", VTL0_GPR(R15));
+	expect(VTL0_GPR(RBP) == 0x3c, "VTL0's HvSignalEvent returned 0x%lx, not VTL2's 0x3c",
+	       VTL0_GPR(RBP));
+	expect(bad == 0 && (VTL0_GPR(R15) & 0x30000u) == 0 && (VTL0_GPR(R15) & 0x30u) == 0x30,
+	       "VTL0's CPUID 0x40000003 EBX 0x%lx", VTL0_GPR(R15));
 
 	TEST_BEGIN("vina_vtl0_apic");
 	/*
@@ -755,11 +599,11 @@ int guest_main(const char *cmdline)
 	 * device's MSI, a stimer or another VP's IPI arrives): with vina_status
 	 * cleared again, VTL2's next exit raises VINA once more.
 	 */
-	expect(back[0] == VTL0_VALUE, "VTL0 has not made its VtlCall (no self-IPI)");
-	if (back[0] == VTL0_VALUE) {
+	expect(VTL0_GPR(RBX) == VTL0_VALUE, "VTL0 has not made its VtlCall (no self-IPI)");
+	if (VTL0_GPR(RBX) == VTL0_VALUE) {
 		*(volatile u8 *)(assist + 12) = 0;
 		u64 vina = 0;
-		u16 s2 = hvcall_get_vp_register(&h, HVL_VTL_CURRENT, 0x000D0005u, &vina, NULL);
+		u16 s2 = hvcall_get_vp_register(&h, HVL_VTL_CURRENT, REG_VSM_VINA, &vina, NULL);
 		u8 vs = *(volatile u8 *)(assist + 12);
 		printf("VINA for VTL0's pending self-IPI: vina_status %u\n", vs);
 		expect(s2 == 0 && vs == 1, "vina_status %u after an exit with VTL0's 0x62 requested "
@@ -775,7 +619,7 @@ int guest_main(const char *cmdline)
 	expect(bad == 0 && mx == 0x7f80, "MXCSR 0x%x, not VTL0's 0x7f80", mx);
 	/* A fast hypercall's input and output in the real XMM registers. */
 	u64 fstatus = 0;
-	st = fast_get_reg(hc_page, HVL_VTL_CURRENT, REG_VSM_VP_STATUS, &fstatus);
+	st = fast_get_reg(h.page, HVL_VTL_CURRENT, REG_VSM_VP_STATUS, &fstatus);
 	expect(st == 0 && fstatus == status, "fast GetVpRegisters VsmVpStatus 0x%lx (status 0x%x), "
 	       "slow 0x%lx", fstatus, st, status);
 	printf("fast GetVpRegisters: VsmVpStatus 0x%lx in XMM1\n", fstatus);
@@ -803,39 +647,9 @@ int guest_main(const char *cmdline)
 	 * not reset it into the SIPI page).
 	 */
 	{
-		u8 *in = h.in;
-		u64 self = 0xFFFFFFFFFFFFFFFFull, v;
-		u32 vp2 = 2;
-		memset(in, 0, 240);
-		memcpy(in, &self, 8);
-		memcpy(in + 8, &vp2, 4);
-		in[12] = 0;
-		u8 *c = in + 16;
-		v = (u64)vtl0_ap_entry;
-		memcpy(c, &v, 8);
-		v = (u64)ap2_stack + sizeof(ap2_stack);
-		memcpy(c + 8, &v, 8);
-		v = 2;
-		memcpy(c + 16, &v, 8);
-		u64 seg[2];
-		const u16 sels[6] = { cs, ss, ss, ss, ss, ss };
-		for (int i = 0; i < 6; i++) {
-			seg[0] = 0;
-			seg[1] = seg_hi(0xffffffff, sels[i], i == 0 ? 0xa09b : 0xc093);
-			memcpy(c + 24 + 16 * i, seg, 16);
-		}
-		seg[0] = 0, seg[1] = seg_hi(0x67, 0, 0x008b);
-		memcpy(c + 24 + 16 * 6, seg, 16);
-		seg[0] = 0, seg[1] = seg_hi(0xffff, 0, 0x0082);
-		memcpy(c + 24 + 16 * 7, seg, 16);
-		seg[0] = (u64)idt.limit << 48, seg[1] = idt.base;
-		memcpy(c + 152, seg, 16);
-		seg[0] = (u64)gdt.limit << 48, seg[1] = gdt.base;
-		memcpy(c + 168, seg, 16);
-		u64 tail[5] = { efer, read_cr0(), read_cr3(), read_cr4(), 0x0007040600070406ull };
-		memcpy(c + 184, tail, 40);
+		vp_context_input(&h, 2, 0, (u64)vtl0_ap_entry, (u64)ap2_stack + sizeof(ap2_stack));
 		st = hvcall_simple(&h, HVL_CALL_START_VIRTUAL_PROCESSOR);
-		if (st == 0x000E) {
+		if (st == STATUS_INVALID_VP_INDEX) {
 			printf("no VP 2: StartVirtualProcessor is INVALID_VP_INDEX\n");
 		} else {
 			expect(st == 0, "StartVirtualProcessor(VP 2, VTL0): status 0x%x", st);
@@ -856,21 +670,20 @@ int guest_main(const char *cmdline)
 	 * requested in VTL2's APIC, and the timer is disabled after it fired.
 	 */
 	{
-		u64 now = rdmsr(0x40000020u);                 /* TIME_REF_COUNT */
+		u64 now = rdmsr(MSR_TIME_REF_COUNT);                 /* TIME_REF_COUNT */
 		wrmsr(0x400000B0u, 1u | 1u << 12 | 0x63u << 4);  /* STIMER0: enable, direct */
 		wrmsr(0x400000B1u, now + 20000);
 		u64 cfg = rdmsr(0x400000B0u), cnt = rdmsr(0x400000B1u);
 		expect(cfg == (1u | 1u << 12 | 0x63u << 4) && cnt == now + 20000,
 		       "VTL2's STIMER0 reads back 0x%lx/0x%lx", cfg, cnt);
-		u32 zero = 0, reason = 0;
-		memcpy(assist + 8, &zero, 4);
-		vtl2_return_wait(hc_page + h.vtl_return_offset, back);
-		memcpy(&reason, assist + 8, 4);
-		u64 irr3 = rdmsr(0x823u), late = rdmsr(0x40000020u);
+		clear_entry_reason();
+		run_vtl0(&h);
+		u32 reason = vtl2_rt_entry_reason(assist);
+		u64 irr3 = rdmsr(0x823u), late = rdmsr(MSR_TIME_REF_COUNT);
 		cfg = rdmsr(0x400000B0u);
 		printf("VTL2 STIMER0 (direct 0x63): entry reason %u, IRR[0x60-0x7f] 0x%lx, %lu us "
 		       "after arming, config 0x%lx\n", reason, irr3, (late - now) / 10, cfg);
-		expect(reason == 2 && (irr3 & 8) && late >= now + 20000 && !(cfg & 1),
+		expect(reason == VTL2_RT_ENTRY_INTERRUPT && (irr3 & 8) && late >= now + 20000 && !(cfg & 1),
 		       "entry reason %u, IRR 0x%lx, after %lu us, config 0x%lx", reason, irr3,
 		       (late - now) / 10, cfg);
 	}
@@ -883,11 +696,11 @@ int guest_main(const char *cmdline)
 	if (bad == 0) {
 		volatile u8 *slot = simp2 + 2 * 256;
 		wrmsr(0x40000092u, 0x64);                     /* SINT2: vector 0x64 */
-		u64 now = rdmsr(0x40000020u), deadline = now + 10000;
+		u64 now = rdmsr(MSR_TIME_REF_COUNT), deadline = now + 10000;
 		wrmsr(0x400000B2u, 1u | 2u << 16);           /* STIMER1: enable, SINT2 */
 		wrmsr(0x400000B3u, deadline);
 		u32 type = 0;
-		while ((type = *(volatile u32 *)slot) == 0 && rdmsr(0x40000020u) < now + 50000000ull)
+		while ((type = *(volatile u32 *)slot) == 0 && rdmsr(MSR_TIME_REF_COUNT) < now + 50000000ull)
 			cpu_relax();
 		u32 index = 0;
 		u64 exp = 0, irr3 = rdmsr(0x823u);
@@ -898,8 +711,7 @@ int guest_main(const char *cmdline)
 		expect(type == 0x80000010u && index == 1 && exp == deadline && (irr3 & 0x10),
 		       "type 0x%x, timer %u, expiration 0x%lx (armed 0x%lx), IRR 0x%lx", type, index,
 		       exp, deadline, irr3);
-		*(volatile u32 *)slot = 0;
-		wrmsr(0x40000084u, 0);                        /* EOM */
+		free_slot((u8 *)slot);
 	}
 	TEST_BEGIN("vtl2_reference_tsc_page");
 	/*
@@ -916,7 +728,7 @@ int guest_main(const char *cmdline)
 		memcpy(&scale, tsc2 + 8, 8);
 		memcpy(&off, tsc2 + 16, 8);
 		t1 = (u64)(((unsigned __int128)rdtsc() * scale) >> 64) + (u64)off;
-		t2 = rdmsr(0x40000020u);
+		t2 = rdmsr(MSR_TIME_REF_COUNT);
 		t3 = (u64)(((unsigned __int128)rdtsc() * scale) >> 64) + (u64)off;
 		printf("VTL2 reference TSC page: sequence %u, page time %s TIME_REF_COUNT\n", *seq,
 		       t1 <= t2 && t2 <= t3 ? "brackets" : "misses");

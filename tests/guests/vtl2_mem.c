@@ -44,16 +44,6 @@ const char guest_name[] = "vtl2_mem";
 #define TARGET_VALUE 0x600dda7au
 #define SPARSE      0x1000000ull  /* 16 MiB: 256 pages for the slot-cap check */
 
-#define MSG_GPA_INTERCEPT 0x80000001u
-#define MSG_UNMAPPED_GPA  0x80000000u
-#define REG_RIP 0x00020010u
-#define ENTRY_INTERCEPT 3u
-#define ENTRY_VTL_CALL  1u
-
-static u8 hc_page[4096] __attribute__((aligned(4096)));
-static u8 hc_in[4096] __attribute__((aligned(4096)));
-static u8 hc_out[4096] __attribute__((aligned(4096)));
-static u8 assist[4096] __attribute__((aligned(4096)));
 /* A word of VTL2's image VTL0 tries to read. */
 static volatile u64 vtl2_secret __attribute__((aligned(4096))) = 0x5ec7e7;
 
@@ -116,13 +106,13 @@ static void check_intercept_type(const struct hvcall *h, const char *what, u32 t
 				 u64 gpa, u8 len, u8 cpl)
 {
 	struct vtl2_rt_intercept m;
-	vtl2_rt_read_intercept(assist, &m);
+	vtl2_rt_read_intercept(vtl2_rt_assist, &m);
 	printf("%s: entry %u message 0x%x access %u gpa 0x%lx gva 0x%lx (info %u) rip 0x%lx+%u "
 	       "cpl %u cs 0x%x\n", what, m.entry_reason, m.type, m.access, m.gpa, m.gva,
 	       m.access_info, m.rip, m.insn_len, m.cpl, m.cs);
 	expect(m.cpl == cpl && (m.cs & 3) == cpl, "%s: CPL %u CS 0x%x, not CPL %u", what, m.cpl,
 	       m.cs, cpl);
-	expect(m.entry_reason == ENTRY_INTERCEPT, "%s: entry reason %u, not INTERCEPT", what,
+	expect(m.entry_reason == VTL2_RT_ENTRY_INTERCEPT, "%s: entry reason %u, not INTERCEPT", what,
 	       m.entry_reason);
 	expect(m.type == type, "%s: message 0x%x, not 0x%x", what, m.type, type);
 	expect(m.access == access, "%s: access type %u, not %u", what, m.access, access);
@@ -130,18 +120,18 @@ static void check_intercept_type(const struct hvcall *h, const char *what, u32 t
 	expect(m.insn_len == len, "%s: instruction length %u, not %u", what, m.insn_len, len);
 	expect(!(m.access_info & 1) || m.gva == gpa, "%s: GVA 0x%lx", what, m.gva);
 	u64 rip = 0;
-	u16 st = hvcall_get_vp_register(h, HVL_VTL(0), REG_RIP, &rip, NULL);
+	u16 st = hvcall_get_vp_register(h, HVL_VTL(0), VTL2_RT_REG_RIP, &rip, NULL);
 	expect(st == 0 && rip == m.rip && rip >= CODE && rip < CODE + 0x800,
 	       "%s: VTL0 RIP 0x%lx, message 0x%lx (status 0x%x)", what, rip, m.rip, st);
-	st = hvcall_set_vp_register(h, HVL_VTL(0), REG_RIP, m.rip + m.insn_len, 0);
+	st = hvcall_set_vp_register(h, HVL_VTL(0), VTL2_RT_REG_RIP, m.rip + m.insn_len, 0);
 	expect(st == 0, "%s: advancing VTL0's RIP: status 0x%x", what, st);
-	assist[8] = 0;   /* entry reason, for the next check */
+	vtl2_rt_assist[8] = 0;   /* entry reason, for the next check */
 }
 
 static void check_intercept(const struct hvcall *h, const char *what, u8 access, u64 gpa,
 			    u8 len, u8 cpl)
 {
-	check_intercept_type(h, what, MSG_GPA_INTERCEPT, access, gpa, len, cpl);
+	check_intercept_type(h, what, VTL2_RT_MSG_GPA_INTERCEPT, access, gpa, len, cpl);
 }
 
 int guest_main(const char *cmdline)
@@ -149,12 +139,11 @@ int guest_main(const char *cmdline)
 	(void)cmdline;
 	struct hvcall h;
 	TEST_BEGIN("setup");
-	expect(hvcall_init(&h, hc_page, (u64)hc_page, hc_in, (u64)hc_in, hc_out, (u64)hc_out,
-			   0x8100000000000001ull) == 0, "VTL2's hypercall page did not appear");
-	u16 st = hvcall_vsm_init(&h);
+	u16 st = 0;
+	expect(vtl2_rt_hvcall_init(&h, &st) == 0, "VTL2's hypercall page did not appear");
 	if (!expect(st == 0 && h.vtl_return_offset, "VsmCodePageOffsets: status 0x%x", st))
 		guest_abort("no VTL return stub");
-	wrmsr(HVL_MSR_VP_ASSIST_PAGE, (u64)assist | 1);
+	vtl2_rt_enable_assist();
 	/* enable_vtl_protection, default mask RWX, intercept page */
 	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG,
 				    0x1 | 0xf << 1 | 1ull << 12, 0);
@@ -205,7 +194,7 @@ int guest_main(const char *cmdline)
 	expect(st == 0, "ModifyVtlProtectionMask read-only: status 0x%x", st);
 	bad |= st != 0;
 	if (!bad) {
-		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		vtl2_rt_return(&h, true);
 		check_intercept(&h, "write to read-only", 1, TARGET, 2, 0);
 		expect((u32)vtl2_rt_vtl0_gprs[VTL2_RT_R13] == TARGET_VALUE,
 		       "VTL0 read 0x%lx from the read-only page", vtl2_rt_vtl0_gprs[VTL2_RT_R13]);
@@ -221,13 +210,13 @@ int guest_main(const char *cmdline)
 	 * XCHG (EDI keeps the value it was to write); the page never changes.
 	 */
 	if (!bad) {
-		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		vtl2_rt_return(&h, true);
 		check_intercept(&h, "rep stos to read-only", 1, TARGET, 2, 0);
 		expect(vtl2_rt_vtl0_gprs[VTL2_RT_RDI] == TARGET, "REP STOS: VTL0's RDI 0x%lx",
 		       vtl2_rt_vtl0_gprs[VTL2_RT_RDI]);
-		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		vtl2_rt_return(&h, true);
 		check_intercept(&h, "lock add to read-only", 1, TARGET, 4, 0);
-		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		vtl2_rt_return(&h, true);
 		check_intercept(&h, "xchg with read-only", 1, TARGET, 2, 0);
 		expect((u32)vtl2_rt_vtl0_gprs[VTL2_RT_RDI] == 0x5a5a5a5a, "XCHG: VTL0's EDI 0x%lx",
 		       vtl2_rt_vtl0_gprs[VTL2_RT_RDI]);
@@ -242,13 +231,13 @@ int guest_main(const char *cmdline)
 	bad |= st != 0;
 	if (!bad) {
 		vtl2_rt_vtl0_gprs[VTL2_RT_R14] = 0x1234;
-		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		vtl2_rt_return(&h, true);
 		check_intercept(&h, "read of no-access", 0, TARGET, 3, 0);
 		expect(vtl2_rt_vtl0_gprs[VTL2_RT_R14] == 0x1234, "VTL0's R14 became 0x%lx",
 		       vtl2_rt_vtl0_gprs[VTL2_RT_R14]);
 		/* A read-modify-write: the read is intercepted (its write, which
 		 * follows once the read is finished, is dropped), length 4. */
-		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		vtl2_rt_return(&h, true);
 		check_intercept(&h, "lock add to no-access", 0, TARGET, 4, 0);
 		expect(*(volatile u32 *)TARGET == TARGET_VALUE, "the page changed to 0x%x",
 		       *(volatile u32 *)TARGET);
@@ -256,25 +245,25 @@ int guest_main(const char *cmdline)
 
 	TEST_BEGIN("vtl2_memory_hidden");
 	if (!bad) {
-		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		vtl2_rt_return(&h, true);
 		check_intercept(&h, "read of VTL2's memory", 0, secret, 3, 0);
 	}
 
 	TEST_BEGIN("unmapped_gpa");
 	if (!bad) {
-		vtl2_rt_return(hc_page + h.vtl_return_offset);
-		check_intercept_type(&h, "read of an unmapped GPA", MSG_UNMAPPED_GPA, 0, 0x20000000ull,
+		vtl2_rt_return(&h, true);
+		check_intercept_type(&h, "read of an unmapped GPA", VTL2_RT_MSG_UNMAPPED_GPA, 0, 0x20000000ull,
 				     3, 0);
 	}
 
 	TEST_BEGIN("ring3_no_access");
 	/* VTL0 goes to ring 3 and reads the no-access page; VTL2 puts it back in ring 0. */
 	if (!bad) {
-		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		vtl2_rt_return(&h, true);
 		check_intercept(&h, "ring 3 read of no-access", 0, TARGET, 2, 3);
 		st = vtl2_rt_protect(&h, TARGET >> 12, 1, VTL2_RT_MAP_READ);
 		expect(st == 0, "ModifyVtlProtectionMask read-only: status 0x%x", st);
-		vtl2_rt_return(hc_page + h.vtl_return_offset);
+		vtl2_rt_return(&h, true);
 		check_intercept(&h, "ring 3 write to read-only", 1, TARGET, 2, 3);
 		expect(*(volatile u32 *)TARGET == TARGET_VALUE, "the page changed to 0x%x",
 		       *(volatile u32 *)TARGET);
@@ -293,11 +282,10 @@ int guest_main(const char *cmdline)
 	st = vtl2_rt_protect(&h, TARGET >> 12, 1, 0xf);
 	expect(st == 0, "ModifyVtlProtectionMask full: status 0x%x", st);
 	if (!bad) {
-		vtl2_rt_return(hc_page + h.vtl_return_offset);
-		u32 reason;
-		memcpy(&reason, assist + 8, 4);
-		expect(reason == ENTRY_VTL_CALL, "entry reason %u, not VTL_CALL", reason);
-		printf("VTL0 called back after %s\n", reason == ENTRY_VTL_CALL ? "10 intercepts" : "?");
+		vtl2_rt_return(&h, true);
+		u32 reason = vtl2_rt_entry_reason(vtl2_rt_assist);
+		expect(reason == VTL2_RT_ENTRY_VTL_CALL, "entry reason %u, not VTL_CALL", reason);
+		printf("VTL0 called back after %s\n", reason == VTL2_RT_ENTRY_VTL_CALL ? "10 intercepts" : "?");
 	}
 	TEST_END();
 	return 0;

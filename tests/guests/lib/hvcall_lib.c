@@ -1,7 +1,7 @@
 /*
  * Hypercall wrappers for freestanding guests and the VTL2 test payload: see
  * hvcall_lib.h (TLFS "Hypercall Interface": control word and result layout,
- * rep restart; "Virtual Secure Mode": VTL call/return stubs).
+ * rep restart; "Virtual Secure Mode": HvRegisterVsmCodePageOffsets).
  */
 #include "hvcall_lib.h"
 #include "guest.h"
@@ -71,8 +71,7 @@ u16 hvcall_rep(const struct hvcall *h, u16 code, u16 count, u16 varhdr, u16 *don
 	return st;
 }
 
-/* The 16-byte header of Get/SetVpRegisters for the calling VP. */
-static void regs_header(const struct hvcall *h, u8 vtl)
+void hvcall_regs_header(const struct hvcall *h, u8 vtl)
 {
 	u64 part = HVL_PARTITION_SELF;
 	u32 vp = HVL_VP_SELF;
@@ -84,7 +83,7 @@ static void regs_header(const struct hvcall *h, u8 vtl)
 
 u16 hvcall_get_vp_register(const struct hvcall *h, u8 vtl, u32 name, u64 *lo, u64 *hi)
 {
-	regs_header(h, vtl);
+	hvcall_regs_header(h, vtl);
 	memcpy(h->in + 16, &name, 4);
 	memset(h->out, 0, 16);
 	u16 st = hvcall_rep(h, HVL_CALL_GET_VP_REGISTERS, 1, 0, NULL);
@@ -98,7 +97,7 @@ u16 hvcall_get_vp_register(const struct hvcall *h, u8 vtl, u32 name, u64 *lo, u6
 
 u16 hvcall_set_vp_register(const struct hvcall *h, u8 vtl, u32 name, u64 lo, u64 hi)
 {
-	regs_header(h, vtl);
+	hvcall_regs_header(h, vtl);
 	memset(h->in + 16, 0, 32);
 	memcpy(h->in + 16, &name, 4);
 	memcpy(h->in + 32, &lo, 8);
@@ -115,32 +114,4 @@ u16 hvcall_vsm_init(struct hvcall *h)
 		h->vtl_return_offset = (u16)((v >> 12) & 0xfff);
 	}
 	return st;
-}
-
-/*
- * The stubs take their input in RCX and clobber RAX and RCX. The other
- * general registers are shared with the other VTL: they are declared
- * clobbered here, except RBP (the frame pointer), which the other VTL must
- * hand back unchanged (a VTL2 runtime saves the lower VTL's registers on
- * entry and restores them before VtlReturn, as OpenHCL does). RSP is
- * private to each VTL.
- */
-static void vtl_stub(const struct hvcall *h, u16 offset, u64 input)
-{
-	void *stub = h->page + offset;
-	__asm__ volatile("call *%[stub]"
-			 : "+c"(input), [stub] "+a"(stub)
-			 :
-			 : "cc", "memory", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11",
-			   "rbx", "r12", "r13", "r14", "r15");
-}
-
-void hvcall_vtl_call(const struct hvcall *h)
-{
-	vtl_stub(h, h->vtl_call_offset, 0);
-}
-
-void hvcall_vtl_return(const struct hvcall *h, bool fast)
-{
-	vtl_stub(h, h->vtl_return_offset, fast ? 1 : 0);
 }

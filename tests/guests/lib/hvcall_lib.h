@@ -4,8 +4,10 @@
  * src/hv/vsm*.c). Memory-form calls use one input and one output page the
  * caller provides; rep calls loop on "reps completed" as Linux does; fast
  * calls pass RDX and R8 only (XMM input would need SSE in ring 0, which a
- * PVM host does not emulate). VTL call/return go through the stubs of the
- * hypercall page at the offsets HvRegisterVsmCodePageOffsets reports.
+ * PVM host does not emulate). hvcall_vsm_init reads where the hypercall
+ * page's VTL call/return stubs are (HvRegisterVsmCodePageOffsets); VTL2's
+ * VtlReturn, which must save and restore the lower VTL's registers, is
+ * vtl2_rt_return (vtl2_rt.h).
  *
  * Ring 0 only (TLFS: hypercalls from CPL > 0 raise #UD). Not thread-safe:
  * one struct hvcall per processor.
@@ -76,20 +78,12 @@ u16 hvcall_fast(const struct hvcall *h, u16 code, u64 a, u64 b);
 u16 hvcall_rep(const struct hvcall *h, u16 code, u16 count, u16 varhdr, u16 *done);
 
 /* ---- VSM helpers (memory form, h->in/h->out are overwritten) ---- */
+/* The 16-byte Get/SetVpRegisters header in h->in: this partition, this VP, `vtl`. */
+void hvcall_regs_header(const struct hvcall *h, u8 vtl);
 /* One register of (self VP, vtl); 16-byte value in lo/hi (hi may be NULL). */
 u16 hvcall_get_vp_register(const struct hvcall *h, u8 vtl, u32 name, u64 *lo, u64 *hi);
 u16 hvcall_set_vp_register(const struct hvcall *h, u8 vtl, u32 name, u64 lo, u64 hi);
 /* Reads HvRegisterVsmCodePageOffsets into h (call once, from a VTL > 0). */
 u16 hvcall_vsm_init(struct hvcall *h);
-/*
- * VtlCall from the lower VTL: returns when the higher VTL VTL-returns.
- * VtlReturn from the higher VTL (fast: keep RAX/RCX as they are): returns
- * at the next VtlCall or intercept into this VTL. Both need hvcall_vsm_init.
- * The general registers are shared between VTLs: the caller's are lost
- * except RSP (private) and RBP, which the other VTL must give back as it
- * found it (a VTL2 runtime saves VTL0's registers on entry).
- */
-void hvcall_vtl_call(const struct hvcall *h);
-void hvcall_vtl_return(const struct hvcall *h, bool fast);
 
 #endif
