@@ -12,7 +12,7 @@
 # as UNMAPPED_GPA; from ring 3 (KVM on PVM: native, shadow-paging faults) its
 # read of the no-access page and write of the read-only page come with CPL
 # 3; VTL2 advances VTL0's RIP each time (PASS/FAIL lines and GUEST-RESULT
-# on COM1). One VP. Fails if protections or the VTL2 carve-out are not
+# on COM3). One VP. Fails if protections or the VTL2 carve-out are not
 # enforced (an access goes through and the next entry is not the intercept).
 source "$(dirname "$0")/lib.sh"
 need_kvm
@@ -22,7 +22,7 @@ ELF=$BUILD/tests/guests/vtl2_mem.elf
 "$TOOL" build -o "$OUT/vtl2_mem.igvm" --elf "$ELF" --vsm --relocatable ||
 	fail "hvmm-igvm build --vsm --relocatable failed"
 log_file=$OUT/p1.log
-timeout 300 "$HVMM" --igvm "$OUT/vtl2_mem.igvm" --hv --vtl2 -p 1 -m 64MB --com1 stderr >"$log_file" 2>&1
+timeout 300 "$HVMM" --igvm "$OUT/vtl2_mem.igvm" --hv --vtl2 -p 1 -m 64MB --com1 none --com3 stderr >"$log_file" 2>&1
 st=$?
 res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
 if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 10 passed, 0 failed' &&

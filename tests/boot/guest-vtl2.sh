@@ -8,7 +8,7 @@
 # (value through the assist page's vtl_return_rax, slow VtlReturn) and its
 # RDMSR/WRMSR of an MSR KVM does not know, and finds VTL0's XMM3 and MXCSR
 # after its VtlCall and a fast hypercall's XMM output (PASS/FAIL lines and
-# GUEST-RESULT on COM1); with -p 2 it also starts VP 1 in VTL2
+# GUEST-RESULT on COM3, where OpenHCL logs); with -p 2 it also starts VP 1 in VTL2
 # (EnableVpVtl + StartVirtualProcessor), with -p 1 that is INVALID_VP_INDEX;
 # with -p 3 VTL0's INIT/SIPI to APIC 2 must not start VP 2; VINA also comes
 # for an interrupt VTL0's APIC requests (its self-IPI); VTL2's own STIMER0
@@ -24,7 +24,7 @@ ELF=$BUILD/tests/guests/vtl2.elf
 rc=0
 for p in 1 2 3; do
 	log_file=$OUT/p$p.log
-	timeout 300 "$HVMM" --igvm "$OUT/vtl2.igvm" --hv --vtl2 -p $p -m 64MB --com1 stderr >"$log_file" 2>&1
+	timeout 300 "$HVMM" --igvm "$OUT/vtl2.igvm" --hv --vtl2 -p $p -m 64MB --com1 none --com3 stderr >"$log_file" 2>&1
 	st=$?
 	res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
 	want="one VP: EnableVpVtl of VP 1 is INVALID_VP_INDEX"

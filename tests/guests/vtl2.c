@@ -52,6 +52,8 @@
 #include "vtl2_rt.h"
 
 const char guest_name[] = "vtl2";
+/* VTL2 logs on COM3, as OpenHCL does (the payload contract). */
+u16 guest_console_port = COM3_BASE;
 
 #define VTL0_VALUE 0x5a5a1234u
 #define REG_VSM_CAPABILITIES 0x000D0006u

@@ -6,7 +6,7 @@
  * file by `hvmm-igvm build --vsm --relocatable` (so its image is VTL2's
  * VTL2-protectable memory, which hvmm hides from VTL0), it starts in VTL2,
  * builds VTL0's page tables, GDT, code and stack at 8 MiB (outside its own
- * range) with vtl2_rt, and on COM1 with PASS/FAIL lines:
+ * range) with vtl2_rt, and on COM3 with PASS/FAIL lines:
  *  - protection errors: a page outside RAM and write-without-read flags are
  *    INVALID_PARAMETER; read-only on every other page of 128 stops at
  *    hvmm's KVM slot cap with INSUFFICIENT_MEMORY;
@@ -33,6 +33,8 @@
 #include "vtl2_rt.h"
 
 const char guest_name[] = "vtl2_mem";
+/* VTL2 logs on COM3, as OpenHCL does (the payload contract). */
+u16 guest_console_port = COM3_BASE;
 
 /* VTL0's world, identity-mapped RAM outside VTL2's image. */
 #define AREA        0x800000ull   /* page tables (3 pages), GDT */

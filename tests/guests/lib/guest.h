@@ -25,8 +25,8 @@ int guest_main(const char *cmdline);
 /* ---- console (COM1 unless the guest says otherwise, polled) ---------- */
 #define COM1_BASE 0x3f8
 #define COM3_BASE 0x3e8
-/* The console's UART; define it (const u16 guest_console_port = COM3_BASE;) to move it. */
-extern const u16 guest_console_port;
+/* The console's UART; define it (u16 guest_console_port = COM3_BASE;) to move it. */
+extern u16 guest_console_port;
 void console_init(void);
 void console_putc(char c);
 void console_write(const char *s, size_t len);
