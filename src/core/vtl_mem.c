@@ -294,6 +294,60 @@ out:
 	return ret;
 }
 
+/*
+ * After a memory-form ModRM byte (mod != 3) at b[i - 1]: its SIB byte if
+ * any and its displacement (into *disp). Returns the index after them, or
+ * 0 when b[0..n) ends first.
+ */
+static unsigned modrm_tail(const uint8_t *b, unsigned n, unsigned i, uint8_t modrm, int64_t *disp)
+{
+	unsigned mod = modrm >> 6, rm = modrm & 7;
+	unsigned dlen = mod == 1 ? 1 : mod == 2 ? 4 : 0;
+	if (rm == 4) {
+		if (i >= n)
+			return 0;
+		uint8_t sib = b[i++];
+		if (mod == 0 && (sib & 7) == 5)
+			dlen = 4;
+	} else if (mod == 0 && rm == 5) {
+		dlen = 4;   /* RIP-relative */
+	}
+	if (i + dlen > n)
+		return 0;
+	*disp = 0;
+	if (dlen == 1) {
+		*disp = (int8_t)b[i];
+	} else if (dlen == 4) {
+		int32_t d;
+		memcpy(&d, b + i, 4);
+		*disp = d;
+	}
+	return i + dlen;
+}
+
+/* The address of the ModRM memory operand at b[at] (SIB after it), 64-bit or addr32. */
+static uint64_t modrm_ea(const uint8_t *b, unsigned at, uint8_t rex, int64_t disp, bool addr32,
+			 const uint64_t gpr[16], uint64_t next_rip)
+{
+	uint8_t modrm = b[at];
+	unsigned mod = modrm >> 6, rm = modrm & 7;
+	uint64_t a;
+	if (rm == 4) {
+		uint8_t sib = b[at + 1];
+		unsigned base = (sib & 7) | ((rex & 1) << 3);
+		unsigned index = ((sib >> 3) & 7) | ((rex & 2) << 2);
+		a = (mod == 0 && (sib & 7) == 5) ? 0 : gpr[base];
+		if (index != 4)
+			a += gpr[index] << (sib >> 6);
+	} else if (mod == 0 && rm == 5) {
+		a = next_rip;
+	} else {
+		a = gpr[rm | ((rex & 1) << 3)];
+	}
+	a += (uint64_t)disp;
+	return addr32 ? (uint32_t)a : a;
+}
+
 unsigned vtl_mem_mov_len(const uint8_t *b, unsigned n, unsigned *modrm_at, int64_t *disp)
 {
 	unsigned i = 0;
@@ -329,30 +383,12 @@ unsigned vtl_mem_mov_len(const uint8_t *b, unsigned n, unsigned *modrm_at, int64
 		return 0;
 	*modrm_at = i;
 	uint8_t modrm = b[i++];
-	unsigned mod = modrm >> 6, rm = modrm & 7;
-	if (mod == 3 || ((op == 0xC6 || op == 0xC7) && ((modrm >> 3) & 7)))
+	if ((modrm >> 6) == 3 || ((op == 0xC6 || op == 0xC7) && ((modrm >> 3) & 7)))
 		return 0;   /* register operand, or not MOV */
-	unsigned dlen = mod == 1 ? 1 : mod == 2 ? 4 : 0;
-	if (rm == 4) {
-		if (i >= n)
-			return 0;
-		uint8_t sib = b[i++];
-		if (mod == 0 && (sib & 7) == 5)
-			dlen = 4;
-	} else if (mod == 0 && rm == 5) {
-		dlen = 4;   /* RIP-relative */
-	}
-	if (i + dlen + imm > n || i + dlen + imm > 15)
+	i = modrm_tail(b, n, i, modrm, disp);
+	if (!i || i + imm > n || i + imm > 15)
 		return 0;
-	*disp = 0;
-	if (dlen == 1) {
-		*disp = (int8_t)b[i];
-	} else if (dlen == 4) {
-		int32_t d;
-		memcpy(&d, b + i, 4);
-		*disp = d;
-	}
-	return i + dlen + imm;
+	return i + imm;
 }
 
 bool vtl_mem_mov_ea(const uint8_t *b, unsigned len, const uint64_t gpr[16], uint64_t next_rip,
@@ -371,23 +407,7 @@ bool vtl_mem_mov_ea(const uint8_t *b, unsigned len, const uint64_t gpr[16], uint
 		if ((b[i] & 0xF0) == 0x40)
 			rex = b[i];
 	}
-	uint8_t modrm = b[at];
-	unsigned mod = modrm >> 6, rm = modrm & 7;
-	uint64_t a;
-	if (rm == 4) {
-		uint8_t sib = b[at + 1];
-		unsigned base = (sib & 7) | ((rex & 1) << 3);
-		unsigned index = ((sib >> 3) & 7) | ((rex & 2) << 2);
-		a = (mod == 0 && (sib & 7) == 5) ? 0 : gpr[base];
-		if (index != 4)
-			a += gpr[index] << (sib >> 6);
-	} else if (mod == 0 && rm == 5) {
-		a = next_rip;
-	} else {
-		a = gpr[rm | ((rex & 1) << 3)];
-	}
-	a += (uint64_t)disp;
-	*ea = addr32 ? (uint32_t)a : a;
+	*ea = modrm_ea(b, at, rex, disp, addr32, gpr, next_rip);
 	return true;
 }
 
@@ -516,7 +536,7 @@ unsigned vtl_mem_decode(const uint8_t *b, unsigned n, struct vtl_mem_insn *d)
 			return 0;
 		d->modrm_at = i;
 		uint8_t m = b[i++];
-		unsigned mod = m >> 6, rm = m & 7, r = (m >> 3) & 7;
+		unsigned mod = m >> 6, r = (m >> 3) & 7;
 		d->reg = r | ((rex & 4) << 1);
 		if (mod == 3)
 			return 0; /* a register operand: no memory */
@@ -526,26 +546,9 @@ unsigned vtl_mem_decode(const uint8_t *b, unsigned n, struct vtl_mem_insn *d)
 		    (!d->twobyte && (op == 0xF6 || op == 0xF7) && r != 2 && r != 3) ||
 		    (!d->twobyte && (op == 0xFE || op == 0xFF) && r > 1))
 			return 0; /* not a store (or not this instruction) */
-		unsigned dlen = mod == 1 ? 1 : mod == 2 ? 4 : 0;
-		if (rm == 4) {
-			if (i >= n)
-				return 0;
-			uint8_t sib = b[i++];
-			if (mod == 0 && (sib & 7) == 5)
-				dlen = 4;
-		} else if (mod == 0 && rm == 5) {
-			dlen = 4; /* RIP-relative */
-		}
-		if (i + dlen + imm > n)
+		i = modrm_tail(b, n, i, b[d->modrm_at], &d->disp);
+		if (!i || i + imm > n)
 			return 0;
-		if (dlen == 1) {
-			d->disp = (int8_t)b[i];
-		} else if (dlen == 4) {
-			int32_t v;
-			memcpy(&v, b + i, 4);
-			d->disp = v;
-		}
-		i += dlen;
 	}
 	if (i + imm > n)
 		return 0;
@@ -595,23 +598,7 @@ bool vtl_mem_insn_ea(const struct vtl_mem_insn *d, const uint8_t *b, const uint6
 		*ea = d->addr32 ? (uint32_t)a : a;
 		return true;
 	}
-	uint8_t modrm = b[d->modrm_at], rex = d->rex;
-	unsigned mod = modrm >> 6, rm = modrm & 7;
-	uint64_t a;
-	if (rm == 4) {
-		uint8_t sib = b[d->modrm_at + 1];
-		unsigned base = (sib & 7) | ((rex & 1) << 3);
-		unsigned index = ((sib >> 3) & 7) | ((rex & 2) << 2);
-		a = (mod == 0 && (sib & 7) == 5) ? 0 : gpr[base];
-		if (index != 4)
-			a += gpr[index] << (sib >> 6);
-	} else if (mod == 0 && rm == 5) {
-		a = next_rip;
-	} else {
-		a = gpr[rm | ((rex & 1) << 3)];
-	}
-	a += (uint64_t)d->disp;
-	*ea = d->addr32 ? (uint32_t)a : a;
+	*ea = modrm_ea(b, d->modrm_at, d->rex, d->disp, d->addr32, gpr, next_rip);
 	return true;
 }
 
