@@ -121,16 +121,7 @@ done
 one_error() { # regex args...
 	local re=$1
 	shift
-	local out st
-	out=$(timeout 60 "$HVMM" --igvm "$OUT/reloc.igvm" --hv --vtl2 -m 64MB --com1 none "$@" 2>&1 </dev/null)
-	st=$?
-	if [ "$st" = 2 ] && [ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] &&
-		printf '%s\n' "$out" | grep -qE -- "$re"; then
-		log "ok: $out"
-	else
-		log "FAIL: $*: exit $st: $out (expected /$re/)"
-		rc=1
-	fi
+	hvmm_one_error "$re" --igvm "$OUT/reloc.igvm" --hv --vtl2 -m 64MB --com1 none "$@" || rc=1
 }
 one_error 'absolute=0x1100000 is not aligned to relocation_alignment 0x200000' \
 	--igvm-vtl2-relocation-type absolute=0x1100000

@@ -50,16 +50,7 @@ done
 one_error() { # regex args...
 	local re=$1
 	shift
-	local out st
-	out=$(timeout 60 "$HVMM" "$@" -m 64MB --com1 none 2>&1 </dev/null)
-	st=$?
-	if [ "$st" = 2 ] && [ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] &&
-		printf '%s\n' "$out" | grep -qE -- "$re"; then
-		log "ok: $out"
-	else
-		log "FAIL: hvmm $*: exit $st: $out (expected /$re/)"
-		rc=1
-	fi
+	hvmm_one_error "$re" "$@" -m 64MB --com1 none || rc=1
 }
 one_error "no NATIVE platform \(the file has VSM_ISOLATION\); VSM_ISOLATION needs --vtl2" \
 	--igvm "$OUT/vtl2.igvm" --hv

@@ -77,6 +77,23 @@ agent_initrd() {
 	esac
 }
 
+# hvmm_one_error REGEX ARGS...: `hvmm ARGS` must fail as bad user input
+# does: exit 2 with one line (stdout and stderr) matching REGEX. Logs the
+# outcome; returns 0 or 1.
+hvmm_one_error() {
+	local re=$1 out st
+	shift
+	out=$(timeout 60 "$HVMM" "$@" 2>&1 </dev/null)
+	st=$?
+	if [ "$st" = 2 ] && [ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] &&
+		printf '%s\n' "$out" | grep -qE -- "$re"; then
+		log "ok: $out"
+		return 0
+	fi
+	log "FAIL: hvmm $*: exit $st: $out (expected /$re/)"
+	return 1
+}
+
 # wait_for FILE REGEX TIMEOUT_S [PID]: waits until FILE has a line matching
 # REGEX; fails early when PID exits first.
 wait_for() {
