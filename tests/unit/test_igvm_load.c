@@ -24,6 +24,7 @@
 
 #include "core/igvm_load.h"
 #include "igvm/igvm.h"
+#include "test_pt_walk.h"
 
 #define PG 4096u
 #define RAM (8u << 20)
@@ -550,23 +551,22 @@ static size_t tiny_elf(uint8_t *e)
 	return 0x1000 + 6144;
 }
 
+struct ram_view { const uint8_t *r; uint64_t size; };
+
+static int read_ram(void *o, uint64_t gpa, uint64_t *e)
+{
+	const struct ram_view *v = o;
+	if (gpa + 8 > v->size)
+		return -1;
+	memcpy(e, v->r + gpa, 8);
+	return 0;
+}
+
 /* The PA va maps to through the 4-level tables at cr3 in guest RAM r, or ~0. */
 static uint64_t walk_va(const uint8_t *r, uint64_t rsize, uint64_t cr3, uint64_t va)
 {
-	uint64_t table = cr3 & 0x000ffffffffff000ull;
-	for (int level = 3; level >= 0; level--) {
-		uint64_t e, at = table + 8 * ((va >> (12 + 9 * level)) & 511);
-		if (at + 8 > rsize)
-			return ~0ull;
-		memcpy(&e, r + at, 8);
-		if (!(e & 1))
-			return ~0ull;
-		uint64_t sz = 1ull << (12 + 9 * level);
-		if (level == 0 || (level < 3 && (e & 0x80)))
-			return (e & 0x000ffffffffff000ull & ~(sz - 1)) + (va & (sz - 1));
-		table = e & 0x000ffffffffff000ull;
-	}
-	return ~0ull;
+	struct ram_view v = { r, rsize };
+	return test_pt_walk(read_ram, &v, cr3, va);
 }
 
 #define RRAM (32u << 20)
@@ -795,22 +795,15 @@ static void test_relocate_rules(void **state)
 	free(r);
 }
 
+static int read_gmem(void *o, uint64_t gpa, uint64_t *e)
+{
+	return gmem_read(o, gpa, e, 8);
+}
+
 /* The PA va maps to through the tables at cr3, read with gmem_read, or ~0. */
 static uint64_t walk_gmem(const struct gmem *m, uint64_t cr3, uint64_t va)
 {
-	uint64_t table = cr3 & 0x000ffffffffff000ull;
-	for (int level = 3; level >= 0; level--) {
-		uint64_t e;
-		if (gmem_read(m, table + 8 * ((va >> (12 + 9 * level)) & 511), &e, 8))
-			return ~0ull;
-		if (!(e & 1))
-			return ~0ull;
-		uint64_t sz = 1ull << (12 + 9 * level);
-		if (level == 0 || (level < 3 && (e & 0x80)))
-			return (e & 0x000ffffffffff000ull & ~(sz - 1)) + (va & (sz - 1));
-		table = e & 0x000ffffffffff000ull;
-	}
-	return ~0ull;
+	return test_pt_walk(read_gmem, (void *)m, cr3, va);
 }
 
 /*

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "igvm/igvm.h"
+#include "test_pt_walk.h"
 
 #define PG 4096ull
 #define MB2 (2ull << 20)
@@ -34,22 +35,22 @@ static void wr(uint8_t *t, uint64_t i, uint64_t v)
 	memcpy(t + 8 * i, &v, 8);
 }
 
+struct pt_view { const uint8_t *pt; uint64_t base, size; };
+
+static int read_pt(void *o, uint64_t gpa, uint64_t *e)
+{
+	const struct pt_view *v = o;
+	if (gpa < v->base || gpa + 8 > v->base + v->size)
+		return -1;
+	*e = rd(v->pt, (gpa - v->base) / 8);
+	return 0;
+}
+
 /* The PA va maps to through the tables in pt (at GPA base), or ~0. */
 static uint64_t xlate(const uint8_t *pt, uint64_t base, uint64_t size, uint64_t cr3, uint64_t va)
 {
-	uint64_t table = cr3;
-	for (int level = 3; level >= 0; level--) {
-		if (table < base || table + PG > base + size)
-			return ~0ull;
-		uint64_t e = rd(pt + (table - base), (va >> (12 + 9 * level)) & 511);
-		if (!(e & 1))
-			return ~0ull;
-		uint64_t sz = 1ull << (12 + 9 * level);
-		if (level == 0 || (level < 3 && (e & 0x80)))
-			return (e & 0x000ffffffffff000ull & ~(sz - 1)) + (va & (sz - 1));
-		table = e & 0x000ffffffffff000ull;
-	}
-	return ~0ull;
+	struct pt_view v = { pt, base, size };
+	return test_pt_walk(read_pt, &v, cr3, va);
 }
 
 /* hvmm-igvm build's tables: PML4, PDPT, 4 PDs of 2 MiB pages (identity 0-4 GiB) at gpa. */
