@@ -1,0 +1,478 @@
+/*
+ * --vtl2: VTL0's accesses that VTL2 intercepts (TLFS "Virtual Secure Mode",
+ * intercepts; ../shared/docs/igvm-and-vsm.md C.8). Port I/O, MSRs, unknown
+ * SynIC connections and memory (protected pages, VTL2's range, unmapped
+ * GPAs): the exit is finished or undone so that VTL0 stands at the
+ * instruction's start, the TLFS intercept message (header, registers,
+ * instruction bytes) goes to VTL2 (vsm_deliver_intercept) and VTL2 advances
+ * VTL0's RIP itself. Contracts in vtl.h.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/vm.h"
+#include "core/vtl.h"
+#include "core/vtl_impl.h"
+#include "hv/hv.h"
+#include "hv/vsm.h"
+
+unsigned vtl_io_insn_len(const uint8_t *insn, unsigned n, bool *string, bool *rep)
+{
+	*string = *rep = false;
+	for (unsigned i = 0; i < n && i < 15; i++) {
+		uint8_t b = insn[i];
+		if (b == 0xF3 || b == 0xF2) {
+			*rep = true;
+			continue;
+		}
+		if (b == 0x66 || b == 0x67 || b == 0x2E || b == 0x36 || b == 0x3E || b == 0x26 ||
+		    b == 0x64 || b == 0x65 || (b >= 0x40 && b <= 0x4F))
+			continue;
+		if (b >= 0xE4 && b <= 0xE7) /* IN/OUT with an imm8 port */
+			return i + 2 <= 15 ? i + 2 : 0;
+		if (b >= 0xEC && b <= 0xEF) /* IN/OUT with DX */
+			return i + 1;
+		if (b >= 0x6C && b <= 0x6F) { /* INS/OUTS */
+			*string = true;
+			return i + 1;
+		}
+		return 0;
+	}
+	return 0;
+}
+
+unsigned vtl_io_insn_back(const uint8_t b[16], uint16_t port, uint8_t size)
+{
+	unsigned n = 0;
+	if (port < 256 && (b[14] == 0xE6 || b[14] == 0xE7) && b[15] == port)
+		n = 2;   /* OUT imm8 */
+	else if (b[15] == 0xEE || b[15] == 0xEF || b[15] == 0x6E || b[15] == 0x6F)
+		n = 1;   /* OUT DX / OUTS */
+	else
+		return 0;
+	if (size == 2 && b[15 - n] == 0x66)
+		n++;
+	if ((b[15] == 0x6E || b[15] == 0x6F) && b[15 - n] == 0xF3)
+		n++;
+	return n;
+}
+
+/* n bytes of VTL0's virtual memory at gva (page tables of r): 0 or -1. */
+static int read_gva(struct vtl *t, const struct vsm_regs *r, uint64_t gva, uint8_t *b, unsigned n)
+{
+	while (n) {
+		uint64_t gpa;
+		unsigned chunk = 0x1000 - (unsigned)(gva & 0xfff);
+		if (chunk > n)
+			chunk = n;
+		if (vsm_translate_gva(&t->ops, r, gva, 0, &gpa) != HV_TRANSLATE_GVA_SUCCESS ||
+		    gmem_read(&t->vm->mem, gpa, b, chunk) < 0)
+			return -1;
+		gva += chunk, b += chunk, n -= chunk;
+	}
+	return 0;
+}
+
+/*
+ * Up to 16 instruction bytes of VTL0 at r's RIP (count in c->insn_count):
+ * an instruction near a page's end gets the bytes of the next page too when
+ * that page is mapped, else those up to the end of its own.
+ */
+static void fetch_insn(struct vtl *t, const struct vsm_regs *r, struct vsm_intercept_ctx *c)
+{
+	unsigned first = 0x1000 - (unsigned)(r->rip & 0xfff);
+	if (first >= sizeof(c->insn))
+		first = sizeof(c->insn);
+	c->insn_count = 0;
+	if (read_gva(t, r, r->rip, c->insn, first) < 0)
+		return;
+	c->insn_count = (uint8_t)first;
+	if (first < sizeof(c->insn) &&
+	    read_gva(t, r, r->rip + first, c->insn + first, sizeof(c->insn) - first) == 0)
+		c->insn_count = sizeof(c->insn);
+}
+
+/*
+ * A VTL0 IN/RDMSR/WRMSR exit VTL2 intercepts: KVM would complete it at
+ * VTL0's next run (data into RAX/RDX, RIP past it) over what VTL2 sets, so
+ * it is finished now and VTL0's registers put back as they were before the
+ * instruction (RIP at its start; a ring-0 emulator that already moved RIP
+ * is undone with `len` when the bytes there do not start the instruction).
+ * *pre gets those registers. False (logged) when that cannot be done.
+ */
+static bool undo_exit(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e, struct x86_regs *pre,
+		      bool (*starts)(const uint8_t *b, unsigned n), unsigned len)
+{
+	struct vm *vm = t->vm;
+	struct x86_regs post;
+	int ret = vm->ops->vcpu_finish_exit ? 0 : -ENOSYS;
+	if (ret == 0)
+		ret = vm->ops->vcpu_get_regs(v->av, pre);
+	if (ret == 0)
+		ret = vm->ops->vcpu_finish_exit(v->av, e);
+	if (ret == 0)
+		ret = vm->ops->vcpu_get_regs(v->av, &post);
+	if (ret < 0) {
+		log_guest("vCPU %u: VTL0 intercept: cannot finish the exit (%s)", v->index,
+			  strerror(-ret));
+		return false;
+	}
+	if (post.rip == pre->rip) {
+		/* Nothing moved at completion: RIP was past the instruction already? */
+		struct vsm_regs r;
+		struct vsm_intercept_ctx c = { 0 };
+		if (vtl_get_x86(t, v->index, 0, &r) == 0) {
+			fetch_insn(t, &r, &c);
+			if (!starts(c.insn, c.insn_count) && pre->rip >= len)
+				pre->rip -= len;
+		}
+	}
+	if (vm->ops->vcpu_set_regs(v->av, pre) < 0) {
+		log_guest("vCPU %u: VTL0 intercept: cannot restore registers", v->index);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * A port write (OUT/OUTS, also the hypercall page's `out`) under KVM's
+ * instruction emulator (PVM ring 0), which has moved RIP past the
+ * instruction already and completes nothing later: RIP is set back to its
+ * start (r->rip too), so VTL0 resumes wherever VTL2 puts RIP, as on
+ * hardware. False only when the registers cannot be written.
+ */
+static bool rewind_out(struct vtl *t, struct vm_vcpu *v, struct vsm_regs *r, uint16_t port,
+		       uint8_t size)
+{
+	struct vm *vm = t->vm;
+	if (!vm->info.ring0_emulated || (r->cs.selector & 3) != 0)
+		return true;
+	/* The bytes before RIP on its page (the instruction does not cross it). */
+	uint8_t b[16] = { 0 };
+	uint64_t gpa, n = r->rip & 0xfff;
+	unsigned back = 0;
+	if (n > sizeof(b))
+		n = sizeof(b);
+	if (n && vsm_translate_gva(&t->ops, r, r->rip - n, 0, &gpa) == HV_TRANSLATE_GVA_SUCCESS &&
+	    gmem_read(&vm->mem, gpa, b + sizeof(b) - n, n) == 0)
+		back = vtl_io_insn_back(b, port, size);
+	struct x86_regs xr;
+	if (back && vm->ops->vcpu_get_regs(v->av, &xr) == 0) {
+		xr.rip -= back;
+		if (vm->ops->vcpu_set_regs(v->av, &xr) < 0)
+			return false;
+		r->rip = xr.rip;
+	} else {
+		log_guest("vCPU %u: intercepted port 0x%x: instruction not found before RIP",
+			  v->index, port);
+	}
+	return true;
+}
+
+static bool starts_in(const uint8_t *b, unsigned n)
+{
+	bool string, rep;
+	return vtl_io_insn_len(b, n, &string, &rep) != 0;
+}
+
+static bool starts_msr(const uint8_t *b, unsigned n)
+{
+	return n >= 2 && b[0] == 0x0F && (b[1] == 0x30 || b[1] == 0x32);
+}
+
+bool vtl_io(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
+{
+	if (vtl_active(t, v) != 0 || !vsm_intercepts_io(t->vsm, e->io.port, e->io.write))
+		return false;
+	uint64_t rax = 0;
+	if (e->io.size <= 8)
+		memcpy(&rax, e->io.data, e->io.size);
+	if (!e->io.write) {
+		/* INS and REP forms would need KVM to finish them in steps. */
+		struct x86_regs pre;
+		if (e->io.count != 1 ||
+		    !undo_exit(t, v, e, &pre, starts_in, e->io.port < 256 ? 2 : 1))
+			return false;
+		rax = pre.rax;
+	}
+	struct vsm_regs r;
+	if (vtl_get_x86(t, v->index, 0, &r))
+		return false;
+	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
+		.access = e->io.write ? HV_INTERCEPT_ACCESS_TYPE_WRITE : HV_INTERCEPT_ACCESS_TYPE_READ,
+		.regs = &r };
+	if (e->io.write && !rewind_out(t, v, &r, e->io.port, e->io.size))
+		return false;
+	fetch_insn(t, &r, &c);
+	bool string, rep;
+	c.insn_len = (uint8_t)vtl_io_insn_len(c.insn, c.insn_count, &string, &rep);
+	uint8_t msg[HV_MESSAGE_SIZE];
+	vsm_msg_io_port(msg, &c, e->io.port, e->io.size, string, rep, rax);
+	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
+	if (st) {
+		log_guest("vCPU %u: intercept of port 0x%x not delivered (status 0x%x)", v->index,
+			  e->io.port, st);
+		return false;
+	}
+	return true;
+}
+
+bool vtl_unknown_connection(struct vtl *t, struct vm_vcpu *v, uint64_t control, uint64_t result)
+{
+	uint16_t code = (uint16_t)control;
+	if ((result & 0xffff) != HV_STATUS_INVALID_CONNECTION_ID || vtl_active(t, v) != 0 ||
+	    (code != HVCALL_POST_MESSAGE && code != HVCALL_SIGNAL_EVENT) ||
+	    !vsm_intercepts_unknown_synic(t->vsm))
+		return false;
+	struct vsm_regs r;
+	if (vtl_get_x86(t, v->index, 0, &r) || !rewind_out(t, v, &r, HV_HYPERCALL_PORT, 1))
+		return false;
+	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
+		.access = HV_INTERCEPT_ACCESS_TYPE_EXECUTE, .regs = &r };
+	fetch_insn(t, &r, &c);
+	bool string, rep;
+	c.insn_len = (uint8_t)vtl_io_insn_len(c.insn, c.insn_count, &string, &rep);
+	/* Fast calls' XMM input: a fast HvPostMessage has none beyond RDX/R8 here. */
+	uint8_t msg[HV_MESSAGE_SIZE];
+	vsm_msg_hypercall(msg, &c, NULL);
+	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
+	if (st) {
+		log_guest("vCPU %u: unknown SynIC connection intercept not delivered (status 0x%x)",
+			  v->index, st);
+		return false;
+	}
+	return true;
+}
+
+bool vtl_msr_intercept(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
+{
+	bool wr = e->reason == ACCEL_EXIT_MSR_WRITE;
+	if (vtl_active(t, v) != 0 || hv_msr_owned(e->msr.index) || !vsm_intercepts_msr(t->vsm, wr))
+		return false;
+	struct x86_regs pre;
+	e->msr.error = false;
+	e->msr.data = 0;
+	if (!undo_exit(t, v, e, &pre, starts_msr, 2))
+		return false;
+	struct vsm_regs r;
+	if (vtl_get_x86(t, v->index, 0, &r))
+		return false;
+	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
+		.access = wr ? HV_INTERCEPT_ACCESS_TYPE_WRITE : HV_INTERCEPT_ACCESS_TYPE_READ,
+		.regs = &r, .insn_len = 2 };
+	uint8_t msg[HV_MESSAGE_SIZE];
+	vsm_msg_msr(msg, &c, e->msr.index, pre.rdx, pre.rax);
+	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
+	if (st) {
+		log_guest("vCPU %u: intercept of MSR 0x%x not delivered (status 0x%x): #GP",
+			  v->index, e->msr.index, st);
+		if (t->vm->ops->vcpu_inject_exception(v->av, 13, true, 0) < 0)
+			log_warn("vCPU %u: cannot inject #GP", v->index);
+	}
+	return true;
+}
+
+/* x86_regs <-> the encoding's order (RAX RCX RDX RBX RSP RBP RSI RDI R8..R15). */
+static void regs_to_gpr(const struct x86_regs *x, uint64_t g[16])
+{
+	const uint64_t v[16] = { x->rax, x->rcx, x->rdx, x->rbx, x->rsp, x->rbp, x->rsi, x->rdi,
+				 x->r8, x->r9, x->r10, x->r11, x->r12, x->r13, x->r14, x->r15 };
+	memcpy(g, v, sizeof(v));
+}
+
+static void gpr_to_regs(const uint64_t g[16], struct x86_regs *x)
+{
+	x->rax = g[0], x->rcx = g[1], x->rdx = g[2], x->rbx = g[3];
+	x->rsp = g[4], x->rbp = g[5], x->rsi = g[6], x->rdi = g[7];
+	x->r8 = g[8], x->r9 = g[9], x->r10 = g[10], x->r11 = g[11];
+	x->r12 = g[12], x->r13 = g[13], x->r14 = g[14], x->r15 = g[15];
+}
+
+/*
+ * Whether b[0..k) is a store of `size` bytes that, with *x undone by it
+ * (data written, old in memory), wrote gpa; next_rip for RIP-relative
+ * forms. The undone registers in *g / *fl.
+ */
+static bool store_is(struct vtl *t, const struct vsm_regs *r, const uint8_t *b, unsigned k,
+		     const struct x86_regs *x, uint64_t next_rip, uint64_t gpa, unsigned size,
+		     uint64_t data, uint64_t old, uint64_t g[16], uint64_t *fl)
+{
+	struct vtl_mem_insn d;
+	uint64_t ea, ea_gpa;
+	if (vtl_mem_decode(b, k, &d) != k || d.size != size)
+		return false;
+	regs_to_gpr(x, g);
+	*fl = x->rflags;
+	return vtl_mem_undo(&d, g, fl, data, old) && vtl_mem_insn_ea(&d, b, g, next_rip, true, &ea) &&
+	       vsm_translate_gva(&t->ops, r, ea, 0, &ea_gpa) == HV_TRANSLATE_GVA_SUCCESS &&
+	       ea_gpa == gpa;
+}
+
+/*
+ * The store KVM's emulator retired for VTL0's write of `size` bytes at
+ * gpa (registers *x after it, page tables of r): a REP string store still
+ * at RIP (RCX not 0: the iteration it did), else the instruction that ends
+ * at RIP: the shortest suffix of the 15 bytes before it that decodes as a
+ * store (vtl_mem_decode) of that size whose operand, with the registers
+ * undone, translates to gpa, then grown over LOCK/REP prefixes before it.
+ * *x becomes the state before it (vtl_mem_undo; RIP at its start); returns
+ * its length, or 0 (x untouched).
+ */
+static unsigned store_back(struct vtl *t, const struct vsm_regs *r, struct x86_regs *x,
+			   uint64_t gpa, unsigned size, uint64_t data, uint64_t old)
+{
+	uint8_t b[15];
+	uint64_t g[16], fl;
+	struct vtl_mem_insn d;
+	unsigned n = sizeof(b);
+	if (read_gva(t, r, x->rip, b, n) < 0) {
+		n = 0x1000 - (unsigned)(x->rip & 0xfff);
+		n = n < sizeof(b) && read_gva(t, r, x->rip, b, n) == 0 ? n : 0;
+	}
+	if (n && vtl_mem_decode(b, n, &d) && d.op == VTL_MEM_OP_STRING && d.rep &&
+	    (d.addr32 ? (uint32_t)x->rcx : x->rcx) != 0 &&
+	    store_is(t, r, b, d.len, x, x->rip + d.len, gpa, size, data, old, g, &fl)) {
+		gpr_to_regs(g, x);
+		x->rflags = fl;
+		return d.len;
+	}
+	n = sizeof(b);
+	if (x->rip < n || read_gva(t, r, x->rip - n, b, n) < 0) {
+		n = (unsigned)(x->rip & 0xfff); /* the bytes before RIP on its page */
+		if (n > sizeof(b))
+			n = sizeof(b);
+		if (!n || read_gva(t, r, x->rip - n, b + sizeof(b) - n, n) < 0)
+			return 0;
+	}
+	const uint8_t *end = b + sizeof(b);
+	for (unsigned k = 1; k <= n; k++) {
+		if (!store_is(t, r, end - k, k, x, x->rip, gpa, size, data, old, g, &fl))
+			continue;
+		uint64_t g2[16], fl2;
+		while (k < n && (end[-(int)k - 1] == 0xF0 || end[-(int)k - 1] == 0xF2 ||
+				 end[-(int)k - 1] == 0xF3) &&
+		       store_is(t, r, end - k - 1, k + 1, x, x->rip, gpa, size, data, old, g2, &fl2)) {
+			k++;
+			memcpy(g, g2, sizeof(g2));
+			fl = fl2;
+		}
+		gpr_to_regs(g, x);
+		x->rflags = fl;
+		x->rip -= k;
+		return k;
+	}
+	return 0;
+}
+
+static void deliver_memory(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e, bool unmapped);
+
+bool vtl_mmio(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
+{
+	struct vm *vm = t->vm;
+	uint64_t gpa = e->mmio.gpa;
+	unsigned size = e->mmio.size;
+	if (vtl_active(t, v) != 0 || size == 0 || size > 8)
+		return false;
+	uint8_t *p = gmem_map(&vm->mem, gpa, size);
+	if (!p)
+		return false; /* not RAM: a device's, as without VTLs */
+	unsigned prot = vtl_mem_prot(&t->mem, gpa), last = vtl_mem_prot(&t->mem, gpa + size - 1);
+	if (last < prot)
+		prot = last;
+	if (prot >= (e->mmio.write ? VTL_MEM_FULL : VTL_MEM_RO)) {
+		/* Allowed: a slot was being replaced (vtl_mem_apply). Do it on RAM. */
+		if (e->mmio.write)
+			memcpy(p, e->mmio.data, size);
+		else
+			memcpy(e->mmio.data, p, size);
+		return true;
+	}
+	deliver_memory(t, v, e, false);
+	return true;
+}
+
+bool vtl_mmio_unmapped(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
+{
+	if (vtl_active(t, v) != 0 || e->mmio.size == 0 || e->mmio.size > 8)
+		return false;
+	deliver_memory(t, v, e, true);
+	return true;
+}
+
+/*
+ * A VTL0 MMIO exit VTL2 must see: finish the exit so nothing stays pending
+ * (and any further exit the same instruction makes: an RMW's write after
+ * its read, REP iterations; reads as zeros, writes dropped), then put VTL0
+ * back at the instruction (a read: as before it; a write, which the
+ * emulator already retired: the store found before RIP, or the REP
+ * iteration at RIP, undone by store_back) and deliver the GPA_INTERCEPT or
+ * UNMAPPED_GPA message.
+ */
+static void deliver_memory(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e, bool unmapped)
+{
+	struct vm *vm = t->vm;
+	uint64_t gpa = e->mmio.gpa, data = 0, old = 0;
+	unsigned size = e->mmio.size;
+	bool write = e->mmio.write;
+	struct x86_regs pre, post;
+	if (write)
+		memcpy(&data, e->mmio.data, size);
+	else
+		memset(e->mmio.data, 0, 8);
+	if (gmem_read(&vm->mem, gpa, &old, size) < 0)
+		old = 0;
+	int ret = vm->ops->vcpu_finish_exit ? vm->ops->vcpu_get_regs(v->av, &pre) : -ENOSYS;
+	if (ret == 0)
+		ret = vm->ops->vcpu_finish_exit(v->av, e);
+	for (unsigned i = 0; ret == -EAGAIN && i < 4096; i++) {
+		memset(e->mmio.data, 0, 8); /* a read gets zeros, a write is dropped */
+		ret = vm->ops->vcpu_finish_exit(v->av, e);
+	}
+	if (ret == 0)
+		ret = vm->ops->vcpu_get_regs(v->av, &post);
+	if (ret < 0) {
+		log_guest("vCPU %u: VTL0 access to protected 0x%" PRIx64 ": cannot finish the exit",
+			  v->index, gpa);
+		return;
+	}
+	struct vsm_regs r;
+	struct vtl_mem_insn d;
+	uint8_t b[15];
+	unsigned len = 0;
+	if (!write && post.rip != pre.rip && post.rip - pre.rip <= 15) {
+		len = (unsigned)(post.rip - pre.rip);
+	} else if (!write && vtl_get_x86(t, v->index, 0, &r) == 0 &&
+		   read_gva(t, &r, pre.rip, b, sizeof(b)) == 0 && vtl_mem_decode(b, 15, &d)) {
+		len = d.len; /* RIP did not move: a REP iteration */
+	} else if (write && vtl_get_x86(t, v->index, 0, &r) == 0 &&
+		   (len = store_back(t, &r, &pre, gpa, size, data, old)) != 0) {
+		/* pre is the state before the store */
+	} else {
+		log_guest("vCPU %u: VTL0 %s of protected 0x%" PRIx64 ": instruction not found, "
+			  "RIP left after it", v->index, write ? "write" : "read", gpa);
+	}
+	if (vm->ops->vcpu_set_regs(v->av, &pre) < 0 || vtl_get_x86(t, v->index, 0, &r)) {
+		log_guest("vCPU %u: VTL0 intercept: cannot restore registers", v->index);
+		return;
+	}
+	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
+		.access = write ? HV_INTERCEPT_ACCESS_TYPE_WRITE : HV_INTERCEPT_ACCESS_TYPE_READ,
+		.regs = &r, .insn_len = (uint8_t)len };
+	fetch_insn(t, &r, &c);
+	uint64_t gva = 0;
+	bool gva_valid = false;
+	if (len && len <= c.insn_count && vtl_mem_decode(c.insn, len, &d) == len)
+		gva_valid = vtl_mem_insn_ea(&d, c.insn, r.gpr, r.rip + len, write, &gva);
+	else if (len && len <= c.insn_count)
+		gva_valid = vtl_mem_mov_ea(c.insn, len, r.gpr, r.rip + len, &gva);
+	uint8_t msg[HV_MESSAGE_SIZE];
+	vsm_msg_memory(msg, &c, unmapped, gpa, gva, gva_valid);
+	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
+	if (st)
+		log_guest("vCPU %u: intercept of VTL0's access to 0x%" PRIx64 " not delivered "
+			  "(status 0x%x)", v->index, gpa, st);
+}
+
