@@ -5,10 +5,8 @@
 # reconnect across a reboot) with GUEST=debian, whose initramfs gets this
 # build's agent appended (lib.sh agent_initrd). Skipped on PVM (see
 # debian-smp1.sh).
-if [ -e /sys/module/kvm_pvm ]; then
-	echo "[debian-diag] SKIP: KVM here is PVM; the stock kernel does not reach /init" \
-		"within the CI budget there; minimal-diag.sh covers the agent and hvmm-diag" >&2
-	exit 77
-fi
+source "$(dirname "$0")/lib.sh"
+hvmm_skip_on_pvm "the stock kernel does not reach /init within the CI budget there;" \
+	"minimal-diag.sh covers the agent and hvmm-diag"
 HVMM_TEST_NAME=debian-diag GUEST=debian BOOT_TIMEOUT=3600 \
 	exec bash "$(dirname "$0")/minimal-diag.sh"

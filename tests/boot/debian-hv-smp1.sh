@@ -7,10 +7,8 @@
 # not reach /init within CI's budget there (see debian-smp1.sh); the same
 # checks run on the minimal kernel (minimal-hv*.sh). On hardware KVM this
 # test runs.
-if [ -e /sys/module/kvm_pvm ]; then
-	echo "[debian-hv-smp1] SKIP: KVM here is PVM; the stock kernel does not reach /init" \
-		"within the CI budget there (ring 0 is emulated); minimal-hv*.sh cover --hv" >&2
-	exit 77
-fi
+source "$(dirname "$0")/lib.sh"
+hvmm_skip_on_pvm "the stock kernel does not reach /init within the CI budget there" \
+	"(ring 0 is emulated); minimal-hv*.sh cover --hv"
 HVMM_TEST_NAME=debian-hv-smp1 GUEST=debian NCPU=1 BOOT_TIMEOUT=3600 \
 	exec bash "$(dirname "$0")/minimal-hv.sh"

@@ -3,10 +3,8 @@
 # from the initramfs) on netvsp + consomme: DHCP, guest -> host and host ->
 # guest transfers compared end to end (minimal-net.sh's checks with
 # GUEST=debian). Skipped on PVM (see debian-smp1.sh).
-if [ -e /sys/module/kvm_pvm ]; then
-	echo "[debian-net] SKIP: KVM here is PVM; the stock kernel does not reach /init" \
-		"within the CI budget there; minimal-net.sh covers netvsp and consomme" >&2
-	exit 77
-fi
+source "$(dirname "$0")/lib.sh"
+hvmm_skip_on_pvm "the stock kernel does not reach /init within the CI budget there;" \
+	"minimal-net.sh covers netvsp and consomme"
 HVMM_TEST_NAME=debian-net GUEST=debian BOOT_TIMEOUT=3600 \
 	exec bash "$(dirname "$0")/minimal-net.sh"

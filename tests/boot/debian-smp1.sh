@@ -10,10 +10,8 @@
 # was not reached in 50 minutes, more than CI's budget. debian-pvm-early.sh
 # covers the boot there up to the late initcalls, BLAKE2s's AVX-512 code
 # (emulated by hvmm) included. On hardware KVM this test runs.
-if [ -e /sys/module/kvm_pvm ]; then
-	echo "[debian-smp1] SKIP: KVM here is PVM; the stock kernel does not reach /init" \
-		"within the CI budget there (ring 0 is emulated); see debian-pvm-early.sh" >&2
-	exit 77
-fi
+source "$(dirname "$0")/lib.sh"
+hvmm_skip_on_pvm "the stock kernel does not reach /init within the CI budget there" \
+	"(ring 0 is emulated); see debian-pvm-early.sh"
 HVMM_TEST_NAME=debian-smp1 GUEST=debian NCPU=1 MEM_MB=1024 BOOT_TIMEOUT=3600 \
 	exec bash "$(dirname "$0")/minimal-smp1.sh"

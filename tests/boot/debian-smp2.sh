@@ -7,13 +7,10 @@
 # its initcalls alone take more than 30 minutes here, past CI's budget. So on
 # such hosts the test is skipped unless HVMM_SLOW_PVM=1, which runs it
 # unmodified with a long timeout. On hardware KVM it always runs.
+source "$(dirname "$0")/lib.sh"
 EXTRA=()
-if [ -e /sys/module/kvm_pvm ]; then
-	if [ "${HVMM_SLOW_PVM:-0}" != 1 ]; then
-		echo "[debian-smp2] SKIP: KVM here is PVM: the stock kernel takes over" \
-			"30 min to boot with ring 0 emulated; set HVMM_SLOW_PVM=1 to run it" >&2
-		exit 77
-	fi
-fi
+[ "${HVMM_SLOW_PVM:-0}" = 1 ] ||
+	hvmm_skip_on_pvm "the stock kernel takes over 30 min to boot with ring 0 emulated;" \
+		"set HVMM_SLOW_PVM=1 to run it"
 HVMM_TEST_NAME=debian-smp2 GUEST=debian NCPU=2 MEM_MB=1024 BOOT_TIMEOUT=7200 \
 	HVMM_EXTRA_ARGS="${EXTRA[*]}" exec bash "$(dirname "$0")/minimal-smp1.sh"
