@@ -90,20 +90,26 @@ agent_initrd() {
 	esac
 }
 
-# hvmm_one_error REGEX ARGS...: `hvmm ARGS` must fail as bad user input
-# does: exit 2 with one line (stdout and stderr) matching REGEX. Logs the
+# hvmm_one_error [-s STATUS] REGEX ARGS...: `hvmm ARGS` must fail as bad
+# user input does: exit 2 (or STATUS, e.g. 1 for an error found while the
+# VM is built) with one line (stdout and stderr) matching REGEX. Logs the
 # outcome; returns 0 or 1.
 hvmm_one_error() {
-	local re=$1 out st
+	local want=2 re out st
+	if [ "$1" = -s ]; then
+		want=$2
+		shift 2
+	fi
+	re=$1
 	shift
 	out=$(timeout 60 "$HVMM" "$@" 2>&1 </dev/null)
 	st=$?
-	if [ "$st" = 2 ] && [ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] &&
+	if [ "$st" = "$want" ] && [ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] &&
 		printf '%s\n' "$out" | grep -qE -- "$re"; then
 		log "ok: $out"
 		return 0
 	fi
-	log "FAIL: hvmm $*: exit $st: $out (expected /$re/)"
+	log "FAIL: hvmm $*: exit $st: $out (expected exit $want, /$re/)"
 	return 1
 }
 
