@@ -148,6 +148,94 @@ static const uint32_t private_msrs[] = {
 	0xC0000103,                             /* TSC_AUX */
 };
 #define NMSR (sizeof(private_msrs) / sizeof(private_msrs[0]))
+/* A KVM_GET/SET_MSRS buffer for up to NMSR entries. */
+union msr_buf {
+	struct kvm_msrs h;
+	uint8_t bytes[sizeof(struct kvm_msrs) + NMSR * sizeof(struct kvm_msr_entry)];
+};
+
+/*
+ * A VTL switch as hvmm does it: the shared GPRs through sync regs (RIP,
+ * RSP, RFLAGS stay the target's), the leaving vCPU's XSAVE image read and
+ * written into the target only when it differs from what the target holds.
+ */
+struct sw {
+	struct vmx *a, *b;
+	unsigned long xget;
+	size_t xsz;
+	uint8_t *cur, *img_a, *img_b;
+};
+
+static void switch_to(struct sw *w, struct vmx *from, struct vmx *to, uint8_t *to_img)
+{
+	struct kvm_regs *rf = &from->run->s.regs.regs, *rt = &to->run->s.regs.regs;
+	uint64_t rip = rt->rip, rsp = rt->rsp, fl = rt->rflags;
+	*rt = *rf;
+	rt->rip = rip;
+	rt->rsp = rsp;
+	rt->rflags = fl;
+	to->run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+	ioctl(from->vcpu, w->xget, w->cur);
+	if (memcmp(w->cur, to_img, w->xsz)) {
+		ioctl(to->vcpu, KVM_SET_XSAVE, w->cur);
+		memcpy(to_img, w->cur, w->xsz);
+	}
+}
+
+#define REGS_SREGS_IOCTL 0x1 /* the message's segments by GET_SREGS, not sync regs */
+#define REGS_MSRS        0x2 /* SetVpRegisters reads the private MSRs (one GET_MSRS) */
+#define REGS_PHASE2      0x4 /* phase 2's register ops (single-MSR ioctls, SET_SREGS) */
+
+/*
+ * The whole intercepted port write as --vtl2 handles it: A (VTL0) exits;
+ * the message needs A's segments; the switch; B (VTL2) runs to its
+ * SetVpRegisters(RIP) exit, which reads A's register block and writes the
+ * new RIP back through A's sync regs; B runs again to its VtlReturn exit;
+ * the switch back. Phase 2's register ops: GET_SREGS + 10 KVM_GET_MSRS (one
+ * MSR each) to read, GET_SREGS, SET_SREGS (which reads first), SET_REGS and
+ * 10 GET_MSRS to write.
+ */
+static void intercept_round_trip(struct sw *w, unsigned how, struct kvm_msrs *msrs)
+{
+	struct vmx *a = w->a, *b = w->b;
+	struct kvm_sregs sregs;
+	run_to_out(a);
+	if (how & (REGS_SREGS_IOCTL | REGS_PHASE2))
+		ioctl(a->vcpu, KVM_GET_SREGS, &sregs);      /* the message */
+	else
+		sregs = a->run->s.regs.sregs;
+	switch_to(w, a, b, w->img_b);
+	run_to_out(b);                                      /* SetVpRegisters(RIP) */
+	if (how & REGS_PHASE2) {
+		union msr_buf one;
+		memset(&one, 0, sizeof(one));
+		one.h.nmsrs = 1;
+		ioctl(a->vcpu, KVM_GET_SREGS, &sregs);
+		for (size_t m = 0; m < NMSR; m++) {
+			one.h.entries[0].index = private_msrs[m];
+			ioctl(a->vcpu, KVM_GET_MSRS, &one);
+		}
+		ioctl(a->vcpu, KVM_GET_SREGS, &sregs);
+		ioctl(a->vcpu, KVM_GET_SREGS, &sregs);
+		ioctl(a->vcpu, KVM_SET_SREGS, &sregs);
+		struct kvm_regs regs = a->run->s.regs.regs;
+		ioctl(a->vcpu, KVM_SET_REGS, &regs);
+		for (size_t m = 0; m < NMSR; m++) {
+			one.h.entries[0].index = private_msrs[m];
+			ioctl(a->vcpu, KVM_GET_MSRS, &one);
+		}
+	} else {
+		if (how & REGS_SREGS_IOCTL)
+			ioctl(a->vcpu, KVM_GET_SREGS, &sregs);
+		else
+			sregs = a->run->s.regs.sregs;
+		if (how & REGS_MSRS)
+			ioctl(a->vcpu, KVM_GET_MSRS, msrs);
+		a->run->kvm_dirty_regs = KVM_SYNC_X86_REGS; /* the new RIP */
+	}
+	run_to_out(b);                                      /* VtlReturn */
+	switch_to(w, b, a, w->img_a);
+}
 
 int main(int argc, char **argv)
 {
@@ -201,11 +289,11 @@ int main(int argc, char **argv)
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 	struct kvm_fpu fpu;
-	struct { struct kvm_msrs h; struct kvm_msr_entry e[NMSR]; } msrs;
+	union msr_buf msrs;
 	memset(&msrs, 0, sizeof(msrs));
 	msrs.h.nmsrs = NMSR;
 	for (size_t i = 0; i < NMSR; i++)
-		msrs.e[i].index = private_msrs[i];
+		msrs.h.entries[i].index = private_msrs[i];
 	int got = ioctl(a.vcpu, KVM_GET_MSRS, &msrs);
 	printf("%-44s %10d of %zu\n", "private MSRs KVM_GET_MSRS returns", got, NMSR);
 	msrs.h.nmsrs = got > 0 ? (uint32_t)got : 0;
@@ -218,8 +306,8 @@ int main(int argc, char **argv)
 	TIME("KVM_SET_SREGS", iters, ioctl(a.vcpu, KVM_SET_SREGS, &sregs));
 	TIME("KVM_GET_FPU", iters, ioctl(a.vcpu, KVM_GET_FPU, &fpu));
 	TIME("KVM_SET_FPU", iters, ioctl(a.vcpu, KVM_SET_FPU, &fpu));
-	TIME("KVM_GET_MSRS (private set)", iters, ioctl(a.vcpu, KVM_GET_MSRS, &msrs));
-	TIME("KVM_SET_MSRS (private set)", iters, ioctl(a.vcpu, KVM_SET_MSRS, &msrs));
+	TIME("KVM_GET_MSRS (private set)", iters, ioctl(a.vcpu, KVM_GET_MSRS, &msrs.h));
+	TIME("KVM_SET_MSRS (private set)", iters, ioctl(a.vcpu, KVM_SET_MSRS, &msrs.h));
 	/* A switch: shared GPRs and XMM from the leaving VTL to the entering one. */
 	TIME("shared copy REGS+FPU A->B (5 ioctls)", iters, {
 		ioctl(a.vcpu, KVM_GET_REGS, &regs);
@@ -304,26 +392,13 @@ int main(int argc, char **argv)
 	ioctl(b.vcpu, xget, ximg_b);
 	TIME("KVM_GET_XSAVE(2)", iters, ioctl(a.vcpu, xget, xcur));
 	TIME("KVM_SET_XSAVE", iters, ioctl(a.vcpu, KVM_SET_XSAVE, xcur));
+	struct sw sw = { .a = &a, .b = &b, .xget = xget, .xsz = xsz, .cur = xcur,
+			 .img_a = ximg_a, .img_b = ximg_b };
 	TIME("VTL round trip, sync regs + XSAVE GET, SET on change", run_iters, {
 		run_to_out(&a);
-		struct kvm_regs *ra = &a.run->s.regs.regs, *rb = &b.run->s.regs.regs;
-		uint64_t rip = rb->rip, rsp = rb->rsp, fl = rb->rflags;
-		*rb = *ra; rb->rip = rip; rb->rsp = rsp; rb->rflags = fl;
-		b.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
-		ioctl(a.vcpu, xget, xcur);
-		if (memcmp(xcur, ximg_b, xsz)) {
-			ioctl(b.vcpu, KVM_SET_XSAVE, xcur);
-			memcpy(ximg_b, xcur, xsz);
-		}
+		switch_to(&sw, &a, &b, ximg_b);
 		run_to_out(&b);
-		rip = ra->rip; rsp = ra->rsp; fl = ra->rflags;
-		*ra = *rb; ra->rip = rip; ra->rsp = rsp; ra->rflags = fl;
-		a.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
-		ioctl(b.vcpu, xget, xcur);
-		if (memcmp(xcur, ximg_a, xsz)) {
-			ioctl(a.vcpu, KVM_SET_XSAVE, xcur);
-			memcpy(ximg_a, xcur, xsz);
-		}
+		switch_to(&sw, &b, &a, ximg_a);
 	});
 	/*
 	 * The whole intercepted port write as --vtl2 handles it: A (VTL0)
@@ -335,87 +410,23 @@ int main(int argc, char **argv)
 	 * 2's: GET_SREGS + 10 KVM_GET_MSRS (one MSR each) to read, GET_SREGS,
 	 * SET_SREGS (which reads first), SET_REGS and 10 GET_MSRS to write.
 	 */
-	struct { struct kvm_msrs h; struct kvm_msr_entry e[1]; } one;
-	memset(&one, 0, sizeof(one));
-	one.h.nmsrs = 1;
-#define SWITCH_AB() do {                                                      \
-		struct kvm_regs *ra = &a.run->s.regs.regs, *rb = &b.run->s.regs.regs; \
-		uint64_t rip = rb->rip, rsp = rb->rsp, fl = rb->rflags;       \
-		*rb = *ra; rb->rip = rip; rb->rsp = rsp; rb->rflags = fl;     \
-		b.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;                    \
-		ioctl(a.vcpu, xget, xcur);                                    \
-		if (memcmp(xcur, ximg_b, xsz)) {                              \
-			ioctl(b.vcpu, KVM_SET_XSAVE, xcur);                   \
-			memcpy(ximg_b, xcur, xsz);                            \
-		}                                                             \
-	} while (0)
-#define SWITCH_BA() do {                                                      \
-		struct kvm_regs *ra = &a.run->s.regs.regs, *rb = &b.run->s.regs.regs; \
-		uint64_t rip = ra->rip, rsp = ra->rsp, fl = ra->rflags;       \
-		*ra = *rb; ra->rip = rip; ra->rsp = rsp; ra->rflags = fl;     \
-		a.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;                    \
-		ioctl(b.vcpu, xget, xcur);                                    \
-		if (memcmp(xcur, ximg_a, xsz)) {                              \
-			ioctl(a.vcpu, KVM_SET_XSAVE, xcur);                   \
-			memcpy(ximg_a, xcur, xsz);                            \
-		}                                                             \
-	} while (0)
 	/* hvmm has KVM store REGS and SREGS at every exit (kvm.c): so do these. */
 	a.run->kvm_valid_regs = b.run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
 	TIME("bare exit with sync regs + sregs", run_iters, run_to_out(&a));
-	TIME("intercept round trip, phase 3, GET_SREGS ioctls", run_iters, {
-		run_to_out(&a);
-		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);     /* the message */
-		SWITCH_AB();
-		run_to_out(&b);                           /* SetVpRegisters(RIP) */
-		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);
-		ioctl(a.vcpu, KVM_GET_MSRS, &msrs);
-		a.run->kvm_dirty_regs = KVM_SYNC_X86_REGS; /* the new RIP: sync regs */
-		run_to_out(&b);                           /* VtlReturn */
-		SWITCH_BA();
-	});
-	/* Segments from the sync-regs area (KVM stores SREGS at every exit). */
-	TIME("intercept round trip, phase 3 + synced sregs", run_iters, {
-		run_to_out(&a);
-		sregs = a.run->s.regs.sregs;              /* the message */
-		SWITCH_AB();
-		run_to_out(&b);                           /* SetVpRegisters(RIP) */
-		sregs = a.run->s.regs.sregs;
-		ioctl(a.vcpu, KVM_GET_MSRS, &msrs);
-		a.run->kvm_dirty_regs = KVM_SYNC_X86_REGS; /* the new RIP: sync regs */
-		run_to_out(&b);                           /* VtlReturn */
-		SWITCH_BA();
-	});
-	TIME("intercept round trip, phase 2 register ops", run_iters, {
-		run_to_out(&a);
-		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);
-		SWITCH_AB();
-		run_to_out(&b);
-		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);
-		for (size_t m = 0; m < NMSR; m++) {
-			one.e[0].index = private_msrs[m];
-			ioctl(a.vcpu, KVM_GET_MSRS, &one);
-		}
-		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);
-		ioctl(a.vcpu, KVM_GET_SREGS, &sregs);
-		ioctl(a.vcpu, KVM_SET_SREGS, &sregs);
-		regs = a.run->s.regs.regs;
-		ioctl(a.vcpu, KVM_SET_REGS, &regs);
-		for (size_t m = 0; m < NMSR; m++) {
-			one.e[0].index = private_msrs[m];
-			ioctl(a.vcpu, KVM_GET_MSRS, &one);
-		}
-		run_to_out(&b);
-		SWITCH_BA();
-	});
+	TIME("intercept round trip, phase 3, GET_SREGS ioctls", run_iters,
+	     intercept_round_trip(&sw, REGS_SREGS_IOCTL | REGS_MSRS, &msrs.h));
+	TIME("intercept round trip, phase 3 + synced sregs", run_iters,
+	     intercept_round_trip(&sw, REGS_MSRS, &msrs.h));
+	TIME("intercept round trip, registers on demand", run_iters,
+	     intercept_round_trip(&sw, 0, &msrs.h));
+	TIME("intercept round trip, phase 2 register ops", run_iters,
+	     intercept_round_trip(&sw, REGS_PHASE2, &msrs.h));
 	TIME("the same 3 exits alone (A out, B out, B out)", run_iters, {
 		run_to_out(&a);
 		run_to_out(&b);
 		run_to_out(&b);
 	});
 	a.run->kvm_valid_regs = b.run->kvm_valid_regs = KVM_SYNC_X86_REGS;
-#undef SWITCH_AB
-#undef SWITCH_BA
 	a.run->kvm_valid_regs = 0;
 	b.run->kvm_valid_regs = 0;
 	TIME("VTL round trip, REGS ioctls + XSAVE GET, SET on change", run_iters, {

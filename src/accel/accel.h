@@ -187,6 +187,12 @@ struct accel_ops {
 	 * Optional (NULL).
 	 */
 	int (*vcpu_get_sregs_synced)(struct accel_vcpu *v, struct x86_sregs *s);
+	/*
+	 * The debug registers: dr[0..3] = DR0-3, dr[4] = DR6, dr[5] = DR7 (KVM:
+	 * KVM_GET/SET_DEBUGREGS). 0 or -errno. Optional (NULL).
+	 */
+	int (*vcpu_get_debugregs)(struct accel_vcpu *v, uint64_t dr[6]);
+	int (*vcpu_set_debugregs)(struct accel_vcpu *v, const uint64_t dr[6]);
 	size_t (*vcpu_xsave_size)(struct accel_vcpu *v);
 	int (*vcpu_get_xsave)(struct accel_vcpu *v, void *buf);
 	int (*vcpu_set_xsave)(struct accel_vcpu *v, const void *buf);

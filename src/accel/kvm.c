@@ -837,6 +837,27 @@ static int kvm_vcpu_get_msrs(struct accel_vcpu *av, const uint32_t *index, uint6
 	return got;
 }
 
+static int kvm_vcpu_get_debugregs(struct accel_vcpu *av, uint64_t dr[6])
+{
+	struct kvm_debugregs d;
+	if (ioctl(((struct kvm_vcpu *)av)->fd, KVM_GET_DEBUGREGS, &d) < 0)
+		return -errno;
+	memcpy(dr, d.db, sizeof(d.db));
+	dr[4] = d.dr6;
+	dr[5] = d.dr7;
+	return 0;
+}
+
+static int kvm_vcpu_set_debugregs(struct accel_vcpu *av, const uint64_t dr[6])
+{
+	struct kvm_debugregs d;
+	memset(&d, 0, sizeof(d));
+	memcpy(d.db, dr, sizeof(d.db));
+	d.dr6 = dr[4];
+	d.dr7 = dr[5];
+	return ioctl(((struct kvm_vcpu *)av)->fd, KVM_SET_DEBUGREGS, &d) < 0 ? -errno : 0;
+}
+
 static size_t kvm_vcpu_xsave_size(struct accel_vcpu *av)
 {
 	return kvm_pvm_xsave_size((struct kvm_vcpu *)av);
@@ -910,6 +931,8 @@ const struct accel_ops accel_kvm_ops = {
 	.vcpu_irq_requested = kvm_vcpu_irq_requested,
 	.vcpu_get_msrs = kvm_vcpu_get_msrs,
 	.vcpu_get_sregs_synced = kvm_vcpu_get_sregs_synced,
+	.vcpu_get_debugregs = kvm_vcpu_get_debugregs,
+	.vcpu_set_debugregs = kvm_vcpu_set_debugregs,
 	.vcpu_xsave_size = kvm_vcpu_xsave_size,
 	.vcpu_get_xsave = kvm_vcpu_get_xsave,
 	.vcpu_set_xsave = kvm_vcpu_set_xsave,

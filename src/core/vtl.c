@@ -83,7 +83,10 @@ int vtl_get_x86(struct vtl *t, uint32_t vp, unsigned vtl, struct vsm_regs *v)
  * the op_set_regs that follows in the same hypercall (vsm always loads the
  * block before changing it: SetVpRegisters, the slow VtlReturn's RAX/RCX)
  * writes only what changed: the GPRs alone (RIP advanced over an
- * intercepted instruction) are one deferred sync-regs write, no ioctl.
+ * intercepted instruction) are one deferred sync-regs write, no ioctl. The
+ * private MSRs (one KVM_GET_MSRS) and the debug registers (one
+ * KVM_GET_DEBUGREGS) are read only when vsm asks for them (op_get_regs_part:
+ * a register of theirs was named).
  */
 static int op_get_regs(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *v)
 {
@@ -91,26 +94,53 @@ static int op_get_regs(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *v)
 	int st = vtl_get_x86(t, vp, vtl, v);
 	if (st)
 		return st;
-	struct accel_vcpu *av = vcpu_of(t, vp, vtl);
-	uint32_t idx[N_PRIVATE_MSRS];
-	uint64_t val[N_PRIVATE_MSRS] = { 0 };
-	for (size_t i = 0; i < N_PRIVATE_MSRS; i++)
-		idx[i] = private_msrs[i].msr;
-	/* One KVM_GET_MSRS; an MSR the host lacks (e.g. TSC_AUX, last) reads as 0. */
-	int got = t->vm->ops->vcpu_get_msrs ?
-		t->vm->ops->vcpu_get_msrs(av, idx, val, N_PRIVATE_MSRS) : 0;
-	for (size_t i = got < 0 ? 0 : (size_t)got; i < N_PRIVATE_MSRS; i++)
-		if (t->vm->ops->vcpu_get_msr(av, idx[i], &val[i]) < 0)
-			val[i] = 0;
-	for (size_t i = 0; i < N_PRIVATE_MSRS; i++)
-		memcpy((uint8_t *)v + private_msrs[i].off, &val[i], 8);
+	v->parts = 0;
 	t->snap[vp].r = *v;
 	t->snap[vp].vtl = vtl;
 	t->snap[vp].valid = true;
 	return HV_STATUS_SUCCESS;
 }
 
-/* v equals old outside the GPRs, RIP, RFLAGS and the private MSRs. */
+static int op_get_regs_part(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *v,
+			    uint32_t parts)
+{
+	struct vtl *t = o;
+	const struct accel_ops *ops = t->vm->ops;
+	struct accel_vcpu *av = vcpu_of(t, vp, vtl);
+	if (!av)
+		return HV_STATUS_INVALID_PARAMETER;
+	if (parts & VSM_REGS_MSRS) {
+		uint32_t idx[N_PRIVATE_MSRS];
+		uint64_t val[N_PRIVATE_MSRS] = { 0 };
+		for (size_t i = 0; i < N_PRIVATE_MSRS; i++)
+			idx[i] = private_msrs[i].msr;
+		/* One KVM_GET_MSRS; an MSR the host lacks (e.g. TSC_AUX, last) reads as 0. */
+		int got = ops->vcpu_get_msrs ? ops->vcpu_get_msrs(av, idx, val, N_PRIVATE_MSRS) : 0;
+		for (size_t i = got < 0 ? 0 : (size_t)got; i < N_PRIVATE_MSRS; i++)
+			if (ops->vcpu_get_msr(av, idx[i], &val[i]) < 0)
+				val[i] = 0;
+		for (size_t i = 0; i < N_PRIVATE_MSRS; i++)
+			memcpy((uint8_t *)v + private_msrs[i].off, &val[i], 8);
+	}
+	if (parts & VSM_REGS_DEBUG) {
+		uint64_t dr[6];
+		if (!ops->vcpu_get_debugregs || ops->vcpu_get_debugregs(av, dr) < 0)
+			return HV_STATUS_INVALID_PARAMETER;
+		memcpy(v->dr, dr, sizeof(v->dr));
+		v->dr6 = dr[4];
+		v->dr7 = dr[5];
+	}
+	v->parts |= parts & VSM_REGS_ALL;
+	/* The snapshot is the block vsm holds: keep it whole for op_set_regs. */
+	if (t->snap[vp].valid && t->snap[vp].vtl == vtl) {
+		uint32_t had = t->snap[vp].r.parts;
+		t->snap[vp].r = *v;
+		t->snap[vp].r.parts = had | (parts & VSM_REGS_ALL);
+	}
+	return HV_STATUS_SUCCESS;
+}
+
+/* v equals old outside the GPRs, RIP, RFLAGS and the optional parts. */
 static bool same_sregs(const struct vsm_regs *v, const struct vsm_regs *old)
 {
 	struct vsm_regs a = *v;
@@ -120,7 +150,31 @@ static bool same_sregs(const struct vsm_regs *v, const struct vsm_regs *old)
 	for (size_t i = 0; i < N_PRIVATE_MSRS; i++)
 		memcpy((uint8_t *)&a + private_msrs[i].off,
 		       (const uint8_t *)old + private_msrs[i].off, 8);
+	memcpy(a.dr, old->dr, sizeof(a.dr));
+	a.dr6 = old->dr6;
+	a.dr7 = old->dr7;
+	a.parts = old->parts;
 	return memcmp(&a, old, sizeof(a)) == 0;
+}
+
+/* The private MSRs of v that differ from old's (or the vCPU's) are written. */
+static int set_private_msrs(const struct accel_ops *ops, struct accel_vcpu *av,
+			    const struct vsm_regs *v, const struct vsm_regs *old)
+{
+	for (size_t i = 0; i < N_PRIVATE_MSRS; i++) {
+		uint64_t want, cur = 0;
+		memcpy(&want, (const uint8_t *)v + private_msrs[i].off, 8);
+		if (old && (old->parts & VSM_REGS_MSRS))
+			memcpy(&cur, (const uint8_t *)old + private_msrs[i].off, 8);
+		else if (ops->vcpu_get_msr(av, private_msrs[i].msr, &cur) < 0)
+			cur = 0;
+		if (cur != want) {
+			int ret = ops->vcpu_set_msr(av, private_msrs[i].msr, want);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	return 0;
 }
 
 static int op_set_regs(void *o, uint32_t vp, unsigned vtl, const struct vsm_regs *v)
@@ -136,8 +190,8 @@ static int op_set_regs(void *o, uint32_t vp, unsigned vtl, const struct vsm_regs
 		&t->snap[vp].r : NULL;
 	t->snap[vp].valid = false;
 	int ret = 0;
+	memset(&s, 0, sizeof(s));
 	if (old && same_sregs(v, old)) {
-		memset(&s, 0, sizeof(s));
 		vsm_regs_to_x86(v, &r, &s);   /* only r is used */
 		if (memcmp(v->gpr, old->gpr, sizeof(v->gpr)) || v->rip != old->rip ||
 		    v->rflags != old->rflags) {
@@ -153,21 +207,18 @@ static int op_set_regs(void *o, uint32_t vp, unsigned vtl, const struct vsm_regs
 		if (ret == 0)
 			ret = ops->vcpu_set_regs(av, &r);
 	}
-	/* Private MSRs: write the ones that changed (from what was read, or the vCPU's). */
-	for (size_t i = 0; ret == 0 && i < N_PRIVATE_MSRS; i++) {
-		uint64_t want, cur = 0;
-		memcpy(&want, (const uint8_t *)v + private_msrs[i].off, 8);
-		if (old)
-			memcpy(&cur, (const uint8_t *)old + private_msrs[i].off, 8);
-		else if (ops->vcpu_get_msr(av, private_msrs[i].msr, &cur) < 0)
-			cur = 0;
-		if (cur != want)
-			ret = ops->vcpu_set_msr(av, private_msrs[i].msr, want);
+	if (ret == 0 && (v->parts & VSM_REGS_MSRS))
+		ret = set_private_msrs(ops, av, v, old);
+	if (ret == 0 && (v->parts & VSM_REGS_DEBUG) &&
+	    (!old || !(old->parts & VSM_REGS_DEBUG) || memcmp(v->dr, old->dr, sizeof(v->dr)) ||
+	     v->dr6 != old->dr6 || v->dr7 != old->dr7)) {
+		const uint64_t dr[6] = { v->dr[0], v->dr[1], v->dr[2], v->dr[3], v->dr6, v->dr7 };
+		ret = ops->vcpu_set_debugregs ? ops->vcpu_set_debugregs(av, dr) : -ENOTSUP;
 	}
 	if (ret < 0) {
 		log_guest("vtl: VP %u VTL%u: registers refused by the accelerator (%s; CR0 0x%" PRIx64
-			  " CR4 0x%" PRIx64 " EFER 0x%" PRIx64 ")", vp, vtl, strerror(-ret), s.cr0,
-			  s.cr4, s.efer);
+			  " CR4 0x%" PRIx64 " EFER 0x%" PRIx64 ")", vp, vtl, strerror(-ret), v->cr0,
+			  v->cr4, v->efer);
 		return HV_STATUS_INVALID_PARAMETER;
 	}
 	return HV_STATUS_SUCCESS;
@@ -405,6 +456,7 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 	t->mem_ok = true;
 	struct vsm_config vc = { .nvps = vm->nvcpus, .max_vtl = VSM_MAX_VTL, .ops = {
 		.read_gpa = op_read_gpa, .write_gpa = op_write_gpa, .get_regs = op_get_regs,
+		.get_regs_part = op_get_regs_part,
 		.set_regs = op_set_regs, .switch_vtl = op_switch_vtl, .protect = op_protect,
 		.start_vp = op_start_vp, .interrupt = op_interrupt, .post_message = op_post_message,
 		.signal_event = op_signal_event,

@@ -224,8 +224,19 @@ struct vsm_regs {
 	uint64_t kernel_gs_base, apic_base, pat;
 	uint64_t sysenter_cs, sysenter_eip, sysenter_esp;
 	uint64_t star, lstar, cstar, sfmask, tsc_aux;
+	/*
+	 * The optional parts this block holds besides the rest (GPRs, RIP,
+	 * RFLAGS, CR0/2/3/4/8, EFER, APIC base, segments, tables): each costs
+	 * the backend a call of its own, so vsm loads one only when a register
+	 * of it is named (vsm_ops.get_regs_part) and set_regs writes only the
+	 * parts named here.
+	 */
+	uint32_t parts;
 };
 #define VSM_GPR_RSP 4
+#define VSM_REGS_MSRS  0x1u   /* KERNEL_GS_BASE, PAT, SYSENTER_*, STAR..SFMASK, TSC_AUX */
+#define VSM_REGS_DEBUG 0x2u   /* DR0-3, DR6, DR7 */
+#define VSM_REGS_ALL   (VSM_REGS_MSRS | VSM_REGS_DEBUG)
 
 /* Copies the registers shared between VTLs from src to dst (a VTL switch). */
 void vsm_regs_copy_shared(struct vsm_regs *dst, const struct vsm_regs *src);
@@ -251,8 +262,16 @@ struct vsm_ops {
 	/* Guest physical memory as the hypervisor sees it (no VTL protections). */
 	int (*read_gpa)(void *o, uint64_t gpa, void *buf, size_t len);
 	int (*write_gpa)(void *o, uint64_t gpa, const void *buf, size_t len);
-	/* A VP's register block for one VTL (its KVM vCPU fd for that VTL). */
+	/*
+	 * A VP's register block for one VTL (its KVM vCPU fd for that VTL).
+	 * get_regs fills r and sets r->parts to the optional parts it filled
+	 * too; get_regs_part (optional: NULL means get_regs fills them all)
+	 * adds parts to a block get_regs just filled. set_regs writes r's
+	 * registers and the parts in r->parts.
+	 */
 	int (*get_regs)(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *r);
+	int (*get_regs_part)(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *r,
+			     uint32_t parts);
 	int (*set_regs)(void *o, uint32_t vp, unsigned vtl, const struct vsm_regs *r);
 	/*
 	 * Makes `to` the running VTL of vp: carry the shared registers (and

@@ -96,7 +96,8 @@ static uint16_t load_context(struct vsm_hc_args *a, uint32_t vp, unsigned vtl,
 {
 	const struct vsm_ops *o = &a->vsm->cfg.ops;
 	struct vsm_regs r;
-	if (o->get_regs(o->opaque, vp, vtl, &r))
+	bool have = false;
+	if (vsm_regs_load(a->vsm, vp, vtl, &r, &have, VSM_REGS_MSRS)) /* the context has PAT */
 		return HV_STATUS_INVALID_VP_STATE;
 	vsm_regs_from_context(&r, c);
 	return o->set_regs(o->opaque, vp, vtl, &r) ? HV_STATUS_INVALID_PARAMETER : 0;

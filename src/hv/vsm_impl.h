@@ -73,6 +73,12 @@ int vsm_synic_signal_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, unsigned
 			    unsigned flag, bool *newly);
 
 /*
+ * vsm_regs.c: loads (vp, vtl)'s register block into r once (*have) and then
+ * the optional `parts` (VSM_REGS_*) it lacks. 0 or INVALID_VP_STATE.
+ */
+uint16_t vsm_regs_load(struct vsm *vsm, uint32_t vp, unsigned vtl, struct vsm_regs *r,
+		       bool *have, uint32_t parts);
+/*
  * vsm_regs.c: one register of (vp, vtl) for a caller running `caller`.
  * r/have_regs cache the VP's register block across a rep call; *dirty says
  * it must be written back. 0 or an HV status.

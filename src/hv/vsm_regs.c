@@ -179,15 +179,41 @@ static int vsm_register(struct vsm *vsm, uint32_t vp, unsigned caller, unsigned 
 	return -ENOENT;
 }
 
-static uint16_t load(struct vsm *vsm, uint32_t vp, unsigned vtl, struct vsm_regs *r,
-		     bool *have)
+/* The optional part of struct vsm_regs a register is in (0: the rest). */
+static uint32_t reg_part(uint32_t name)
 {
-	if (*have)
+	switch (name) {
+	case 0x00050000u: case 0x00050001u: case 0x00050002u: case 0x00050003u:
+	case 0x00050004u: case HV_X64_REGISTER_DR7:
+		return VSM_REGS_DEBUG;
+	case HV_X64_REGISTER_KERNEL_GS_BASE: case HV_X64_REGISTER_PAT:
+	case HV_X64_REGISTER_SYSENTER_CS: case HV_X64_REGISTER_SYSENTER_EIP:
+	case HV_X64_REGISTER_SYSENTER_ESP: case HV_X64_REGISTER_STAR:
+	case HV_X64_REGISTER_LSTAR: case HV_X64_REGISTER_CSTAR:
+	case HV_X64_REGISTER_SFMASK: case HV_X64_REGISTER_TSC_AUX:
+		return VSM_REGS_MSRS;
+	default:
 		return 0;
+	}
+}
+
+uint16_t vsm_regs_load(struct vsm *vsm, uint32_t vp, unsigned vtl, struct vsm_regs *r,
+		       bool *have, uint32_t parts)
+{
 	const struct vsm_ops *o = &vsm->cfg.ops;
-	if (o->get_regs(o->opaque, vp, vtl, r))
-		return HV_STATUS_INVALID_VP_STATE;
-	*have = true;
+	if (!*have) {
+		if (o->get_regs(o->opaque, vp, vtl, r))
+			return HV_STATUS_INVALID_VP_STATE;
+		if (!o->get_regs_part)
+			r->parts = VSM_REGS_ALL;
+		*have = true;
+	}
+	uint32_t missing = parts & VSM_REGS_ALL & ~r->parts;
+	if (missing) {
+		if (o->get_regs_part(o->opaque, vp, vtl, r, missing))
+			return HV_STATUS_INVALID_VP_STATE;
+		r->parts |= missing;
+	}
 	return 0;
 }
 
@@ -215,7 +241,7 @@ uint16_t vsm_reg_get(struct vsm *vsm, uint32_t vp, unsigned caller, unsigned vtl
 		return HV_STATUS_INVALID_PARAMETER;
 	if (vtl >= caller)
 		return HV_STATUS_ACCESS_DENIED;
-	uint16_t s = load(vsm, vp, vtl, r, have_regs);
+	uint16_t s = vsm_regs_load(vsm, vp, vtl, r, have_regs, reg_part(name));
 	if (s)
 		return s;
 	if (p64)
@@ -237,6 +263,8 @@ static bool value_ok(uint32_t name, uint64_t v)
 	case HV_X64_REGISTER_EFER:
 		return !(v & ~EFER_VALID);
 	case HV_X64_REGISTER_RFLAGS:
+	case 0x00050004u: /* DR6 */
+	case HV_X64_REGISTER_DR7:
 		return !(v >> 32);
 	default:
 		return true;
@@ -266,7 +294,7 @@ uint16_t vsm_reg_set(struct vsm *vsm, uint32_t vp, unsigned caller, unsigned vtl
 		return HV_STATUS_ACCESS_DENIED;
 	if (!value_ok(name, x))
 		return HV_STATUS_INVALID_REGISTER_VALUE;
-	uint16_t s = load(vsm, vp, vtl, r, have_regs);
+	uint16_t s = vsm_regs_load(vsm, vp, vtl, r, have_regs, reg_part(name));
 	if (s)
 		return s;
 	if (p64)

@@ -355,6 +355,53 @@ static void test_start_virtual_processor(void **state)
 	vf_free(f);
 }
 
+/*
+ * On a platform where the MSRs and debug registers cost a call each, vsm
+ * asks for them only when one is named, and set_regs writes only the parts
+ * the hypercall loaded: a RIP-only SetVpRegisters (an intercept's advance)
+ * touches neither.
+ */
+static void test_register_parts(void **state)
+{
+	(void)state;
+	struct vfake *f = vf_new_lazy(2);
+	assert_int_equal(vsm_boot_vtl2(f->vsm), 0);
+	f->regs[0][0].lstar = 0xffffffff81000000ull;
+	f->regs[0][0].dr[2] = 0x4000;
+	f->regs[0][0].dr7 = 0x400;
+	uint64_t v;
+	assert_int_equal(set_reg(f, 0, USE_VTL(0), HV_X64_REGISTER_RIP, 0x1234), 0);
+	assert_int_equal(get_reg(f, 0, USE_VTL(0), HV_X64_REGISTER_RIP, &v), 0);
+	assert_int_equal(v, 0x1234);
+	assert_int_equal(f->npart_calls, 0);
+	assert_int_equal(f->set_parts, 0);
+	/* The MSRs stayed as they were although the set block had them zero. */
+	assert_int_equal(f->regs[0][0].lstar, 0xffffffff81000000ull);
+	assert_int_equal(f->regs[0][0].dr7, 0x400);
+	assert_int_equal(get_reg(f, 0, USE_VTL(0), HV_X64_REGISTER_LSTAR, &v), 0);
+	assert_int_equal(v, 0xffffffff81000000ull);
+	assert_int_equal(f->npart_calls, 1);
+	assert_int_equal(f->parts_asked, VSM_REGS_MSRS);
+	assert_int_equal(get_reg(f, 0, USE_VTL(0), 0x00050002u /* DR2 */, &v), 0);
+	assert_int_equal(v, 0x4000);
+	assert_int_equal(get_reg(f, 0, USE_VTL(0), HV_X64_REGISTER_DR7, &v), 0);
+	assert_int_equal(v, 0x400);
+	assert_int_equal(f->parts_asked, VSM_REGS_ALL);
+	assert_int_equal(set_reg(f, 0, USE_VTL(0), HV_X64_REGISTER_DR7, 0x401), 0);
+	assert_int_equal(f->set_parts, VSM_REGS_DEBUG);
+	assert_int_equal(f->regs[0][0].dr7, 0x401);
+	assert_int_equal(f->regs[0][0].dr[2], 0x4000);
+	assert_int_equal(f->regs[0][0].lstar, 0xffffffff81000000ull);
+	assert_int_equal(set_reg(f, 0, USE_VTL(0), HV_X64_REGISTER_SFMASK, 0x47700), 0);
+	assert_int_equal(f->set_parts, VSM_REGS_MSRS);
+	assert_int_equal(f->regs[0][0].sfmask, 0x47700);
+	assert_int_equal(f->regs[0][0].lstar, 0xffffffff81000000ull);
+	/* DR6/DR7 are 32-bit values. */
+	assert_int_equal(set_reg(f, 0, USE_VTL(0), HV_X64_REGISTER_DR7, 1ull << 32),
+			 HV_STATUS_INVALID_REGISTER_VALUE);
+	vf_free(f);
+}
+
 static void test_vtl0_registers_from_vtl2(void **state)
 {
 	(void)state;
@@ -772,6 +819,7 @@ int main(void)
 		cmocka_unit_test(test_vsm_registers),
 		cmocka_unit_test(test_register_reps),
 		cmocka_unit_test(test_fast_get_registers),
+		cmocka_unit_test(test_register_parts),
 		cmocka_unit_test(test_hypercall_page),
 		cmocka_unit_test(test_interrupt_pending),
 		cmocka_unit_test(test_x86_conversion),

@@ -39,8 +39,39 @@ struct vfake {
 	int status;   /* what the SynIC/interrupt/start ops answer */
 	uint64_t now;         /* reference time ref_time answers */
 	unsigned nstimer_changed;
+	/*
+	 * Lazy mode (vf_new_lazy): get_regs gives a block without the optional
+	 * parts (their fields zero), get_regs_part adds them (counted), and
+	 * set_regs stores only the parts the block names.
+	 */
+	bool lazy;
+	unsigned npart_calls, nset;
+	uint32_t parts_asked, set_parts;
 	struct vsm *vsm;
 };
+
+/* Copies the fields of the optional register parts `parts` from src to dst. */
+static inline void vf_copy_parts(struct vsm_regs *dst, const struct vsm_regs *src,
+				 uint32_t parts)
+{
+	if (parts & VSM_REGS_MSRS) {
+		dst->kernel_gs_base = src->kernel_gs_base;
+		dst->pat = src->pat;
+		dst->sysenter_cs = src->sysenter_cs;
+		dst->sysenter_eip = src->sysenter_eip;
+		dst->sysenter_esp = src->sysenter_esp;
+		dst->star = src->star;
+		dst->lstar = src->lstar;
+		dst->cstar = src->cstar;
+		dst->sfmask = src->sfmask;
+		dst->tsc_aux = src->tsc_aux;
+	}
+	if (parts & VSM_REGS_DEBUG) {
+		memcpy(dst->dr, src->dr, sizeof(dst->dr));
+		dst->dr6 = src->dr6;
+		dst->dr7 = src->dr7;
+	}
+}
 
 static inline int vf_read(void *o, uint64_t gpa, void *buf, size_t len)
 {
@@ -66,6 +97,25 @@ static inline int vf_get_regs(void *o, uint32_t vp, unsigned vtl, struct vsm_reg
 	if (vp >= VF_VPS || vtl >= VSM_NUM_VTLS)
 		abort();
 	*r = f->regs[vp][vtl];
+	if (f->lazy) {
+		struct vsm_regs zero;
+		memset(&zero, 0, sizeof(zero));
+		vf_copy_parts(r, &zero, VSM_REGS_ALL);
+		r->parts = 0;
+	}
+	return 0;
+}
+
+static inline int vf_get_regs_part(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *r,
+				   uint32_t parts)
+{
+	struct vfake *f = o;
+	if (vp >= VF_VPS || vtl >= VSM_NUM_VTLS)
+		abort();
+	f->npart_calls++;
+	f->parts_asked |= parts;
+	vf_copy_parts(r, &f->regs[vp][vtl], parts);
+	r->parts |= parts;
 	return 0;
 }
 
@@ -74,7 +124,15 @@ static inline int vf_set_regs(void *o, uint32_t vp, unsigned vtl, const struct v
 	struct vfake *f = o;
 	if (vp >= VF_VPS || vtl >= VSM_NUM_VTLS)
 		abort();
-	f->regs[vp][vtl] = *r;
+	f->nset++;
+	if (!f->lazy) {
+		f->regs[vp][vtl] = *r;
+		return 0;
+	}
+	f->set_parts = r->parts;
+	struct vsm_regs *d = &f->regs[vp][vtl], keep = *d;
+	*d = *r;
+	vf_copy_parts(d, &keep, VSM_REGS_ALL & ~r->parts);
 	return 0;
 }
 
@@ -155,9 +213,10 @@ static inline void vf_stimer_changed(void *o)
 	((struct vfake *)o)->nstimer_changed++;
 }
 
-static inline struct vfake *vf_new(unsigned nvps)
+static inline struct vfake *vf_new_mode(unsigned nvps, bool lazy)
 {
 	struct vfake *f = calloc(1, sizeof(*f));
+	f->lazy = lazy;
 	f->ram = calloc(1, VF_RAM);
 	struct vsm_config c = {
 		.nvps = nvps, .max_vtl = 2,
@@ -167,11 +226,23 @@ static inline struct vfake *vf_new(unsigned nvps)
 			.start_vp = vf_start, .interrupt = vf_irq, .post_message = vf_post,
 			.signal_event = vf_event, .ref_time = vf_ref_time,
 			.stimer_changed = vf_stimer_changed, .opaque = f,
+			.get_regs_part = lazy ? vf_get_regs_part : NULL,
 		},
 	};
 	if (vsm_create(&c, &f->vsm))
 		abort();
 	return f;
+}
+
+static inline struct vfake *vf_new(unsigned nvps)
+{
+	return vf_new_mode(nvps, false);
+}
+
+/* A platform whose register parts cost a call each (like KVM's). */
+static inline struct vfake *vf_new_lazy(unsigned nvps)
+{
+	return vf_new_mode(nvps, true);
 }
 
 static inline void vf_free(struct vfake *f)
