@@ -17,9 +17,11 @@
  * is delivered for loads and simple MOV stores (other stores keep RIP after
  * the instruction); VTL2-only RAM above VTL0's is a vtl2_only gmem region
  * (gmem_add_vtl2_region, for relocation auto=);
- * Get/SetVpRegisters move struct x86_regs/x86_sregs and the private MSRs
- * (PAT, STAR/LSTAR/CSTAR/SFMASK, SYSENTER, KERNEL_GS_BASE, TSC_AUX), not
- * DR0-7. Phase 2: intercepts of VTL0 port writes and reads (IN; not INS or
+ * Get/SetVpRegisters move struct x86_regs/x86_sregs, and the private MSRs
+ * (PAT, STAR/LSTAR/CSTAR/SFMASK, SYSENTER, KERNEL_GS_BASE, TSC_AUX) and
+ * DR0-3/DR6/DR7 only when one of theirs is named; DR0-3 and XCR0, shared
+ * by the TLFS, are not carried across a switch (a KVM ioctl each per
+ * switch). Phase 2: intercepts of VTL0 port writes and reads (IN; not INS or
  * REP forms) and RDMSR/WRMSR of MSRs hv does not own, in VTL2's VP assist
  * page (intercept_page) or its SIMP slot 0 (SINT0, vsm's SynIC), and VTL0
  * HvPostMessage/HvSignalEvent to connections hv does not know (hypercall
