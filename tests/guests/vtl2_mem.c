@@ -158,6 +158,28 @@ int guest_main(const char *cmdline)
 	expect(st == 0, "SetVpRegisters of VTL0: status 0x%x", st);
 	unsigned bad = st != 0;
 
+	/*
+	 * VTL0's debug registers and a private MSR through Set/GetVpRegisters:
+	 * hvmm moves them with their own KVM calls (DEBUGREGS, MSRS) only when
+	 * one is named. No breakpoint is enabled (DR7's L/G bits clear).
+	 */
+	{
+		static const struct { u32 name; u64 val; } regs[] = {
+			{ 0x00050000u /* DR0 */, 0x123450 }, { 0x00050003u /* DR3 */, 0x7000 },
+			{ 0x00050005u /* DR7 */, 0x10400 }, { 0x0008000Bu /* SFMASK */, 0x47700 },
+		};
+		for (unsigned i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
+			u64 got = 0;
+			u16 s1 = hvcall_set_vp_register(&h, HVL_VTL(0), regs[i].name, regs[i].val, 0);
+			u16 s2 = hvcall_get_vp_register(&h, HVL_VTL(0), regs[i].name, &got, NULL);
+			expect(s1 == 0 && s2 == 0 && got == regs[i].val,
+			       "VTL0 register 0x%x: set 0x%lx (status 0x%x), read 0x%lx (status 0x%x)",
+			       regs[i].name, regs[i].val, s1, got, s2);
+		}
+		u16 s3 = hvcall_set_vp_register(&h, HVL_VTL(0), 0x00050005u, 1ull << 32, 0);
+		expect(s3 == 0x0050 /* INVALID_REGISTER_VALUE */, "DR7 bit 32: status 0x%x", s3);
+	}
+
 	TEST_BEGIN("protect_errors");
 	st = vtl2_rt_protect(&h, 0xC0000000ull >> 12, 1, VTL2_RT_MAP_READ);
 	expect(st == HVL_STATUS_INVALID_PARAMETER, "a page in the MMIO hole: status 0x%x", st);
