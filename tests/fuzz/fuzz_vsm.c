@@ -29,6 +29,7 @@ struct ctx {
 	struct vsm_regs regs[NVPS][VSM_NUM_VTLS];
 	int status;
 	uint64_t now;   /* reference time (VTL2's synthetic timers) */
+	bool lazy;      /* get_regs_part in use: register parts on demand */
 };
 
 static uint64_t ref_time(void *o)
@@ -60,6 +61,36 @@ static int get_regs(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *r)
 	if (vp >= NVPS || vtl >= VSM_NUM_VTLS)
 		abort();
 	*r = c->regs[vp][vtl];
+	r->parts = 0;
+	return 0;
+}
+
+/* The optional parts on demand, as KVM's wiring does; vsm must ask only for known ones. */
+static int get_regs_part(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *r, uint32_t parts)
+{
+	struct ctx *c = o;
+	if (vp >= NVPS || vtl >= VSM_NUM_VTLS || !parts || (parts & ~VSM_REGS_ALL) ||
+	    (r->parts & parts))
+		abort();
+	const struct vsm_regs *s = &c->regs[vp][vtl];
+	if (parts & VSM_REGS_MSRS) {
+		r->kernel_gs_base = s->kernel_gs_base;
+		r->pat = s->pat;
+		r->sysenter_cs = s->sysenter_cs;
+		r->sysenter_eip = s->sysenter_eip;
+		r->sysenter_esp = s->sysenter_esp;
+		r->star = s->star;
+		r->lstar = s->lstar;
+		r->cstar = s->cstar;
+		r->sfmask = s->sfmask;
+		r->tsc_aux = s->tsc_aux;
+	}
+	if (parts & VSM_REGS_DEBUG) {
+		memcpy(r->dr, s->dr, sizeof(r->dr));
+		r->dr6 = s->dr6;
+		r->dr7 = s->dr7;
+	}
+	r->parts |= parts;
 	return 0;
 }
 
@@ -162,9 +193,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			 .start_vp = start_vp, .interrupt = irq, .post_message = post,
 			 .signal_event = signal_event, .ref_time = ref_time, .opaque = &c },
 	};
+	uint8_t mode = (uint8_t)take(&p, end, 1);
+	c.lazy = mode & 2;
+	if (c.lazy)
+		cfg.ops.get_regs_part = get_regs_part;
 	if (vsm_create(&cfg, &c.vsm))
 		return 0;
-	if (take(&p, end, 1) & 1)
+	if (mode & 1)
 		vsm_boot_vtl2(c.vsm);
 
 	for (unsigned ops = 0; p < end && ops < 256; ops++) {
