@@ -138,6 +138,24 @@ static bool undo_exit(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e, st
 }
 
 /*
+ * The up to 16 bytes of VTL0's code before `rip` into the end of b[16]
+ * (across a page boundary when the previous page is mapped, else those of
+ * rip's page). Returns how many (0: none).
+ */
+static unsigned read_before(struct vtl *t, const struct vsm_regs *r, uint64_t rip, uint8_t b[16])
+{
+	memset(b, 0, 16);
+	if (rip >= 16 && read_gva(t, r, rip - 16, b, 16) == 0)
+		return 16;
+	unsigned n = (unsigned)(rip & 0xfff);
+	if (n > 16)
+		n = 16;
+	if (!n || read_gva(t, r, rip - n, b + 16 - n, n) < 0)
+		return 0;
+	return n;
+}
+
+/*
  * A port write (OUT/OUTS, also the hypercall page's `out`) under KVM's
  * instruction emulator (PVM ring 0), which has moved RIP past the
  * instruction already and completes nothing later: RIP is set back to its
@@ -150,15 +168,9 @@ static bool rewind_out(struct vtl *t, struct vm_vcpu *v, struct vsm_regs *r, uin
 	struct vm *vm = t->vm;
 	if (!vm->info.ring0_emulated || (r->cs.selector & 3) != 0)
 		return true;
-	/* The bytes before RIP on its page (the instruction does not cross it). */
-	uint8_t b[16] = { 0 };
-	uint64_t gpa, n = r->rip & 0xfff;
-	unsigned back = 0;
-	if (n > sizeof(b))
-		n = sizeof(b);
-	if (n && vsm_translate_gva(&t->ops, r, r->rip - n, 0, &gpa) == HV_TRANSLATE_GVA_SUCCESS &&
-	    gmem_read(&vm->mem, gpa, b + sizeof(b) - n, n) == 0)
-		back = vtl_io_insn_back(b, port, size);
+	/* The bytes before RIP, from the previous page too (an OUT may cross it). */
+	uint8_t b[16];
+	unsigned back = read_before(t, r, r->rip, b) ? vtl_io_insn_back(b, port, size) : 0;
 	struct x86_regs xr;
 	if (back && vm->ops->vcpu_get_regs(v->av, &xr) == 0) {
 		xr.rip -= back;
