@@ -25,7 +25,8 @@
  * REP forms) and RDMSR/WRMSR of MSRs hv does not own, in VTL2's VP assist
  * page (intercept_page) or its SIMP slot 0 (SINT0, vsm's SynIC), and VTL0
  * HvPostMessage/HvSignalEvent to connections hv does not know (hypercall
- * intercept); APIC EOI intercepts are refused (FEATURE_UNAVAILABLE: KVM's
+ * intercept) and HvRetargetDeviceInterrupt (hvmm has no such device: every
+ * id is unknown); APIC EOI intercepts are refused (FEATURE_UNAVAILABLE: KVM's
  * in-kernel LAPIC retires VTL0's EOIs). Interrupts:
  * AssertVirtualInterrupt, PostMessageDirect/SignalEventDirect and the SINT0
  * message reach the target VTL's in-kernel APIC (MSI); one VTL2's APIC
@@ -126,7 +127,9 @@ int vtl_hide(struct vtl *t, uint64_t base, uint64_t size);
 /*
  * After hv answered a VTL0 HvPostMessage/HvSignalEvent with `result`: an
  * unknown connection (INVALID_CONNECTION_ID) while VTL2 intercepts unknown
- * SynIC connections (InstallIntercept 0x0D) goes to VTL2 as the hypercall
+ * SynIC connections (InstallIntercept 0x0D), or an HvRetargetDeviceInterrupt
+ * of an unknown device (INVALID_DEVICE_ID) while VTL2 intercepts those
+ * (RetargetUnknownDeviceId, 0x0F), goes to VTL2 as the hypercall
  * intercept message (registers; RIP at the hypercall page's `out`, length
  * 2) and v runs VTL2, which completes the call (RAX through its assist
  * page's vtl_return_rax, RIP past the instruction). True when delivered:

@@ -234,10 +234,14 @@ bool vtl_io(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 
 bool vtl_unknown_connection(struct vtl *t, struct vm_vcpu *v, uint64_t control, uint64_t result)
 {
-	uint16_t code = (uint16_t)control;
-	if ((result & 0xffff) != HV_STATUS_INVALID_CONNECTION_ID || vtl_active(t, v) != 0 ||
-	    (code != HVCALL_POST_MESSAGE && code != HVCALL_SIGNAL_EVENT) ||
-	    !vsm_intercepts_unknown_synic(t->vsm))
+	uint16_t code = (uint16_t)control, st = (uint16_t)result;
+	bool synic = (code == HVCALL_POST_MESSAGE || code == HVCALL_SIGNAL_EVENT) &&
+		     st == HV_STATUS_INVALID_CONNECTION_ID;
+	bool retarget = code == HVCALL_RETARGET_DEVICE_INTERRUPT &&
+			st == HV_STATUS_INVALID_DEVICE_ID;
+	if (vtl_active(t, v) != 0 || (!synic && !retarget) ||
+	    !(synic ? vsm_intercepts_unknown_synic(t->vsm) :
+		      vsm_intercepts_retarget_unknown_device(t->vsm)))
 		return false;
 	struct vsm_regs r;
 	if (vtl_get_x86(t, v->index, 0, &r) || !rewind_out(t, v, &r, HV_HYPERCALL_PORT, 1))
@@ -250,10 +254,10 @@ bool vtl_unknown_connection(struct vtl *t, struct vm_vcpu *v, uint64_t control, 
 	/* Fast calls' XMM input: a fast HvPostMessage has none beyond RDX/R8 here. */
 	uint8_t msg[HV_MESSAGE_SIZE];
 	vsm_msg_hypercall(msg, &c, NULL);
-	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
-	if (st) {
-		log_guest("vCPU %u: unknown SynIC connection intercept not delivered (status 0x%x)",
-			  v->index, st);
+	int dst = vsm_deliver_intercept(t->vsm, v->index, msg);
+	if (dst) {
+		log_guest("vCPU %u: %s intercept not delivered (status 0x%x)", v->index,
+			  synic ? "unknown SynIC connection" : "retarget of an unknown device", dst);
 		return false;
 	}
 	return true;

@@ -45,10 +45,12 @@ struct hv;  /* the partition's Hyper-V state; vm->hv (NULL without --hv) */
 #define HV_STATUS_INSUFFICIENT_BUFFERS      0x0013
 #define HV_STATUS_INVALID_VP_STATE          0x0015
 #define HV_STATUS_INVALID_SYNIC_STATE       0x0018
+#define HV_STATUS_INVALID_DEVICE_ID         0x0057
 
 /* ---- Hypercall codes ---- */
 #define HVCALL_POST_MESSAGE   0x005C
 #define HVCALL_SIGNAL_EVENT   0x005D
+#define HVCALL_RETARGET_DEVICE_INTERRUPT 0x007E
 
 /* ---- Synthetic MSRs (TLFS; Linux hyperv-tlfs.h names) ---- */
 #define HV_X64_MSR_GUEST_OS_ID          0x40000000

@@ -45,6 +45,30 @@ _Static_assert(sizeof(struct hv_input_signal_event) == 8, "HV_INPUT_SIGNAL_EVENT
 
 #define HV_EVENT_FLAGS_COUNT 2048
 
+/*
+ * HvRetargetDeviceInterrupt input (TLFS; hvdef RetargetDeviceInterrupt,
+ * shared/docs/igvm-and-vsm.md C.2): HV_DEVICE_INTERRUPT_TARGET after the
+ * entry; with HV_DEVICE_INTERRUPT_TARGET_PROCESSOR_SET the variable header
+ * holds an HV_GENERIC_SET (valid banks mask, then one mask per bank).
+ */
+struct hv_input_retarget_device_interrupt {
+	uint64_t partition_id;
+	uint64_t device_id;
+	uint32_t source;              /* HV_INTERRUPT_SOURCE_MSI 1, IOAPIC 2 */
+	uint32_t reserved0;
+	uint32_t data[2];             /* MSI address (low 32 bits), MSI data */
+	uint64_t reserved1;
+	uint32_t vector;
+	uint32_t flags;               /* multicast 1, processor set 2, proxy redirect 4 */
+	uint64_t mask_or_format;      /* a VP mask, or the generic set's format */
+} __attribute__((packed));
+_Static_assert(sizeof(struct hv_input_retarget_device_interrupt) == 56,
+	       "HV_INPUT_RETARGET_DEVICE_INTERRUPT");
+#define HV_INTERRUPT_SOURCE_MSI                  1u
+#define HV_DEVICE_INTERRUPT_TARGET_PROCESSOR_SET 2u
+#define HV_DEVICE_INTERRUPT_TARGET_VALID         7u
+#define HV_GENERIC_SET_SPARSE_4K                 0u
+
 static uint16_t hc_post_message(struct hv_hypercall_args *a)
 {
 	struct hv_input_post_message in;
@@ -72,12 +96,48 @@ static uint16_t hc_signal_event(struct hv_hypercall_args *a)
 	return signal(a->hv->conn_opaque, a->vp, in.connection_id, in.flag_number);
 }
 
+/*
+ * hvmm has no device whose interrupts a guest may retarget (no vPCI), so
+ * every well-formed call names an unknown device: HV_STATUS_INVALID_DEVICE_ID,
+ * as Hyper-V answers (OpenVMM's HvError::InvalidDeviceId). With --vtl2 the
+ * wiring may reflect it to VTL2 instead (RetargetUnknownDeviceId intercept).
+ * Malformed input (reserved flags, a processor set that is not a sparse
+ * set with one mask per valid bank, a source other than MSI) is
+ * INVALID_PARAMETER, as OpenVMM's dispatcher checks before the device.
+ */
+static uint16_t hc_retarget_device_interrupt(struct hv_hypercall_args *a)
+{
+	struct hv_input_retarget_device_interrupt in;
+	memcpy(&in, a->in, sizeof(in));
+	unsigned varhdr = HV_HC_VARHDR(a->control);
+	if (in.flags & ~HV_DEVICE_INTERRUPT_TARGET_VALID)
+		return HV_STATUS_INVALID_PARAMETER;
+	if (in.flags & HV_DEVICE_INTERRUPT_TARGET_PROCESSOR_SET) {
+		uint64_t banks;
+		if (in.mask_or_format != HV_GENERIC_SET_SPARSE_4K || varhdr == 0)
+			return HV_STATUS_INVALID_PARAMETER;
+		memcpy(&banks, a->in + sizeof(in), 8);
+		if ((unsigned)__builtin_popcountll(banks) != varhdr - 1)
+			return HV_STATUS_INVALID_PARAMETER;
+	}
+	if (in.source != HV_INTERRUPT_SOURCE_MSI)
+		return HV_STATUS_INVALID_PARAMETER;
+	log_guest("hv: VP %u HvRetargetDeviceInterrupt of device 0x%" PRIx64
+		  " (vector 0x%x): no such device (hvmm has no vPCI)", a->vp, in.device_id,
+		  in.vector);
+	return HV_STATUS_INVALID_DEVICE_ID;
+}
+
 const struct hv_hypercall_desc hv_hypercall_table[] = {
 	{ .code = HVCALL_POST_MESSAGE, .name = "HvPostMessage", .allow_slow = true,
 	  .in_size = sizeof(struct hv_input_post_message), .handler = hc_post_message },
 	{ .code = HVCALL_SIGNAL_EVENT, .name = "HvSignalEvent", .allow_fast = true,
 	  .allow_slow = true, .in_size = sizeof(struct hv_input_signal_event),
 	  .handler = hc_signal_event },
+	{ .code = HVCALL_RETARGET_DEVICE_INTERRUPT, .name = "HvRetargetDeviceInterrupt",
+	  .allow_slow = true, .variable = true,
+	  .in_size = sizeof(struct hv_input_retarget_device_interrupt),
+	  .handler = hc_retarget_device_interrupt },
 };
 const size_t hv_hypercall_table_len =
 	sizeof(hv_hypercall_table) / sizeof(hv_hypercall_table[0]);
@@ -160,7 +220,7 @@ enum hv_hypercall_action hv_hypercall(struct hv *hv, uint32_t vp, struct hv_hype
 		return HV_HYPERCALL_INJECT_UD;
 	uint16_t reps_done = 0;
 	uint16_t st = dispatch(hv, vp, hc, &reps_done);
-	if (st && st != HV_STATUS_INVALID_CONNECTION_ID)
+	if (st && st != HV_STATUS_INVALID_CONNECTION_ID && st != HV_STATUS_INVALID_DEVICE_ID)
 		log_guest_debug("hv: VP %u hypercall control 0x%" PRIx64 ": status 0x%x",
 				vp, hc->control, st);
 	hc->result = st | ((uint64_t)reps_done << 32);

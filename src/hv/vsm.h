@@ -478,9 +478,12 @@ void vsm_msg_msr(uint8_t msg[HV_MESSAGE_SIZE], const struct vsm_intercept_ctx *c
 		 uint32_t msr, uint64_t rdx, uint64_t rax);
 void vsm_msg_memory(uint8_t msg[HV_MESSAGE_SIZE], const struct vsm_intercept_ctx *c,
 		    bool unmapped, uint64_t gpa, uint64_t gva, bool gva_valid);
-/* A VTL0 HvPostMessage/HvSignalEvent to an unknown connection, reflected
- * to VTL2 as a hypercall intercept. */
+/* A VTL0 HvPostMessage/HvSignalEvent to an unknown connection, or
+ * HvRetargetDeviceInterrupt of an unknown device, reflected to VTL2 as a
+ * hypercall intercept. */
 void vsm_msg_hypercall(uint8_t msg[HV_MESSAGE_SIZE], const struct vsm_intercept_ctx *c,
 		       const uint64_t xmm[12]);
+/* Whether VTL2 installed the RetargetUnknownDeviceId intercept (lock taken inside). */
+bool vsm_intercepts_retarget_unknown_device(struct vsm *vsm);
 
 #endif

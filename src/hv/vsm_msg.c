@@ -5,8 +5,10 @@
  * the intercept messages VTL2 receives about VTL0 (TLFS "Intercepts":
  * HV_X64_INTERCEPT_MESSAGE_HEADER, HV_X64_IO_PORT_INTERCEPT_MESSAGE,
  * HV_X64_MSR_INTERCEPT_MESSAGE, HV_X64_MEMORY_INTERCEPT_MESSAGE and the
- * hypercall intercept used for unknown SynIC connections; layouts in
- * shared/docs/igvm-and-vsm.md §C.8), each built as a 256-byte HV_MESSAGE.
+ * hypercall intercept used for unknown SynIC connections and retargets of
+ * unknown devices; layouts in shared/docs/igvm-and-vsm.md §C.8), each built
+ * as a 256-byte HV_MESSAGE, and whether VTL2 asked for the retarget one
+ * (the other intercept requests are read in vsm.c).
  */
 #include "hv/vsm_impl.h"
 
@@ -241,4 +243,12 @@ void vsm_msg_hypercall(uint8_t msg[HV_MESSAGE_SIZE], const struct vsm_intercept_
 	if (xmm)
 		memcpy(m.xmm, xmm, sizeof(m.xmm));
 	message(msg, HV_MESSAGE_TYPE_HYPERCALL_INTERCEPT, &m, sizeof(m));
+}
+
+bool vsm_intercepts_retarget_unknown_device(struct vsm *vsm)
+{
+	pthread_mutex_lock(&vsm->lock);
+	bool r = vsm->retarget_access != 0;
+	pthread_mutex_unlock(&vsm->lock);
+	return r;
 }

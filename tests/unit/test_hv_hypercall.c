@@ -3,8 +3,9 @@
  * fake guest memory: CPL and mode (#UD), unknown codes, reserved control
  * bits, rep and variable-header fields on simple calls, fast vs memory
  * forms, input alignment, page crossing and inaccessible input, the
- * HvPostMessage size/type checks, and routing of HvPostMessage and
- * HvSignalEvent to the connection handlers with their status passed back.
+ * HvPostMessage size/type checks, routing of HvPostMessage and
+ * HvSignalEvent to the connection handlers with their status passed back,
+ * and HvRetargetDeviceInterrupt's input checks and INVALID_DEVICE_ID.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -261,6 +262,53 @@ static void test_reply_from_handler(void **state)
 	fake_free(f);
 }
 
+/* HvRetargetDeviceInterrupt input at gpa: device, MSI source, target flags and mask/format. */
+static void put_retarget(struct fake *f, uint64_t gpa, uint32_t source, uint32_t flags,
+			 uint64_t mask_or_format)
+{
+	uint8_t *p = f->ram + gpa;
+	uint64_t self = UINT64_MAX, dev = 0x1234abcd;
+	uint32_t data[2] = { 0xfee00000u, 0x4041 }, vector = 0x41;
+	memset(p, 0, 80);
+	memcpy(p, &self, 8);
+	memcpy(p + 8, &dev, 8);
+	memcpy(p + 16, &source, 4);
+	memcpy(p + 24, data, 8);
+	memcpy(p + 40, &vector, 4);
+	memcpy(p + 44, &flags, 4);
+	memcpy(p + 48, &mask_or_format, 8);
+}
+
+static void test_retarget_device_interrupt(void **state)
+{
+	(void)state;
+	struct fake *f = fake_new(1);
+	const uint64_t rt = HVCALL_RETARGET_DEVICE_INTERRUPT;
+	/* hvmm has no retargetable device: every well-formed call names an unknown one. */
+	put_retarget(f, IN_GPA, 1, 0, 1);
+	assert_int_equal(call(f, 0, rt, IN_GPA, 0), HV_STATUS_INVALID_DEVICE_ID);
+	assert_int_equal(call(f, 0, rt | FAST, IN_GPA, 0), HV_STATUS_INVALID_HYPERCALL_INPUT);
+	/* A processor set: sparse format, the valid-banks mask then one mask per bank. */
+	put_retarget(f, IN_GPA, 1, 2, 0);
+	uint64_t set[3] = { 0x5, 1, 2 };   /* banks 0 and 2 */
+	memcpy(f->ram + IN_GPA + 56, set, sizeof(set));
+	assert_int_equal(call(f, 0, rt | 3ull << 17, IN_GPA, 0), HV_STATUS_INVALID_DEVICE_ID);
+	assert_int_equal(call(f, 0, rt | 2ull << 17, IN_GPA, 0), HV_STATUS_INVALID_PARAMETER);
+	assert_int_equal(call(f, 0, rt, IN_GPA, 0), HV_STATUS_INVALID_PARAMETER);
+	put_retarget(f, IN_GPA, 1, 2, 1);   /* not HV_GENERIC_SET_SPARSE_4K */
+	memcpy(f->ram + IN_GPA + 56, set, sizeof(set));
+	assert_int_equal(call(f, 0, rt | 3ull << 17, IN_GPA, 0), HV_STATUS_INVALID_PARAMETER);
+	/* Reserved target flags, an IOAPIC source. */
+	put_retarget(f, IN_GPA, 1, 8, 1);
+	assert_int_equal(call(f, 0, rt, IN_GPA, 0), HV_STATUS_INVALID_PARAMETER);
+	put_retarget(f, IN_GPA, 2, 0, 1);
+	assert_int_equal(call(f, 0, rt, IN_GPA, 0), HV_STATUS_INVALID_PARAMETER);
+	/* The 56-byte input must fit its page. */
+	put_retarget(f, 0x7fd0, 1, 0, 1);
+	assert_int_equal(call(f, 0, rt, 0x7fd0, 0), HV_STATUS_INVALID_HYPERCALL_INPUT);
+	fake_free(f);
+}
+
 static void test_table(void **state)
 {
 	(void)state;
@@ -291,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_post_message_checks_and_routing),
 		cmocka_unit_test(test_signal_event_routing),
 		cmocka_unit_test(test_reply_from_handler),
+		cmocka_unit_test(test_retarget_device_interrupt),
 		cmocka_unit_test(test_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
