@@ -21,12 +21,15 @@
  * (PAT, STAR/LSTAR/CSTAR/SFMASK, SYSENTER, KERNEL_GS_BASE, TSC_AUX) and
  * DR0-3/DR6/DR7 only when one of theirs is named; DR0-3 and XCR0, shared
  * by the TLFS, are not carried across a switch (a KVM ioctl each per
- * switch). Phase 2: intercepts of VTL0 port writes and reads (IN; not INS or
- * REP forms) and RDMSR/WRMSR of MSRs hv does not own, in VTL2's VP assist
- * page (intercept_page) or its SIMP slot 0 (SINT0, vsm's SynIC), and VTL0
- * HvPostMessage/HvSignalEvent to connections hv does not know (hypercall
- * intercept) and HvRetargetDeviceInterrupt (hvmm has no such device: every
- * id is unknown); APIC EOI intercepts are refused (FEATURE_UNAVAILABLE: KVM's
+ * switch). Phase 2: intercepts of VTL0 port writes and reads (IN/OUT and
+ * INS/OUTS with or without REP: VTL0 put back at the instruction with
+ * RSI/RDI/RCX as before it, an INS's destination restored; a REP OUTS at
+ * RIP with RCX not 0 is taken for the exiting one) and RDMSR/WRMSR of MSRs
+ * hv does not own, in VTL2's VP assist page (intercept_page) or its SIMP
+ * slot 0 (SINT0, vsm's SynIC), and VTL0 HvPostMessage/HvSignalEvent to
+ * connections hv does not know and HvRetargetDeviceInterrupt (hvmm has no
+ * such device: every id is unknown) as hypercall intercepts; APIC EOI
+ * intercepts are refused (FEATURE_UNAVAILABLE: KVM's
  * in-kernel LAPIC retires VTL0's EOIs). Interrupts:
  * AssertVirtualInterrupt, PostMessageDirect/SignalEventDirect and the SINT0
  * message reach the target VTL's in-kernel APIC (MSI); one VTL2's APIC
@@ -92,9 +95,11 @@ void vtl_lower_interrupt(struct vtl *t, uint64_t msi_addr);
  * HV I/O port intercept message goes to VTL2 (vsm_deliver_intercept) and v
  * runs VTL2, which advances VTL0's RIP (SetVpRegisters) and, for a read,
  * gives RAX through its VP assist page's vtl_return_rax (slow VtlReturn;
- * RAX is shared). A read (IN; not INS/REP) is finished at once by the
- * accelerator and VTL0's registers put back to the instruction's start.
- * Returns true when delivered.
+ * RAX is shared). A read (IN, INS) is finished at once by the accelerator
+ * (an INS's destination bytes saved before and restored after, at most a
+ * page) and VTL0's registers put back to the instruction's start; a
+ * write's (OUT, OUTS) that KVM's emulator already advanced are put back
+ * too (RIP, and an OUTS's RSI and REP RCX). Returns true when delivered.
  */
 bool vtl_io(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
 

@@ -19,29 +19,56 @@
 #include "hv/hv.h"
 #include "hv/vsm.h"
 
-unsigned vtl_io_insn_len(const uint8_t *insn, unsigned n, bool *string, bool *rep)
+/* An IN/OUT/INS/OUTS instruction's prefixes and opcode (io_decode). */
+struct io_insn {
+	unsigned len;       /* 0: not one */
+	uint8_t op;         /* E4-E7, EC-EF, 6C-6F */
+	bool rep, opsize, addrsize;
+};
+
+static bool io_is_string(uint8_t op)
 {
-	*string = *rep = false;
+	return op >= 0x6C && op <= 0x6F;
+}
+
+static bool io_is_write(uint8_t op)
+{
+	return op & 2;   /* E6/E7, EE/EF, 6E/6F */
+}
+
+/* Decodes insn[0..n) (at most 15 bytes); d->len 0 when it is not port I/O. */
+static void io_decode(const uint8_t *insn, unsigned n, struct io_insn *d)
+{
+	memset(d, 0, sizeof(*d));
 	for (unsigned i = 0; i < n && i < 15; i++) {
 		uint8_t b = insn[i];
 		if (b == 0xF3 || b == 0xF2) {
-			*rep = true;
+			d->rep = true;
 			continue;
 		}
-		if (b == 0x66 || b == 0x67 || b == 0x2E || b == 0x36 || b == 0x3E || b == 0x26 ||
-		    b == 0x64 || b == 0x65 || (b >= 0x40 && b <= 0x4F))
+		if (b == 0x66 || b == 0x67) {
+			*(b == 0x66 ? &d->opsize : &d->addrsize) = true;
 			continue;
+		}
+		if (b == 0x2E || b == 0x36 || b == 0x3E || b == 0x26 || b == 0x64 || b == 0x65 ||
+		    (b >= 0x40 && b <= 0x4F))
+			continue;
+		d->op = b;
 		if (b >= 0xE4 && b <= 0xE7) /* IN/OUT with an imm8 port */
-			return i + 2 <= 15 ? i + 2 : 0;
-		if (b >= 0xEC && b <= 0xEF) /* IN/OUT with DX */
-			return i + 1;
-		if (b >= 0x6C && b <= 0x6F) { /* INS/OUTS */
-			*string = true;
-			return i + 1;
-		}
-		return 0;
+			d->len = i + 2 <= 15 ? i + 2 : 0;
+		else if ((b >= 0xEC && b <= 0xEF) || io_is_string(b)) /* DX; INS/OUTS */
+			d->len = i + 1;
+		return;
 	}
-	return 0;
+}
+
+unsigned vtl_io_insn_len(const uint8_t *insn, unsigned n, bool *string, bool *rep)
+{
+	struct io_insn d;
+	io_decode(insn, n, &d);
+	*string = d.len && io_is_string(d.op);
+	*rep = d.len && d.rep;
+	return d.len;
 }
 
 unsigned vtl_io_insn_back(const uint8_t b[16], uint16_t port, uint8_t size)
@@ -195,34 +222,216 @@ static bool starts_msr(const uint8_t *b, unsigned n)
 	return n >= 2 && b[0] == 0x0F && (b[1] == 0x30 || b[1] == 0x32);
 }
 
+/* The address size (2, 4, 8 bytes) of a string instruction of VTL0 (CS, 0x67). */
+static unsigned addr_size(const struct vsm_regs *r, bool addrsize_prefix)
+{
+	unsigned sz = (r->cs.attributes & (1u << 13)) && (r->efer & (1ull << 10)) ? 8 :
+		      (r->cs.attributes & (1u << 14)) ? 4 : 2;
+	if (addrsize_prefix)
+		sz = sz == 8 ? 4 : sz == 4 ? 2 : 4;
+	return sz;
+}
+
+/* A string register written with address size `ad`, as the CPU does (32 bits zero-extend). */
+static uint64_t assign_reg(uint64_t reg, uint64_t val, unsigned ad)
+{
+	return ad == 8 ? val : ad == 4 ? (uint32_t)val : (reg & ~0xffffull) | (val & 0xffff);
+}
+
+static uint64_t addr_mask(unsigned ad)
+{
+	return ad == 8 ? UINT64_MAX : ad == 4 ? 0xffffffffull : 0xffff;
+}
+
+/*
+ * The OUTS that ends at b[16) (the bytes before RIP, n of them valid) for
+ * a write of `size` bytes: the opcode, grown over the prefixes before it
+ * (0x66 only for a 16-bit write). False if none fits.
+ */
+static bool outs_back(const uint8_t b[16], unsigned n, uint8_t size, struct io_insn *d)
+{
+	if (n == 0 || (b[15] != 0x6E && b[15] != 0x6F) || (b[15] == 0x6E) != (size == 1))
+		return false;
+	unsigned k = 1;
+	while (k < n && k < 15) {
+		uint8_t p = b[15 - k];
+		bool rex = p >= 0x40 && p <= 0x4F;
+		if (!(p == 0xF3 || p == 0xF2 || p == 0x67 || (p == 0x66 && size == 2) ||
+		      p == 0x2E || p == 0x36 || p == 0x3E || p == 0x26 || p == 0x64 || p == 0x65 ||
+		      (rex && k == 1)))
+			break;
+		k++;
+	}
+	io_decode(b + 16 - k, k, d);
+	return d->len == k && (size != 2 || d->opsize);
+}
+
+/*
+ * A VTL0 OUTS exit (string port write, any CPL): KVM's instruction
+ * emulator handles every OUTS, one element (`count`) per exit, and has
+ * already moved RSI past it (DF: back), a REP's RCX down by it, and RIP
+ * past the instruction unless a REP has iterations left (then RIP stays at
+ * it). Nothing is completed at the next run. VTL0's RIP, RSI and RCX (and
+ * r's) are put back as before the instruction: a REP OUTS at RIP with RCX
+ * not 0 is taken as the one that exited (an OUTS ending there followed by
+ * a REP OUTS to the same port would be misread). *d gets the instruction.
+ * 1 done, 0 not an OUTS (nothing changed), -1 registers not written.
+ */
+static int rewind_outs(struct vtl *t, struct vm_vcpu *v, struct vsm_regs *r,
+		       const struct accel_exit *e, struct io_insn *d)
+{
+	struct vsm_intercept_ctx c = { 0 };
+	uint8_t b[16];
+	unsigned back = 0;
+	fetch_insn(t, r, &c);
+	io_decode(c.insn, c.insn_count, d);
+	bool at_rip = d->len && d->op >= 0x6E && d->op <= 0x6F && d->rep &&
+		      (r->gpr[1] & addr_mask(addr_size(r, d->addrsize))) != 0;
+	if (!at_rip) {
+		/* An OUT at RIP that KVM's fast path left there, or an OUT imm8 before it. */
+		bool emulated = t->vm->info.ring0_emulated && (r->cs.selector & 3) == 0;
+		if (d->len && !io_is_string(d->op) && io_is_write(d->op) && !emulated)
+			return 0;
+		unsigned n = read_before(t, r, r->rip, b);
+		if ((n >= 2 && (b[14] == 0xE6 || b[14] == 0xE7) && b[15] == e->io.port) ||
+		    !outs_back(b, n, e->io.size, d))
+			return 0;
+		back = d->len;
+	}
+	struct x86_regs xr;
+	if (t->vm->ops->vcpu_get_regs(v->av, &xr) < 0)
+		return -1;
+	unsigned ad = addr_size(r, d->addrsize);
+	uint64_t moved = (uint64_t)e->io.count * e->io.size;
+	bool df = xr.rflags & (1u << 10);
+	xr.rsi = assign_reg(xr.rsi, df ? xr.rsi + moved : xr.rsi - moved, ad);
+	if (d->rep)
+		xr.rcx = assign_reg(xr.rcx, xr.rcx + e->io.count, ad);
+	xr.rip -= back;
+	if (t->vm->ops->vcpu_set_regs(v->av, &xr) < 0)
+		return -1;
+	r->rip = xr.rip;
+	r->gpr[1] = xr.rcx;
+	r->gpr[6] = xr.rsi;
+	return 1;
+}
+
+/* VTL0's bytes [gva, gva + n) (n <= 4096: at most two pages) as GPA pieces. */
+struct gva_span {
+	uint64_t gpa[2];
+	unsigned len[2];
+	unsigned parts;
+};
+
+static bool span_of(struct vtl *t, const struct vsm_regs *r, uint64_t gva, unsigned n,
+		    struct gva_span *s)
+{
+	s->parts = 0;
+	while (n) {
+		unsigned chunk = 0x1000 - (unsigned)(gva & 0xfff);
+		if (chunk > n)
+			chunk = n;
+		if (s->parts == 2 ||
+		    vsm_translate_gva(&t->ops, r, gva, 0, &s->gpa[s->parts]) != HV_TRANSLATE_GVA_SUCCESS ||
+		    !gmem_map(&t->vm->mem, s->gpa[s->parts], chunk))
+			return false;
+		s->len[s->parts++] = chunk;
+		gva += chunk, n -= chunk;
+	}
+	return true;
+}
+
+/*
+ * A VTL0 INS exit (KVM's emulator, any CPL): the registers are still those
+ * before the instruction (*pre), and completing the exit writes the
+ * elements read (count * size bytes at ES:RDI, downwards with DF) and
+ * moves RDI/RCX/RIP. It is completed now (vcpu_finish_exit, with zeros;
+ * further exits it makes, writes to protected pages, dropped), then the
+ * destination bytes, saved first, and the registers are put back. False
+ * (nothing done, logged) when the destination is not RAM VTL0 can reach or
+ * larger than a page: the exit goes to the devices as without VTL2.
+ */
+static bool undo_ins(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e,
+		     const struct vsm_regs *r, const struct io_insn *d, struct x86_regs *pre)
+{
+	struct vm *vm = t->vm;
+	uint64_t n = (uint64_t)e->io.count * e->io.size;
+	unsigned ad = addr_size(r, d->addrsize);
+	uint64_t mask = addr_mask(ad), rdi = pre->rdi & mask;
+	uint64_t first = pre->rflags & (1u << 10) ? rdi - (n - e->io.size) : rdi;
+	uint64_t base = (r->efer & (1ull << 10)) && (r->cs.attributes & (1u << 13)) ? 0 : r->es.base;
+	struct gva_span s;
+	uint8_t saved[4096];
+	if (!vm->ops->vcpu_finish_exit)
+		return false;
+	if (n == 0 || n > sizeof(saved) || ((first & mask) + n - 1 > mask) ||
+	    !span_of(t, r, base + (first & mask), (unsigned)n, &s)) {
+		log_guest("vCPU %u: INS from intercepted port 0x%x: destination not RAM (%" PRIu64
+			  " bytes at ES:0x%" PRIx64 "), left to the devices", v->index, e->io.port, n,
+			  rdi);
+		return false;
+	}
+	for (unsigned i = 0, off = 0; i < s.parts; off += s.len[i++])
+		if (gmem_read(&vm->mem, s.gpa[i], saved + off, s.len[i]) < 0)
+			return false;
+	memset(e->io.data, 0, (size_t)n);
+	int ret = vm->ops->vcpu_finish_exit(v->av, e);
+	for (unsigned i = 0; ret == -EAGAIN && i < 4096; i++)
+		ret = vm->ops->vcpu_finish_exit(v->av, e); /* MMIO writes of protected pages */
+	for (unsigned i = 0, off = 0; i < s.parts; off += s.len[i++])
+		if (gmem_write(&vm->mem, s.gpa[i], saved + off, s.len[i]) < 0)
+			ret = -EFAULT;
+	if (ret < 0 || vm->ops->vcpu_set_regs(v->av, pre) < 0) {
+		log_guest("vCPU %u: INS from intercepted port 0x%x: cannot put VTL0 back (%s)",
+			  v->index, e->io.port, strerror(ret < 0 ? -ret : EIO));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Port writes: OUT under KVM's instruction emulator (rewind_out), OUTS
+ * (rewind_outs). Port reads: IN is finished and VTL0 put back (undo_exit);
+ * INS too, with its destination restored (undo_ins). Then the message,
+ * with VTL0's registers as before the instruction.
+ */
 bool vtl_io(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 {
 	if (vtl_active(t, v) != 0 || !vsm_intercepts_io(t->vsm, e->io.port, e->io.write))
 		return false;
-	uint64_t rax = 0;
-	if (e->io.size <= 8)
-		memcpy(&rax, e->io.data, e->io.size);
-	if (!e->io.write) {
-		/* INS and REP forms would need KVM to finish them in steps. */
-		struct x86_regs pre;
-		if (e->io.count != 1 ||
-		    !undo_exit(t, v, e, &pre, starts_in, e->io.port < 256 ? 2 : 1))
-			return false;
-		rax = pre.rax;
-	}
 	struct vsm_regs r;
+	struct io_insn d;
 	if (vtl_get_x86(t, v->index, 0, &r))
 		return false;
+	if (!e->io.write) {
+		struct vsm_intercept_ctx at = { 0 };
+		struct x86_regs pre;
+		fetch_insn(t, &r, &at);
+		io_decode(at.insn, at.insn_count, &d);
+		if (d.len && io_is_string(d.op) && !io_is_write(d.op)) {
+			if (t->vm->ops->vcpu_get_regs(v->av, &pre) < 0 ||
+			    !undo_ins(t, v, e, &r, &d, &pre))
+				return false;
+		} else if (e->io.count != 1 ||
+			   !undo_exit(t, v, e, &pre, starts_in, e->io.port < 256 ? 2 : 1)) {
+			return false;
+		}
+		if (vtl_get_x86(t, v->index, 0, &r))
+			return false;
+	} else {
+		int k = rewind_outs(t, v, &r, e, &d);
+		if (k < 0 || (k == 0 && !rewind_out(t, v, &r, e->io.port, e->io.size)))
+			return false;
+	}
 	struct vsm_intercept_ctx c = { .vp = v->index, .vtl = 0, .cpl = r.cs.selector & 3,
 		.access = e->io.write ? HV_INTERCEPT_ACCESS_TYPE_WRITE : HV_INTERCEPT_ACCESS_TYPE_READ,
 		.regs = &r };
-	if (e->io.write && !rewind_out(t, v, &r, e->io.port, e->io.size))
-		return false;
 	fetch_insn(t, &r, &c);
-	bool string, rep;
-	c.insn_len = (uint8_t)vtl_io_insn_len(c.insn, c.insn_count, &string, &rep);
+	io_decode(c.insn, c.insn_count, &d);
+	c.insn_len = (uint8_t)d.len;
 	uint8_t msg[HV_MESSAGE_SIZE];
-	vsm_msg_io_port(msg, &c, e->io.port, e->io.size, string, rep, rax);
+	vsm_msg_io_port(msg, &c, e->io.port, e->io.size, d.len && io_is_string(d.op),
+			d.len && d.rep && io_is_string(d.op), r.gpr[0]);
 	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
 	if (st) {
 		log_guest("vCPU %u: intercept of port 0x%x not delivered (status 0x%x)", v->index,

@@ -225,14 +225,21 @@ void vtl2_rt_decode_message(const u8 *msg, struct vtl2_rt_intercept *m)
 	switch (m->type) {
 	case VTL2_RT_MSG_UNMAPPED_GPA:
 	case VTL2_RT_MSG_GPA_INTERCEPT:   /* HV_X64_MEMORY_INTERCEPT_MESSAGE */
+		m->insn_count = p[44] <= 16 ? p[44] : 16;
 		m->access_info = p[45];
 		memcpy(&m->gva, p + 48, 8);
 		memcpy(&m->gpa, p + 56, 8);
+		memcpy(m->insn, p + 64, 16);
 		break;
 	case VTL2_RT_MSG_IO_PORT:         /* HV_X64_IO_PORT_INTERCEPT_MESSAGE */
 		memcpy(&m->port, p + 40, 2);
+		m->io_info = p[42];
+		m->insn_count = p[43] <= 16 ? p[43] : 16;
 		memcpy(&m->rax, p + 48, 8);
+		memcpy(m->insn, p + 56, 16);
 		memcpy(&m->rcx, p + 104, 8);
+		memcpy(&m->rsi, p + 112, 8);
+		memcpy(&m->rdi, p + 120, 8);
 		break;
 	case VTL2_RT_MSG_MSR:             /* HV_X64_MSR_INTERCEPT_MESSAGE */
 		memcpy(&m->msr, p + 40, 4);
@@ -242,6 +249,9 @@ void vtl2_rt_decode_message(const u8 *msg, struct vtl2_rt_intercept *m)
 	case VTL2_RT_MSG_HYPERCALL:       /* HV_X64_HYPERCALL_INTERCEPT_MESSAGE */
 		memcpy(&m->rcx, p + 56, 8);
 		memcpy(&m->rdx, p + 64, 8);
+		memcpy(&m->r8, p + 72, 8);
+		memcpy(&m->rsi, p + 80, 8);
+		memcpy(&m->rdi, p + 88, 8);
 		break;
 	default:
 		break;

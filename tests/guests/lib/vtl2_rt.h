@@ -127,10 +127,17 @@ struct vtl2_rt_intercept {
 	/* memory intercepts (GPA_INTERCEPT, UNMAPPED_GPA) */
 	u8 access_info;      /* bit 0 GVA valid */
 	u64 gva, gpa;
-	/* I/O port (port, rax, rcx), MSR (msr, rdx, rax), hypercall (rcx, rdx) */
+	/*
+	 * I/O port (port, io_info, rax, rcx, rsi, rdi), MSR (msr, rdx, rax),
+	 * hypercall (rcx, rdx, r8, rsi, rdi)
+	 */
 	u16 port;
+	u8 io_info;          /* bits 0-2 access size, 3 string, 4 rep */
 	u32 msr;
-	u64 rax, rcx, rdx;
+	u64 rax, rcx, rdx, r8, rsi, rdi;
+	/* I/O port and memory intercepts: the instruction bytes VTL2 got */
+	u8 insn_count;
+	u8 insn[16];
 };
 /* Decodes the HV_MESSAGE at msg (an assist page's or a SIMP slot's); entry_reason 0. */
 void vtl2_rt_decode_message(const u8 *msg, struct vtl2_rt_intercept *m);
