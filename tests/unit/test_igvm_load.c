@@ -571,6 +571,24 @@ static uint64_t walk_va(const uint8_t *r, uint64_t rsize, uint64_t cr3, uint64_t
 
 #define RRAM (32u << 20)
 
+/* hvmm-igvm build --elf's file for o (free() it); the test fails if the build does. */
+static uint8_t *build(const struct igvm_build_opts *o, size_t *len)
+{
+	uint8_t *f;
+	char err[256];
+	if (igvm_build_native_elf(o, &f, len, err, sizeof(err)))
+		fail_msg("%s", err);
+	return f;
+}
+
+/* --vtl2, 1 vCPU, relocation t: arg is absolute='s ADDR, or auto='s or vtl2='s SIZE. */
+static struct igvm_load_config reloc_cfg(enum igvm_reloc_type t, uint64_t arg)
+{
+	return (struct igvm_load_config){ .nvcpus = 1, .vtl2 = true, .reloc = t,
+		.reloc_addr = t == IGVM_RELOC_ABSOLUTE ? arg : 0,
+		.reloc_size = t == IGVM_RELOC_AUTO || t == IGVM_RELOC_VTL2 ? arg : 0 };
+}
+
 /* Load f with relocation type t/addr into 32 MiB of fake RAM (filled 0xcc). */
 static int load_reloc(uint8_t *r, const uint8_t *f, size_t len, enum igvm_reloc_type t,
 		      uint64_t addr, struct igvm_boot *b, char *err, size_t errlen)
@@ -578,12 +596,32 @@ static int load_reloc(uint8_t *r, const uint8_t *f, size_t len, enum igvm_reloc_
 	struct gmem m;
 	memset(r, 0xcc, RRAM);
 	gmem_init_fake(&m, r, RRAM);
-	struct igvm_load_config c = { .nvcpus = 1, .vtl2 = true, .reloc = t, .reloc_addr = addr };
+	struct igvm_load_config c = reloc_cfg(t, addr);
 	err[0] = 0;
 	int ret = igvm_load(&m, f, len, &c, b, err, errlen);
 	if (ret)
 		assert_null(strchr(err, '\n'));
 	return ret;
+}
+
+/*
+ * Loading f with c into ram_size bytes of fresh RAM is refused: -EINVAL with
+ * one line that contains want, and no RAM added (auto= adds VTL2's only
+ * when it loads).
+ */
+static void refused(const uint8_t *f, size_t len, struct igvm_load_config c, uint64_t ram_size,
+		    const char *want)
+{
+	struct gmem m;
+	assert_int_equal(gmem_init(&m, ram_size), 0);
+	unsigned nregions = m.nregions;
+	struct igvm_boot b;
+	char err[256] = "";
+	int ret = igvm_load(&m, f, len, &c, &b, err, sizeof(err));
+	if (ret != -EINVAL || strchr(err, '\n') || !strstr(err, want))
+		fail_msg("%d '%s', want -EINVAL and '%s'", ret, err, want);
+	assert_int_equal(m.nregions, nregions);
+	gmem_destroy(&m);
 }
 
 /*
@@ -601,11 +639,10 @@ static void test_relocate(void **state)
 	size_t elf_len = tiny_elf(elf);
 	struct igvm_build_opts o = { .elf = elf, .elf_len = elf_len, .rsp = 0x204ff0, .vsm = true,
 				     .relocatable = true, .reloc_max = 0x1e00000 };
-	uint8_t *f, *r = malloc(RRAM);
+	uint8_t *r = malloc(RRAM);
 	size_t len;
+	uint8_t *f = build(&o, &len);
 	char err[256];
-	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
-		fail_msg("%s", err);
 	struct igvm_boot b;
 	/* Region 0x200000-0x3fffff (payload 0x200800.., GDT 0x204000), tables at 0x400000. */
 	static const uint64_t bases[] = { 0x200000, 0x400000, 0xa00000, 0x1800000 };
@@ -642,49 +679,40 @@ static void test_relocate(void **state)
 		}
 	}
 	/* The rules, each one line. */
-	static const struct { enum igvm_reloc_type t; uint64_t a; const char *what; } bad[] = {
-		{ IGVM_RELOC_ABSOLUTE, 0x500000, "absolute=0x500000 is not aligned to relocation_alignment 0x200000" },
-		{ IGVM_RELOC_ABSOLUTE, 0x1e00000, "the region's end 0x2000000 is above maximum_relocation_gpa 0x1e00000" },
-		{ IGVM_RELOC_ABSOLUTE, 0, "absolute=0x0 is below the file's base 0x200000: only a positive offset" },
+	static const struct { uint64_t a; const char *what; } bad[] = {
+		{ 0x500000, "absolute=0x500000 is not aligned to relocation_alignment 0x200000" },
+		{ 0x1e00000, "the region's end 0x2000000 is above maximum_relocation_gpa 0x1e00000" },
+		{ 0, "absolute=0x0 is below the file's base 0x200000: only a positive offset" },
 	};
-	for (unsigned k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
-		assert_int_equal(load_reloc(r, f, len, bad[k].t, bad[k].a, &b, err, sizeof(err)), -EINVAL);
-		if (!strstr(err, bad[k].what))
-			fail_msg("'%s' lacks '%s'", err, bad[k].what);
-	}
-	/* A base whose tables do not fit in RAM. */
+	for (unsigned k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
+		refused(f, len, reloc_cfg(IGVM_RELOC_ABSOLUTE, bad[k].a), RRAM, bad[k].what);
 	free(f);
+	/* A base whose tables do not fit in RAM. */
 	o.reloc_max = 0;
-	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
-		fail_msg("%s", err);
-	assert_int_equal(load_reloc(r, f, len, IGVM_RELOC_ABSOLUTE, 0x1e00000, &b, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "needs RAM at 0x1e00000-0x21fffff"));
+	f = build(&o, &len);
+	refused(f, len, reloc_cfg(IGVM_RELOC_ABSOLUTE, 0x1e00000), RRAM,
+		"needs RAM at 0x1e00000-0x21fffff");
 	free(f);
 	/* Minimum. */
 	o.reloc_min = 0x800000;
-	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
-		fail_msg("%s", err);
-	assert_int_equal(load_reloc(r, f, len, IGVM_RELOC_ABSOLUTE, 0x600000, &b, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "absolute=0x600000 is below minimum_relocation_gpa 0x800000"));
+	f = build(&o, &len);
+	refused(f, len, reloc_cfg(IGVM_RELOC_ABSOLUTE, 0x600000), RRAM,
+		"absolute=0x600000 is below minimum_relocation_gpa 0x800000");
 	assert_int_equal(load_reloc(r, f, len, IGVM_RELOC_ABSOLUTE, 0x800000, &b, err, sizeof(err)), 0);
-	/* Relocation without --vtl2. */
-	struct gmem m;
-	gmem_init_fake(&m, r, RRAM);
-	struct igvm_load_config c = { .nvcpus = 1, .reloc = IGVM_RELOC_ABSOLUTE, .reloc_addr = 0x800000 };
 	free(f);
+	/* Relocation without --vtl2. */
 	o.vsm = o.relocatable = false;
 	o.reloc_min = 0;
-	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
-		fail_msg("%s", err);
-	assert_int_equal(igvm_load(&m, f, len, &c, &b, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "other than disable needs --vtl2"));
-	/* A --vsm file without relocation headers: absolute= has nothing to move; disabled, 0/0. */
+	f = build(&o, &len);
+	struct igvm_load_config native = reloc_cfg(IGVM_RELOC_ABSOLUTE, 0x800000);
+	native.vtl2 = false;
+	refused(f, len, native, RRAM, "other than disable needs --vtl2");
 	free(f);
+	/* A --vsm file without relocation headers: absolute= has nothing to move; disabled, 0/0. */
 	o.vsm = true;
-	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
-		fail_msg("%s", err);
-	assert_int_equal(load_reloc(r, f, len, IGVM_RELOC_ABSOLUTE, 0x800000, &b, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "relocation needs exactly one RELOCATABLE_REGION (the file has 0)"));
+	f = build(&o, &len);
+	refused(f, len, reloc_cfg(IGVM_RELOC_ABSOLUTE, 0x800000), RRAM,
+		"relocation needs exactly one RELOCATABLE_REGION (the file has 0)");
 	assert_int_equal(load_reloc(r, f, len, IGVM_RELOC_DISABLE, 0, &b, err, sizeof(err)), 0);
 	assert_int_equal(b.vtl2_base, 0);
 	assert_int_equal(b.vtl2_size, 0);
@@ -779,16 +807,13 @@ static void test_relocate_rules(void **state)
 		struct igvm_file chk;
 		if (igvm_open(&chk, f, len, err, sizeof(err)))
 			fail_msg("variant %d is not a valid file: %s", v, err);
-		int ret = load_reloc(r, f, len, v == 9 ? IGVM_RELOC_AUTO : IGVM_RELOC_ABSOLUTE,
-				     0x800000, &b, err, sizeof(err));
 		if (!what[v]) { /* the control: it loads and moves */
-			if (ret)
+			if (load_reloc(r, f, len, IGVM_RELOC_ABSOLUTE, 0x800000, &b, err, sizeof(err)))
 				fail_msg("variant %d: %s", v, err);
 			assert_int_equal(b.vbs_sregs.cr3, 0x400000 + 0x600000);
 		} else {
-			assert_int_equal(ret, -EINVAL);
-			if (!strstr(err, what[v]))
-				fail_msg("variant %d: '%s' lacks '%s'", v, err, what[v]);
+			refused(f, len, v == 9 ? reloc_cfg(IGVM_RELOC_AUTO, 0) :
+				reloc_cfg(IGVM_RELOC_ABSOLUTE, 0x800000), RRAM, what[v]);
 		}
 		free(f);
 	}
@@ -819,17 +844,14 @@ static void test_relocate_auto(void **state)
 	size_t elf_len = tiny_elf(elf);
 	struct igvm_build_opts o = { .elf = elf, .elf_len = elf_len, .rsp = 0x204ff0, .vsm = true,
 				     .relocatable = true };
-	uint8_t *f;
 	size_t len;
+	uint8_t *f = build(&o, &len);
 	char err[256];
-	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
-		fail_msg("%s", err);
 	static const uint64_t sizes[] = { 0, 8u << 20 };
 	for (unsigned k = 0; k < 2; k++) {
 		struct gmem m;
 		assert_int_equal(gmem_init(&m, 16u << 20), 0);
-		struct igvm_load_config c = { .nvcpus = 1, .vtl2 = true, .reloc = IGVM_RELOC_AUTO,
-					      .reloc_size = sizes[k] };
+		struct igvm_load_config c = reloc_cfg(IGVM_RELOC_AUTO, sizes[k]);
 		struct igvm_boot b;
 		if (igvm_load(&m, f, len, &c, &b, err, sizeof(err)))
 			fail_msg("auto=%llu: %s", (unsigned long long)sizes[k], err);
@@ -848,30 +870,21 @@ static void test_relocate_auto(void **state)
 		assert_int_equal(walk_gmem(&m, b.vbs_sregs.cr3, 0x200900), ~0ull);
 		gmem_destroy(&m);
 	}
-	/* auto=SIZE smaller than the file's VTL2 memory; a file without REQUIRED_MEMORY. */
-	struct gmem m;
-	assert_int_equal(gmem_init(&m, 16u << 20), 0);
-	struct igvm_load_config c = { .nvcpus = 1, .vtl2 = true, .reloc = IGVM_RELOC_AUTO,
-				      .reloc_size = 2u << 20 };
-	struct igvm_boot b;
-	assert_int_equal(igvm_load(&m, f, len, &c, &b, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "auto=0x200000 is smaller than the file's VTL2 memory (0x400000 bytes)"));
+	/* auto=SIZE smaller than the file's VTL2 memory. */
+	refused(f, len, reloc_cfg(IGVM_RELOC_AUTO, 2u << 20), 16u << 20,
+		"auto=0x200000 is smaller than the file's VTL2 memory (0x400000 bytes)");
 	free(f);
 	/* A file whose maximum is below 4 GiB cannot go above VTL0's RAM. */
 	o.reloc_max = 0x40000000;
-	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
-		fail_msg("%s", err);
-	c.reloc_size = 0;
-	assert_int_equal(igvm_load(&m, f, len, &c, &b, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "auto=: base 0x100000000: the region's end 0x100200000 is above "
-				    "maximum_relocation_gpa 0x40000000"));
+	f = build(&o, &len);
+	refused(f, len, reloc_cfg(IGVM_RELOC_AUTO, 0), 16u << 20,
+		"auto=: base 0x100000000: the region's end 0x100200000 is above "
+		"maximum_relocation_gpa 0x40000000");
 	free(f);
+	/* A file without REQUIRED_MEMORY. */
 	f = reloc_file(5, &len);
-	c.reloc_size = 0;
-	assert_int_equal(igvm_load(&m, f, len, &c, &b, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "auto= needs a VTL2-protectable REQUIRED_MEMORY"));
-	assert_int_equal(m.nregions, 1); /* nothing added on refusal */
-	gmem_destroy(&m);
+	refused(f, len, reloc_cfg(IGVM_RELOC_AUTO, 0), 16u << 20,
+		"auto= needs a VTL2-protectable REQUIRED_MEMORY");
 	free(f);
 }
 
@@ -931,11 +944,9 @@ static void test_memory_map(void **state)
 	o.params[0] = (struct igvm_build_param){ .type = IGVM_VHT_MEMORY_MAP, .gpa = 0x10000 };
 	o.params[1] = (struct igvm_build_param){ .type = IGVM_VHT_DEVICE_TREE, .gpa = 0x20000,
 						 .pages = 2 };
-	uint8_t *f;
 	size_t len;
+	uint8_t *f = build(&o, &len);
 	char err[256];
-	if (igvm_build_native_elf(&o, &f, &len, err, sizeof(err)))
-		fail_msg("%s", err);
 	/* Expected entries {first page, pages, type}; RAM 0-0x9fbff, 1-16 MiB. */
 	static const struct { enum igvm_reloc_type t; uint64_t arg; unsigned n; uint64_t e[5][3];
 			      const char *prot_node; } cases[] = {
@@ -952,9 +963,8 @@ static void test_memory_map(void **state)
 	for (unsigned k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		struct gmem m;
 		assert_int_equal(gmem_init(&m, 16u << 20), 0);
-		struct igvm_load_config c = { .nvcpus = 2, .vtl2 = true, .reloc = cases[k].t,
-			.reloc_addr = cases[k].arg,
-			.reloc_size = cases[k].t == IGVM_RELOC_VTL2 ? cases[k].arg : 0 };
+		struct igvm_load_config c = reloc_cfg(cases[k].t, cases[k].arg);
+		c.nvcpus = 2;
 		struct igvm_boot b;
 		if (igvm_load(&m, f, len, &c, &b, err, sizeof(err)))
 			fail_msg("case %u: %s", k, err);
@@ -1015,14 +1025,8 @@ static void test_memory_map(void **state)
 		gmem_destroy(&m);
 	}
 	/* vtl2=SIZE larger than the RAM VTL2 carves it from. */
-	struct gmem m;
-	assert_int_equal(gmem_init(&m, 16u << 20), 0);
-	struct igvm_load_config c = { .nvcpus = 1, .vtl2 = true, .reloc = IGVM_RELOC_VTL2,
-				      .reloc_size = 64u << 20 };
-	struct igvm_boot b;
-	assert_int_equal(igvm_load(&m, f, len, &c, &b, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "vtl2=0x4000000 is larger than VTL0's RAM (0x1000000 bytes)"));
-	gmem_destroy(&m);
+	refused(f, len, reloc_cfg(IGVM_RELOC_VTL2, 64u << 20), 16u << 20,
+		"vtl2=0x4000000 is larger than VTL0's RAM (0x1000000 bytes)");
 	free(f);
 }
 
