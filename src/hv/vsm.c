@@ -117,6 +117,27 @@ void vsm_regs_copy_shared(struct vsm_regs *dst, const struct vsm_regs *src)
 	dst->dr6 = src->dr6;
 }
 
+void vsm_regs_copy_parts(struct vsm_regs *dst, const struct vsm_regs *src, uint32_t parts)
+{
+	if (parts & VSM_REGS_MSRS) {
+		dst->kernel_gs_base = src->kernel_gs_base;
+		dst->pat = src->pat;
+		dst->sysenter_cs = src->sysenter_cs;
+		dst->sysenter_eip = src->sysenter_eip;
+		dst->sysenter_esp = src->sysenter_esp;
+		dst->star = src->star;
+		dst->lstar = src->lstar;
+		dst->cstar = src->cstar;
+		dst->sfmask = src->sfmask;
+		dst->tsc_aux = src->tsc_aux;
+	}
+	if (parts & VSM_REGS_DEBUG) {
+		memcpy(dst->dr, src->dr, sizeof(dst->dr));
+		dst->dr6 = src->dr6;
+		dst->dr7 = src->dr7;
+	}
+}
+
 void vsm_regs_from_context(struct vsm_regs *r, const struct hv_initial_vp_context *c)
 {
 	r->rip = c->rip;

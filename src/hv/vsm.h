@@ -240,6 +240,8 @@ struct vsm_regs {
 
 /* Copies the registers shared between VTLs from src to dst (a VTL switch). */
 void vsm_regs_copy_shared(struct vsm_regs *dst, const struct vsm_regs *src);
+/* Copies the fields of the optional parts `parts` (VSM_REGS_*) from src to dst. */
+void vsm_regs_copy_parts(struct vsm_regs *dst, const struct vsm_regs *src, uint32_t parts);
 /* Loads an HV_INITIAL_VP_CONTEXT into the private part of r. */
 void vsm_regs_from_context(struct vsm_regs *r, const struct hv_initial_vp_context *c);
 /*

@@ -72,24 +72,7 @@ static int get_regs_part(void *o, uint32_t vp, unsigned vtl, struct vsm_regs *r,
 	if (vp >= NVPS || vtl >= VSM_NUM_VTLS || !parts || (parts & ~VSM_REGS_ALL) ||
 	    (r->parts & parts))
 		abort();
-	const struct vsm_regs *s = &c->regs[vp][vtl];
-	if (parts & VSM_REGS_MSRS) {
-		r->kernel_gs_base = s->kernel_gs_base;
-		r->pat = s->pat;
-		r->sysenter_cs = s->sysenter_cs;
-		r->sysenter_eip = s->sysenter_eip;
-		r->sysenter_esp = s->sysenter_esp;
-		r->star = s->star;
-		r->lstar = s->lstar;
-		r->cstar = s->cstar;
-		r->sfmask = s->sfmask;
-		r->tsc_aux = s->tsc_aux;
-	}
-	if (parts & VSM_REGS_DEBUG) {
-		memcpy(r->dr, s->dr, sizeof(r->dr));
-		r->dr6 = s->dr6;
-		r->dr7 = s->dr7;
-	}
+	vsm_regs_copy_parts(r, &c->regs[vp][vtl], parts);
 	r->parts |= parts;
 	return 0;
 }

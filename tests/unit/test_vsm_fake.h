@@ -50,28 +50,6 @@ struct vfake {
 	struct vsm *vsm;
 };
 
-/* Copies the fields of the optional register parts `parts` from src to dst. */
-static inline void vf_copy_parts(struct vsm_regs *dst, const struct vsm_regs *src,
-				 uint32_t parts)
-{
-	if (parts & VSM_REGS_MSRS) {
-		dst->kernel_gs_base = src->kernel_gs_base;
-		dst->pat = src->pat;
-		dst->sysenter_cs = src->sysenter_cs;
-		dst->sysenter_eip = src->sysenter_eip;
-		dst->sysenter_esp = src->sysenter_esp;
-		dst->star = src->star;
-		dst->lstar = src->lstar;
-		dst->cstar = src->cstar;
-		dst->sfmask = src->sfmask;
-		dst->tsc_aux = src->tsc_aux;
-	}
-	if (parts & VSM_REGS_DEBUG) {
-		memcpy(dst->dr, src->dr, sizeof(dst->dr));
-		dst->dr6 = src->dr6;
-		dst->dr7 = src->dr7;
-	}
-}
 
 static inline int vf_read(void *o, uint64_t gpa, void *buf, size_t len)
 {
@@ -100,7 +78,7 @@ static inline int vf_get_regs(void *o, uint32_t vp, unsigned vtl, struct vsm_reg
 	if (f->lazy) {
 		struct vsm_regs zero;
 		memset(&zero, 0, sizeof(zero));
-		vf_copy_parts(r, &zero, VSM_REGS_ALL);
+		vsm_regs_copy_parts(r, &zero, VSM_REGS_ALL);
 		r->parts = 0;
 	}
 	return 0;
@@ -114,7 +92,7 @@ static inline int vf_get_regs_part(void *o, uint32_t vp, unsigned vtl, struct vs
 		abort();
 	f->npart_calls++;
 	f->parts_asked |= parts;
-	vf_copy_parts(r, &f->regs[vp][vtl], parts);
+	vsm_regs_copy_parts(r, &f->regs[vp][vtl], parts);
 	r->parts |= parts;
 	return 0;
 }
@@ -132,7 +110,7 @@ static inline int vf_set_regs(void *o, uint32_t vp, unsigned vtl, const struct v
 	f->set_parts = r->parts;
 	struct vsm_regs *d = &f->regs[vp][vtl], keep = *d;
 	*d = *r;
-	vf_copy_parts(d, &keep, VSM_REGS_ALL & ~r->parts);
+	vsm_regs_copy_parts(d, &keep, VSM_REGS_ALL & ~r->parts);
 	return 0;
 }
 
