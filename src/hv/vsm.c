@@ -481,6 +481,14 @@ bool vsm_intercepts_unknown_synic(struct vsm *vsm)
 	return r;
 }
 
+bool vsm_intercepts_retarget_unknown_device(struct vsm *vsm)
+{
+	pthread_mutex_lock(&vsm->lock);
+	bool r = vsm->retarget_access != 0;
+	pthread_mutex_unlock(&vsm->lock);
+	return r;
+}
+
 bool vsm_intercepts_apic_eoi(struct vsm *vsm)
 {
 	pthread_mutex_lock(&vsm->lock);

@@ -398,6 +398,8 @@ uint64_t vsm_stimer_poll(struct vsm *vsm, uint64_t now);
 bool vsm_intercepts_io(struct vsm *vsm, uint16_t port, bool write);
 bool vsm_intercepts_msr(struct vsm *vsm, bool write);
 bool vsm_intercepts_unknown_synic(struct vsm *vsm);
+/* Whether VTL2 installed the RetargetUnknownDeviceId intercept (lock taken inside). */
+bool vsm_intercepts_retarget_unknown_device(struct vsm *vsm);
 /* Always false: InstallIntercept APIC EOI is refused with FEATURE_UNAVAILABLE. */
 bool vsm_intercepts_apic_eoi(struct vsm *vsm);
 
@@ -485,7 +487,5 @@ void vsm_msg_memory(uint8_t msg[HV_MESSAGE_SIZE], const struct vsm_intercept_ctx
  * hypercall intercept. */
 void vsm_msg_hypercall(uint8_t msg[HV_MESSAGE_SIZE], const struct vsm_intercept_ctx *c,
 		       const uint64_t xmm[12]);
-/* Whether VTL2 installed the RetargetUnknownDeviceId intercept (lock taken inside). */
-bool vsm_intercepts_retarget_unknown_device(struct vsm *vsm);
 
 #endif

@@ -244,11 +244,3 @@ void vsm_msg_hypercall(uint8_t msg[HV_MESSAGE_SIZE], const struct vsm_intercept_
 		memcpy(m.xmm, xmm, sizeof(m.xmm));
 	message(msg, HV_MESSAGE_TYPE_HYPERCALL_INTERCEPT, &m, sizeof(m));
 }
-
-bool vsm_intercepts_retarget_unknown_device(struct vsm *vsm)
-{
-	pthread_mutex_lock(&vsm->lock);
-	bool r = vsm->retarget_access != 0;
-	pthread_mutex_unlock(&vsm->lock);
-	return r;
-}
