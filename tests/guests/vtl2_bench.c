@@ -167,7 +167,7 @@ __asm__(
 
 /* VTL2's stubs (plain hypercall, VtlReturn) and what the timed loop adds up. */
 u64 bench_hc_plain, bench_hc_return;
-u64 bench_own_cycles, bench_setvp_cycles, bench_errors;
+u64 bench_own_cycles, bench_setvp_cycles, bench_handled, bench_errors;
 
 /*
  * VTL2's side, in asm: switch to VTL0 with vtl2_rt_vtl0_gprs (as
@@ -178,7 +178,8 @@ u64 bench_own_cycles, bench_setvp_cycles, bench_errors;
  * `out` a round trip). bench_icpt_timed: the same with RDTSC at
  * entry (T1), before SetVpRegisters (T2), after it (T3) and before the
  * VtlReturn (T4): bench_own_cycles += T2-T1 + T4-T3, bench_setvp_cycles +=
- * T3-T2 (low 32 bits; the sums are done outside T1..T4).
+ * T3-T2 (low 32 bits; the sums are done outside T1..T4), bench_handled
+ * counts the round trips.
  * bench_vtlcall_run: VtlReturn at once while the entry reason is VtlCall.
  */
 void bench_icpt_run(void);
@@ -277,6 +278,7 @@ __asm__(
 	"	mov %r11d, %eax\n"
 	"	sub %r10d, %eax\n"
 	"	add %rax, bench_setvp_cycles\n"
+	"	incq bench_handled\n"
 	"2:	mov $1, %ecx\n"
 	"	call *bench_hc_return\n"
 	"	rdtsc\n"
@@ -490,9 +492,12 @@ int guest_main(const char *cmdline)
 	ok &= run_loop(&h, "intercept ring 0", vtl0_port_loop, false, PORT_ICPT, n0, SIDE_ICPT,
 		       icpt_r0);
 	TEST_BEGIN("intercept_timed");
-	bench_own_cycles = bench_setvp_cycles = 0;
+	bench_own_cycles = bench_setvp_cycles = bench_handled = 0;
 	ok &= run_loop(&h, "intercept timed", vtl0_port_loop, true, PORT_ICPT, iters,
 		       SIDE_ICPT_TIMED, icpt_t);
+	/* Every write was VTL2's (not a bare exit hvmm ignored). */
+	ok &= expect(bench_handled == (u64)iters * batches, "VTL2 handled %lu of %lu writes",
+		     bench_handled, (u64)iters * batches);
 	TEST_BEGIN("vtlcall");
 	ok &= run_loop(&h, "vtlcall", vtl0_vtlcall_loop, false, 0, n0, SIDE_VTLCALL, vcall);
 	TEST_BEGIN("ring0_insn");
