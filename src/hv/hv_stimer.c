@@ -24,22 +24,24 @@ static uint64_t ref_now(void *opaque)
 
 bool hv_stimer_msr_read(struct hv *hv, uint32_t vp, uint32_t index, uint64_t *val)
 {
-	if (index < HV_X64_MSR_STIMER0_CONFIG || index > HV_X64_MSR_STIMER3_COUNT)
+	bool count_reg;
+	int n = stimer_msr_decode(index, &count_reg);
+	if (n < 0)
 		return false;
-	unsigned n = (index - HV_X64_MSR_STIMER0_CONFIG) / 2;
 	const struct stimer *t = &hv->vps[vp].stimer[n];
-	*val = (index & 1) ? t->count : t->config;
+	*val = count_reg ? t->count : t->config;
 	return true;
 }
 
 int hv_stimer_msr_write(struct hv *hv, uint32_t vp, uint32_t index, uint64_t val,
 			bool *kick)
 {
-	if (index < HV_X64_MSR_STIMER0_CONFIG || index > HV_X64_MSR_STIMER3_COUNT)
+	bool count_reg;
+	int n = stimer_msr_decode(index, &count_reg);
+	if (n < 0)
 		return -EINVAL;
-	unsigned n = (index - HV_X64_MSR_STIMER0_CONFIG) / 2;
 	struct stimer *t = &hv->vps[vp].stimer[n];
-	stimer_write(t, index & 1, val);
+	stimer_write(t, count_reg, val);
 	stimer_arm(t, ref_now, hv);
 	*kick = true;
 	return 0;

@@ -3,7 +3,8 @@
  * Timers"), shared by VTL0's timers (hv_stimer.c) and the higher VTLs'
  * (vsm_stimer.c): auto-enable on COUNT writes, the SINT 0 / vector < 16
  * disable rules of CONFIG, one-shot and periodic deadlines, and the host
- * thread that sleeps on CLOCK_MONOTONIC until the next expiry. See
+ * thread that sleeps on CLOCK_MONOTONIC until the next expiry, and which
+ * timer register an MSR index names. See
  * stimer_core.h for the contract.
  */
 #include "hv/stimer_core.h"
@@ -12,6 +13,18 @@
 #include <time.h>
 
 #include "hv/hv_impl.h"
+
+_Static_assert((HV_X64_MSR_STIMER3_COUNT - HV_X64_MSR_STIMER0_CONFIG + 1) / 2 == HV_STIMER_COUNT,
+	       "one CONFIG/COUNT pair per timer");
+
+int stimer_msr_decode(uint32_t index, bool *count_reg)
+{
+	if (index < HV_X64_MSR_STIMER0_CONFIG || index > HV_X64_MSR_STIMER3_COUNT)
+		return -1;
+	if (count_reg)
+		*count_reg = (index - HV_X64_MSR_STIMER0_CONFIG) & 1;
+	return (int)((index - HV_X64_MSR_STIMER0_CONFIG) / 2);
+}
 
 static uint64_t period(const struct stimer *t)
 {

@@ -26,6 +26,16 @@ struct stimer {
 };
 
 /*
+ * Which timer register a synthetic MSR index names: STIMERn_CONFIG is
+ * HV_X64_MSR_STIMER0_CONFIG + 2n and STIMERn_COUNT the index after it, n =
+ * 0..HV_STIMER_COUNT-1 (TLFS 12.5). Returns n and sets *count_reg (when not
+ * NULL) to whether index is the COUNT register; returns -1, *count_reg
+ * untouched, for any other index. Pure: index is the guest's, so callers
+ * index their timer array only with a non-negative result.
+ */
+int stimer_msr_decode(uint32_t index, bool *count_reg);
+
+/*
  * Applies a guest write of val to STIMERn_COUNT (count_reg) or
  * STIMERn_CONFIG: a non-zero count with auto-enable sets ENABLE, a zero
  * count clears it; a config keeps only its writable bits and is disabled in

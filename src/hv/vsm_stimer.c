@@ -29,27 +29,30 @@ static void arm(struct vsm *vsm, struct stimer *t)
 
 bool vsm_stimer_msr(uint32_t index)
 {
-	return index >= HV_X64_MSR_STIMER0_CONFIG && index <= HV_X64_MSR_STIMER3_COUNT;
+	return stimer_msr_decode(index, NULL) >= 0;
 }
 
 int vsm_stimer_read_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t index,
 			   uint64_t *val)
 {
-	if (!vsm_stimer_msr(index) || vtl == 0 || !vsm->cfg.ops.ref_time)
+	bool count_reg;
+	int n = stimer_msr_decode(index, &count_reg);
+	if (n < 0 || vtl == 0 || !vsm->cfg.ops.ref_time)
 		return -ENOENT;
-	const struct stimer *t =
-		&vsm->vps[vp].vtl[vtl].stimer[(index - HV_X64_MSR_STIMER0_CONFIG) / 2];
-	*val = (index & 1) ? t->count : t->config;
+	const struct stimer *t = &vsm->vps[vp].vtl[vtl].stimer[n];
+	*val = count_reg ? t->count : t->config;
 	return 0;
 }
 
 int vsm_stimer_write_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, uint32_t index,
 			    uint64_t val)
 {
-	if (!vsm_stimer_msr(index) || vtl == 0 || !vsm->cfg.ops.ref_time)
+	bool count_reg;
+	int n = stimer_msr_decode(index, &count_reg);
+	if (n < 0 || vtl == 0 || !vsm->cfg.ops.ref_time)
 		return -ENOENT;
-	struct stimer *t = &vsm->vps[vp].vtl[vtl].stimer[(index - HV_X64_MSR_STIMER0_CONFIG) / 2];
-	stimer_write(t, index & 1, val);
+	struct stimer *t = &vsm->vps[vp].vtl[vtl].stimer[n];
+	stimer_write(t, count_reg, val);
 	arm(vsm, t);
 	return 0;
 }

@@ -1,6 +1,7 @@
 /*
  * Unit tests: the synthetic timers' shared core (src/hv/stimer_core.c, TLFS
- * 12.5): the STIMERn_CONFIG/COUNT write rules (auto-enable, zero count,
+ * 12.5): which timer and register each STIMERn_CONFIG/COUNT MSR index
+ * names (and that no neighbour does), the write rules (auto-enable, zero count,
  * writable mask, SINT 0 and vector < 16 disabling), one-shot and periodic
  * arming (the clock read only for periodic), the bookkeeping after an
  * expiry, and the timer thread waking on a kick and at a deadline.
@@ -27,6 +28,33 @@ static uint64_t fixed_now(void *opaque)
 {
 	clock_reads++;
 	return *(uint64_t *)opaque;
+}
+
+static void test_msr_decode(void **state)
+{
+	(void)state;
+	/* STIMER0_CONFIG 0x400000B0, STIMER0_COUNT 0x400000B1, ... STIMER3_COUNT 0x400000B7. */
+	for (unsigned n = 0; n < HV_STIMER_COUNT; n++) {
+		bool count_reg = true;
+		assert_int_equal(stimer_msr_decode(0x400000B0 + 2 * n, &count_reg), n);
+		assert_false(count_reg);
+		assert_int_equal(stimer_msr_decode(0x400000B1 + 2 * n, &count_reg), n);
+		assert_true(count_reg);
+		assert_int_equal(stimer_msr_decode(0x400000B0 + 2 * n, NULL), n);
+	}
+	assert_int_equal(stimer_msr_decode(HV_X64_MSR_STIMER0_COUNT, NULL), 0);
+	assert_int_equal(stimer_msr_decode(HV_X64_MSR_STIMER3_COUNT, NULL), 3);
+	/* Neighbours and far-off indexes name no timer and leave *count_reg alone. */
+	static const uint32_t outside[] = { 0x400000AF, 0x400000B8, 0x400000BF, 0x400000A0,
+					    0x40000090, 0x400001B0, 0x000000B0, 0xC00000B0,
+					    0, 0xFFFFFFFF };
+	for (unsigned k = 0; k < sizeof(outside) / sizeof(outside[0]); k++) {
+		bool count_reg = true;
+		if (stimer_msr_decode(outside[k], &count_reg) != -1)
+			fail_msg("0x%x decoded as a timer register", outside[k]);
+		assert_true(count_reg);
+		assert_int_equal(stimer_msr_decode(outside[k], NULL), -1);
+	}
 }
 
 static void test_write_rules(void **state)
@@ -164,6 +192,7 @@ static void test_thread_kick_deadline_stop(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_msr_decode),
 		cmocka_unit_test(test_write_rules),
 		cmocka_unit_test(test_arm_and_expire),
 		cmocka_unit_test(test_thread_kick_deadline_stop),
