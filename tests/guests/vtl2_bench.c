@@ -6,31 +6,39 @@
  * C). Built into a VSM_ISOLATION IGVM file by `hvmm-igvm build --vsm
  * --relocatable` (bench/vtl.sh, tests/boot/guest-vtl2-bench.sh), it starts
  * in VTL2, builds VTL0's world at 8 MiB (lib/vtl2_rt) and, with RDTSC in
- * the guest, times batches of N iterations of:
- *  - bare:   VTL0 in ring 3 (IOPL 3) writes port 0x510, which no device
- *            claims: one KVM exit that hvmm ignores (and bare_r0: the same
- *            loop in ring 0, whose 3 other instructions PVM emulates);
- *  - intercept: VTL0 in ring 3 writes port 0x5B8, which VTL2 intercepts:
- *            VTL2's handler (asm, below) reads the message, SetVpRegisters
- *            VTL0's RIP past the `out` and VtlReturns;
+ * the guest, times batches of N iterations (N/4 for loops in ring 0) of:
+ *  - bare:   VTL0 in ring 3 writes port 0x510, which no device claims:
+ *            one KVM exit that hvmm ignores (bare_r0: the same loop in
+ *            ring 0, whose 3 other instructions PVM emulates);
+ *  - intercept: VTL0 in ring 3 (intercept_r0: ring 0) writes port 0x5B8,
+ *            which VTL2 intercepts: VTL2's handler (asm, below) reads the
+ *            message, SetVpRegisters VTL0's RIP past the `out` and
+ *            VtlReturns;
  *  - vtlcall: VTL0 in ring 0 (the TLFS requires CPL 0) VtlCalls, VTL2
  *            VtlReturns at once.
  * On a PVM host guest ring 0 is emulated instruction by instruction, ring
- * 3 is native; VTL2 always runs in ring 0. So it also times (a) the
- * handler's own instructions (RDTSC at its entry, before and after its
+ * 3 is native; VTL2 always runs in ring 0. So it also times the handler's
+ * own instructions (handler_ns: RDTSC at its entry, before and after its
  * SetVpRegisters and before its VtlReturn, in a second, instrumented run
- * of the intercept loop; setvp_ns is the SetVpRegisters call itself) and
- * (b) one emulated ring-0 instruction (a `dec; jnz` loop in VTL2), and it
- * reports how many ring-0 instructions each round trip executes, so a
- * reader can separate hvmm's cost from PVM's emulation. TSC frequency:
- * HV_X64_MSR_TSC_FREQUENCY (0x40000022) when CPUID 0x40000003 offers it.
- * Output on COM3, one line (integers; *_ns medians of per-batch means):
- *   VTL-BENCH bare_ns=.. bare_r0_ns=.. intercept_ns=.. vtlcall_ns=..
- *     handler_ns=.. setvp_ns=.. instr_intercept_ns=.. r0_insn_ps=..
- *     intercept_r0_insns=.. vtlcall_r0_insns=.. n=.. batches=.. tsc_khz=..
- * then TEST lines and GUEST-RESULT, and power-off. One VP (-p 1). The
- * command line (`--param cmdline@0x10000`, hvmm -c) may set vb_n=N
- * (iterations a batch, default 2000) and vb_batches=B (default 7, <= 64).
+ * of the intercept loop, instr_intercept_ns; setvp_ns is the
+ * SetVpRegisters call), one emulated ring-0 instruction (r0_insn_ps, a
+ * `dec; jnz` loop in VTL2), and the emulated ring-0 instructions of each
+ * ring-0 round trip run without their exits (emu_*_ns: the same
+ * instructions in VTL2, bench_dry_*), so a reader can separate hvmm's cost
+ * from PVM's emulation. TSC frequency: HV_X64_MSR_TSC_FREQUENCY (0x40000022)
+ * when CPUID 0x40000003 offers it, else lib/tsc.c.
+ * Output on COM3, one line (integers; *_ns: medians over the batches of a
+ * batch's mean; handler_ns and setvp_ns: means over all batches):
+ *   VTL-BENCH bare_ns=.. bare_r0_ns=.. intercept_ns=.. intercept_r0_ns=..
+ *     vtlcall_ns=.. handler_ns=.. setvp_ns=.. instr_intercept_ns=..
+ *     r0_insn_ps=.. handler_insns=.. emu_bare_r0_ns=.. emu_intercept_r0_ns=..
+ *     emu_vtlcall_ns=.. bare_r0_emul=.. intercept_emul=..
+ *     intercept_r0_emul=.. vtlcall_emul=.. n=.. n_r0=.. batches=.. tsc_khz=..
+ * (*_emul: the emulated ring-0 instructions of an iteration besides its
+ * `out` exits; handler_insns: those handler_ns covers), then TEST lines
+ * and GUEST-RESULT, and power-off. One VP (-p 1). The command line
+ * (`--param cmdline@0x10000`, hvmm -c) may set vb_n=N (iterations a batch,
+ * default 2000) and vb_batches=B (default 7, at most 64).
  */
 #include "guest.h"
 #include "hvcall_lib.h"
@@ -80,6 +88,13 @@ u16 guest_console_port = COM3_BASE;
 #define BARE_R0_EMUL      3
 #define INTERCEPT_EMUL    23
 #define VTLCALL_EMUL      16
+/*
+ * Instructions bench_icpt_timed's RDTSCs enclose: T1..T2 (the message
+ * checks, the next RIP, the RDTSC) 11, T3..T4 (the status check, the
+ * RDTSC) 4; handler_ns / HANDLER_TIMED_INSNS is one of the handler's
+ * emulated instructions.
+ */
+#define HANDLER_TIMED_INSNS 15
 
 /*
  * VTL0's code, copied to CODE (absolute addresses only). vtl0_init (ring
@@ -298,6 +313,74 @@ __asm__(
 	"	je 2b\n"
 	ASM_SAVE_VTL0);
 
+/*
+ * The same instructions without their exits, n times in VTL2's ring 0
+ * (emulated like VTL0's ring 0 on PVM): what a round trip spends in PVM's
+ * instruction emulator. The dry stubs are the hypercall page's without
+ * the `out` (their `ret` stands for the one the resumed VTL executes). The
+ * branches fall through or jump to the next instruction: one instruction
+ * either way. bench_dry_bare: VTL0's ring-0 port loop (BARE_R0_EMUL);
+ * bench_dry_icpt: that plus bench_icpt_run's handler (INTERCEPT_EMUL);
+ * bench_dry_vtlcall: VTL0's VtlCall loop and VTL2's VtlReturn loop
+ * (VTLCALL_EMUL). Clobber RAX, RCX, RDX, RDI, R8, R9.
+ */
+void bench_dry_bare(u64 n);
+void bench_dry_icpt(u64 n);
+void bench_dry_vtlcall(u64 n);
+__asm__(
+	".text\n"
+	".globl bench_dry_bare, bench_dry_icpt, bench_dry_vtlcall\n"
+	"bench_dry_plain:\n"
+	"	endbr64\n"
+	"	ret\n"
+	"bench_dry_return:\n"
+	"	endbr64\n"
+	"	mov %rcx, %rax\n"
+	"	mov $0x12, %ecx\n"
+	"	ret\n"
+	"bench_dry_bare:\n"
+	"1:	mov %r9d, %edx\n"
+	"	dec %rdi\n"
+	"	jnz 1b\n"
+	"	ret\n"
+	"bench_dry_icpt:\n"
+	"1:	mov %r9d, %edx\n"
+	"	cmpl $" STR(ASM_MSG_IO_PORT) ", vtl2_rt_assist + " STR(MSG_TYPE) "\n"
+	"	jne 2f\n"
+	"2:	cmpw $" STR(PORT_ICPT) ", vtl2_rt_assist + " STR(MSG_PORT) "\n"
+	"	je 3f\n"
+	"3:\n"
+	ASM_NEXT_RIP
+	"	movabs $" STR(ASM_CONTROL_SET_VP_REGISTERS_1) ", %rcx\n"
+	"	mov $vtl2_rt_hc_in, %edx\n"
+	"	mov $vtl2_rt_hc_out, %r8d\n"
+	"	call bench_dry_plain\n"
+	"	test %ax, %ax\n"
+	"	jnz 4f\n"
+	"4:	mov $1, %ecx\n"
+	"	call bench_dry_return\n"
+	"	dec %rdi\n"
+	"	jnz 1b\n"
+	"	ret\n"
+	"bench_dry_vtlcall:\n"
+	"1:	xor %ecx, %ecx\n"
+	"	call bench_dry_return\n"
+	"	cmpl $" STR(ASM_ENTRY_VTL_CALL) ", vtl2_rt_assist + 8\n"
+	"	je 2f\n"
+	"2:	mov $1, %ecx\n"
+	"	call bench_dry_return\n"
+	"	dec %rdi\n"
+	"	jnz 1b\n"
+	"	ret\n");
+
+/* TSC cycles of fn(n). */
+static u64 time_dry(void (*fn)(u64), u64 n)
+{
+	u64 t0 = rdtsc();
+	fn(n);
+	return rdtsc() - t0;
+}
+
 /* `dec; jnz` n times in this ring (VTL2's ring 0: emulated on PVM); TSC cycles. */
 static u64 r0_loop(u64 n)
 {
@@ -435,7 +518,8 @@ int guest_main(const char *cmdline)
 	struct hvcall h;
 	u16 st = 0;
 	static u64 bare[MAX_BATCHES], bare_r0[MAX_BATCHES], icpt[MAX_BATCHES],
-		icpt_r0[MAX_BATCHES], icpt_t[MAX_BATCHES], vcall[MAX_BATCHES], r0[MAX_BATCHES];
+		icpt_r0[MAX_BATCHES], icpt_t[MAX_BATCHES], vcall[MAX_BATCHES], r0[MAX_BATCHES],
+		dry_bare[MAX_BATCHES], dry_icpt[MAX_BATCHES], dry_vcall[MAX_BATCHES];
 
 	TEST_BEGIN("setup");
 	iters = (u32)param_u64("vb_n", 2000);
@@ -501,8 +585,12 @@ int guest_main(const char *cmdline)
 	TEST_BEGIN("vtlcall");
 	ok &= run_loop(&h, "vtlcall", vtl0_vtlcall_loop, false, 0, n0, SIDE_VTLCALL, vcall);
 	TEST_BEGIN("ring0_insn");
-	for (u32 i = 0; i < batches; i++)
+	for (u32 i = 0; i < batches; i++) {
 		r0[i] = r0_loop(n0);
+		dry_bare[i] = time_dry(bench_dry_bare, n0);
+		dry_icpt[i] = time_dry(bench_dry_icpt, n0);
+		dry_vcall[i] = time_dry(bench_dry_vtlcall, n0);
+	}
 	TEST_END();
 	if (!ok)
 		return 1;
@@ -514,16 +602,20 @@ int guest_main(const char *cmdline)
 	u64 setvp_ns = mul_div(bench_setvp_cycles, 1000000, khz) / total;
 	u64 bare_r0_ns = median_ns(bare_r0, n0), vcall_ns = median_ns(vcall, n0);
 	u64 icpt_r0_ns = median_ns(icpt_r0, n0);
+	u64 emu_bare_ns = median_ns(dry_bare, n0), emu_icpt_ns = median_ns(dry_icpt, n0);
+	u64 emu_vcall_ns = median_ns(dry_vcall, n0);
 	sort_u64(r0, batches);
 	/* ps per emulated instruction: 2 a `dec; jnz` iteration */
 	u64 r0_ps = mul_div(r0[batches / 2], 1000000000, khz) / (2ull * n0);
 	/* One line, longer than printf's 256-byte buffer. */
-	static char line[512];
+	static char line[640];
 	int len = snprintf(line, sizeof(line), "VTL-BENCH bare_ns=%lu bare_r0_ns=%lu intercept_ns=%lu intercept_r0_ns=%lu "
 	       "vtlcall_ns=%lu handler_ns=%lu setvp_ns=%lu instr_intercept_ns=%lu r0_insn_ps=%lu "
+	       "handler_insns=%u emu_bare_r0_ns=%lu emu_intercept_r0_ns=%lu emu_vtlcall_ns=%lu "
 	       "bare_r0_emul=%u intercept_emul=%u intercept_r0_emul=%u vtlcall_emul=%u n=%u "
 	       "n_r0=%u batches=%u tsc_khz=%lu\n", bare_ns, bare_r0_ns, icpt_ns, icpt_r0_ns,
-	       vcall_ns, own_ns, setvp_ns, icpt_t_ns, r0_ps, BARE_R0_EMUL, INTERCEPT_EMUL,
+	       vcall_ns, own_ns, setvp_ns, icpt_t_ns, r0_ps, HANDLER_TIMED_INSNS, emu_bare_ns, emu_icpt_ns,
+	       emu_vcall_ns, BARE_R0_EMUL, INTERCEPT_EMUL,
 	       INTERCEPT_EMUL + BARE_R0_EMUL, VTLCALL_EMUL, iters, n0, batches, khz);
 	console_write(line, len > 0 && (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
 	return 0;
