@@ -138,8 +138,8 @@ S_=$W/section.md
 	echo "Like for like, from ring 0 and without the emulation, an intercept costs $(f 'i0e / 1000') µs,"
 	echo "$(f 'i0e / b0e' 1)× a bare exit, and a VtlCall round trip $(f 've / 1000') µs, $(f 've / b0e' 1)×;"
 	echo "the model's KVM calls alone take $(f 'ki / 1000') µs ($(f 'ki / kb' 1)×) and $(f 'kv / 1000') µs"
-	echo "($(f 'kv / kb' 1)×), so hvmm's own work is about the difference"
-	echo "($(f '(i0e - ki) / 1000') µs and $(f '(ve - kv) / 1000') µs; the model's exits each emulate a \`jmp\` too)."
+	echo "($(f 'kv / kb' 1)×), so hvmm's own work is about the difference, $(f '(i0e - ki) / 1000') µs and"
+	echo "$(f '(ve - kv) / 1000') µs (a little more: each of the model's exits also emulates a \`jmp\`)."
 	if [ "$holds" = 1 ]; then
 		echo "So the 3× target holds here on that like-for-like measure."
 	else
