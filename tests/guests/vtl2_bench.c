@@ -81,9 +81,9 @@ u16 guest_console_port = COM3_BASE;
  * instructions (those are exits; the hypercall page's stubs are `endbr64;
  * out; ret` and `endbr64; mov rax, rcx; mov ecx, code; out; ret`): VTL0's
  * ring-0 port loop `mov; out; dec; jnz`; the intercept handler below in
- * VTL2 (its entry in the VtlReturn stub's `ret`, 5 to check the message,
- * 5 for the next RIP, 4 + 2 + 2 around SetVpRegisters, 2 + 3 into
- * VtlReturn); the VtlCall loop: 8 in VTL0, 8 in VTL2.
+ * VTL2 (the VtlReturn stub's `ret` at its entry, 4 to check the message,
+ * 5 for the next RIP, 4 + 2 (the stub) + 2 around SetVpRegisters, 2 + 3
+ * into VtlReturn); the VtlCall loop: 8 in VTL0, 8 in VTL2.
  */
 #define BARE_R0_EMUL      3
 #define INTERCEPT_EMUL    23
@@ -98,11 +98,10 @@ u16 guest_console_port = COM3_BASE;
 
 /*
  * VTL0's code, copied to CODE (absolute addresses only). vtl0_init (ring
- * 0): enables its hypercall page and VtlCalls through RBX. vtl0_to_ring3
- * (ring 0): iretq to RDI in ring 3 with IOPL 3 (PVM ignores IOPL for
- * ring-3 port I/O, as lib/cpu.c says: VTL0's TR is a TSS whose I/O bitmap
- * allows every port). vtl0_port_loop
- * (ring 3 or 0): R13 batches of *PARAM_N `out` to port R15 (RDX is
+ * 0): enables its hypercall page and VtlCalls through RBX. vtl0_port_loop
+ * (ring 3 or 0; VTL2 sets the ring with SetVpRegisters of CS and SS;
+ * PVM ignores RFLAGS.IOPL for ring-3 port I/O, as lib/cpu.c says, so
+ * VTL0's TR is a TSS whose I/O bitmap allows every port): R13 batches of *PARAM_N `out` to port R15 (RDX is
  * reloaded each time: VTL2's handler uses RAX, RCX, RDX and R8-R11), each
  * batch's TSC cycles at R14, R14 += 8. vtl0_vtlcall_loop (ring 0): the same
  * with VtlCalls through RBX. Both end with an `out` to PORT_DONE.
@@ -110,12 +109,11 @@ u16 guest_console_port = COM3_BASE;
 void vtl0_blob(void);
 void vtl0_blob_end(void);
 void vtl0_init(void);
-void vtl0_to_ring3(void);
 void vtl0_port_loop(void);
 void vtl0_vtlcall_loop(void);
 __asm__(
 	".text\n"
-	".globl vtl0_blob, vtl0_blob_end, vtl0_init, vtl0_to_ring3, vtl0_port_loop, vtl0_vtlcall_loop\n"
+	".globl vtl0_blob, vtl0_blob_end, vtl0_init, vtl0_port_loop, vtl0_vtlcall_loop\n"
 	"vtl0_blob:\n"
 	"vtl0_init:\n"
 	"	mov $0x40000000, %ecx\n"      /* guest OS id */
@@ -129,13 +127,6 @@ __asm__(
 	"	xor %ecx, %ecx\n"             /* VtlCall input 0 */
 	"	call *%rbx\n"
 	"1:	jmp 1b\n"
-	"vtl0_to_ring3:\n"               /* iretq to RDI in ring 3, IOPL 3 */
-	"	push $0x2b\n"
-	"	push $0x805800\n"
-	"	push $0x3002\n"
-	"	push $0x33\n"
-	"	push %rdi\n"
-	"	iretq\n"
 	"vtl0_port_loop:\n"
 	"1:	mov 0x804800, %r12d\n"
 	"	rdtsc\n"
@@ -463,7 +454,7 @@ static u64 median_ns(u64 *cycles, u32 n)
 enum vtl2_side { SIDE_NONE, SIDE_ICPT, SIDE_ICPT_TIMED, SIDE_VTLCALL };
 
 /*
- * One timed loop of VTL0's: from `entry` in ring 3 (IOPL 3) or ring 0,
+ * One timed loop of VTL0's: from `entry` in ring 3 or ring 0,
  * port `port`; VTL2 serves it with `side`; it must end with VTL0's write
  * to PORT_DONE. The batches' cycles go to cycles[]. False on a failure.
  */
@@ -474,11 +465,13 @@ static bool run_loop(const struct hvcall *h, const char *what, void (*entry)(voi
 	memset((void *)RESULTS, 0, 8 * MAX_BATCHES);
 	const u64 rip = CODE + ((u64)entry - (u64)vtl0_blob);
 	const struct vtl2_rt_reg r[] = {
-		{ VTL2_RT_REG_CS, 0, vtl2_rt_seg(0xffffffff, GDT_KCODE, 0xa09b) },
-		{ VTL2_RT_REG_SS, 0, vtl2_rt_seg(0xffffffff, GDT_KDATA, 0xc093) },
+		{ VTL2_RT_REG_CS, 0, ring3 ? vtl2_rt_seg(0xffffffff, USER_CS, 0xa0fb) :
+					     vtl2_rt_seg(0xffffffff, GDT_KCODE, 0xa09b) },
+		{ VTL2_RT_REG_SS, 0, ring3 ? vtl2_rt_seg(0xffffffff, USER_DS, 0xc0f3) :
+					     vtl2_rt_seg(0xffffffff, GDT_KDATA, 0xc093) },
 		{ VTL2_RT_REG_RFLAGS, 0x2, 0 },
 		{ VTL2_RT_REG_RSP, STACK_TOP - 0x100, 0 },
-		{ VTL2_RT_REG_RIP, ring3 ? CODE + ((u64)vtl0_to_ring3 - (u64)vtl0_blob) : rip, 0 },
+		{ VTL2_RT_REG_RIP, rip, 0 },
 	};
 	u16 st = vtl2_rt_set_vtl0(h, r, sizeof(r) / sizeof(r[0]));
 	if (!expect(st == 0, "%s: SetVpRegisters of VTL0: status 0x%x", what, st))
@@ -487,7 +480,6 @@ static bool run_loop(const struct hvcall *h, const char *what, void (*entry)(voi
 	vtl2_rt_vtl0_gprs[VTL2_RT_R13] = batches;
 	vtl2_rt_vtl0_gprs[VTL2_RT_R14] = RESULTS;
 	vtl2_rt_vtl0_gprs[VTL2_RT_R15] = port;
-	vtl2_rt_vtl0_gprs[VTL2_RT_RDI] = rip;
 	/* The SetVpRegisters input of the asm handler: VTL0's RIP, value at +32. */
 	hvcall_regs_header(h, HVL_VTL(0));
 	memset(h->in + 16, 0, 32);
@@ -505,7 +497,8 @@ static bool run_loop(const struct hvcall *h, const char *what, void (*entry)(voi
 	bool ok = expect(!bench_errors, "%s: VTL2's SetVpRegisters failed", what) &&
 		  expect(m.entry_reason == VTL2_RT_ENTRY_INTERCEPT && m.type == VTL2_RT_MSG_IO_PORT &&
 			 m.port == PORT_DONE, "%s: entry %u message 0x%x port 0x%x, not the end of "
-			 "the loop (port 0x%x)", what, m.entry_reason, m.type, m.port, PORT_DONE);
+			 "the loop (port 0x%x)", what, m.entry_reason, m.type, m.port, PORT_DONE) &&
+		  expect(m.cpl == (ring3 ? 3 : 0), "%s: VTL0 ran at CPL %u", what, m.cpl);
 	memcpy(cycles, (const void *)RESULTS, 8 * (size_t)batches);
 	for (u32 i = 0; ok && i < batches; i++)
 		ok = expect(cycles[i] > 0, "%s: batch %u has no time", what, i);
