@@ -132,15 +132,7 @@ __asm__(
 	".text\n"
 	".globl vtl0_entry\n"
 	"vtl0_entry:\n"
-	"	mov $0x40000000, %ecx\n"      /* guest OS id */
-	"	mov $1, %eax\n"
-	"	mov $0x8100, %edx\n"
-	"	wrmsr\n"
-	"	mov $0x40000001, %ecx\n"      /* hypercall page, enabled */
-	"	mov $vtl0_hcpage, %eax\n"
-	"	or $1, %eax\n"
-	"	xor %edx, %edx\n"
-	"	wrmsr\n"
+	VTL2_RT_VTL0_HV_INIT_ASM("vtl0_hcpage")
 	/* GetVpRegisters (rep count 1) of a VTL2 register: not allowed from VTL0. */
 	"	movabs $0x100000050, %rcx\n"
 	"	mov $vtl0_in, %edx\n"

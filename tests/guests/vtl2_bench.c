@@ -116,14 +116,7 @@ __asm__(
 	".globl vtl0_blob, vtl0_blob_end, vtl0_init, vtl0_port_loop, vtl0_vtlcall_loop\n"
 	"vtl0_blob:\n"
 	"vtl0_init:\n"
-	"	mov $0x40000000, %ecx\n"      /* guest OS id */
-	"	mov $1, %eax\n"
-	"	mov $0x8100, %edx\n"
-	"	wrmsr\n"
-	"	mov $0x40000001, %ecx\n"      /* hypercall page at HCPAGE, enabled */
-	"	mov $0x806001, %eax\n"
-	"	xor %edx, %edx\n"
-	"	wrmsr\n"
+	VTL2_RT_VTL0_HV_INIT_ASM("0x806000")   /* HCPAGE */
 	"	xor %ecx, %ecx\n"             /* VtlCall input 0 */
 	"	call *%rbx\n"
 	"1:	jmp 1b\n"

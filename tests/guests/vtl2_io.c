@@ -61,15 +61,7 @@ __asm__(
 	".text\n"
 	".globl vtl0_entry\n"
 	"vtl0_entry:\n"
-	"	mov $0x40000000, %ecx\n"      /* guest OS id */
-	"	mov $1, %eax\n"
-	"	mov $0x8100, %edx\n"
-	"	wrmsr\n"
-	"	mov $0x40000001, %ecx\n"      /* hypercall page, enabled */
-	"	mov $vtl0_hcpage, %eax\n"
-	"	or $1, %eax\n"
-	"	xor %edx, %edx\n"
-	"	wrmsr\n"
+	VTL2_RT_VTL0_HV_INIT_ASM("vtl0_hcpage")
 	"	cld\n"
 	"	mov $vtl0_src, %esi\n"
 	"	mov $4, %ecx\n"

@@ -58,14 +58,7 @@ __asm__(
 	".globl vtl0_blob\n"
 	".globl vtl0_blob_end\n"
 	"vtl0_blob:\n"
-	"	mov $0x40000000, %ecx\n"      /* guest OS id */
-	"	mov $1, %eax\n"
-	"	mov $0x8100, %edx\n"
-	"	wrmsr\n"
-	"	mov $0x40000001, %ecx\n"      /* hypercall page at HCPAGE, enabled */
-	"	mov $0x806001, %eax\n"
-	"	xor %edx, %edx\n"
-	"	wrmsr\n"
+	VTL2_RT_VTL0_HV_INIT_ASM("0x806000")   /* HCPAGE */
 	"	mov $0x807000, %esi\n"
 	"	mov (%rsi), %r13d\n"          /* read-only page: allowed */
 	"	mov $0x5a5a5a5a, %edi\n"

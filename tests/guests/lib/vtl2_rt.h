@@ -31,6 +31,23 @@ int vtl2_rt_hvcall_init(struct hvcall *h, u16 *vsm_status);
 /* Enables vtl2_rt_assist as this VP's assist page (HV_X64_MSR_VP_ASSIST_PAGE). */
 void vtl2_rt_enable_assist(void);
 
+/*
+ * VTL0's first instructions, as an asm string for a payload's VTL0 code:
+ * guest OS id 0x8100000000000001 (HV_X64_MSR_GUEST_OS_ID), then the
+ * hypercall page at `page` (an asm immediate: a page-aligned symbol or
+ * number below 4 GiB) enabled (HV_X64_MSR_HYPERCALL). Clobbers EAX, ECX, EDX.
+ */
+#define VTL2_RT_VTL0_HV_INIT_ASM(page)                                            \
+	"	mov $0x40000000, %ecx\n"      /* HV_X64_MSR_GUEST_OS_ID */           \
+	"	mov $1, %eax\n"                                                       \
+	"	mov $0x8100, %edx\n"                                                  \
+	"	wrmsr\n"                                                              \
+	"	mov $0x40000001, %ecx\n"      /* HV_X64_MSR_HYPERCALL, enabled */    \
+	"	mov $" page ", %eax\n"                                                \
+	"	or $1, %eax\n"                                                        \
+	"	xor %edx, %edx\n"                                                     \
+	"	wrmsr\n"
+
 /* VTL0's general registers as it left VTL2's last entry: RBX RDX RSI RDI RBP R8-R15. */
 enum { VTL2_RT_RBX, VTL2_RT_RDX, VTL2_RT_RSI, VTL2_RT_RDI, VTL2_RT_RBP, VTL2_RT_R8,
        VTL2_RT_R9, VTL2_RT_R10, VTL2_RT_R11, VTL2_RT_R12, VTL2_RT_R13, VTL2_RT_R14,
