@@ -239,18 +239,6 @@ static void clear_entry_reason(void)
 	memcpy(assist + 8, &zero, 4);
 }
 
-/* InstallIntercept for this partition: access mask, intercept type, parameter. Status. */
-static u16 install_intercept(const struct hvcall *h, u32 access, u32 type, u64 param)
-{
-	u64 self = HVL_PARTITION_SELF;
-	memset(h->in, 0, 24);
-	memcpy(h->in, &self, 8);
-	memcpy(h->in + 8, &access, 4);
-	memcpy(h->in + 12, &type, 4);
-	memcpy(h->in + 16, &param, 8);
-	return hvcall_simple(h, HVL_CALL_INSTALL_INTERCEPT);
-}
-
 /* AssertVirtualInterrupt: fixed, to APIC 0 (this VP) of `vtl`, `vector`. Status. */
 static u16 assert_interrupt(const struct hvcall *h, u8 vtl, u32 vector)
 {
@@ -383,12 +371,12 @@ int guest_main(const char *cmdline)
 	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG, 1ull << 12, 0);
 	expect(st == 0, "VsmPartitionConfig intercept_page: status 0x%x", st);
 	{
-		st = install_intercept(&h, 2 /* write */, 0 /* X64_IO_PORT */, 0x5a5);
+		st = vtl2_rt_install_intercept(&h, 2 /* write */, 0 /* X64_IO_PORT */, 0x5a5);
 		expect(st == 0, "InstallIntercept(port 0x5a5): status 0x%x", st);
 		/* Reads of port 0x5A6 (only) and RDMSR/WRMSR. */
-		u16 st2 = install_intercept(&h, 1 /* read */, 0, 0x5a6);
+		u16 st2 = vtl2_rt_install_intercept(&h, 1 /* read */, 0, 0x5a6);
 		expect(st2 == 0, "InstallIntercept(read port 0x5a6): status 0x%x", st2);
-		u16 st3 = install_intercept(&h, 3, 1 /* X64_MSR */, 0x5a6);
+		u16 st3 = vtl2_rt_install_intercept(&h, 3, 1 /* X64_MSR */, 0x5a6);
 		expect(st3 == 0, "InstallIntercept(MSR): status 0x%x", st3);
 		st |= st2 | st3;
 	}
@@ -492,7 +480,7 @@ int guest_main(const char *cmdline)
 	 * VTL2 completes it with status 0x3c through vtl_return_rax.
 	 */
 	if (bad == 0 && st == 0) {
-		st = install_intercept(&h, 1, 0x0D /* UNKNOWN_SYNIC_CONNECTION */, 0);
+		st = vtl2_rt_install_intercept(&h, 1, 0x0D /* UNKNOWN_SYNIC_CONNECTION */, 0);
 		expect(st == 0, "InstallIntercept(unknown SynIC connection): status 0x%x", st);
 		run_vtl0(&h);
 		vtl2_rt_decode_message(simp2, &m);

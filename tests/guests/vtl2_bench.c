@@ -376,14 +376,7 @@ static u64 r0_loop(u64 n)
 /* InstallIntercept of writes to `port` for this partition. Status. */
 static u16 intercept_port(const struct hvcall *h, u16 port)
 {
-	u64 self = HVL_PARTITION_SELF, param = port;
-	u32 access = 2 /* write */, type = INTERCEPT_IO_PORT;
-	memset(h->in, 0, 24);
-	memcpy(h->in, &self, 8);
-	memcpy(h->in + 8, &access, 4);
-	memcpy(h->in + 12, &type, 4);
-	memcpy(h->in + 16, &param, 8);
-	return hvcall_simple(h, HVL_CALL_INSTALL_INTERCEPT);
+	return vtl2_rt_install_intercept(h, 2 /* write */, INTERCEPT_IO_PORT, port);
 }
 
 /* TSC kHz: the Hyper-V frequency MSR if offered (CPUID 0x40000003 EAX bit 11), else lib/tsc.c. */

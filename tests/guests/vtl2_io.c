@@ -132,18 +132,6 @@ static void answer_slow(u64 rax, u64 rcx)
 	return_fast = false;
 }
 
-/* InstallIntercept for this partition: access mask, intercept type, parameter. Status. */
-static u16 install_intercept(const struct hvcall *h, u32 access, u32 type, u64 param)
-{
-	u64 self = HVL_PARTITION_SELF;
-	memset(h->in, 0, 24);
-	memcpy(h->in, &self, 8);
-	memcpy(h->in + 8, &access, 4);
-	memcpy(h->in + 12, &type, 4);
-	memcpy(h->in + 16, &param, 8);
-	return hvcall_simple(h, HVL_CALL_INSTALL_INTERCEPT);
-}
-
 /*
  * The I/O intercept VTL0's next run brings: a string access of `port`
  * (write or read) with `rep`, at `rip`, RCX `rcx`, RSI/RDI `rsi`/`rdi`
@@ -194,10 +182,10 @@ int guest_main(const char *cmdline)
 	vtl2_rt_enable_assist();
 	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG, 1ull << 12, 0);
 	expect(st == 0, "VsmPartitionConfig intercept_page: status 0x%x", st);
-	u16 s1 = install_intercept(&h, 2 /* write */, INTERCEPT_IO_PORT, PORT_OUTS);
-	u16 s2 = install_intercept(&h, 1 /* read */, INTERCEPT_IO_PORT, PORT_INS);
-	u16 s3 = install_intercept(&h, 2, INTERCEPT_IO_PORT, PORT_CROSS);
-	u16 s4 = install_intercept(&h, 1, INTERCEPT_RETARGET, 0);
+	u16 s1 = vtl2_rt_install_intercept(&h, 2 /* write */, INTERCEPT_IO_PORT, PORT_OUTS);
+	u16 s2 = vtl2_rt_install_intercept(&h, 1 /* read */, INTERCEPT_IO_PORT, PORT_INS);
+	u16 s3 = vtl2_rt_install_intercept(&h, 2, INTERCEPT_IO_PORT, PORT_CROSS);
+	u16 s4 = vtl2_rt_install_intercept(&h, 1, INTERCEPT_RETARGET, 0);
 	expect(!s1 && !s2 && !s3 && !s4, "InstallIntercept: 0x%x 0x%x 0x%x 0x%x", s1, s2, s3, s4);
 	st |= s1 | s2 | s3 | s4;
 	u16 s5 = vtl2_rt_setup_vtl0_shared(&h, (u64)vtl0_entry, (u64)vtl0_stack + sizeof(vtl0_stack));
@@ -309,7 +297,7 @@ int guest_main(const char *cmdline)
 		expect(s == 0, "advancing VTL0's RIP: status 0x%x", s);
 		answer_slow(0, m.rcx);
 	}
-	st = install_intercept(&h, 0, INTERCEPT_RETARGET, 0);
+	st = vtl2_rt_install_intercept(&h, 0, INTERCEPT_RETARGET, 0);
 	expect(st == 0, "removing the retarget intercept: status 0x%x", st);
 
 	TEST_BEGIN("vtl0_results");

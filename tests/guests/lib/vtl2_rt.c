@@ -196,6 +196,17 @@ u16 vtl2_rt_set_vtl0(const struct hvcall *h, const struct vtl2_rt_reg *r, u16 n)
 	return st ? st : done == n ? 0 : HVL_STATUS_INVALID_PARAMETER;
 }
 
+u16 vtl2_rt_install_intercept(const struct hvcall *h, u32 access, u32 type, u64 param)
+{
+	u64 self = HVL_PARTITION_SELF;
+	memset(h->in, 0, 24);
+	memcpy(h->in, &self, 8);
+	memcpy(h->in + 8, &access, 4);
+	memcpy(h->in + 12, &type, 4);
+	memcpy(h->in + 16, &param, 8);
+	return hvcall_simple(h, HVL_CALL_INSTALL_INTERCEPT);
+}
+
 u16 vtl2_rt_protect(const struct hvcall *h, u64 first_page, u16 n, u32 flags)
 {
 	if (n == 0 || n > 64)

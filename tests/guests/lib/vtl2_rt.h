@@ -121,6 +121,13 @@ void vtl2_rt_vp_context(u8 *ctx, u64 rip, u64 rsp);
 #define VTL2_RT_MAP_UX    0x8u
 u16 vtl2_rt_protect(const struct hvcall *h, u64 first_page, u16 n, u32 flags);
 
+/*
+ * InstallIntercept (HV_INPUT_INSTALL_INTERCEPT) for this partition:
+ * access mask (1 read, 2 write, 4 execute), intercept type (0
+ * X64_IO_PORT, 1 X64_MSR, ...) and its parameter (the port, the MSR). Status.
+ */
+u16 vtl2_rt_install_intercept(const struct hvcall *h, u32 access, u32 type, u64 param);
+
 /* HV message types of the intercepts decoded below. */
 #define VTL2_RT_MSG_UNMAPPED_GPA   0x80000000u
 #define VTL2_RT_MSG_GPA_INTERCEPT  0x80000001u
