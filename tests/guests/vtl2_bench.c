@@ -97,6 +97,33 @@ u16 guest_console_port = COM3_BASE;
 #define HANDLER_TIMED_INSNS 15
 
 /*
+ * One timed loop of VTL0's (asm string): R13 batches of [0x804800] runs
+ * of `body` (label 2 is its first instruction), each batch's TSC cycles
+ * stored at R14 onwards, then writes to PORT_DONE (0x5b9) forever.
+ */
+#define VTL0_TIMED_LOOP(body)                               \
+	"1:	mov 0x804800, %r12d\n"                      \
+	"	rdtsc\n"                                    \
+	"	shl $32, %rdx\n"                            \
+	"	or %rax, %rdx\n"                            \
+	"	mov %rdx, %rbp\n"                           \
+	"2:\n"                                              \
+	body                                                \
+	"	dec %r12d\n"                                \
+	"	jnz 2b\n"                                   \
+	"	rdtsc\n"                                    \
+	"	shl $32, %rdx\n"                            \
+	"	or %rdx, %rax\n"                            \
+	"	sub %rbp, %rax\n"                           \
+	"	mov %rax, (%r14)\n"                         \
+	"	add $8, %r14\n"                             \
+	"	dec %r13d\n"                                \
+	"	jnz 1b\n"                                   \
+	"3:	mov $0x5b9, %edx\n"                         \
+	"	out %al, (%dx)\n"                           \
+	"	jmp 3b\n"
+
+/*
  * VTL0's code, copied to CODE (absolute addresses only). vtl0_init (ring
  * 0): enables its hypercall page and VtlCalls through RBX. vtl0_port_loop
  * (ring 3 or 0; VTL2 sets the ring with SetVpRegisters of CS and SS;
@@ -121,47 +148,11 @@ __asm__(
 	"	call *%rbx\n"
 	"1:	jmp 1b\n"
 	"vtl0_port_loop:\n"
-	"1:	mov 0x804800, %r12d\n"
-	"	rdtsc\n"
-	"	shl $32, %rdx\n"
-	"	or %rax, %rdx\n"
-	"	mov %rdx, %rbp\n"
-	"2:	mov %r15d, %edx\n"
-	"	out %al, (%dx)\n"
-	"	dec %r12d\n"
-	"	jnz 2b\n"
-	"	rdtsc\n"
-	"	shl $32, %rdx\n"
-	"	or %rdx, %rax\n"
-	"	sub %rbp, %rax\n"
-	"	mov %rax, (%r14)\n"
-	"	add $8, %r14\n"
-	"	dec %r13d\n"
-	"	jnz 1b\n"
-	"3:	mov $0x5b9, %edx\n"
-	"	out %al, (%dx)\n"
-	"	jmp 3b\n"
+	VTL0_TIMED_LOOP("	mov %r15d, %edx\n"
+			"	out %al, (%dx)\n")
 	"vtl0_vtlcall_loop:\n"
-	"1:	mov 0x804800, %r12d\n"
-	"	rdtsc\n"
-	"	shl $32, %rdx\n"
-	"	or %rax, %rdx\n"
-	"	mov %rdx, %rbp\n"
-	"2:	xor %ecx, %ecx\n"
-	"	call *%rbx\n"
-	"	dec %r12d\n"
-	"	jnz 2b\n"
-	"	rdtsc\n"
-	"	shl $32, %rdx\n"
-	"	or %rdx, %rax\n"
-	"	sub %rbp, %rax\n"
-	"	mov %rax, (%r14)\n"
-	"	add $8, %r14\n"
-	"	dec %r13d\n"
-	"	jnz 1b\n"
-	"3:	mov $0x5b9, %edx\n"
-	"	out %al, (%dx)\n"
-	"	jmp 3b\n"
+	VTL0_TIMED_LOOP("	xor %ecx, %ecx\n"
+			"	call *%rbx\n")
 	"vtl0_blob_end:\n");
 
 /* VTL2's stubs (plain hypercall, VtlReturn) and what the timed loop adds up. */
