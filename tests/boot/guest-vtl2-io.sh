@@ -11,27 +11,17 @@
 # GUEST-RESULT on COM3; -p 1 and -p 2.
 source "$(dirname "$0")/lib.sh"
 need_kvm
-TOOL=$BUILD/src/tools/hvmm-igvm
-ELF=$BUILD/tests/guests/vtl2_io.elf
-[ -x "$TOOL" ] && [ -f "$ELF" ] || skip "hvmm-igvm or the vtl2_io guest is not built"
-"$TOOL" build -o "$OUT/vtl2_io.igvm" --elf "$ELF" --vsm || fail "hvmm-igvm build --vsm failed"
+vtl2_guest_build vtl2_io
+checks() {
+	grep -qa 'rep outsb: entry 3 message 0x80010000 access 1 port 0x5b0 info 0x19 rcx 4 ' "$LOG" &&
+		grep -qa 'rep insb: destination at the intercept ee ee ee ee' "$LOG" &&
+		grep -qa 'page-crossing out: entry 3 message 0x80010000 port 0x7a rip 0x[0-9a-f]*fff+2 bytes 16 \[e6 7a\]' "$LOG" &&
+		grep -qa 'retarget: entry 3 message 0x80000050 rcx 0x7e ' "$LOG" &&
+		grep -qa 'VTL0 saw: entry 1, rep outsb RSI +4 RCX 0, outsb RSI +5, rep insb RDI +4 RCX 0, insb RDI +1, buffers a1 a2 a3 a4 / 5c, retarget 0x0 then 0x57' "$LOG"
+}
 rc=0
 for p in 1 2; do
-	log_file=$OUT/p$p.log
-	timeout 300 "$HVMM" --igvm "$OUT/vtl2_io.igvm" --hv --vtl2 -p $p -m 64MB --com1 none --com3 stderr >"$log_file" 2>&1
-	st=$?
-	res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
-	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 8 passed, 0 failed' &&
-		grep -qa 'rep outsb: entry 3 message 0x80010000 access 1 port 0x5b0 info 0x19 rcx 4 ' "$log_file" &&
-		grep -qa 'rep insb: destination at the intercept ee ee ee ee' "$log_file" &&
-		grep -qa 'page-crossing out: entry 3 message 0x80010000 port 0x7a rip 0x[0-9a-f]*fff+2 bytes 16 \[e6 7a\]' "$log_file" &&
-		grep -qa 'retarget: entry 3 message 0x80000050 rcx 0x7e ' "$log_file" &&
-		grep -qa 'VTL0 saw: entry 1, rep outsb RSI +4 RCX 0, outsb RSI +5, rep insb RDI +4 RCX 0, insb RDI +1, buffers a1 a2 a3 a4 / 5c, retarget 0x0 then 0x57' "$log_file"; then
-		log "ok: -p $p: $res; $(grep -a 'VTL0 saw' "$log_file")"
-	else
-		log "FAIL: -p $p (exit $st, '${res:-no result}'); log $log_file"
-		grep -a 'FAIL\|error\|warning' "$log_file" | head -5 >&2
-		rc=1
-	fi
+	vtl2_guest_run p$p -p $p
+	vtl2_guest_verdict "-p $p" 8 checks "$(grep -a 'VTL0 saw' "$LOG")" || rc=1
 done
 exit $rc

@@ -16,29 +16,18 @@
 # enforced (an access goes through and the next entry is not the intercept).
 source "$(dirname "$0")/lib.sh"
 need_kvm
-TOOL=$BUILD/src/tools/hvmm-igvm
-ELF=$BUILD/tests/guests/vtl2_mem.elf
-[ -x "$TOOL" ] && [ -f "$ELF" ] || skip "hvmm-igvm or the vtl2_mem guest is not built"
-"$TOOL" build -o "$OUT/vtl2_mem.igvm" --elf "$ELF" --vsm --relocatable ||
-	fail "hvmm-igvm build --vsm --relocatable failed"
-log_file=$OUT/p1.log
-timeout 300 "$HVMM" --igvm "$OUT/vtl2_mem.igvm" --hv --vtl2 -p 1 -m 64MB --com1 none --com3 stderr >"$log_file" 2>&1
-st=$?
-res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
-if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 10 passed, 0 failed' &&
-	grep -qa 'sparse read-only pages: status 0xb after' "$log_file" &&
-	grep -qa 'write to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$log_file" &&
-	grep -qa 'rep stos to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000 gva 0x807000 (info 3) rip 0x[0-9a-f]*+2 ' "$log_file" &&
-	grep -qa 'lock add to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$log_file" &&
-	grep -qa 'xchg with read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$log_file" &&
-	grep -qa 'read of no-access: entry 3 message 0x80000001 access 0 gpa 0x807000' "$log_file" &&
-	grep -qa 'lock add to no-access: entry 3 message 0x80000001 access 0 gpa 0x807000 gva 0x807000 (info 3) rip 0x[0-9a-f]*+4 ' "$log_file" &&
-	grep -qa "read of VTL2's memory: entry 3 message 0x80000001 access 0" "$log_file" &&
-	grep -qa 'read of an unmapped GPA: entry 3 message 0x80000000 access 0 gpa 0x20000000' "$log_file" &&
-	grep -qa 'ring 3 write to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000 .* cpl 3' "$log_file"; then
-	log "ok: $res; $(grep -a "read of VTL2's memory" "$log_file")"
-else
-	log "FAIL: exit $st, '${res:-no result}'; log $log_file"
-	grep -a 'FAIL\|error\|warning' "$log_file" | head -5 >&2
-	exit 1
-fi
+vtl2_guest_build vtl2_mem --relocatable
+checks() {
+	grep -qa 'sparse read-only pages: status 0xb after' "$LOG" &&
+		grep -qa 'write to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$LOG" &&
+		grep -qa 'rep stos to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000 gva 0x807000 (info 3) rip 0x[0-9a-f]*+2 ' "$LOG" &&
+		grep -qa 'lock add to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$LOG" &&
+		grep -qa 'xchg with read-only: entry 3 message 0x80000001 access 1 gpa 0x807000' "$LOG" &&
+		grep -qa 'read of no-access: entry 3 message 0x80000001 access 0 gpa 0x807000' "$LOG" &&
+		grep -qa 'lock add to no-access: entry 3 message 0x80000001 access 0 gpa 0x807000 gva 0x807000 (info 3) rip 0x[0-9a-f]*+4 ' "$LOG" &&
+		grep -qa "read of VTL2's memory: entry 3 message 0x80000001 access 0" "$LOG" &&
+		grep -qa 'read of an unmapped GPA: entry 3 message 0x80000000 access 0 gpa 0x20000000' "$LOG" &&
+		grep -qa 'ring 3 write to read-only: entry 3 message 0x80000001 access 1 gpa 0x807000 .* cpl 3' "$LOG"
+}
+vtl2_guest_run p1 -p 1
+vtl2_guest_verdict "" 10 checks "$(grep -a "read of VTL2's memory" "$LOG")"

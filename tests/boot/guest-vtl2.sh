@@ -16,36 +16,26 @@
 # --vtl2, and a NATIVE file with --vtl2, are one-line loader errors.
 source "$(dirname "$0")/lib.sh"
 need_kvm
-TOOL=$BUILD/src/tools/hvmm-igvm
-ELF=$BUILD/tests/guests/vtl2.elf
-[ -x "$TOOL" ] && [ -f "$ELF" ] || skip "hvmm-igvm or the vtl2 guest is not built"
-"$TOOL" build -o "$OUT/vtl2.igvm" --elf "$ELF" --vsm || fail "hvmm-igvm build --vsm failed"
-"$TOOL" build -o "$OUT/native.igvm" --elf "$ELF" || fail "hvmm-igvm build failed"
+vtl2_guest_build vtl2
+"$TOOL" build -o "$OUT/native.igvm" --elf "$BUILD/tests/guests/vtl2.elf" || fail "hvmm-igvm build failed"
+checks() {
+	grep -qa 'VTL0 called back: RBX 0x5a5a1234' "$LOG" && grep -qa "$want" "$LOG" &&
+		grep -qa 'intercept: entry reason 3, message 0x80010000, port 0x5a5, rax 0x77' "$LOG" &&
+		grep -qa 'VTL0 read port 0x5a6: 0xc3, MSR 0xabc0de: 0x123456789abcdef' "$LOG" &&
+		grep -qa 'after VtlCall: XMM3 0x1122334455667788 MXCSR 0x7f80' "$LOG" &&
+		grep -qa "$held" "$LOG" &&
+		grep -qa "VINA for VTL0's pending self-IPI: vina_status 1" "$LOG" &&
+		grep -qa "VTL2 STIMER0 (direct 0x63): entry reason 2" "$LOG" &&
+		grep -qa "VTL2 STIMER1 message: type 0x80000010, timer 1, expiration as armed" "$LOG" &&
+		grep -qa "VTL2 reference TSC page: sequence [1-9][0-9]*, page time brackets" "$LOG"
+}
+held='VP 2 after VTL0.s INIT/SIPI: not started'
 rc=0
 for p in 1 2 3; do
-	log_file=$OUT/p$p.log
-	timeout 300 "$HVMM" --igvm "$OUT/vtl2.igvm" --hv --vtl2 -p $p -m 64MB --com1 none --com3 stderr >"$log_file" 2>&1
-	st=$?
-	res=$(grep -a '^GUEST-RESULT:' "$log_file" | tail -1)
+	vtl2_guest_run p$p -p $p
 	want="one VP: EnableVpVtl of VP 1 is INVALID_VP_INDEX"
 	[ $p != 1 ] && want="VP 1 started in VTL2"
-	held='VP 2 after VTL0.s INIT/SIPI: not started'
-	if [ "$st" = 0 ] && echo "$res" | grep -qE 'GUEST-RESULT: 21 passed, 0 failed' &&
-		grep -qa 'VTL0 called back: RBX 0x5a5a1234' "$log_file" && grep -qa "$want" "$log_file" &&
-		grep -qa 'intercept: entry reason 3, message 0x80010000, port 0x5a5, rax 0x77' "$log_file" &&
-		grep -qa 'VTL0 read port 0x5a6: 0xc3, MSR 0xabc0de: 0x123456789abcdef' "$log_file" &&
-		grep -qa 'after VtlCall: XMM3 0x1122334455667788 MXCSR 0x7f80' "$log_file" &&
-		grep -qa "$held" "$log_file" &&
-		grep -qa "VINA for VTL0's pending self-IPI: vina_status 1" "$log_file" &&
-		grep -qa "VTL2 STIMER0 (direct 0x63): entry reason 2" "$log_file" &&
-		grep -qa "VTL2 STIMER1 message: type 0x80000010, timer 1, expiration as armed" "$log_file" &&
-		grep -qa "VTL2 reference TSC page: sequence [1-9][0-9]*, page time brackets" "$log_file"; then
-		log "ok: -p $p: $res; $(grep -a 'VTL0 called back' "$log_file"); $want"
-	else
-		log "FAIL: -p $p (exit $st, '${res:-no result}'); log $log_file"
-		grep -a 'FAIL\|error\|warning' "$log_file" | head -5 >&2
-		rc=1
-	fi
+	vtl2_guest_verdict "-p $p" 21 checks "$(grep -a 'VTL0 called back' "$LOG"); $want" || rc=1
 done
 one_error() { # regex args...
 	local re=$1

@@ -113,6 +113,49 @@ hvmm_one_error() {
 	return 1
 }
 
+# VTL2 test payloads (tests/guests/vtl2*.c): build, run, verdict.
+# vtl2_guest_build NAME [ARGS...]: `hvmm-igvm build --vsm ARGS` of the
+# payload tests/guests/NAME.elf into IGVM=$OUT/NAME.igvm (TOOL is
+# hvmm-igvm); skips when either is not built, fails when the build does.
+vtl2_guest_build() {
+	local name=$1
+	shift
+	TOOL=$BUILD/src/tools/hvmm-igvm
+	local elf=$BUILD/tests/guests/$name.elf
+	[ -x "$TOOL" ] && [ -f "$elf" ] || skip "hvmm-igvm or the $name guest is not built"
+	IGVM=$OUT/$name.igvm
+	"$TOOL" build -o "$IGVM" --elf "$elf" --vsm "$@" || fail "hvmm-igvm build --vsm $* failed"
+}
+
+# vtl2_guest_run LOGNAME [ARGS...]: boots $IGVM with `hvmm --hv --vtl2 -m
+# 64MB --com1 none --com3 stderr ARGS` (300 s at most), the payload's
+# PASS/FAIL lines and GUEST-RESULT going to LOG=$OUT/LOGNAME.log; sets ST
+# to hvmm's exit status and RES to the last GUEST-RESULT line.
+vtl2_guest_run() {
+	LOG=$OUT/$1.log
+	shift
+	timeout 300 "$HVMM" --igvm "$IGVM" --hv --vtl2 -m 64MB --com1 none --com3 stderr "$@" \
+		>"$LOG" 2>&1
+	ST=$?
+	RES=$(grep -a '^GUEST-RESULT:' "$LOG" | tail -1)
+}
+
+# vtl2_guest_verdict WHAT N CHECK [INFO]: after vtl2_guest_run, passes when
+# hvmm exited 0, RES is "GUEST-RESULT: N passed, 0 failed" and the command
+# CHECK (the test's own checks of $LOG) succeeds: logs "ok: WHAT: RES; INFO".
+# Else logs the FAIL (WHAT, the exit status, RES, $DETAIL if set, the log
+# file) and the log's first 5 FAIL/error/warning lines; returns 1.
+vtl2_guest_verdict() {
+	local what=$1 n=$2 check=$3 info=${4:-}
+	if [ "$ST" = 0 ] && grep -qE "GUEST-RESULT: $n passed, 0 failed" <<<"$RES" && $check; then
+		log "ok: ${what:+$what: }$RES${info:+; $info}"
+		return 0
+	fi
+	log "FAIL: ${what:+$what }(exit $ST, '${RES:-no result}'${DETAIL:+,$DETAIL}); log $LOG"
+	grep -a 'FAIL\|error\|warning' "$LOG" | head -5 >&2
+	return 1
+}
+
 # wait_for FILE REGEX TIMEOUT_S [PID]: waits until FILE has a line matching
 # REGEX; fails early when PID exits first.
 wait_for() {
