@@ -214,6 +214,18 @@ void bench_vtlcall_run(void);
 	"	cmpl $" STR(ASM_MSG_IO_PORT) ", vtl2_rt_assist + " STR(MSG_TYPE) "\n" \
 	"	jne 9f\n"                                                          \
 	"	cmpw $" STR(PORT_ICPT) ", vtl2_rt_assist + " STR(MSG_PORT) "\n"
+/*
+ * An intercept loop's end: another PORT_ICPT write goes back to label 1;
+ * label 8 (SetVpRegisters failed) counts an error; anything else (label
+ * 9) saves VTL0's registers and returns.
+ */
+#define ASM_ICPT_LOOP_END                                                      \
+	ASM_CHECK_ICPT                                                         \
+	"	je 1b\n"                                                           \
+	"	jmp 9f\n"                                                          \
+	"8:	incq bench_errors\n"                                               \
+	"9:\n"                                                                 \
+	ASM_SAVE_VTL0
 /* The SetVpRegisters input's value: the message's RIP + instruction length. */
 #define ASM_NEXT_RIP                                                           \
 	"	mov vtl2_rt_assist + " STR(MSG_RIP) ", %rcx\n"                     \
@@ -239,12 +251,7 @@ __asm__(
 	"	jnz 8f\n"
 	"2:	mov $1, %ecx\n"               /* fast VtlReturn */
 	"	call *bench_hc_return\n"
-	ASM_CHECK_ICPT
-	"	je 1b\n"
-	"	jmp 9f\n"
-	"8:	incq bench_errors\n"
-	"9:\n"
-	ASM_SAVE_VTL0
+	ASM_ICPT_LOOP_END
 
 	"bench_icpt_timed:\n"
 	ASM_LOAD_VTL0
@@ -273,12 +280,7 @@ __asm__(
 	"	call *bench_hc_return\n"
 	"	rdtsc\n"
 	"	mov %eax, %r9d\n"             /* T1 */
-	ASM_CHECK_ICPT
-	"	je 1b\n"
-	"	jmp 9f\n"
-	"8:	incq bench_errors\n"
-	"9:\n"
-	ASM_SAVE_VTL0
+	ASM_ICPT_LOOP_END
 
 	"bench_vtlcall_run:\n"
 	ASM_LOAD_VTL0
