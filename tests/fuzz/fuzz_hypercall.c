@@ -109,8 +109,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				.cpl = (op >> 3) & 3 ? ((op >> 3) & 3) - 1 : 0,
 				.long_mode = !(op & 0x40),
 			};
-			if (op & 0x20) /* mostly plausible codes */
-				hc.control = (hc.control & ~0xffffull) | (0x5C + (op & 1));
+			if (op & 0x20) { /* mostly plausible codes: PostMessage, SignalEvent, RetargetDeviceInterrupt */
+				static const uint16_t codes[] = { 0x5C, 0x5D, 0x7E };
+				hc.control = (hc.control & ~0xffffull) | codes[take(&p, end, 1) % 3];
+			}
 			enum hv_hypercall_action a = hv_hypercall(c.hv, vp, &hc);
 			if (a == HV_HYPERCALL_DONE && (hc.result & 0xffff) > 0xff)
 				abort();
