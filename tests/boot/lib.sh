@@ -128,14 +128,16 @@ vtl2_guest_build() {
 }
 
 # vtl2_guest_run LOGNAME [ARGS...]: boots $IGVM with `hvmm --hv --vtl2 -m
-# 64MB --com1 none --com3 stderr ARGS` (300 s at most), the payload's
-# PASS/FAIL lines and GUEST-RESULT going to LOG=$OUT/LOGNAME.log; sets ST
-# to hvmm's exit status and RES to the last GUEST-RESULT line.
+# 64MB --com1 none --com3 file=LOG ARGS` (300 s at most), the payload's
+# PASS/FAIL lines and GUEST-RESULT going to LOG=$OUT/LOGNAME.log, hvmm's
+# own output to $LOG.hvmm; sets ST to hvmm's exit status and RES to the
+# last GUEST-RESULT line.
 vtl2_guest_run() {
 	LOG=$OUT/$1.log
 	shift
-	timeout 300 "$HVMM" --igvm "$IGVM" --hv --vtl2 -m 64MB --com1 none --com3 stderr "$@" \
-		>"$LOG" 2>&1
+	# COM3 alone in $LOG: hvmm's own messages (in $LOG.hvmm) cannot split its lines.
+	timeout 300 "$HVMM" --igvm "$IGVM" --hv --vtl2 -m 64MB --com1 none --com3 "file=$LOG" "$@" \
+		>"$LOG.hvmm" 2>&1
 	ST=$?
 	RES=$(grep -a '^GUEST-RESULT:' "$LOG" | tail -1)
 }
@@ -152,7 +154,7 @@ vtl2_guest_verdict() {
 		return 0
 	fi
 	log "FAIL: ${what:+$what }(exit $ST, '${RES:-no result}'${DETAIL:+,$DETAIL}); log $LOG"
-	grep -a 'FAIL\|error\|warning' "$LOG" | head -5 >&2
+	grep -a 'FAIL\|error\|warning' "$LOG" "$LOG.hvmm" | head -5 >&2
 	return 1
 }
 
