@@ -28,6 +28,8 @@ enum accel_exit_reason {
 	ACCEL_EXIT_SHUTDOWN,    /* triple fault */
 	ACCEL_EXIT_RESET,       /* backend-detected reset request */
 	ACCEL_EXIT_INTERRUPTED, /* accel_vcpu_kick() or a signal */
+	ACCEL_EXIT_EOI,         /* split irqchip: the local APIC retired eoi.vector,
+				 * one of a level-triggered route's vectors */
 	ACCEL_EXIT_FAILURE,     /* unrecoverable: fail.* describes it */
 };
 
@@ -52,6 +54,9 @@ struct accel_exit {
 			uint64_t data;
 			bool error;       /* set by the handler: inject #GP */
 		} msr;
+		struct {
+			uint8_t vector;
+		} eoi;
 		struct {
 			char what[96];    /* one-line description */
 			uint8_t insn[16]; /* bytes at RIP, if known */
@@ -81,7 +86,18 @@ struct accel_config {
 	 * a copy at every exit instead of a system call per read (KVM sync regs).
 	 */
 	bool fast_exit_regs;
+	/*
+	 * Split irqchip: local APICs in the hypervisor, no IOAPIC, PIC or PIT
+	 * there (irq_line fails with -ENOTSUP). The core brings its own IOAPIC
+	 * and mirrors each of its pins, and any other level-triggered message,
+	 * into a route (set_msi_route, GSIs below ACCEL_SPLIT_ROUTES); EOIs of
+	 * those routes' level-triggered vectors come back as ACCEL_EXIT_EOI.
+	 */
+	bool split_irqchip;
 };
+/* Routes reserved for the core's IOAPIC (GSI = pin) and level messages. */
+#define ACCEL_SPLIT_IOAPIC_PINS 24
+#define ACCEL_SPLIT_ROUTES 88
 
 /* CPUID entry as programmed into a vCPU. */
 struct accel_cpuid_entry {
@@ -110,6 +126,14 @@ struct accel_ops {
 	int (*irq_line)(struct accel *a, unsigned gsi, int level);
 	/* Delivers an MSI (address/data as a device would write them). */
 	int (*signal_msi)(struct accel *a, uint64_t addr, uint32_t data);
+	/*
+	 * Split irqchip: sets (valid) or removes route `gsi` (< ACCEL_SPLIT_ROUTES)
+	 * to the message addr/data. A level-triggered message (data bit 15)
+	 * makes its vector's EOIs exit on the vCPUs it targets. Any thread.
+	 * 0 or -errno (-ENOTSUP without a split irqchip). Optional (NULL).
+	 */
+	int (*set_msi_route)(struct accel *a, unsigned gsi, uint64_t addr, uint32_t data,
+			     bool valid);
 
 	int (*vcpu_create)(struct accel *a, unsigned index, struct accel_vcpu **out);
 	void (*vcpu_destroy)(struct accel_vcpu *v);
@@ -164,15 +188,15 @@ struct accel_ops {
 	 */
 	int (*vcpu_set_regs_deferred)(struct accel_vcpu *v, const struct x86_regs *r);
 	/*
-	 * The vCPU's XSAVE image (x87, MXCSR, XMM, YMM, ...: KVM_GET_XSAVE2 /
-	 * KVM_SET_XSAVE, standard format, header at 512): its size in bytes
-	 * (0: none), and get/set of a buffer that big. Optional (NULL).
-	 */
-	/*
 	 * Whether the vCPU's local APIC has an interrupt requested (any IRR
 	 * bit; KVM_GET_LAPIC). 1, 0 or -errno. Optional (NULL).
 	 */
 	int (*vcpu_irq_requested)(struct accel_vcpu *v);
+	/*
+	 * Whether the vCPU's local APIC took `vector` last as level-triggered
+	 * (its TMR bit; KVM_GET_LAPIC). 1, 0 or -errno. Optional (NULL).
+	 */
+	int (*vcpu_vector_level)(struct accel_vcpu *v, uint8_t vector);
 	/*
 	 * n MSRs in one call (KVM: one KVM_GET_MSRS): the number read, which
 	 * stops at the first MSR the host lacks (val[i..n) untouched), or
@@ -193,6 +217,11 @@ struct accel_ops {
 	 */
 	int (*vcpu_get_debugregs)(struct accel_vcpu *v, uint64_t dr[6]);
 	int (*vcpu_set_debugregs)(struct accel_vcpu *v, const uint64_t dr[6]);
+	/*
+	 * The vCPU's XSAVE image (x87, MXCSR, XMM, YMM, ...: KVM_GET_XSAVE2 /
+	 * KVM_SET_XSAVE, standard format, header at 512): its size in bytes
+	 * (0: none), and get/set of a buffer that big. Optional (NULL).
+	 */
 	size_t (*vcpu_xsave_size)(struct accel_vcpu *v);
 	int (*vcpu_get_xsave)(struct accel_vcpu *v, void *buf);
 	int (*vcpu_set_xsave)(struct accel_vcpu *v, const void *buf);

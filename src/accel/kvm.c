@@ -1,6 +1,9 @@
 /*
  * KVM backend of the accelerator interface (accel.h): a VM with an in-kernel
- * irqchip (LAPIC, IOAPIC, PIC) and PIT, user-space MSR exits through an MSR
+ * irqchip (LAPIC, IOAPIC, PIC) and PIT, or with a split irqchip (only the
+ * LAPICs in the kernel, KVM_CAP_SPLIT_IRQCHIP; the core's IOAPIC sends MSIs
+ * and mirrors its pins into MSI routes so that KVM_EXIT_IOAPIC_EOI reports
+ * level-triggered EOIs), user-space MSR exits through an MSR
  * filter, and one struct kvm_run per vCPU. On a PVM host (module kvm_pvm,
  * guest ring 0 emulated) the quirks in kvm_pvm.c are handled here, inside
  * vcpu_run, so the core only ever sees ordinary exits.
@@ -90,6 +93,7 @@ static int kvm_create(const struct accel_config *cfg, struct accel **out)
 	if (!k)
 		return -ENOMEM;
 	k->kvm_fd = k->vm_fd = -1;
+	pthread_mutex_init(&k->route_lock, NULL);
 	k->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (k->kvm_fd < 0) {
 		ret = -errno;
@@ -120,16 +124,29 @@ static int kvm_create(const struct accel_config *cfg, struct accel **out)
 	uint64_t idmap = 0xfffbc000;
 	(void)ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
 
-	if (ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		ret = -errno;
-		log_error("KVM_CREATE_IRQCHIP: %s", strerror(errno));
-		goto fail;
-	}
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	if (ioctl(k->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		ret = -errno;
-		log_error("KVM_CREATE_PIT2: %s", strerror(errno));
-		goto fail;
+	if (cfg->split_irqchip) {
+		/* Routes [0, ACCEL_SPLIT_ROUTES) count as IOAPIC pins for EOI exits. */
+		struct kvm_enable_cap split = {
+			.cap = KVM_CAP_SPLIT_IRQCHIP, .args[0] = ACCEL_SPLIT_ROUTES,
+		};
+		if (ioctl(k->vm_fd, KVM_ENABLE_CAP, &split) < 0) {
+			ret = -errno;
+			log_error("KVM_CAP_SPLIT_IRQCHIP: %s", strerror(errno));
+			goto fail;
+		}
+		k->split = true;
+	} else {
+		if (ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+			ret = -errno;
+			log_error("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+			goto fail;
+		}
+		struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+		if (ioctl(k->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+			ret = -errno;
+			log_error("KVM_CREATE_PIT2: %s", strerror(errno));
+			goto fail;
+		}
 	}
 
 	struct kvm_enable_cap cap = {
@@ -172,6 +189,7 @@ static void kvm_destroy(struct accel *a)
 	struct kvm_accel *k = (struct kvm_accel *)a;
 	close(k->vm_fd);
 	close(k->kvm_fd);
+	pthread_mutex_destroy(&k->route_lock);
 	free(k);
 }
 
@@ -256,6 +274,8 @@ static int kvm_get_supported_cpuid(struct accel *a, struct accel_cpuid_entry *e,
 static int kvm_irq_line(struct accel *a, unsigned gsi, int level)
 {
 	struct kvm_accel *k = (struct kvm_accel *)a;
+	if (k->split)
+		return -ENOTSUP;
 	struct kvm_irq_level l = { .irq = gsi, .level = (uint32_t)level };
 	if (ioctl(k->vm_fd, KVM_IRQ_LINE, &l) < 0)
 		return -errno;
@@ -273,6 +293,37 @@ static int kvm_signal_msi(struct accel *a, uint64_t addr, uint32_t data)
 	if (ioctl(k->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
 		return -errno;
 	return 0;
+}
+
+static int kvm_set_msi_route(struct accel *a, unsigned gsi, uint64_t addr, uint32_t data,
+			     bool valid)
+{
+	struct kvm_accel *k = (struct kvm_accel *)a;
+	if (!k->split)
+		return -ENOTSUP;
+	if (gsi >= ACCEL_SPLIT_ROUTES)
+		return -EINVAL;
+	struct {
+		struct kvm_irq_routing hdr;
+		struct kvm_irq_routing_entry e[ACCEL_SPLIT_ROUTES];
+	} t;
+	memset(&t, 0, sizeof(t));
+	pthread_mutex_lock(&k->route_lock);
+	k->routes[gsi] = (struct kvm_route){ .addr = addr, .data = data, .valid = valid };
+	for (unsigned i = 0; i < ACCEL_SPLIT_ROUTES; i++) {
+		const struct kvm_route *r = &k->routes[i];
+		if (!r->valid)
+			continue;
+		struct kvm_irq_routing_entry *e = &t.e[t.hdr.nr++];
+		e->gsi = i;
+		e->type = KVM_IRQ_ROUTING_MSI;
+		e->u.msi.address_lo = (uint32_t)r->addr;
+		e->u.msi.address_hi = (uint32_t)(r->addr >> 32);
+		e->u.msi.data = r->data;
+	}
+	int ret = ioctl(k->vm_fd, KVM_SET_GSI_ROUTING, &t) < 0 ? -errno : 0;
+	pthread_mutex_unlock(&k->route_lock);
+	return ret;
 }
 
 static int kvm_vcpu_create(struct accel *a, unsigned index, struct accel_vcpu **out)
@@ -731,6 +782,10 @@ static int kvm_vcpu_run(struct accel_vcpu *av, struct accel_exit *exit)
 		case KVM_EXIT_IRQ_WINDOW_OPEN:
 			exit->reason = ACCEL_EXIT_INTERRUPTED;
 			return 0;
+		case KVM_EXIT_IOAPIC_EOI:
+			exit->reason = ACCEL_EXIT_EOI;
+			exit->eoi.vector = run->eoi.vector;
+			return 0;
 		default:
 			snprintf(what, sizeof(what), "unhandled KVM exit reason %u",
 				 run->exit_reason);
@@ -785,6 +840,17 @@ static int kvm_vcpu_irq_requested(struct accel_vcpu *av)
 			return 1;
 	}
 	return 0;
+}
+
+static int kvm_vcpu_vector_level(struct accel_vcpu *av, uint8_t vector)
+{
+	struct kvm_vcpu *v = (struct kvm_vcpu *)av;
+	struct kvm_lapic_state l;
+	if (ioctl(v->fd, KVM_GET_LAPIC, &l) < 0)
+		return -errno;
+	uint32_t w;   /* TMR: 8 32-bit words at 0x180, 16 bytes apart */
+	memcpy(&w, l.regs + 0x180 + 0x10 * (vector / 32), 4);
+	return (w >> (vector % 32)) & 1;
 }
 
 static int kvm_vcpu_get_sregs_synced(struct accel_vcpu *av, struct x86_sregs *s)
@@ -907,6 +973,8 @@ const struct accel_ops accel_kvm_ops = {
 	.unmap_memory = kvm_unmap_memory,
 	.get_supported_cpuid = kvm_get_supported_cpuid,
 	.irq_line = kvm_irq_line,
+	.set_msi_route = kvm_set_msi_route,
+	.vcpu_vector_level = kvm_vcpu_vector_level,
 	.signal_msi = kvm_signal_msi,
 	.vcpu_create = kvm_vcpu_create,
 	.vcpu_destroy = kvm_vcpu_destroy,

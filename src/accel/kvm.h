@@ -19,6 +19,12 @@ struct kvm_slot {
 	bool used;
 };
 
+struct kvm_route {
+	uint64_t addr;
+	uint32_t data;
+	bool valid;
+};
+
 struct kvm_accel {
 	int kvm_fd, vm_fd;
 	size_t run_size;
@@ -26,6 +32,9 @@ struct kvm_accel {
 	bool has_hyperv;
 	bool sync_regs;  /* kvm_run carries REGS and SREGS at every exit */
 	struct kvm_slot slots[KVM_ACCEL_MAX_SLOTS];
+	bool split;      /* split irqchip: routes[] is the whole GSI table */
+	pthread_mutex_t route_lock;
+	struct kvm_route routes[ACCEL_SPLIT_ROUTES];
 };
 
 struct kvm_vcpu {

@@ -17,6 +17,7 @@
 #include "backend/chardev.h"
 #include "core/log.h"
 #include "core/storage.h"
+#include "dev/ioapic.h"
 #include "dev/nvme.h"
 #include "dev/pci.h"
 #include "core/vm.h"
@@ -34,6 +35,8 @@ static const struct {
 };
 
 struct vm_devices {
+	struct ioapic ioapic;     /* only with a split irqchip (--vtl2) */
+	bool ioapic_ok;
 	struct pm pm;
 	bool pm_ok;
 	struct rtc rtc;
@@ -65,6 +68,48 @@ static void pci_msi(void *opaque, uint64_t addr, uint32_t data)
 	if (ret < 0)
 		log_guest("PCI MSI 0x%llx/0x%x not delivered: %s", (unsigned long long)addr,
 			  data, strerror(-ret));
+}
+
+/* The IOAPIC's messages and routes (split irqchip). */
+static void ioapic_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+	struct vm *vm = opaque;
+	int ret = vm->ops->signal_msi(vm->accel, addr, data);
+	if (ret >= 0 && vm->vtl)
+		vtl_lower_interrupt(vm->vtl, addr); /* VINA if VTL2 runs */
+	if (ret < 0)
+		log_guest("IOAPIC message 0x%llx/0x%x not delivered: %s",
+			  (unsigned long long)addr, data, strerror(-ret));
+}
+
+static void ioapic_route(void *opaque, unsigned pin, uint64_t addr, uint32_t data, bool valid)
+{
+	struct vm *vm = opaque;
+	int ret = vm->ops->set_msi_route ?
+		vm->ops->set_msi_route(vm->accel, pin, addr, data, valid) : -ENOTSUP;
+	if (ret < 0)
+		log_guest("IOAPIC pin %u: route not set: %s", pin, strerror(-ret));
+}
+
+static const struct ioapic_ops ioapic_ops = { .deliver = ioapic_msi, .route = ioapic_route };
+
+/*
+ * With a split irqchip the IOAPIC is ours (dev/ioapic.c): the devices'
+ * lines go to it, its pins leave as MSIs, and KVM's EOI exits come back
+ * through vm->ioapic (core/vm.c). No PIC or PIT exists then.
+ */
+static int add_ioapic(struct vm *vm, struct vm_devices *d)
+{
+	int ret = ioapic_init(&d->ioapic, &ioapic_ops, vm);
+	if (ret < 0)
+		return ret;
+	d->ioapic_ok = true;
+	ret = iobus_register(&vm->mmio, IOAPIC_DEFAULT_BASE, IOAPIC_MMIO_SIZE, &ioapic_mmio_ops,
+			     &d->ioapic, "ioapic");
+	if (ret < 0)
+		return ret;
+	vm->ioapic = &d->ioapic;
+	return 0;
 }
 
 /* The PCI bus and the NVMe controllers on it (--nvme-pci). */
@@ -156,6 +201,8 @@ int devices_create(struct vm *vm, uint64_t *rsdp_gpa)
 	d->loop = vm->loop;
 	vm->dev = d;
 
+	if (vm->split_irqchip && (ret = add_ioapic(vm, d)) < 0)
+		goto fail;
 	struct irq_line sci = vm_irq_line(vm, PM_SCI_IRQ);
 	ret = pm_init(&d->pm, &sci, &vm->events);
 	if (ret < 0)
@@ -239,6 +286,9 @@ void devices_destroy(struct vm *vm)
 		rtc_destroy(&d->rtc);
 	if (d->pm_ok)
 		pm_destroy(&d->pm);
+	vm->ioapic = NULL;
+	if (d->ioapic_ok)
+		ioapic_destroy(&d->ioapic);
 	free(d);
 	vm->dev = NULL;
 }

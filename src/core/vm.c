@@ -28,6 +28,7 @@
 #include "core/vmbus_glue.h"
 #include "core/vtl.h"
 #include "core/vtl_mem.h"
+#include "dev/ioapic.h"
 #include "hv/hv.h"
 #include "x86/cpuid.h"
 #include "x86/kcache.h"
@@ -347,6 +348,10 @@ static void event_raise(void *opaque, enum vm_event ev)
 static void irq_set(void *opaque, unsigned gsi, int level)
 {
 	struct vm *vm = opaque;
+	if (vm->ioapic) {   /* its messages raise VINA (core/devices.c) */
+		ioapic_set_irq(vm->ioapic, gsi, level);
+		return;
+	}
 	int ret = vm->ops->irq_line(vm->accel, gsi, level);
 	if (ret < 0)
 		log_guest("cannot set GSI %u to %d: %s", gsi, level, strerror(-ret));
@@ -434,6 +439,19 @@ static void handle_io(struct vm_vcpu *v, struct accel_exit *e)
 			log_guest_debug("vCPU %u: unhandled port %s 0x%x size %u", v->index,
 				  e->io.write ? "write" : "read", e->io.port, e->io.size);
 	}
+}
+
+/*
+ * An EOI of a level-triggered route's vector (split irqchip): VTL2's APIC
+ * EOI intercept if it installed one (vtl.c), else our IOAPIC's.
+ */
+static void handle_eoi(struct vm_vcpu *v, uint8_t vector)
+{
+	struct vm *vm = v->vm;
+	if (vm->vtl && vtl_eoi(vm->vtl, v, vector))
+		return;
+	if (vm->ioapic)
+		ioapic_eoi(vm->ioapic, vector);
 }
 
 static void handle_mmio(struct vm_vcpu *v, struct accel_exit *e)
@@ -645,6 +663,9 @@ static void *vcpu_thread(void *arg)
 		case ACCEL_EXIT_MSR_WRITE:
 			handle_msr(v, &e);
 			break;
+		case ACCEL_EXIT_EOI:
+			handle_eoi(v, e.eoi.vector);
+			break;
 		case ACCEL_EXIT_HLT:
 		case ACCEL_EXIT_INTERRUPTED:
 			if (atomic_exchange(&v->dump_requested, false)) {
@@ -771,7 +792,12 @@ static int build(struct vm *vm)
 		return ret;
 	}
 	static const uint32_t hv_msrs[][2] = { { HV_MSR_FIRST, HV_MSR_LAST } };
-	struct accel_config ac = { .nvcpus = vm->nvcpus };
+	/*
+	 * --vtl2: VTL0's partition keeps only the local APICs in KVM, so that
+	 * its level-triggered EOIs reach hvmm (APIC EOI intercepts, vtl.c).
+	 */
+	vm->split_irqchip = cfg->vtl2;
+	struct accel_config ac = { .nvcpus = vm->nvcpus, .split_irqchip = vm->split_irqchip };
 	if (cfg->hv) {
 		ac.trap_msr_ranges = hv_msrs;
 		ac.ntrap_msr_ranges = 1;

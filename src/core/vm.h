@@ -58,6 +58,8 @@ struct vm {
 	struct hv *hv;             /* Hyper-V state (src/hv); NULL without --hv */
 	struct vmbus_glue *vmbus;  /* owned by core/vmbus_glue.c; NULL without VMBus */
 	struct vtl *vtl;           /* core/vtl.c; NULL without --vtl2 */
+	bool split_irqchip;        /* --vtl2: KVM has only the LAPICs (VTL0's EOI intercepts) */
+	struct ioapic *ioapic;     /* ours with split_irqchip (core/devices.c), else NULL */
 	struct storage *storage;   /* --disk: opened once, survive resets */
 	struct network *network;   /* --nic/--net backends: opened once, survive resets */
 	int64_t tsc_offset;        /* guest TSC - host TSC (for hv's reference time) */

@@ -317,12 +317,37 @@ static int op_start_vp(void *o, uint32_t vp, unsigned vtl)
 	return HV_STATUS_SUCCESS;
 }
 
-/* An MSI to an APIC (physical or logical destination), edge, delivery mode dm. */
+/*
+ * A route for a level-triggered message into VTL0 (vsm lock held), so that
+ * its EOI exits (split irqchip; vtl_eoi). 0 or -errno.
+ */
+static int level_route(struct vtl *t, uint64_t addr, uint32_t data)
+{
+	const unsigned n = ACCEL_SPLIT_ROUTES - ACCEL_SPLIT_IOAPIC_PINS;
+	for (unsigned i = 0; i < n; i++)
+		if (t->level_route[i].used && t->level_route[i].addr == addr &&
+		    t->level_route[i].data == data)
+			return 0;
+	unsigned i = t->level_next++ % n;
+	const struct vm *vm = t->vm;
+	int ret = vm->ops->set_msi_route ?
+		vm->ops->set_msi_route(t->accel[0], ACCEL_SPLIT_IOAPIC_PINS + i, addr, data, true) :
+		-ENOTSUP;
+	t->level_route[i].used = ret == 0;
+	t->level_route[i].addr = addr;
+	t->level_route[i].data = data;
+	return ret;
+}
+
+/* An MSI to an APIC (physical or logical destination), delivery mode dm. */
 static int send_msi(struct vtl *t, unsigned vtl, uint64_t dest, bool logical, unsigned dm,
-		    uint8_t vector)
+		    bool level, uint8_t vector)
 {
 	uint64_t addr = 0xFEE00000ull | (dest & 0xff) << 12 | (logical ? 1u << 2 : 0);
-	uint32_t data = vector | dm << 8;
+	uint32_t data = vector | dm << 8 | (level ? 1u << 14 | 1u << 15 : 0);
+	if (level && vtl == 0 && t->vm->split_irqchip && level_route(t, addr, data) < 0)
+		log_guest("vtl: no route for VTL0's level-triggered vector 0x%x: its EOI is not seen",
+			  vector);
 	return t->vm->ops->signal_msi(t->accel[vtl], addr, data) < 0 ? -1 : 0;
 }
 
@@ -343,7 +368,7 @@ static void note_interrupt(struct vtl *t, uint32_t vp, unsigned vtl)
 }
 
 static int op_interrupt(void *o, unsigned vtl, unsigned type, uint64_t dest, bool logical,
-			uint8_t vector)
+			bool level, uint8_t vector)
 {
 	struct vtl *t = o;
 	unsigned dm;
@@ -356,7 +381,7 @@ static int op_interrupt(void *o, unsigned vtl, unsigned type, uint64_t dest, boo
 		return HV_STATUS_INVALID_PARAMETER;
 	}
 	if ((vtl != 0 && vtl != 2) || !t->accel[vtl] || dest > 0xff ||
-	    send_msi(t, vtl, dest, logical, dm, vector) < 0)
+	    send_msi(t, vtl, dest, logical, dm, level && dm != 4, vector) < 0)
 		return HV_STATUS_INVALID_PARAMETER;
 	if (!logical)
 		note_interrupt(t, (uint32_t)dest, vtl); /* APIC id = VP index */
@@ -433,8 +458,11 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 	t->start_sync = true;
 	for (unsigned i = 0; t->pending && i < vm->nvcpus; i++)
 		t->pending[i] = -1;
+	/* VTL2's partition keeps the whole irqchip: nothing asks for its EOIs. */
+	struct accel_config ac2 = *ac;
+	ac2.split_irqchip = false;
 	int ret = t->vcpu && t->pending && t->fpu && t->irq_pending && t->preempt_armed && t->snap ?
-		vm->ops->create(ac, &t->accel[2]) : -ENOMEM;
+		vm->ops->create(&ac2, &t->accel[2]) : -ENOMEM;
 	if (ret < 0) {
 		log_error("cannot create the VTL2 partition: %s", strerror(-ret));
 		goto fail;
@@ -454,7 +482,8 @@ int vtl_create(struct vm *vm, const struct accel_config *ac, struct vtl **out)
 		goto fail;
 	}
 	t->mem_ok = true;
-	struct vsm_config vc = { .nvps = vm->nvcpus, .max_vtl = VSM_MAX_VTL, .ops = {
+	struct vsm_config vc = { .nvps = vm->nvcpus, .max_vtl = VSM_MAX_VTL,
+		.eoi_intercepts = vm->split_irqchip, .ops = {
 		.read_gpa = op_read_gpa, .write_gpa = op_write_gpa, .get_regs = op_get_regs,
 		.get_regs_part = op_get_regs_part,
 		.set_regs = op_set_regs, .switch_vtl = op_switch_vtl, .protect = op_protect,
@@ -498,7 +527,8 @@ void vtl_destroy(struct vtl *t)
 	free(t->vcpu);
 	log_debug("vtl: %lu VTL switches, %lu with an x87/XMM copy, %lu preemptions by VTL2 "
 		  "interrupts, %lu VINAs for VTL0 APIC requests, %lu register writes of the GPRs "
-		  "alone", t->switches, t->fpu_copies, t->preempts, t->vinas, t->regs_only_sets);
+		  "alone, %lu APIC EOI intercepts", t->switches, t->fpu_copies, t->preempts, t->vinas,
+		  t->regs_only_sets, t->eois_intercepted);
 	free(t->pending);
 	for (unsigned i = 0; t->fpu && i < t->vm->nvcpus; i++) {
 		for (unsigned j = 0; j < VSM_NUM_VTLS; j++)
@@ -643,7 +673,7 @@ bool vtl_vcpu_service(struct vtl *t, struct vm_vcpu *v)
 		if (got == 2)
 			t->vinas++;
 	}
-	if (got == 2 && send_msi(t, 2, vp, false, 0, vector) < 0)
+	if (got == 2 && send_msi(t, 2, vp, false, 0, false, vector) < 0)
 		log_guest("vCPU %u: VINA vector 0x%x not delivered", vp, vector);
 	return true;
 }

@@ -151,6 +151,14 @@ bool vtl_unknown_connection(struct vtl *t, struct vm_vcpu *v, uint64_t control, 
  */
 bool vtl_msr_intercept(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
 /*
+ * VTL0 of v retired `vector` (ACCEL_EXIT_EOI, split irqchip): if VTL2
+ * installed an APIC EOI intercept and VTL0's APIC took the vector
+ * level-triggered, HV_X64_APIC_EOI_MESSAGE goes to VTL2, v runs VTL2, and
+ * the EOI is VTL2's alone (as OpenVMM's WHP VSM does): true. False: the
+ * IOAPIC's (core/vm.c).
+ */
+bool vtl_eoi(struct vtl *t, struct vm_vcpu *v, uint8_t vector);
+/*
  * Length of the IN/OUT/INS/OUTS instruction in insn[0..n) (prefixes
  * included), 0 if it is not one; *string for INS/OUTS, *rep for F2/F3.
  */

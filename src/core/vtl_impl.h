@@ -60,6 +60,15 @@ struct vtl {
 	unsigned long switches, fpu_copies, preempts, vinas;  /* statistics (log_debug at destroy) */
 	unsigned long regs_only_sets;         /* op_set_regs that wrote the GPRs alone */
 	size_t xsave_size;                    /* of a vCPU's XSAVE image; 0: not carried */
+	/*
+	 * Level-triggered messages VTL2 asserted into VTL0 (split irqchip):
+	 * each has a route past the IOAPIC's pins so that KVM reports its
+	 * EOI; reused by message, replaced round robin (vsm lock).
+	 */
+	struct { uint64_t addr; uint32_t data; bool used; }
+		level_route[ACCEL_SPLIT_ROUTES - ACCEL_SPLIT_IOAPIC_PINS];
+	unsigned level_next;
+	unsigned long eois_intercepted;
 };
 
 /*

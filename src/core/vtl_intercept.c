@@ -5,7 +5,9 @@
  * GPAs): the exit is finished or undone so that VTL0 stands at the
  * instruction's start, the TLFS intercept message (header, registers,
  * instruction bytes) goes to VTL2 (vsm_deliver_intercept) and VTL2 advances
- * VTL0's RIP itself. Contracts in vtl.h.
+ * VTL0's RIP itself. Also VTL0's EOIs of level-triggered interrupts (APIC
+ * EOI intercepts: HV_X64_APIC_EOI_MESSAGE, nothing to undo). Contracts in
+ * vtl.h.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -497,6 +499,30 @@ bool vtl_msr_intercept(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 		if (t->vm->ops->vcpu_inject_exception(v->av, 13, true, 0) < 0)
 			log_warn("vCPU %u: cannot inject #GP", v->index);
 	}
+	return true;
+}
+
+bool vtl_eoi(struct vtl *t, struct vm_vcpu *v, uint8_t vector)
+{
+	if (vtl_active(t, v) != 0 || !vsm_intercepts_apic_eoi(t->vsm))
+		return false;
+	/*
+	 * KVM exits for every EOI of a vector some level route names; the
+	 * intercept is for level-triggered interrupts only (the APIC's TMR).
+	 */
+	const struct accel_ops *ops = t->vm->ops;
+	int level = ops->vcpu_vector_level ? ops->vcpu_vector_level(v->av, vector) : 1;
+	if (level <= 0)
+		return false;
+	uint8_t msg[HV_MESSAGE_SIZE];
+	vsm_msg_apic_eoi(msg, v->index, vector);
+	int st = vsm_deliver_intercept(t->vsm, v->index, msg);
+	if (st) {
+		log_guest("vCPU %u: APIC EOI intercept of vector 0x%x not delivered (status 0x%x)",
+			  v->index, vector, st);
+		return false;
+	}
+	t->eois_intercepted++;
 	return true;
 }
 

@@ -530,7 +530,8 @@ int vsm_synic_post_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, unsigned s
 		return HV_STATUS_INVALID_SYNIC_STATE;
 	uint64_t sv = s->sint[sint];
 	if (!(sv & HV_SINT_MASKED))
-		o->interrupt(o->opaque, vtl, HV_INTERRUPT_TYPE_FIXED, vp, false, (uint8_t)sv);
+		o->interrupt(o->opaque, vtl, HV_INTERRUPT_TYPE_FIXED, vp, false, false,
+			     (uint8_t)sv);
 	return HV_STATUS_SUCCESS;
 }
 
@@ -557,7 +558,8 @@ int vsm_synic_signal_locked(struct vsm *vsm, uint32_t vp, unsigned vtl, unsigned
 	}
 	uint64_t sv = s->sint[sint];
 	if (*newly && !(sv & HV_SINT_MASKED))
-		o->interrupt(o->opaque, vtl, HV_INTERRUPT_TYPE_FIXED, vp, false, (uint8_t)sv);
+		o->interrupt(o->opaque, vtl, HV_INTERRUPT_TYPE_FIXED, vp, false, false,
+			     (uint8_t)sv);
 	return HV_STATUS_SUCCESS;
 }
 

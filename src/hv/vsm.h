@@ -288,9 +288,13 @@ struct vsm_ops {
 	int (*protect)(void *o, unsigned vtl, uint64_t gpa_page, uint64_t npages, uint32_t flags);
 	/* Lets a stopped VP run `vtl` (its registers are already set). */
 	int (*start_vp)(void *o, uint32_t vp, unsigned vtl);
-	/* An interrupt for (dest, target VTL): type HV_INTERRUPT_TYPE_*. */
+	/*
+	 * An interrupt for (dest, target VTL): type HV_INTERRUPT_TYPE_*; level
+	 * (fixed and lowest priority only): level-triggered, so its EOI in
+	 * VTL0 is an APIC EOI intercept when VTL2 installed one.
+	 */
 	int (*interrupt)(void *o, unsigned vtl, unsigned type, uint64_t dest, bool logical,
-			 uint8_t vector);
+			 bool level, uint8_t vector);
 	/*
 	 * VTL0's SynIC (hv's) of vp: a 256-byte HV_MESSAGE into SINT `sint`;
 	 * an event flag. The SynICs of higher VTLs are vsm's own (it writes
@@ -314,6 +318,12 @@ struct vsm_ops {
 struct vsm_config {
 	unsigned nvps;             /* VP index i has APIC id i */
 	unsigned max_vtl;          /* highest VTL of the IGVM file: 2 (0 disables VSM) */
+	/*
+	 * The wiring sees VTL0's EOIs of level-triggered interrupts (a split
+	 * irqchip) and asks vsm_intercepts_apic_eoi(): VTL2 may install APIC
+	 * EOI intercepts (else FEATURE_UNAVAILABLE).
+	 */
+	bool eoi_intercepts;
 	struct vsm_ops ops;
 };
 
@@ -446,6 +456,7 @@ unsigned vsm_translate_gva(const struct vsm_ops *ops, const struct vsm_regs *r,
 #define HV_MESSAGE_TYPE_HYPERCALL_INTERCEPT  0x80000050u
 #define HV_MESSAGE_TYPE_X64_IO_PORT_INTERCEPT 0x80010000u
 #define HV_MESSAGE_TYPE_MSR_INTERCEPT        0x80010001u
+#define HV_MESSAGE_TYPE_X64_APIC_EOI         0x80010004u
 
 /* HV_X64_INTERCEPT_MESSAGE_HEADER (40 bytes) */
 struct hv_x64_intercept_header {
@@ -487,5 +498,7 @@ void vsm_msg_memory(uint8_t msg[HV_MESSAGE_SIZE], const struct vsm_intercept_ctx
  * hypercall intercept. */
 void vsm_msg_hypercall(uint8_t msg[HV_MESSAGE_SIZE], const struct vsm_intercept_ctx *c,
 		       const uint64_t xmm[12]);
+/* HV_X64_APIC_EOI_MESSAGE: VTL0 of vp retired level-triggered `vector`. */
+void vsm_msg_apic_eoi(uint8_t msg[HV_MESSAGE_SIZE], uint32_t vp, uint8_t vector);
 
 #endif

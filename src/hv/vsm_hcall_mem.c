@@ -129,15 +129,15 @@ uint16_t vsm_hc_install_intercept(struct vsm_hc_args *a)
 		return HV_STATUS_SUCCESS;
 	case HV_INTERCEPT_TYPE_X64_APIC_EOI:
 		/*
-		 * VTL0's EOIs never reach hvmm: KVM's in-kernel LAPIC retires
-		 * them (xAPIC MMIO and x2APIC MSR 0x80B alike; KVM's MSR filter
-		 * does not apply to x2APIC MSRs, and KVM_EXIT_IOAPIC_EOI exists
-		 * only for a split irqchip's level-triggered vectors). Removing
-		 * the (never installed) intercept succeeds.
+		 * EOIs are writes (OpenVMM's WHP VSM takes only the write mask).
+		 * Without the wiring's EOI exits (a split irqchip) VTL0's EOIs
+		 * never reach hvmm; removing the intercept always succeeds.
 		 */
-		if (acc)
+		if (acc && acc != HV_INTERCEPT_ACCESS_WRITE)
+			return HV_STATUS_INVALID_PARAMETER;
+		if (acc && !a->vsm->cfg.eoi_intercepts)
 			return HV_STATUS_FEATURE_UNAVAILABLE;
-		v->eoi_access = 0;
+		v->eoi_access = acc;
 		return HV_STATUS_SUCCESS;
 	case HV_INTERCEPT_TYPE_RETARGET_UNKNOWN_DEVICE:
 		v->retarget_access = acc;
@@ -265,7 +265,7 @@ uint16_t vsm_hc_assert_virtual_interrupt(struct vsm_hc_args *a)
 		return st;
 	unsigned type = (unsigned)(in.control & 0xffffffffu);
 	bool level = in.control & (1ull << 32), logical = in.control & (1ull << 33);
-	if ((in.control >> 34) || level || !vsm_hc_zero(in.rsvd, sizeof(in.rsvd)) || in.vector > 0xff)
+	if ((in.control >> 34) || !vsm_hc_zero(in.rsvd, sizeof(in.rsvd)) || in.vector > 0xff)
 		return HV_STATUS_INVALID_PARAMETER;
 	if (in.target_vtl > a->vsm->cfg.max_vtl)
 		return HV_STATUS_INVALID_PARAMETER;
@@ -282,13 +282,15 @@ uint16_t vsm_hc_assert_virtual_interrupt(struct vsm_hc_args *a)
 	case HV_INTERRUPT_TYPE_NMI:
 	case HV_INTERRUPT_TYPE_INIT:
 	case HV_INTERRUPT_TYPE_SIPI:
+		if (level)   /* the APIC takes these edge-triggered only */
+			return HV_STATUS_INVALID_PARAMETER;
 		break;
 	default:
 		return HV_STATUS_INVALID_PARAMETER;
 	}
 	const struct vsm_ops *o = &a->vsm->cfg.ops;
 	return (uint16_t)o->interrupt(o->opaque, in.target_vtl, type, in.destination, logical,
-				      (uint8_t)in.vector);
+				      level, (uint8_t)in.vector);
 }
 
 /* Checks (vp, vtl, sint) of a direct SynIC call. */

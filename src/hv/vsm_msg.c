@@ -6,7 +6,7 @@
  * HV_X64_INTERCEPT_MESSAGE_HEADER, HV_X64_IO_PORT_INTERCEPT_MESSAGE,
  * HV_X64_MSR_INTERCEPT_MESSAGE, HV_X64_MEMORY_INTERCEPT_MESSAGE and the
  * hypercall intercept used for unknown SynIC connections and retargets of
- * unknown devices; layouts in shared/docs/igvm-and-vsm.md §C.8), each built
+ * unknown devices, and HV_X64_APIC_EOI_MESSAGE; layouts in shared/docs/igvm-and-vsm.md §C.8), each built
  * as a 256-byte HV_MESSAGE, and whether VTL2 asked for the retarget one
  * (the other intercept requests are read in vsm.c).
  */
@@ -243,4 +243,17 @@ void vsm_msg_hypercall(uint8_t msg[HV_MESSAGE_SIZE], const struct vsm_intercept_
 	if (xmm)
 		memcpy(m.xmm, xmm, sizeof(m.xmm));
 	message(msg, HV_MESSAGE_TYPE_HYPERCALL_INTERCEPT, &m, sizeof(m));
+}
+
+/* HV_X64_APIC_EOI_MESSAGE (8 bytes): no intercept header. */
+struct hv_apic_eoi {
+	uint32_t vp_index;
+	uint32_t interrupt_vector;
+} __attribute__((packed));
+_Static_assert(sizeof(struct hv_apic_eoi) == 8, "HV_X64_APIC_EOI_MESSAGE");
+
+void vsm_msg_apic_eoi(uint8_t msg[HV_MESSAGE_SIZE], uint32_t vp, uint8_t vector)
+{
+	struct hv_apic_eoi m = { .vp_index = vp, .interrupt_vector = vector };
+	message(msg, HV_MESSAGE_TYPE_X64_APIC_EOI, &m, sizeof(m));
 }

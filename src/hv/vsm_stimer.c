@@ -75,7 +75,7 @@ static void fire(struct vsm *vsm, uint32_t vp, unsigned vtl, unsigned n, uint64_
 	const struct vsm_ops *o = &vsm->cfg.ops;
 	struct stimer *t = &vsm->vps[vp].vtl[vtl].stimer[n];
 	if (t->config & HV_STIMER_DIRECT) {
-		o->interrupt(o->opaque, vtl, HV_INTERRUPT_TYPE_FIXED, vp, false,
+		o->interrupt(o->opaque, vtl, HV_INTERRUPT_TYPE_FIXED, vp, false, false,
 			     (uint8_t)HV_STIMER_VECTOR(t->config));
 	} else {
 		struct vsm_timer_message m;

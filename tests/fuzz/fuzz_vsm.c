@@ -112,12 +112,14 @@ static int start_vp(void *o, uint32_t vp, unsigned vtl)
 	return c->status;
 }
 
-static int irq(void *o, unsigned vtl, unsigned type, uint64_t dest, bool logical, uint8_t vector)
+static int irq(void *o, unsigned vtl, unsigned type, uint64_t dest, bool logical, bool level,
+	       uint8_t vector)
 {
 	struct ctx *c = o;
 	(void)dest;
 	(void)logical;
-	if (vtl >= VSM_NUM_VTLS || (type <= 1 && vector < 16) || (type > 1 && type < 4) || type > 6)
+	if (vtl >= VSM_NUM_VTLS || (type <= 1 && vector < 16) || (type > 1 && type < 4) || type > 6 ||
+	    (level && type > 1))
 		abort();
 	return c->status;
 }
@@ -178,6 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	uint8_t mode = (uint8_t)take(&p, end, 1);
 	c.lazy = mode & 2;
+	cfg.eoi_intercepts = mode & 4;
 	if (c.lazy)
 		cfg.ops.get_regs_part = get_regs_part;
 	if (vsm_create(&cfg, &c.vsm))

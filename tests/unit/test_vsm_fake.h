@@ -17,7 +17,7 @@
 #define VF_LOG   64
 
 struct vf_protect { unsigned vtl; uint64_t page, n; uint32_t flags; };
-struct vf_irq { unsigned vtl, type; uint64_t dest; bool logical; uint8_t vector; };
+struct vf_irq { unsigned vtl, type; uint64_t dest; bool logical, level; uint8_t vector; };
 struct vf_msg { uint32_t vp; unsigned vtl, sint; uint8_t msg[HV_MESSAGE_SIZE]; };
 struct vf_event { uint32_t vp; unsigned vtl, sint, flag; };
 
@@ -148,11 +148,11 @@ static inline int vf_start(void *o, uint32_t vp, unsigned vtl)
 }
 
 static inline int vf_irq(void *o, unsigned vtl, unsigned type, uint64_t dest, bool logical,
-			 uint8_t vector)
+			 bool level, uint8_t vector)
 {
 	struct vfake *f = o;
 	if (f->nirq < VF_LOG)
-		f->irq[f->nirq] = (struct vf_irq){ vtl, type, dest, logical, vector };
+		f->irq[f->nirq] = (struct vf_irq){ vtl, type, dest, logical, level, vector };
 	f->nirq++;
 	return f->status;
 }
@@ -191,13 +191,13 @@ static inline void vf_stimer_changed(void *o)
 	((struct vfake *)o)->nstimer_changed++;
 }
 
-static inline struct vfake *vf_new_mode(unsigned nvps, bool lazy)
+static inline struct vfake *vf_new_mode(unsigned nvps, bool lazy, bool eoi)
 {
 	struct vfake *f = calloc(1, sizeof(*f));
 	f->lazy = lazy;
 	f->ram = calloc(1, VF_RAM);
 	struct vsm_config c = {
-		.nvps = nvps, .max_vtl = 2,
+		.nvps = nvps, .max_vtl = 2, .eoi_intercepts = eoi,
 		.ops = {
 			.read_gpa = vf_read, .write_gpa = vf_write, .get_regs = vf_get_regs,
 			.set_regs = vf_set_regs, .switch_vtl = vf_switch, .protect = vf_protect,
@@ -214,13 +214,19 @@ static inline struct vfake *vf_new_mode(unsigned nvps, bool lazy)
 
 static inline struct vfake *vf_new(unsigned nvps)
 {
-	return vf_new_mode(nvps, false);
+	return vf_new_mode(nvps, false, false);
 }
 
 /* A platform whose register parts cost a call each (like KVM's). */
 static inline struct vfake *vf_new_lazy(unsigned nvps)
 {
-	return vf_new_mode(nvps, true);
+	return vf_new_mode(nvps, true, false);
+}
+
+/* A platform that reports VTL0's level-triggered EOIs (a split irqchip). */
+static inline struct vfake *vf_new_eoi(unsigned nvps)
+{
+	return vf_new_mode(nvps, false, true);
 }
 
 static inline void vf_free(struct vfake *f)

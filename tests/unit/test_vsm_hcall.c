@@ -231,9 +231,11 @@ static void test_install_intercept(void **state)
 	assert_false(vsm_intercepts_msr(f->vsm, false));
 	assert_int_equal(install(f, 2, HV_INTERCEPT_TYPE_UNKNOWN_SYNIC_CONNECTION, 0), 0);
 	assert_true(vsm_intercepts_unknown_synic(f->vsm));
-	/* APIC EOI: KVM's in-kernel LAPIC retires VTL0's EOIs, so it is refused. */
+	/* APIC EOI: without the wiring's EOI exits (no split irqchip) it is refused. */
 	assert_int_equal(install(f, 2, HV_INTERCEPT_TYPE_X64_APIC_EOI, 0),
 			 HV_STATUS_FEATURE_UNAVAILABLE);
+	assert_int_equal(install(f, 1, HV_INTERCEPT_TYPE_X64_APIC_EOI, 0),
+			 HV_STATUS_INVALID_PARAMETER);
 	assert_false(vsm_intercepts_apic_eoi(f->vsm));
 	/* Fast form: RDX = partition, R8 = access | type << 32; params would need XMM0. */
 	struct vsm_hypercall h = { .control = HVCALL_INSTALL_INTERCEPT | FAST, .rdx = SELF,
@@ -241,6 +243,28 @@ static void test_install_intercept(void **state)
 				   .long_mode = true };
 	assert_int_equal(vsm_hypercall(f->vsm, 0, &h), VSM_HC_DONE);
 	assert_int_equal(h.result, 0);
+	assert_false(vsm_intercepts_apic_eoi(f->vsm));
+	vf_free(f);
+}
+
+/* APIC EOI intercepts on a platform that reports VTL0's level-triggered EOIs. */
+static void test_install_eoi_intercept(void **state)
+{
+	(void)state;
+	struct vfake *f = vf_new_eoi(1);
+	assert_int_equal(vsm_boot_vtl2(f->vsm), 0);
+	assert_false(vsm_intercepts_apic_eoi(f->vsm));
+	/* EOIs are writes: read, execute or mixed masks are refused. */
+	assert_int_equal(install(f, 1, HV_INTERCEPT_TYPE_X64_APIC_EOI, 0),
+			 HV_STATUS_INVALID_PARAMETER);
+	assert_int_equal(install(f, 3, HV_INTERCEPT_TYPE_X64_APIC_EOI, 0),
+			 HV_STATUS_INVALID_PARAMETER);
+	assert_int_equal(install(f, 4, HV_INTERCEPT_TYPE_X64_APIC_EOI, 0),
+			 HV_STATUS_INVALID_PARAMETER);
+	assert_false(vsm_intercepts_apic_eoi(f->vsm));
+	assert_int_equal(install(f, 2, HV_INTERCEPT_TYPE_X64_APIC_EOI, 0), 0);
+	assert_true(vsm_intercepts_apic_eoi(f->vsm));
+	assert_int_equal(install(f, 0, HV_INTERCEPT_TYPE_X64_APIC_EOI, 0), 0);
 	assert_false(vsm_intercepts_apic_eoi(f->vsm));
 	vf_free(f);
 }
@@ -452,7 +476,17 @@ static void test_assert_virtual_interrupt(void **state)
 	in.control = 2;   /* SMI */
 	assert_int_equal(hc(f, 0, HVCALL_ASSERT_VIRTUAL_INTERRUPT, &in, sizeof(in)),
 			 HV_STATUS_INVALID_PARAMETER);
-	in.control = 1ull << 32;  /* level */
+	in.control = HV_INTERRUPT_TYPE_NMI | 1ull << 32;  /* level NMI */
+	in.vector = 2;
+	assert_int_equal(hc(f, 0, HVCALL_ASSERT_VIRTUAL_INTERRUPT, &in, sizeof(in)),
+			 HV_STATUS_INVALID_PARAMETER);
+	in.vector = 0x30;
+	in.control = HV_INTERRUPT_TYPE_FIXED | 1ull << 32;  /* level fixed: passed on */
+	assert_int_equal(hc(f, 0, HVCALL_ASSERT_VIRTUAL_INTERRUPT, &in, sizeof(in)), 0);
+	assert_int_equal(f->nirq, 3);
+	assert_true(f->irq[2].level);
+	assert_false(f->irq[0].level);
+	in.control = 1ull << 34;  /* reserved control bit */
 	assert_int_equal(hc(f, 0, HVCALL_ASSERT_VIRTUAL_INTERRUPT, &in, sizeof(in)),
 			 HV_STATUS_INVALID_PARAMETER);
 	in.control = 0;
@@ -463,7 +497,7 @@ static void test_assert_virtual_interrupt(void **state)
 	in.vtl = 1;
 	assert_int_equal(hc(f, 0, HVCALL_ASSERT_VIRTUAL_INTERRUPT, &in, sizeof(in)),
 			 HV_STATUS_INVALID_VTL_STATE);
-	assert_int_equal(f->nirq, 2);
+	assert_int_equal(f->nirq, 3);
 	vf_free(f);
 	f = plain(1);
 	in.vtl = 0;
@@ -709,6 +743,15 @@ static void test_intercept_messages(void **state)
 	assert_int_equal(u64_at(p + 96), 0xA0);
 	assert_int_equal(u64_at(p + 184), 0xAB);
 	assert_int_equal(u32_at(p + 192), 0);
+
+	memset(m, 0x5A, sizeof(m));
+	vsm_msg_apic_eoi(m, 3, 0xA1);
+	assert_int_equal(u32_at(m), HV_MESSAGE_TYPE_X64_APIC_EOI);
+	assert_int_equal(m[4], 8);
+	assert_int_equal(u32_at(m + 16), 3);      /* vp_index */
+	assert_int_equal(u32_at(m + 20), 0xA1);   /* interrupt_vector */
+	for (unsigned i = 24; i < HV_MESSAGE_SIZE; i++)
+		assert_int_equal(m[i], 0);
 }
 
 static void test_deliver_intercept(void **state)
@@ -829,6 +872,7 @@ int main(void)
 		cmocka_unit_test(test_dispatcher_checks),
 		cmocka_unit_test(test_modify_vtl_protection_mask),
 		cmocka_unit_test(test_install_intercept),
+		cmocka_unit_test(test_install_eoi_intercept),
 		cmocka_unit_test(test_translate),
 		cmocka_unit_test(test_translate_ex),
 		cmocka_unit_test(test_get_vp_index_from_apic_id),
