@@ -61,7 +61,6 @@ u16 guest_console_port = COM3_BASE;
 #define REG_VSM_VINA         0x000D0005u
 #define MSR_EOM              0x40000084u
 #define MSR_TIME_REF_COUNT   0x40000020u
-#define CALL_ASSERT_VIRTUAL_INTERRUPT 0x0094
 #define STATUS_INVALID_VP_INDEX 0x000E
 
 /* VTL0's pages: hypercall page, input/output of its call, stack. */
@@ -237,19 +236,6 @@ static void clear_entry_reason(void)
 {
 	u32 zero = 0;
 	memcpy(assist + 8, &zero, 4);
-}
-
-/* AssertVirtualInterrupt: fixed, to APIC 0 (this VP) of `vtl`, `vector`. Status. */
-static u16 assert_interrupt(const struct hvcall *h, u8 vtl, u32 vector)
-{
-	u64 self = HVL_PARTITION_SELF, ctl = 0 /* fixed */, dest = 0;
-	memset(h->in, 0, 32);
-	memcpy(h->in, &self, 8);
-	memcpy(h->in + 8, &ctl, 8);
-	memcpy(h->in + 16, &dest, 8);
-	memcpy(h->in + 24, &vector, 4);
-	h->in[28] = vtl;
-	return hvcall_simple(h, CALL_ASSERT_VIRTUAL_INTERRUPT);
 }
 
 /*
@@ -509,7 +495,7 @@ int guest_main(const char *cmdline)
 		wrmsr(0x1Bu, rdmsr(0x1Bu) | 3u << 10);        /* IA32_APIC_BASE: EN, EXTD */
 		wrmsr(0x80Fu, 0x1ff);                         /* SVR: enabled, spurious 0xFF */
 		u64 rip_before = 0, rip_after = 0;
-		st = assert_interrupt(&h, 2, 0x51);
+		st = vtl2_rt_assert_interrupt(&h, 2, 0x51, false);
 		expect(st == 0, "AssertVirtualInterrupt(VTL2, vector 0x51): status 0x%x", st);
 		u16 st2 = hvcall_get_vp_register(&h, HVL_VTL(0), VTL2_RT_REG_RIP, &rip_before, NULL);
 		clear_entry_reason();
@@ -539,7 +525,7 @@ int guest_main(const char *cmdline)
 		memcpy(assist + 12, &zero8, 1);
 		st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, REG_VSM_VINA, 0x61 | 1u << 8, 0);
 		expect(st == 0, "VsmVina: status 0x%x", st);
-		st = assert_interrupt(&h, 0, 0x60);
+		st = vtl2_rt_assert_interrupt(&h, 0, 0x60, false);
 		expect(st == 0, "AssertVirtualInterrupt(VTL0, vector 0x60): status 0x%x", st);
 		u64 irr3 = rdmsr(0x823u);                     /* IRR vectors 0x60-0x7f */
 		printf("VINA: vina_status %u, VTL2 IRR[0x60-0x7f] 0x%lx\n", assist[12], irr3);

@@ -207,6 +207,18 @@ u16 vtl2_rt_install_intercept(const struct hvcall *h, u32 access, u32 type, u64 
 	return hvcall_simple(h, HVL_CALL_INSTALL_INTERCEPT);
 }
 
+u16 vtl2_rt_assert_interrupt(const struct hvcall *h, u8 vtl, u32 vector, bool level)
+{
+	u64 self = HVL_PARTITION_SELF, ctl = level ? 1ull << 32 : 0 /* fixed */, dest = 0;
+	memset(h->in, 0, 32);
+	memcpy(h->in, &self, 8);
+	memcpy(h->in + 8, &ctl, 8);
+	memcpy(h->in + 16, &dest, 8);
+	memcpy(h->in + 24, &vector, 4);
+	h->in[28] = vtl;
+	return hvcall_simple(h, HVL_CALL_ASSERT_VIRTUAL_INTERRUPT);
+}
+
 u16 vtl2_rt_protect(const struct hvcall *h, u64 first_page, u16 n, u32 flags)
 {
 	if (n == 0 || n > 64)

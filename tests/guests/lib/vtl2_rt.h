@@ -128,6 +128,12 @@ u16 vtl2_rt_protect(const struct hvcall *h, u64 first_page, u16 n, u32 flags);
  */
 u16 vtl2_rt_install_intercept(const struct hvcall *h, u32 access, u32 type, u64 param);
 
+/*
+ * AssertVirtualInterrupt for this partition: a fixed interrupt, `vector`,
+ * to APIC 0 (the BSP) of `vtl`, level-triggered if `level`. Status.
+ */
+u16 vtl2_rt_assert_interrupt(const struct hvcall *h, u8 vtl, u32 vector, bool level);
+
 /* HV message types of the intercepts decoded below. */
 #define VTL2_RT_MSG_UNMAPPED_GPA   0x80000000u
 #define VTL2_RT_MSG_GPA_INTERCEPT  0x80000001u
