@@ -303,26 +303,25 @@ static int kvm_set_msi_route(struct accel *a, unsigned gsi, uint64_t addr, uint3
 		return -ENOTSUP;
 	if (gsi >= ACCEL_SPLIT_ROUTES)
 		return -EINVAL;
-	struct {
-		struct kvm_irq_routing hdr;
-		struct kvm_irq_routing_entry e[ACCEL_SPLIT_ROUTES];
-	} t;
-	memset(&t, 0, sizeof(t));
+	struct kvm_irq_routing *t = calloc(1, sizeof(*t) + ACCEL_SPLIT_ROUTES * sizeof(t->entries[0]));
+	if (!t)
+		return -ENOMEM;
 	pthread_mutex_lock(&k->route_lock);
 	k->routes[gsi] = (struct kvm_route){ .addr = addr, .data = data, .valid = valid };
 	for (unsigned i = 0; i < ACCEL_SPLIT_ROUTES; i++) {
 		const struct kvm_route *r = &k->routes[i];
 		if (!r->valid)
 			continue;
-		struct kvm_irq_routing_entry *e = &t.e[t.hdr.nr++];
+		struct kvm_irq_routing_entry *e = &t->entries[t->nr++];
 		e->gsi = i;
 		e->type = KVM_IRQ_ROUTING_MSI;
 		e->u.msi.address_lo = (uint32_t)r->addr;
 		e->u.msi.address_hi = (uint32_t)(r->addr >> 32);
 		e->u.msi.data = r->data;
 	}
-	int ret = ioctl(k->vm_fd, KVM_SET_GSI_ROUTING, &t) < 0 ? -errno : 0;
+	int ret = ioctl(k->vm_fd, KVM_SET_GSI_ROUTING, t) < 0 ? -errno : 0;
 	pthread_mutex_unlock(&k->route_lock);
+	free(t);
 	return ret;
 }
 
