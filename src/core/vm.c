@@ -478,6 +478,9 @@ static void handle_mmio(struct vm_vcpu *v, struct accel_exit *e)
 static void handle_msr(struct vm_vcpu *v, struct accel_exit *e)
 {
 	v->exits_msr++;
+	/* The shared MTRRs are the platform's (as Hyper-V's), never VTL2's intercepts. */
+	if (v->vm->vtl && vtl_shared_msr(v->vm->vtl, v, e))
+		return;
 	if (v->vm->vtl && vtl_msr_intercept(v->vm->vtl, v, e))
 		return;
 	if (v->vm->vtl && hv_msr_owned(e->msr.index) && vtl_msr(v->vm->vtl, v, e))
@@ -791,7 +794,11 @@ static int build(struct vm *vm)
 			  cfg->memory, strerror(-ret));
 		return ret;
 	}
-	static const uint32_t hv_msrs[][2] = { { HV_MSR_FIRST, HV_MSR_LAST } };
+	/* --vtl2 also traps the MSRs both VTLs share (vtl_shared_msr). */
+	static const uint32_t hv_msrs[][2] = {
+		{ HV_MSR_FIRST, HV_MSR_LAST },
+		VTL_SHARED_MSR_RANGES,
+	};
 	/*
 	 * --vtl2: VTL0's partition keeps only the local APICs in KVM, so that
 	 * its level-triggered EOIs reach hvmm (APIC EOI intercepts, vtl.c).
@@ -800,7 +807,7 @@ static int build(struct vm *vm)
 	struct accel_config ac = { .nvcpus = vm->nvcpus, .split_irqchip = vm->split_irqchip };
 	if (cfg->hv) {
 		ac.trap_msr_ranges = hv_msrs;
-		ac.ntrap_msr_ranges = 1;
+		ac.ntrap_msr_ranges = cfg->vtl2 ? sizeof(hv_msrs) / sizeof(hv_msrs[0]) : 1;
 		ac.fast_exit_regs = true;
 	}
 	ret = vm->ops->create(&ac, &vm->accel);

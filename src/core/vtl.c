@@ -834,6 +834,34 @@ bool vtl_msr(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
 	return true;
 }
 
+bool vtl_shared_msr(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e)
+{
+	static const uint32_t ranges[][2] = { VTL_SHARED_MSR_RANGES };
+	bool shared = false;
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+		shared = shared || (e->msr.index >= ranges[i][0] && e->msr.index <= ranges[i][1]);
+	if (!shared)
+		return false;
+	const struct accel_ops *ops = t->vm->ops;
+	unsigned vtl = vtl_active(t, v);
+	struct accel_vcpu *cur = vcpu_of(t, v->index, vtl);
+	if (e->reason == ACCEL_EXIT_MSR_READ) {
+		e->msr.error = !cur || ops->vcpu_get_msr(cur, e->msr.index, &e->msr.data) < 0;
+		if (e->msr.error)
+			e->msr.data = 0;
+		return true;
+	}
+	e->msr.error = !cur || ops->vcpu_set_msr(cur, e->msr.index, e->msr.data) < 0;
+	if (e->msr.error)
+		return true;
+	/* The VP's other VTL (VTL0 <-> VTL2): its vCPU is run by this thread too. */
+	struct accel_vcpu *other = vcpu_of(t, v->index, vtl == 0 ? 2 : 0);
+	if (other && ops->vcpu_set_msr(other, e->msr.index, e->msr.data) < 0)
+		log_warn("vCPU %u: shared MSR 0x%x not copied to VTL%u", v->index, e->msr.index,
+			 vtl == 0 ? 2 : 0);
+	return true;
+}
+
 int vtl_hide(struct vtl *t, uint64_t base, uint64_t size)
 {
 	uint16_t st = vtl_mem_hide(&t->mem, base, size);

@@ -159,6 +159,20 @@ bool vtl_msr_intercept(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
  */
 bool vtl_eoi(struct vtl *t, struct vm_vcpu *v, uint8_t vector);
 /*
+ * MSRs both VTLs share that KVM keeps per vCPU (TLFS "Virtual Secure
+ * Mode", shared state): the MTRRs (variable pairs 0-7, fixed, default
+ * type). Both VTLs' partitions trap them (accel_config.trap_msr_ranges).
+ */
+#define VTL_SHARED_MSR_RANGES \
+	{ 0x200, 0x20F }, { 0x250, 0x250 }, { 0x258, 0x259 }, { 0x268, 0x26F }, { 0x2FF, 0x2FF }
+/*
+ * A trapped access to a shared MSR by either VTL: a read is the running
+ * VTL's vCPU's (both hold the same), a write goes to that vCPU (KVM's
+ * checks: #GP when it refuses) and then to the VP's other VTL's vCPU. True
+ * when e was such an MSR (e->msr answered), false otherwise.
+ */
+bool vtl_shared_msr(struct vtl *t, struct vm_vcpu *v, struct accel_exit *e);
+/*
  * Length of the IN/OUT/INS/OUTS instruction in insn[0..n) (prefixes
  * included), 0 if it is not one; *string for INS/OUTS, *rep for F2/F3.
  */

@@ -16,6 +16,9 @@
  *    stay VTL0's (no message; VTL2 next sees VTL0's VtlCall);
  *  - with the intercept removed, a level-triggered vector's EOI is not
  *    reported either;
+ *  - the MTRRs are shared (TLFS shared state; hvmm keeps one value in both
+ *    VTLs' vCPUs): VTL0 reads the default type VTL2 set, and VTL2 reads
+ *    the variable range VTL0 set;
  *  - VTL0 reads the IOAPIC's version register (0x00170020: hvmm's
  *    82093AA model, version 0x20, 24 pins, not KVM's 0x11), routes the RTC
  *    (IRQ 8) level-triggered to vector 0x58 and enables its periodic
@@ -38,6 +41,11 @@ u16 guest_console_port = COM3_BASE;
 #define VEC_RTC   0x58
 #define IOAPIC_VER_EXPECTED 0x00170020u
 #define CMD_RTC 1
+#define CMD_MTRR 2
+#define MTRR_DEF_TYPE 0x2FFu
+#define MTRR_PHYS_BASE0 0x200u
+#define MTRR_DEF_VALUE 0xC06ull     /* enabled, fixed enabled, write-back */
+#define MTRR_BASE0_VALUE 0x80000006ull
 
 /* VTL0's pages, IDT and what its code leaves for VTL2 to check. */
 u8 vtl0_hcpage[4096] __attribute__((aligned(4096)));
@@ -49,6 +57,7 @@ volatile u32 vtl0_last_vector;
 volatile u32 vtl0_rtc_irqs;     /* VEC_RTC taken */
 volatile u32 vtl0_ioapic_ver;
 volatile u32 vtl0_rtc_rte;      /* pin 8's entry after the test */
+volatile u64 vtl0_mtrr_def;     /* MTRR_DEF_TYPE as VTL0 read it */
 void vtl0_entry(void), vtl0_isr_level(void), vtl0_isr_edge(void), vtl0_isr_rtc(void);
 
 /*
@@ -72,8 +81,19 @@ __asm__(
 	"	wrmsr\n"
 	"	sti\n"
 	"1:	cmpl $1, vtl0_cmd\n"
-	"	jne 2f\n"
+	"	jne 5f\n"
 	"	call vtl0_rtc_test\n"
+	"5:	cmpl $2, vtl0_cmd\n"       /* CMD_MTRR: read the default type, set range 0 */
+	"	jne 2f\n"
+	"	movl $0, vtl0_cmd\n"
+	"	mov $0x2ff, %ecx\n"
+	"	rdmsr\n"
+	"	mov %eax, vtl0_mtrr_def\n"
+	"	mov %edx, vtl0_mtrr_def + 4\n"
+	"	mov $0x200, %ecx\n"
+	"	mov $0x80000006, %eax\n"
+	"	xor %edx, %edx\n"
+	"	wrmsr\n"
 	/*
 	 * An exit to hvmm before the VtlCall: on PVM hosts KVM reports an EOI
 	 * (KVM_EXIT_IOAPIC_EOI) only at the vCPU's next exit to user space,
@@ -290,6 +310,20 @@ int guest_main(const char *cmdline)
 	printf("intercept removed, level 0x51: entry %u, VTL0 took %u\n", reason, vtl0_irqs);
 	expect(st == 0 && e3 == 0 && reason == VTL2_RT_ENTRY_VTL_CALL && vtl0_irqs == 4,
 	       "remove 0x%x assert 0x%x, entry %u, %u interrupts", st, e3, reason, vtl0_irqs);
+
+	TEST_BEGIN("shared_mtrrs");
+	u64 def_before = rdmsr(MTRR_DEF_TYPE);
+	wrmsr(MTRR_DEF_TYPE, MTRR_DEF_VALUE);
+	vtl0_cmd = CMD_MTRR;
+	reason = run_vtl0(&h, &m, &vp, &vector);
+	u64 base0 = rdmsr(MTRR_PHYS_BASE0);
+	printf("shared MTRRs: VTL0 read MTRR_DEF_TYPE 0x%lx (was 0x%lx), VTL2 reads PhysBase0 "
+	       "0x%lx\n", vtl0_mtrr_def, def_before, base0);
+	expect(reason == VTL2_RT_ENTRY_VTL_CALL && def_before != MTRR_DEF_VALUE &&
+	       vtl0_mtrr_def == MTRR_DEF_VALUE && base0 == MTRR_BASE0_VALUE,
+	       "entry %u, VTL0 read default type 0x%lx (VTL2 wrote 0x%llx over 0x%lx), VTL2 reads "
+	       "PhysBase0 0x%lx (VTL0 wrote 0x%llx)", reason, vtl0_mtrr_def, MTRR_DEF_VALUE,
+	       def_before, base0, MTRR_BASE0_VALUE);
 
 	TEST_BEGIN("ioapic_rtc");
 	/* VTL0 drives the IOAPIC and the RTC itself (no intercepts installed). */
