@@ -312,6 +312,8 @@ int vsm_vtl_call_locked(struct vsm *vsm, uint32_t vp)
 		return -EIO;
 	v->active = (uint8_t)to;
 	set_entry_reason(vsm, vp, to, HV_VTL_ENTRY_VTL_CALL);
+	if (to == 2)
+		vsm_regpage_invalidate_locked(vsm, vp);
 	return 0;
 }
 
@@ -381,13 +383,19 @@ int vsm_vtl_return_locked(struct vsm *vsm, uint32_t vp, bool fast)
 	if (o->switch_vtl(o->opaque, vp, from, to))
 		return -EIO;
 	v->active = (uint8_t)to;
-	if (have_ctl) {
-		struct vsm_regs r;
-		if (!o->get_regs(o->opaque, vp, to, &r)) {
+	/* The slow return's RAX/RCX and what VTL2 wrote into its register page. */
+	struct vsm_regpage_update upd;
+	bool page = from == 2 && vsm_regpage_take_locked(vsm, vp, to, &upd);
+	struct vsm_regs r;
+	if ((have_ctl || page) && !o->get_regs(o->opaque, vp, to, &r)) {
+		if (page)
+			vsm_regpage_update_regs(&upd, &r);
+		if (have_ctl) {
 			r.gpr[0] = rax;
 			r.gpr[1] = rcx;
-			o->set_regs(o->opaque, vp, to, &r);
 		}
+		if (o->set_regs(o->opaque, vp, to, &r))
+			log_guest("vsm: VP %u registers VTL%u gave VTL%u refused", vp, from, to);
 	}
 	/* VINA: the lower VTL's pending-notification flag resets on entry. */
 	uint64_t vina = v->vtl[from].vina;
@@ -583,6 +591,8 @@ int vsm_deliver_intercept(struct vsm *vsm, uint32_t vp, const uint8_t msg[HV_MES
 			st = vsm_synic_post_locked(vsm, vp, 2, 0, msg);
 		}
 	}
+	if (st == 0 && v->active < 2)
+		vsm_regpage_fill_locked(vsm, vp, v->active);
 	if (st == 0 && v->active < 2) {
 		if (o->switch_vtl(o->opaque, vp, v->active, 2) == 0) {
 			v->active = 2;

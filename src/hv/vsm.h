@@ -113,6 +113,8 @@
 #define HV_REGISTER_VSM_CAPABILITIES        0x000D0006u
 #define HV_REGISTER_VSM_PARTITION_CONFIG    0x000D0007u
 #define HV_REGISTER_VSM_VP_SECURE_CONFIG_VTL0 0x000D0010u
+#define HV_REGISTER_REGISTER_PAGE           0x0009001Cu  /* HvX64RegisterPage, VTL2's */
+#define HV_REGISTER_PAGE_ENABLE             1ull         /* bits 1-11 reserved, GPN 12-63 */
 
 /* HvRegisterVsmPartitionConfig bits */
 #define HV_VSM_CONFIG_ENABLE_VTL_PROTECTION   (1ull << 0)

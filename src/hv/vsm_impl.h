@@ -17,6 +17,7 @@ struct vsm_vp_vtl {
 	uint64_t scontrol, simp, siefp, sint[HV_SINT_COUNT];
 	uint64_t vina;            /* HvRegisterVsmVina */
 	uint64_t secure_config;   /* HvRegisterVsmVpSecureConfigVtlN, held for lower VTL N */
+	uint64_t register_page;   /* HvX64RegisterPage (0x9001C), VTL2's only */
 	struct stimer stimer[HV_STIMER_COUNT];   /* VTL > 0 only (VTL0's are hv's) */
 };
 
@@ -42,6 +43,24 @@ static inline bool vsm_vtl_on(uint16_t set, unsigned vtl)
 {
 	return vtl < VSM_NUM_VTLS && (set >> vtl) & 1;
 }
+
+/*
+ * vsm_regpage.c, lock held: VTL2's register page. fill: the lower VTL's
+ * registers, valid (an intercept for VTL2); invalidate: not valid (other
+ * entries); take: at VtlReturn to `to`, the page's dirty RIP, RFLAGS, RSP
+ * and segments (true when any), and the page not valid; update_regs puts
+ * them into r.
+ */
+struct vsm_regpage_update {
+	uint32_t dirty;   /* the page's dirty flags hvmm applies */
+	uint64_t rsp, rip, rflags;
+	struct hv_x64_segment seg[6];   /* ES CS SS DS FS GS */
+};
+void vsm_regpage_fill_locked(struct vsm *vsm, uint32_t vp, unsigned lower);
+void vsm_regpage_invalidate_locked(struct vsm *vsm, uint32_t vp);
+bool vsm_regpage_take_locked(struct vsm *vsm, uint32_t vp, unsigned to,
+			     struct vsm_regpage_update *u);
+void vsm_regpage_update_regs(const struct vsm_regpage_update *u, struct vsm_regs *r);
 
 /* vsm.c, lock held */
 int vsm_vtl_call_locked(struct vsm *vsm, uint32_t vp);

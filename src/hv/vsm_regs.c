@@ -143,6 +143,22 @@ static int vsm_register(struct vsm *vsm, uint32_t vp, unsigned caller, unsigned 
 		*c = *val;
 		return 0;
 	}
+	case HV_REGISTER_REGISTER_PAGE: {
+		/* VTL2's own, showing VTL0 during intercepts (vsm_regpage.c). */
+		if (vtl == 0)
+			return HV_STATUS_INVALID_PARAMETER;
+		if (vtl != caller)
+			return HV_STATUS_ACCESS_DENIED;
+		uint64_t *x = &v->vtl[vtl].register_page;
+		if (!write) {
+			*val = *x;
+			return 0;
+		}
+		if (*val & 0xffeull)
+			return HV_STATUS_INVALID_REGISTER_VALUE;
+		*x = *val;
+		return 0;
+	}
 	case HV_REGISTER_VSM_VINA: {
 		if (vtl == 0 || vtl != caller)
 			return HV_STATUS_ACCESS_DENIED;

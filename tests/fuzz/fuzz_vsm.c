@@ -187,6 +187,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (mode & 1)
 		vsm_boot_vtl2(c.vsm);
+	if ((mode & 9) == 9) {
+		/*
+		 * VTL2's register page on VP 0 (SetVpRegisters 0x9001C) at a GPA
+		 * from the input: intercepts fill it, VtlReturns read what the
+		 * input left there (dirty flags, RIP, segments).
+		 */
+		uint8_t in[48] = { 0 };
+		uint64_t self = HV_PARTITION_ID_SELF, page = (take(&p, end, 2) << 12 | 1) % RAM_SIZE;
+		uint32_t vp_self = HV_VP_INDEX_SELF, name = HV_REGISTER_REGISTER_PAGE;
+		memcpy(in, &self, 8);
+		memcpy(in + 8, &vp_self, 4);
+		memcpy(in + 16, &name, 4);
+		memcpy(in + 32, &page, 8);
+		memcpy(ram + RAM_SIZE - sizeof(in), in, sizeof(in));
+		struct vsm_hypercall hc = { .control = 0x51 | 1ull << 32, .rdx = RAM_SIZE - sizeof(in),
+					    .r8 = 0, .long_mode = true };
+		vsm_hypercall(c.vsm, 0, &hc);
+	}
 
 	for (unsigned ops = 0; p < end && ops < 256; ops++) {
 		uint8_t op = (uint8_t)take(&p, end, 1);

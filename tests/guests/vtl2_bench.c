@@ -14,6 +14,10 @@
  *            which VTL2 intercepts: VTL2's handler (asm, below) reads the
  *            message, SetVpRegisters VTL0's RIP past the `out` and
  *            VtlReturns;
+ *  - intercept_rp: the same with VTL2's register page (HvX64RegisterPage):
+ *            the handler writes VTL0's next RIP into the page and sets its
+ *            dirty flag instead of calling SetVpRegisters, so the round
+ *            trip is two exits (intercept_rp_r0: VTL0 in ring 0);
  *  - vtlcall: VTL0 in ring 0 (the TLFS requires CPL 0) VtlCalls, VTL2
  *            VtlReturns at once.
  * On a PVM host guest ring 0 is emulated instruction by instruction, ring
@@ -33,7 +37,9 @@
  *     vtlcall_ns=.. handler_ns=.. setvp_ns=.. instr_intercept_ns=..
  *     r0_insn_ps=.. handler_insns=.. emu_bare_r0_ns=.. emu_intercept_r0_ns=..
  *     emu_vtlcall_ns=.. bare_r0_emul=.. intercept_emul=..
- *     intercept_r0_emul=.. vtlcall_emul=.. n=.. n_r0=.. batches=.. tsc_khz=..
+ *     intercept_r0_emul=.. vtlcall_emul=.. intercept_rp_ns=..
+ *     intercept_rp_r0_ns=.. emu_intercept_rp_r0_ns=.. intercept_rp_emul=..
+ *     intercept_rp_r0_emul=.. n=.. n_r0=.. batches=.. tsc_khz=..
  * (*_emul: the emulated ring-0 instructions of an iteration besides its
  * `out` exits; handler_insns: those handler_ns covers), then TEST lines
  * and GUEST-RESULT, and power-off. One VP (-p 1). The command line
@@ -75,6 +81,9 @@ u16 guest_console_port = COM3_BASE;
 #define ASM_CONTROL_SET_VP_REGISTERS_1 0x100000051   /* SetVpRegisters, rep count 1 */
 #define ASM_MSG_IO_PORT 0x80010000                     /* VTL2_RT_MSG_IO_PORT */
 #define ASM_ENTRY_VTL_CALL 1                           /* VTL2_RT_ENTRY_VTL_CALL */
+#define REG_REGISTER_PAGE 0x0009001Cu                  /* HvX64RegisterPage */
+#define RP_RIP   136                                   /* its RIP; dirty flags at 4 */
+#define RP_DIRTY 4
 
 /*
  * Emulated ring-0 instructions an iteration executes besides its `out`
@@ -87,6 +96,8 @@ u16 guest_console_port = COM3_BASE;
  */
 #define BARE_R0_EMUL      3
 #define INTERCEPT_EMUL    23
+/* The register-page handler: 1 + 4 + 5 (the next RIP into the page) + 1 (dirty) + 5. */
+#define INTERCEPT_RP_EMUL 16
 #define VTLCALL_EMUL      16
 /*
  * Instructions bench_icpt_timed's RDTSCs enclose: T1..T2 (the message
@@ -158,6 +169,8 @@ __asm__(
 /* VTL2's stubs (plain hypercall, VtlReturn) and what the timed loop adds up. */
 u64 bench_hc_plain, bench_hc_return;
 u64 bench_own_cycles, bench_setvp_cycles, bench_handled, bench_errors;
+/* VTL2's register page (VTL2's own memory; hvmm shows VTL0 in it at intercepts). */
+u8 bench_regpage[4096] __attribute__((aligned(4096)));
 
 /*
  * VTL2's side, in asm: switch to VTL0 with vtl2_rt_vtl0_gprs (as
@@ -170,8 +183,11 @@ u64 bench_own_cycles, bench_setvp_cycles, bench_handled, bench_errors;
  * VtlReturn (T4): bench_own_cycles += T2-T1 + T4-T3, bench_setvp_cycles +=
  * T3-T2 (low 32 bits; the sums are done outside T1..T4), bench_handled
  * counts the round trips.
+ * bench_icpt_rp_run: bench_icpt_run with the register page: the next RIP
+ * into the page, its instruction-pointer dirty flag, VtlReturn.
  * bench_vtlcall_run: VtlReturn at once while the entry reason is VtlCall.
  */
+void bench_icpt_rp_run(void);
 void bench_icpt_run(void);
 void bench_icpt_timed(void);
 void bench_vtlcall_run(void);
@@ -240,7 +256,20 @@ void bench_vtlcall_run(void);
 	"	call *bench_hc_plain\n"
 __asm__(
 	".text\n"
-	".globl bench_icpt_run, bench_icpt_timed, bench_vtlcall_run\n"
+	".globl bench_icpt_run, bench_icpt_timed, bench_vtlcall_run, bench_icpt_rp_run\n"
+	"bench_icpt_rp_run:\n"
+	ASM_LOAD_VTL0
+	"	jmp 2f\n"
+	"1:	mov vtl2_rt_assist + " STR(MSG_RIP) ", %rcx\n"
+	"	movzbl vtl2_rt_assist + " STR(MSG_LEN) ", %eax\n"
+	"	and $0xf, %eax\n"
+	"	add %rax, %rcx\n"
+	"	mov %rcx, bench_regpage + " STR(RP_RIP) "\n"
+	"	orl $2, bench_regpage + " STR(RP_DIRTY) "\n"   /* instruction pointer */
+	"2:	mov $1, %ecx\n"
+	"	call *bench_hc_return\n"
+	ASM_ICPT_LOOP_END
+
 	"bench_icpt_run:\n"
 	ASM_LOAD_VTL0
 	"	jmp 2f\n"
@@ -304,9 +333,27 @@ __asm__(
 void bench_dry_bare(u64 n);
 void bench_dry_icpt(u64 n);
 void bench_dry_vtlcall(u64 n);
+void bench_dry_icpt_rp(u64 n);
 __asm__(
 	".text\n"
-	".globl bench_dry_bare, bench_dry_icpt, bench_dry_vtlcall\n"
+	".globl bench_dry_bare, bench_dry_icpt, bench_dry_vtlcall, bench_dry_icpt_rp\n"
+	"bench_dry_icpt_rp:\n"
+	"1:	mov %r9d, %edx\n"
+	"	cmpl $" STR(ASM_MSG_IO_PORT) ", vtl2_rt_assist + " STR(MSG_TYPE) "\n"
+	"	jne 2f\n"
+	"2:	cmpw $" STR(PORT_ICPT) ", vtl2_rt_assist + " STR(MSG_PORT) "\n"
+	"	je 3f\n"
+	"3:	mov vtl2_rt_assist + " STR(MSG_RIP) ", %rcx\n"
+	"	movzbl vtl2_rt_assist + " STR(MSG_LEN) ", %eax\n"
+	"	and $0xf, %eax\n"
+	"	add %rax, %rcx\n"
+	"	mov %rcx, bench_dry_rp + " STR(RP_RIP) "\n"
+	"	orl $2, bench_dry_rp + " STR(RP_DIRTY) "\n"
+	"	mov $1, %ecx\n"
+	"	call bench_dry_return\n"
+	"	dec %rdi\n"
+	"	jnz 1b\n"
+	"	ret\n"
 	"bench_dry_plain:\n"
 	"	endbr64\n"
 	"	ret\n"
@@ -349,6 +396,9 @@ __asm__(
 	"	dec %rdi\n"
 	"	jnz 1b\n"
 	"	ret\n");
+
+/* What bench_dry_icpt_rp writes instead of the real register page. */
+u8 bench_dry_rp[512];
 
 /* TSC cycles of fn(n). */
 static u64 time_dry(void (*fn)(u64), u64 n)
@@ -430,7 +480,7 @@ static u64 median_ns(u64 *cycles, u32 n)
 	return mul_div(cycles[batches / 2], 1000000, khz) / n;
 }
 
-enum vtl2_side { SIDE_NONE, SIDE_ICPT, SIDE_ICPT_TIMED, SIDE_VTLCALL };
+enum vtl2_side { SIDE_NONE, SIDE_ICPT, SIDE_ICPT_TIMED, SIDE_VTLCALL, SIDE_ICPT_RP };
 
 /*
  * One timed loop of VTL0's: from `entry` in ring 3 or ring 0,
@@ -470,6 +520,7 @@ static bool run_loop(const struct hvcall *h, const char *what, void (*entry)(voi
 	case SIDE_ICPT: bench_icpt_run(); break;
 	case SIDE_ICPT_TIMED: bench_icpt_timed(); break;
 	case SIDE_VTLCALL: bench_vtlcall_run(); break;
+	case SIDE_ICPT_RP: bench_icpt_rp_run(); break;
 	}
 	struct vtl2_rt_intercept m;
 	vtl2_rt_read_intercept(vtl2_rt_assist, &m);
@@ -491,7 +542,8 @@ int guest_main(const char *cmdline)
 	u16 st = 0;
 	static u64 bare[MAX_BATCHES], bare_r0[MAX_BATCHES], icpt[MAX_BATCHES],
 		icpt_r0[MAX_BATCHES], icpt_t[MAX_BATCHES], vcall[MAX_BATCHES], r0[MAX_BATCHES],
-		dry_bare[MAX_BATCHES], dry_icpt[MAX_BATCHES], dry_vcall[MAX_BATCHES];
+		dry_bare[MAX_BATCHES], dry_icpt[MAX_BATCHES], dry_vcall[MAX_BATCHES],
+		icpt_rp[MAX_BATCHES], icpt_rp_r0[MAX_BATCHES], dry_icpt_rp[MAX_BATCHES];
 
 	TEST_BEGIN("setup");
 	iters = (u32)param_u64("vb_n", 2000);
@@ -554,6 +606,26 @@ int guest_main(const char *cmdline)
 	/* Every write was VTL2's (not a bare exit hvmm ignored). */
 	ok &= expect(bench_handled == (u64)iters * batches, "VTL2 handled %lu of %lu writes",
 		     bench_handled, (u64)iters * batches);
+	TEST_BEGIN("intercept_register_page");
+	/* VTL2's register page on: VTL0's next RIP through it, no SetVpRegisters. */
+	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, REG_REGISTER_PAGE, (u64)bench_regpage | 1,
+				    0);
+	ok &= expect(st == 0, "register page: status 0x%x", st);
+	ok &= st == 0 && run_loop(&h, "intercept, register page", vtl0_port_loop, true, PORT_ICPT,
+				  iters, SIDE_ICPT_RP, icpt_rp);
+	TEST_BEGIN("intercept_register_page_ring0");
+	ok &= st == 0 && run_loop(&h, "intercept ring 0, register page", vtl0_port_loop, false,
+				  PORT_ICPT, n0, SIDE_ICPT_RP, icpt_rp_r0);
+	/* hvmm filled it at the last intercept (PORT_DONE): VTL0, valid, its RIP at the `out`. */
+	struct vtl2_rt_intercept last;
+	vtl2_rt_read_intercept(vtl2_rt_assist, &last);
+	u64 rp_rip;
+	memcpy(&rp_rip, bench_regpage + RP_RIP, 8);
+	ok &= expect(bench_regpage[2] == 1 && bench_regpage[3] == 0 && rp_rip == last.rip,
+		     "register page: valid %u vtl %u rip 0x%lx (message's 0x%lx)", bench_regpage[2],
+		     bench_regpage[3], rp_rip, last.rip);
+	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, REG_REGISTER_PAGE, 0, 0);
+	ok &= expect(st == 0, "register page off: status 0x%x", st);
 	TEST_BEGIN("vtlcall");
 	ok &= run_loop(&h, "vtlcall", vtl0_vtlcall_loop, false, 0, n0, SIDE_VTLCALL, vcall);
 	TEST_BEGIN("ring0_insn");
@@ -562,6 +634,7 @@ int guest_main(const char *cmdline)
 		dry_bare[i] = time_dry(bench_dry_bare, n0);
 		dry_icpt[i] = time_dry(bench_dry_icpt, n0);
 		dry_vcall[i] = time_dry(bench_dry_vtlcall, n0);
+		dry_icpt_rp[i] = time_dry(bench_dry_icpt_rp, n0);
 	}
 	TEST_END();
 	if (!ok)
@@ -576,19 +649,25 @@ int guest_main(const char *cmdline)
 	u64 icpt_r0_ns = median_ns(icpt_r0, n0);
 	u64 emu_bare_ns = median_ns(dry_bare, n0), emu_icpt_ns = median_ns(dry_icpt, n0);
 	u64 emu_vcall_ns = median_ns(dry_vcall, n0);
+	u64 icpt_rp_ns = median_ns(icpt_rp, iters), icpt_rp_r0_ns = median_ns(icpt_rp_r0, n0);
+	u64 emu_icpt_rp_ns = median_ns(dry_icpt_rp, n0);
 	sort_u64(r0, batches);
 	/* ps per emulated instruction: 2 a `dec; jnz` iteration */
 	u64 r0_ps = mul_div(r0[batches / 2], 1000000000, khz) / (2ull * n0);
 	/* One line, longer than printf's 256-byte buffer. */
-	static char line[640];
+	static char line[800];
 	int len = snprintf(line, sizeof(line), "VTL-BENCH bare_ns=%lu bare_r0_ns=%lu intercept_ns=%lu intercept_r0_ns=%lu "
 	       "vtlcall_ns=%lu handler_ns=%lu setvp_ns=%lu instr_intercept_ns=%lu r0_insn_ps=%lu "
 	       "handler_insns=%u emu_bare_r0_ns=%lu emu_intercept_r0_ns=%lu emu_vtlcall_ns=%lu "
-	       "bare_r0_emul=%u intercept_emul=%u intercept_r0_emul=%u vtlcall_emul=%u n=%u "
+	       "bare_r0_emul=%u intercept_emul=%u intercept_r0_emul=%u vtlcall_emul=%u "
+	       "intercept_rp_ns=%lu intercept_rp_r0_ns=%lu emu_intercept_rp_r0_ns=%lu "
+	       "intercept_rp_emul=%u intercept_rp_r0_emul=%u n=%u "
 	       "n_r0=%u batches=%u tsc_khz=%lu\n", bare_ns, bare_r0_ns, icpt_ns, icpt_r0_ns,
 	       vcall_ns, own_ns, setvp_ns, icpt_t_ns, r0_ps, HANDLER_TIMED_INSNS, emu_bare_ns, emu_icpt_ns,
 	       emu_vcall_ns, BARE_R0_EMUL, INTERCEPT_EMUL,
-	       INTERCEPT_EMUL + BARE_R0_EMUL, VTLCALL_EMUL, iters, n0, batches, khz);
+	       INTERCEPT_EMUL + BARE_R0_EMUL, VTLCALL_EMUL, icpt_rp_ns, icpt_rp_r0_ns,
+	       emu_icpt_rp_ns, INTERCEPT_RP_EMUL, INTERCEPT_RP_EMUL + BARE_R0_EMUL, iters, n0,
+	       batches, khz);
 	console_write(line, len > 0 && (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
 	return 0;
 }

@@ -16,7 +16,10 @@
  *    VTL2 looks; VTL2 writes the bytes and sets RDI/RCX/RIP, and VTL0 finds
  *    the bytes and registers VTL2 gave (nothing completed behind them);
  *  - VTL0's 2-byte `out 0x7a, al` whose E6 is the last byte of a page: the
- *    message carries both bytes (E6 7A) and length 2;
+ *    message carries both bytes (E6 7A) and length 2; VTL2's register page
+ *    (HvX64RegisterPage) shows VTL0 there (valid, VTL 0, RIP, RSP, CS), and
+ *    VTL2 moves VTL0 past the `out` through it (RIP and its dirty flag), not
+ *    SetVpRegisters;
  *  - VTL0's HvRetargetDeviceInterrupt (0x7E) of a device hvmm does not
  *    have, with VTL2's RetargetUnknownDeviceId intercept: a hypercall
  *    intercept message with VTL0's RCX/RDX/R8, completed by VTL2 (status
@@ -54,6 +57,9 @@ u8 vtl0_dst[8], vtl0_dst1[4];
  * statuses.
  */
 u64 vtl0_seen[8];
+/* VTL2's register page (VTL2's memory). */
+static u8 regpage[4096] __attribute__((aligned(4096)));
+#define REG_REGISTER_PAGE 0x0009001Cu
 void vtl0_entry(void);
 extern u8 vtl0_rep_outs[], vtl0_outs[], vtl0_rep_ins[], vtl0_ins[], vtl0_cross[];
 
@@ -186,6 +192,9 @@ int guest_main(const char *cmdline)
 	u16 s2 = vtl2_rt_install_intercept(&h, 1 /* read */, INTERCEPT_IO_PORT, PORT_INS);
 	u16 s3 = vtl2_rt_install_intercept(&h, 2, INTERCEPT_IO_PORT, PORT_CROSS);
 	u16 s4 = vtl2_rt_install_intercept(&h, 1, INTERCEPT_RETARGET, 0);
+	u16 s6 = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, REG_REGISTER_PAGE, (u64)regpage | 1, 0);
+	expect(s6 == 0, "register page: status 0x%x", s6);
+	st |= s6;
 	expect(!s1 && !s2 && !s3 && !s4, "InstallIntercept: 0x%x 0x%x 0x%x 0x%x", s1, s2, s3, s4);
 	st |= s1 | s2 | s3 | s4;
 	u16 s5 = vtl2_rt_setup_vtl0_shared(&h, (u64)vtl0_entry, (u64)vtl0_stack + sizeof(vtl0_stack));
@@ -273,8 +282,24 @@ int guest_main(const char *cmdline)
 	       "entry %u message 0x%x port 0x%x info 0x%x rip 0x%lx (want 0x%lx) length %u, %u bytes "
 	       "%x %x", m.entry_reason, m.type, m.port, m.io_info, m.rip, (u64)vtl0_cross, m.insn_len,
 	       m.insn_count, m.insn[0], m.insn[1]);
-	if (m.type == VTL2_RT_MSG_IO_PORT && m.port == PORT_CROSS)
-		emulated(&h, &m, m.rcx);
+	/* The register page shows VTL0 at the `out`; VTL0 moves on through it. */
+	u64 rp_rip, rp_rsp;
+	u16 rp_cs;
+	memcpy(&rp_rip, regpage + 136, 8);
+	memcpy(&rp_rsp, regpage + 8 + 8 * 4, 8);
+	memcpy(&rp_cs, regpage + 256 + 16 + 12, 2);
+	printf("register page: valid %u vtl %u rip %s rsp %s cs 0x%x\n", regpage[2], regpage[3],
+	       rp_rip == m.rip ? "at the out" : "elsewhere",
+	       rp_rsp == (u64)vtl0_stack + sizeof(vtl0_stack) ? "VTL0's" : "elsewhere", rp_cs);
+	expect(regpage[2] == 1 && regpage[3] == 0 && rp_rip == m.rip && rp_cs == m.cs &&
+	       rp_rsp == (u64)vtl0_stack + sizeof(vtl0_stack),
+	       "register page: valid %u vtl %u rip 0x%lx (message 0x%lx) rsp 0x%lx cs 0x%x (0x%x)",
+	       regpage[2], regpage[3], rp_rip, m.rip, rp_rsp, rp_cs, m.cs);
+	if (m.type == VTL2_RT_MSG_IO_PORT && m.port == PORT_CROSS) {
+		rp_rip = m.rip + m.insn_len;
+		memcpy(regpage + 136, &rp_rip, 8);
+		regpage[4] |= 2;       /* dirty: instruction pointer */
+	}
 
 	TEST_BEGIN("retarget_intercept");
 	/*

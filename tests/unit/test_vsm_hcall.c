@@ -816,6 +816,122 @@ static void test_deliver_intercept(void **state)
 }
 
 /* PostMessageDirect / SignalEventDirect to a VTL2 SynIC: vsm writes its pages. */
+/* SetVpRegisters of one register (input VTL byte `vtl`) by VP 0: the result. */
+static uint64_t set_one(struct vfake *f, uint8_t vtl, uint32_t name, uint64_t value)
+{
+	uint8_t in[48] = { 0 };
+	memset(in, 0xff, 8);
+	uint32_t self = HV_VP_INDEX_SELF;
+	memcpy(in + 8, &self, 4);
+	in[12] = vtl;
+	memcpy(in + 16, &name, 4);
+	memcpy(in + 32, &value, 8);
+	return hc(f, 0, HVCALL_SET_VP_REGISTERS | REP(1), in, sizeof(in));
+}
+
+/*
+ * VTL2's register page: VTL0's registers at each intercept (valid, VTL 0),
+ * the dirty RIP/RSP/RFLAGS/segments applied by the next VtlReturn, nothing
+ * without dirty flags, not valid after a VtlCall entry; VTL0 cannot have
+ * one; reserved bits refused.
+ */
+static void test_register_page(void **state)
+{
+	(void)state;
+	enum { PAGE = 0xc000 };
+	struct vfake *f = booted(1);
+	uint8_t *pg = f->ram + PAGE;
+	uint8_t m[HV_MESSAGE_SIZE] = { 0 };
+	assert_int_equal(vsm_msr_write(f->vsm, 0, 2, HV_X64_MSR_VP_ASSIST_PAGE, 0xa000 | 1), 0);
+	set_partition_config(f, HV_VSM_CONFIG_INTERCEPT_PAGE);
+	assert_int_equal(set_one(f, 0, HV_REGISTER_REGISTER_PAGE, PAGE | 2),
+			 HV_STATUS_INVALID_REGISTER_VALUE);
+	assert_int_equal(set_one(f, USE_VTL(0), HV_REGISTER_REGISTER_PAGE, PAGE | 1),
+			 HV_STATUS_INVALID_PARAMETER);
+	assert_int_equal(set_one(f, 0, HV_REGISTER_REGISTER_PAGE, PAGE | 1), REP(1));
+	struct vsm_regs *r0 = &f->regs[0][0];
+	r0->rip = 0x1234;
+	r0->rflags = 0x202;
+	r0->gpr[0] = 0xaa;
+	r0->gpr[VSM_GPR_RSP] = 0x8000;
+	r0->cs.selector = 0x10;
+	r0->cr3 = 0x5000;
+	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);
+	r0->gpr[0] = 0xaa;   /* the switch brought VTL2's shared GPRs */
+
+	/* An intercept: VTL0 in the page, valid. */
+	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), 0);
+	assert_int_equal(u16_at(pg), 1);                  /* version */
+	assert_int_equal(pg[2], 1);                       /* is_valid */
+	assert_int_equal(pg[3], 0);                       /* vtl */
+	assert_int_equal(u32_at(pg + 4), 0);              /* dirty */
+	assert_int_equal(u64_at(pg + 8), 0xaa);           /* RAX */
+	assert_int_equal(u64_at(pg + 8 + 8 * VSM_GPR_RSP), 0x8000);
+	assert_int_equal(u64_at(pg + 136), 0x1234);       /* RIP */
+	assert_int_equal(u64_at(pg + 144), 0x202);        /* RFLAGS */
+	assert_int_equal(u16_at(pg + 256 + 16 + 12), 0x10);   /* CS selector */
+	assert_int_equal(u64_at(pg + 360), 0x5000);       /* CR3 */
+	/* VTL2 advances RIP and moves RSP through the page: the return applies them. */
+	uint64_t rip = 0x1236, rsp = 0x7ff8, junk = 0x5555;
+	memcpy(pg + 136, &rip, 8);
+	memcpy(pg + 8 + 8 * VSM_GPR_RSP, &rsp, 8);
+	memcpy(pg + 8, &junk, 8);                        /* RAX: shared, not applied */
+	pg[4] = 1 | 2;                                   /* general purpose, instruction pointer */
+	unsigned nswitch = f->nswitch;
+	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);
+	assert_int_equal(f->nswitch, nswitch + 1);
+	assert_int_equal(r0->rip, 0x1236);
+	assert_int_equal(r0->gpr[VSM_GPR_RSP], 0x7ff8);
+	assert_int_not_equal(r0->gpr[0], 0x5555);
+	assert_int_equal(pg[2], 0);                       /* consumed */
+	assert_int_equal(r0->rflags, 0x202);
+
+	/* No dirty flags: nothing changes. RFLAGS with reserved bits: ignored. */
+	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), 0);
+	rip = 0x9999;
+	memcpy(pg + 136, &rip, 8);
+	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);
+	assert_int_equal(r0->rip, 0x1236);
+	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), 0);
+	uint64_t fl = 1ull << 40 | 0x2;
+	memcpy(pg + 144, &fl, 8);
+	pg[4] = 1u << 4;                                 /* flags */
+	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);
+	assert_int_equal(r0->rflags, 0x202);
+	/* Segments: all six from the page. */
+	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), 0);
+	uint16_t sel = 0x2b;
+	memcpy(pg + 256 + 5 * 16 + 12, &sel, 2);         /* GS selector */
+	pg[4] = 1u << 3;
+	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);
+	assert_int_equal(r0->gs.selector, 0x2b);
+	assert_int_equal(r0->cs.selector, 0x10);
+	/* A page for another VTL is not applied. */
+	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), 0);
+	pg[3] = 1;
+	pg[4] = 2;
+	memcpy(pg + 136, &rip, 8);
+	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);
+	assert_int_equal(r0->rip, 0x1236);
+	/* A VtlCall entry: the page does not describe VTL0 then. */
+	pg[2] = 1;
+	assert_int_equal(vtl_call(f), VSM_HC_SWITCHED);
+	assert_int_equal(pg[2], 0);
+	/* Read back; disabled: intercepts leave the page alone. */
+	uint8_t in[32] = { 0 };
+	memset(in, 0xff, 8);
+	uint32_t self = HV_VP_INDEX_SELF, name = HV_REGISTER_REGISTER_PAGE;
+	memcpy(in + 8, &self, 4);
+	memcpy(in + 16, &name, 4);
+	assert_int_equal(hc(f, 0, HVCALL_GET_VP_REGISTERS | REP(1), in, 20), REP(1));
+	assert_int_equal(u64_at(f->ram + OUT), PAGE | 1);
+	assert_int_equal(set_one(f, 0, HV_REGISTER_REGISTER_PAGE, 0), REP(1));
+	assert_int_equal(vtl_return(f), VSM_HC_SWITCHED);
+	assert_int_equal(vsm_deliver_intercept(f->vsm, 0, m), 0);
+	assert_int_equal(pg[2], 0);
+	vf_free(f);
+}
+
 static void test_synic_vtl2(void **state)
 {
 	(void)state;
@@ -873,6 +989,7 @@ int main(void)
 		cmocka_unit_test(test_modify_vtl_protection_mask),
 		cmocka_unit_test(test_install_intercept),
 		cmocka_unit_test(test_install_eoi_intercept),
+		cmocka_unit_test(test_register_page),
 		cmocka_unit_test(test_translate),
 		cmocka_unit_test(test_translate_ex),
 		cmocka_unit_test(test_get_vp_index_from_apic_id),
