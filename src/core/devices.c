@@ -59,27 +59,26 @@ static void dsdt_pci(struct aml *a, void *opaque)
 	pci_bus_build_dsdt(opaque, a);
 }
 
-static void pci_msi(void *opaque, uint64_t addr, uint32_t data)
+/* A device's interrupt message into VTL0's partition (what: for the log line). */
+static void device_msi(struct vm *vm, uint64_t addr, uint32_t data, const char *what)
 {
-	struct vm *vm = opaque;
 	int ret = vm->ops->signal_msi(vm->accel, addr, data);
 	if (ret >= 0 && vm->vtl)
 		vtl_lower_interrupt(vm->vtl, addr); /* VINA if VTL2 runs */
 	if (ret < 0)
-		log_guest("PCI MSI 0x%llx/0x%x not delivered: %s", (unsigned long long)addr,
+		log_guest("%s 0x%llx/0x%x not delivered: %s", what, (unsigned long long)addr,
 			  data, strerror(-ret));
+}
+
+static void pci_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+	device_msi(opaque, addr, data, "PCI MSI");
 }
 
 /* The IOAPIC's messages and routes (split irqchip). */
 static void ioapic_msi(void *opaque, uint64_t addr, uint32_t data)
 {
-	struct vm *vm = opaque;
-	int ret = vm->ops->signal_msi(vm->accel, addr, data);
-	if (ret >= 0 && vm->vtl)
-		vtl_lower_interrupt(vm->vtl, addr); /* VINA if VTL2 runs */
-	if (ret < 0)
-		log_guest("IOAPIC message 0x%llx/0x%x not delivered: %s",
-			  (unsigned long long)addr, data, strerror(-ret));
+	device_msi(opaque, addr, data, "IOAPIC message");
 }
 
 static void ioapic_route(void *opaque, unsigned pin, uint64_t addr, uint32_t data, bool valid)

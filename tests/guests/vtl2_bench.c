@@ -557,14 +557,11 @@ int guest_main(const char *cmdline)
 	printf("vtl2_bench: n=%u batches=%u tsc_khz=%lu (%s)\n", iters, batches, khz, src);
 	if (!expect(khz, "no TSC frequency"))
 		guest_abort("no TSC frequency");
-	expect(vtl2_rt_hvcall_init(&h, &st) == 0, "VTL2's hypercall page did not appear");
-	if (st || !h.vtl_return_offset || !h.vtl_call_offset)
-		guest_abort("no VTL call/return stubs");
+	st = vtl2_rt_begin(&h, 1ull << 12);   /* intercept messages in the assist page */
+	if (!h.vtl_call_offset)
+		guest_abort("no VTL call stub");
 	bench_hc_plain = (u64)h.page;
 	bench_hc_return = (u64)h.page + h.vtl_return_offset;
-	vtl2_rt_enable_assist();
-	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG, 1ull << 12, 0);
-	expect(st == 0, "VsmPartitionConfig intercept_page: status 0x%x", st);
 	u16 s1 = intercept_port(&h, PORT_ICPT), s2 = intercept_port(&h, PORT_DONE);
 	expect(!s1 && !s2, "InstallIntercept: 0x%x 0x%x", s1, s2);
 	st |= s1 | s2;

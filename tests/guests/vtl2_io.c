@@ -182,12 +182,7 @@ int guest_main(const char *cmdline)
 	u16 st = 0;
 
 	TEST_BEGIN("setup");
-	expect(vtl2_rt_hvcall_init(&h, &st) == 0, "VTL2's hypercall page did not appear");
-	if (st || !h.vtl_return_offset)
-		guest_abort("no VTL return stub");
-	vtl2_rt_enable_assist();
-	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG, 1ull << 12, 0);
-	expect(st == 0, "VsmPartitionConfig intercept_page: status 0x%x", st);
+	st = vtl2_rt_begin(&h, 1ull << 12);   /* intercept messages in the assist page */
 	u16 s1 = vtl2_rt_install_intercept(&h, 2 /* write */, INTERCEPT_IO_PORT, PORT_OUTS);
 	u16 s2 = vtl2_rt_install_intercept(&h, 1 /* read */, INTERCEPT_IO_PORT, PORT_INS);
 	u16 s3 = vtl2_rt_install_intercept(&h, 2, INTERCEPT_IO_PORT, PORT_CROSS);

@@ -241,12 +241,7 @@ int guest_main(const char *cmdline)
 	u32 reason, vp, vector;
 
 	TEST_BEGIN("setup");
-	expect(vtl2_rt_hvcall_init(&h, &st) == 0, "VTL2's hypercall page did not appear");
-	if (st || !h.vtl_return_offset)
-		guest_abort("no VTL return stub");
-	vtl2_rt_enable_assist();
-	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG, 1ull << 12, 0);
-	expect(st == 0, "VsmPartitionConfig intercept_page: status 0x%x", st);
+	st = vtl2_rt_begin(&h, 1ull << 12);   /* intercept messages in the assist page */
 	u16 cs = read_cs();
 	vtl0_gate(VEC_LEVEL, vtl0_isr_level, cs);
 	vtl0_gate(VEC_EDGE, vtl0_isr_edge, cs);

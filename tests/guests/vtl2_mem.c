@@ -135,14 +135,8 @@ int guest_main(const char *cmdline)
 	struct hvcall h;
 	TEST_BEGIN("setup");
 	u16 st = 0;
-	expect(vtl2_rt_hvcall_init(&h, &st) == 0, "VTL2's hypercall page did not appear");
-	if (!expect(st == 0 && h.vtl_return_offset, "VsmCodePageOffsets: status 0x%x", st))
-		guest_abort("no VTL return stub");
-	vtl2_rt_enable_assist();
 	/* enable_vtl_protection, default mask RWX, intercept page */
-	st = hvcall_set_vp_register(&h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG,
-				    0x1 | 0xf << 1 | 1ull << 12, 0);
-	expect(st == 0, "VsmPartitionConfig: status 0x%x", st);
+	st = vtl2_rt_begin(&h, 0x1 | 0xf << 1 | 1ull << 12);
 	memcpy((void *)CODE, (const void *)vtl0_blob, (u64)vtl0_blob_end - (u64)vtl0_blob);
 	u64 secret = (u64)&vtl2_secret;
 	memcpy((void *)PARAM, &secret, 8);

@@ -81,14 +81,10 @@ static uint64_t start_vp(struct vfake *f, uint32_t caller, uint32_t vp, uint8_t 
 /* Get one register of (self, vtl) from vp. */
 static uint64_t get_reg(struct vfake *f, uint32_t vp, uint8_t vtl, uint32_t name, uint64_t *val)
 {
-	uint8_t in[20] = { 0 };
-	memset(in, 0xff, 8);
-	uint32_t self = HV_VP_INDEX_SELF;
-	memcpy(in + 8, &self, 4);
-	in[12] = vtl;
-	memcpy(in + 16, &name, 4);
+	uint8_t in[48];
+	vf_one_register(in, vtl, name, 0);
 	memset(f->ram + OUT, 0xAA, 16);
-	uint64_t r = hc(f, vp, HVCALL_GET_VP_REGISTERS | REP(1), in, sizeof(in));
+	uint64_t r = hc(f, vp, HVCALL_GET_VP_REGISTERS | REP(1), in, 20);
 	if (val)
 		memcpy(val, f->ram + OUT, 8);
 	/* Status only; a success has done its one rep. */
@@ -99,13 +95,8 @@ static uint64_t get_reg(struct vfake *f, uint32_t vp, uint8_t vtl, uint32_t name
 
 static uint64_t set_reg(struct vfake *f, uint32_t vp, uint8_t vtl, uint32_t name, uint64_t val)
 {
-	uint8_t in[48] = { 0 };
-	memset(in, 0xff, 8);
-	uint32_t self = HV_VP_INDEX_SELF;
-	memcpy(in + 8, &self, 4);
-	in[12] = vtl;
-	memcpy(in + 16, &name, 4);
-	memcpy(in + 32, &val, 8);
+	uint8_t in[48];
+	vf_one_register(in, vtl, name, val);
 	uint64_t r = hc(f, vp, HVCALL_SET_VP_REGISTERS | REP(1), in, sizeof(in));
 	if ((r & 0xffff) == 0)
 		assert_int_equal(r, REP(1));

@@ -191,6 +191,22 @@ static inline void vf_stimer_changed(void *o)
 	((struct vfake *)o)->nstimer_changed++;
 }
 
+/*
+ * Get/SetVpRegisters input for one register of this partition and the
+ * calling VP: input VTL byte `vtl`, `name` at 16, `value` at 32 (a get
+ * reads the first 20 bytes).
+ */
+static inline void vf_one_register(uint8_t in[48], uint8_t vtl, uint32_t name, uint64_t value)
+{
+	uint32_t self = HV_VP_INDEX_SELF;
+	memset(in, 0, 48);
+	memset(in, 0xff, 8);   /* HV_PARTITION_ID_SELF */
+	memcpy(in + 8, &self, 4);
+	in[12] = vtl;
+	memcpy(in + 16, &name, 4);
+	memcpy(in + 32, &value, 8);
+}
+
 static inline struct vfake *vf_new_mode(unsigned nvps, bool lazy, bool eoi)
 {
 	struct vfake *f = calloc(1, sizeof(*f));

@@ -815,17 +815,11 @@ static void test_deliver_intercept(void **state)
 	vf_free(f);
 }
 
-/* PostMessageDirect / SignalEventDirect to a VTL2 SynIC: vsm writes its pages. */
 /* SetVpRegisters of one register (input VTL byte `vtl`) by VP 0: the result. */
 static uint64_t set_one(struct vfake *f, uint8_t vtl, uint32_t name, uint64_t value)
 {
-	uint8_t in[48] = { 0 };
-	memset(in, 0xff, 8);
-	uint32_t self = HV_VP_INDEX_SELF;
-	memcpy(in + 8, &self, 4);
-	in[12] = vtl;
-	memcpy(in + 16, &name, 4);
-	memcpy(in + 32, &value, 8);
+	uint8_t in[48];
+	vf_one_register(in, vtl, name, value);
 	return hc(f, 0, HVCALL_SET_VP_REGISTERS | REP(1), in, sizeof(in));
 }
 
@@ -918,11 +912,8 @@ static void test_register_page(void **state)
 	assert_int_equal(vtl_call(f), VSM_HC_SWITCHED);
 	assert_int_equal(pg[2], 0);
 	/* Read back; disabled: intercepts leave the page alone. */
-	uint8_t in[32] = { 0 };
-	memset(in, 0xff, 8);
-	uint32_t self = HV_VP_INDEX_SELF, name = HV_REGISTER_REGISTER_PAGE;
-	memcpy(in + 8, &self, 4);
-	memcpy(in + 16, &name, 4);
+	uint8_t in[48];
+	vf_one_register(in, 0, HV_REGISTER_REGISTER_PAGE, 0);
 	assert_int_equal(hc(f, 0, HVCALL_GET_VP_REGISTERS | REP(1), in, 20), REP(1));
 	assert_int_equal(u64_at(f->ram + OUT), PAGE | 1);
 	assert_int_equal(set_one(f, 0, HV_REGISTER_REGISTER_PAGE, 0), REP(1));
@@ -932,6 +923,7 @@ static void test_register_page(void **state)
 	vf_free(f);
 }
 
+/* PostMessageDirect / SignalEventDirect to a VTL2 SynIC: vsm writes its pages. */
 static void test_synic_vtl2(void **state)
 {
 	(void)state;

@@ -28,6 +28,18 @@ void vtl2_rt_enable_assist(void)
 	wrmsr(HVL_MSR_VP_ASSIST_PAGE, (u64)vtl2_rt_assist | 1);
 }
 
+u16 vtl2_rt_begin(struct hvcall *h, u64 config)
+{
+	u16 st = 0;
+	expect(vtl2_rt_hvcall_init(h, &st) == 0, "VTL2's hypercall page did not appear");
+	if (!expect(st == 0 && h->vtl_return_offset, "VsmCodePageOffsets: status 0x%x", st))
+		guest_abort("no VTL return stub");
+	vtl2_rt_enable_assist();
+	st = hvcall_set_vp_register(h, HVL_VTL_CURRENT, HVL_REG_VSM_PARTITION_CONFIG, config, 0);
+	expect(st == 0, "VsmPartitionConfig 0x%lx: status 0x%x", config, st);
+	return st;
+}
+
 u64 vtl2_rt_vtl0_gprs[VTL2_RT_NGPRS];
 void *vtl2_rt_stub;
 u64 vtl2_rt_rcx;

@@ -30,6 +30,13 @@ extern u8 vtl2_rt_assist[4096];
 int vtl2_rt_hvcall_init(struct hvcall *h, u16 *vsm_status);
 /* Enables vtl2_rt_assist as this VP's assist page (HV_X64_MSR_VP_ASSIST_PAGE). */
 void vtl2_rt_enable_assist(void);
+/*
+ * The usual start of a VTL2 payload, in its current test: the hypercall
+ * page (guest_abort without a VTL return stub), the VP assist page, and
+ * VsmPartitionConfig = config (1 << 12: intercept messages in the assist
+ * page). The status of the VsmPartitionConfig write (checked here too).
+ */
+u16 vtl2_rt_begin(struct hvcall *h, u64 config);
 
 /*
  * VTL0's first instructions, as an asm string for a payload's VTL0 code:
