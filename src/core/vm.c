@@ -337,6 +337,8 @@ void vm_inspect(struct inspect *in, void *opaque)
 	inspect_str(in, "cmdline", vm->cmdline ? vm->cmdline : "");
 	inspect_child(in, "vcpu", inspect_vcpus, vm);
 	inspect_child(in, "storage", inspect_storage, vm);
+	if (vm->ioapic)   /* split irqchip (--vtl2): the IOAPIC is ours */
+		inspect_child(in, "ioapic", ioapic_inspect, vm->ioapic);
 	vmbus_glue_inspect(vm, in);
 }
 
