@@ -142,6 +142,7 @@ static int add_acpi(struct vm *vm, uint64_t *rsdp_gpa)
 	struct acpi_config ac = {
 		.ncpus = vm->nvcpus,
 		.vmbus = vm->cfg->hv && !vm->cfg->no_vmbus,
+		.no_legacy_pic = vm->split_irqchip,
 	};
 	if (vm->dev->pci) {
 		ac.dsdt_extra = dsdt_pci;

@@ -257,7 +257,9 @@ static void acpi_build_madt(struct acpi_builder *b,
 		{ PM_SCI_IRQ, PM_SCI_IRQ,
 		  ACPI_MADT_POLARITY_ACTIVE_HIGH | ACPI_MADT_TRIGGER_LEVEL },
 	};
-	const size_t n_ovr = sizeof(overrides) / sizeof(overrides[0]);
+	/* Without a PIT its override (the first) goes too. */
+	const size_t skip = cfg->no_legacy_pic ? 1 : 0;
+	const size_t n_ovr = sizeof(overrides) / sizeof(overrides[0]) - skip;
 	size_t len = sizeof(struct acpi_madt) +
 		     cfg->ncpus * sizeof(struct acpi_madt_local_apic) +
 		     sizeof(struct acpi_madt_io_apic) +
@@ -269,7 +271,7 @@ static void acpi_build_madt(struct acpi_builder *b,
 		return;
 	acpi_header(&m->hdr, "APIC", len, ACPI_MADT_REVISION);
 	m->local_apic_address = ACPI_LAPIC_BASE;
-	m->flags = ACPI_MADT_PCAT_COMPAT; /* dual 8259 present */
+	m->flags = cfg->no_legacy_pic ? 0 : ACPI_MADT_PCAT_COMPAT; /* dual 8259 present */
 
 	uint8_t *p = (uint8_t *)(m + 1);
 	for (unsigned i = 0; i < cfg->ncpus; i++) {
@@ -295,9 +297,9 @@ static void acpi_build_madt(struct acpi_builder *b,
 		o->type = ACPI_MADT_TYPE_INT_OVERRIDE;
 		o->length = sizeof(*o);
 		o->bus = 0;
-		o->source = overrides[i].irq;
-		o->gsi = overrides[i].gsi;
-		o->flags = overrides[i].flags;
+		o->source = overrides[skip + i].irq;
+		o->gsi = overrides[skip + i].gsi;
+		o->flags = overrides[skip + i].flags;
 		p += sizeof(*o);
 	}
 

@@ -260,6 +260,11 @@ struct acpi_config {
 	bool com_present[ACPI_NUM_COM];   /* COM1..COM4 */
 	bool vmbus;                       /* \_SB.VMBS, Hyper-V's VMBus device */
 	/*
+	 * No 8259 PIC and no PIT (a split irqchip): the MADT says so (no
+	 * PCAT_COMPAT flag, no override for the PIT's IRQ 0).
+	 */
+	bool no_legacy_pic;
+	/*
 	 * Optional: adds devices to the DSDT. Called at the root of the
 	 * definition block after the built-in objects (\_S5, \_SB with CPUs,
 	 * COM ports and the RTC); open "\_SB" again with aml_scope() to add

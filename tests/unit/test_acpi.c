@@ -290,6 +290,39 @@ static void test_dsdt_extra(void **state)
 	assert_int_equal(acpi_build(&cfg, buf, sizeof(buf), GPA), -EINVAL);
 }
 
+/* A split irqchip's platform: no PCAT_COMPAT, no PIT override; the SCI's stays. */
+static void test_no_legacy_pic(void **state)
+{
+	(void)state;
+	struct acpi_config cfg = { .ncpus = 2, .no_legacy_pic = true };
+	memset(buf, 0xA5, sizeof(buf));
+	long n = acpi_build(&cfg, buf, sizeof(buf), GPA);
+	assert_true(n > 0);
+	struct acpi_rsdp *rsdp = (void *)buf;
+	struct acpi_table_header *x = table(n, rsdp->xsdt_address, "XSDT");
+	uint64_t e[2];
+	memcpy(e, x + 1, sizeof(e));
+	struct acpi_madt *m = (void *)table(n, e[1], "APIC");
+	assert_int_equal(m->flags, 0);
+	uint8_t *p = (uint8_t *)(m + 1), *end = (uint8_t *)m + m->hdr.length;
+	unsigned niso = 0, nlapic = 0;
+	while (p < end) {
+		assert_true(p + 2 <= end && p[1] >= 2 && p + p[1] <= end);
+		if (p[0] == ACPI_MADT_TYPE_INT_OVERRIDE) {
+			struct acpi_madt_int_override *o = (void *)p;
+			assert_int_equal(o->source, 9);
+			assert_int_equal(o->gsi, 9);
+			assert_int_equal(o->flags, 0xD);
+			niso++;
+		}
+		nlapic += p[0] == ACPI_MADT_TYPE_LOCAL_APIC;
+		p += p[1];
+	}
+	assert_int_equal(niso, 1);
+	assert_int_equal(nlapic, 2);
+	assert_ptr_equal(p, end);
+}
+
 /* --- iasl checks --- */
 
 static bool have_iasl(void)
@@ -651,6 +684,7 @@ int main(void)
 		cmocka_unit_test(test_max_cpus),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_dsdt_extra),
+		cmocka_unit_test(test_no_legacy_pic),
 		cmocka_unit_test(test_vmbus_device),
 		cmocka_unit_test(test_iasl_vmbus),
 		cmocka_unit_test(test_iasl_1cpu),
